@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+/*
+ * nswap wire protocol, version 1 -- the one definition shared by nswap.ko
+ * (kernel client) and nswapd (memory server).  docs/protocol.md is the
+ * prose specification; plugins/module_utils/nswap_protocol.py is the Python
+ * codec and a unit test checks that its constants match this file.
+ *
+ * Every frame is a fixed 56-byte little-endian header followed by `length`
+ * payload bytes.  Requests carry a client-chosen `tag`; the reply to a request
+ * has type (request type | NSWAP_REPLY) and the same tag, so any number of
+ * requests may be in flight on one connection and replies may come back in
+ * any order.
+ */
+#ifndef NSWAP_PROTO_H
+#define NSWAP_PROTO_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#include <linux/build_bug.h>
+#else
+#include <stdint.h>
+#include <assert.h>
+typedef uint8_t __u8;
+typedef uint16_t __le16;
+typedef uint32_t __le32;
+typedef uint64_t __le64;
+#endif
+
+#define NSWAP_MAGIC		0x5057534eU	/* bytes "NSWP" on the wire */
+#define NSWAP_PROTO_VERSION	1	/* highest version this header speaks */
+#define NSWAP_PROTO_MIN_VERSION	1	/* lowest version still accepted */
+#define NSWAP_PAGE_SIZE		4096U
+#define NSWAP_HDR_SIZE		56U
+/* Largest payload any frame may carry: a page plus room for a MAC trailer
+ * (reserved for NSWAP_F_AUTH) and for STATUS replies. */
+#define NSWAP_MAX_PAYLOAD	(NSWAP_PAGE_SIZE + 256U)
+#define NSWAP_DEFAULT_PORT	7405
+
+/* Message types.  Bit 7 marks a reply. */
+enum nswap_msg_type {
+	NSWAP_HELLO		= 1,	/* first frame on a connection: version/feature negotiation */
+	NSWAP_PUTPAGE		= 2,	/* store a page: payload = 4096 bytes */
+	NSWAP_GETPAGE		= 3,	/* fetch a page: reply payload = 4096 bytes */
+	NSWAP_INVALIDATE	= 4,	/* drop a page (or a range, NSWAP_F_RANGE) */
+	NSWAP_STATUS		= 5,	/* server state and counters, for tooling and gossip */
+	/* Reserved for the next protocol features (see docs/protocol.md):
+	 * server-to-server migration and its client notification, and gossip. */
+	NSWAP_PUNTPAGE		= 6,
+	NSWAP_UPDATE		= 7,
+	NSWAP_GOSSIP		= 8,
+	NSWAP_REPLY		= 0x80,
+};
+
+/* Header flags. */
+enum nswap_flags {
+	NSWAP_F_RANGE		= 1U << 0,	/* INVALIDATE: payload is __le64 slot count from `slot` */
+	NSWAP_F_NOREPLY		= 1U << 1,	/* INVALIDATE: sender wants no reply (fire and forget) */
+	NSWAP_F_AUTH		= 1U << 8,	/* reserved: payload ends in a MAC trailer */
+	NSWAP_F_ENCRYPTED	= 1U << 9,	/* reserved: page payload is encrypted */
+};
+
+/* Reply status codes (header field `status`; 0 = success). */
+enum nswap_status {
+	NSWAP_OK		= 0,
+	NSWAP_ENOENT		= 1,	/* no such page at this server */
+	NSWAP_ESTALE		= 2,	/* page exists with a different generation */
+	NSWAP_ENOSPC		= 3,	/* cache full, page not stored */
+	NSWAP_EBADCRC		= 4,	/* payload checksum mismatch, nothing stored */
+	NSWAP_EPROTO		= 5,	/* malformed request; connection will be closed */
+	NSWAP_EVERSION		= 6,	/* no common protocol version */
+	NSWAP_EINVAL		= 7,	/* well-formed but invalid argument */
+	NSWAP_ESHUTDOWN		= 8,	/* server is draining; retry elsewhere */
+};
+
+/* Feature bits negotiated in HELLO (intersection of both sides). */
+enum nswap_features {
+	NSWAP_FEAT_RANGE_INVALIDATE	= 1U << 0,
+	NSWAP_FEAT_MIGRATION		= 1U << 1,	/* reserved: PUNTPAGE/UPDATE */
+	NSWAP_FEAT_AUTH			= 1U << 2,	/* reserved: per-message MAC */
+	NSWAP_FEAT_ENCRYPTION		= 1U << 3,	/* reserved: page encryption */
+};
+
+struct nswap_hdr {
+	__le32 magic;		/*  0: NSWAP_MAGIC */
+	__u8   version;		/*  4: protocol version of this frame */
+	__u8   type;		/*  5: enum nswap_msg_type, | NSWAP_REPLY on replies */
+	__le16 flags;		/*  6: enum nswap_flags */
+	__le64 tag;		/*  8: request tag, echoed in the reply */
+	__le64 client_id;	/* 16: client (node+device) the page belongs to */
+	__le64 slot;		/* 24: swap slot (4 KiB block index) on the client device */
+	__le64 generation;	/* 32: per-slot write generation, see docs */
+	__le32 length;		/* 40: payload bytes that follow */
+	__le32 crc;		/* 44: crc32c of the payload, 0 when length == 0 */
+	__le16 status;		/* 48: enum nswap_status on replies, 0 on requests */
+	__u8   hop_count;	/* 50: times this page has migrated between servers */
+	__u8   reserved;	/* 51: must be 0 */
+	__le32 hdr_crc;		/* 52: crc32c of bytes 0..51 */
+} __attribute__((packed));
+
+/* HELLO payload (both directions). */
+struct nswap_hello {
+	__le16 min_version;	/* sender accepts versions min..max; the reply */
+	__le16 max_version;	/* carries the chosen one in both fields       */
+	__le32 features;	/* enum nswap_features offered / accepted */
+	__le64 capacity_pages;	/* reply: server cache capacity; request: 0 */
+	char   name[32];	/* NUL-padded node name, for logs and STATUS */
+} __attribute__((packed));
+
+/* STATUS reply payload.  New fields are only ever appended; readers accept
+ * a longer payload and ignore what they do not know. */
+struct nswap_status_reply {
+	__le64 capacity_pages;
+	__le64 used_pages;
+	__le64 clients;
+	__le64 puts;
+	__le64 gets;
+	__le64 invalidates;
+	__le64 get_misses;
+	__le64 errors;
+	__le64 bytes_in;
+	__le64 bytes_out;
+	__le64 uptime_s;
+} __attribute__((packed));
+
+#ifdef __KERNEL__
+static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE);
+#else
+static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE, "header size");
+static_assert(sizeof(struct nswap_hello) == 48, "hello size");
+static_assert(sizeof(struct nswap_status_reply) == 88, "status size");
+#endif
+
+#endif /* NSWAP_PROTO_H */
