@@ -18,12 +18,10 @@
 #include <linux/types.h>
 #include <linux/build_bug.h>
 #else
-#include <stdint.h>
+/* The kernel's UAPI types, so that user space that also includes
+ * <linux/types.h> (directly or through libc headers) sees one definition. */
+#include <linux/types.h>
 #include <assert.h>
-typedef uint8_t __u8;
-typedef uint16_t __le16;
-typedef uint32_t __le32;
-typedef uint64_t __le64;
 #endif
 
 #define NSWAP_MAGIC		0x5057534eU	/* bytes "NSWP" on the wire */
@@ -35,6 +33,8 @@ typedef uint64_t __le64;
  * (reserved for NSWAP_F_AUTH) and for STATUS replies. */
 #define NSWAP_MAX_PAYLOAD	(NSWAP_PAGE_SIZE + 256U)
 #define NSWAP_DEFAULT_PORT	7405
+/* Largest slot count of one range INVALIDATE (NSWAP_F_RANGE). */
+#define NSWAP_MAX_RANGE_COUNT	(1ULL << 32)
 
 /* Message types.  Bit 7 marks a reply. */
 enum nswap_msg_type {

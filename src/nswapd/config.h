@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+/* nswapd settings: defaults, the `key = value` config file, and the command
+ * line (which overrides the file).  Every error names where it came from
+ * and the valid form; the caller exits 2. */
+#ifndef NSWAPD_CONFIG_H
+#define NSWAPD_CONFIG_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_DEFAULT_LISTEN	"0.0.0.0:7405"
+#define CONFIG_DEFAULT_CACHE	(256ULL << 20)
+#define CONFIG_DEFAULT_CLIENTS	256
+#define CONFIG_MAX_CLIENTS	65536
+
+struct config {
+	char listen[128];
+	uint64_t cache_bytes;
+	char name[32];
+	unsigned int max_clients;
+	int log_level;
+	int lock_memory;
+};
+
+void config_defaults(struct config *cfg);
+/* Apply one setting.  `where` prefixes error messages: "FILE:LINE: key" or
+ * "--option".  Returns 0, or -1 after printing the error to stderr. */
+int config_set(struct config *cfg, const char *key, const char *value, const char *where);
+/* Read a config file.  Returns 0, or -1 after printing the error. */
+int config_load(struct config *cfg, const char *path);
+/* Print the effective configuration as a valid config file. */
+void config_print(const struct config *cfg);
+
+/* "ADDR:PORT", "[V6ADDR]:PORT", or "PORT" (all IPv4 addresses).
+ * Returns 0, or -1 with *err set to a reason. */
+int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, const char **err);
+
+#endif

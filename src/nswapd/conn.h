@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+/* One client connection: a fixed read buffer that frames are parsed from in
+ * place, a fixed output ring that replies are built into, and the epoll
+ * interest that follows from them (backpressure: no reading while the ring
+ * cannot take another reply). */
+#ifndef NSWAPD_CONN_H
+#define NSWAPD_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+#include "nswapd.h"
+
+#define CONN_RBUF	(128U * 1024)	/* >= NSWAP_HDR_SIZE + NSWAP_MAX_PAYLOAD */
+#define CONN_OBUF	(128U * 1024)	/* power of two */
+/* Room a request needs in the output ring before it is processed. */
+#define CONN_MAX_REPLY	(NSWAP_HDR_SIZE + NSWAP_MAX_PAYLOAD)
+
+_Static_assert(CONN_RBUF >= NSWAP_HDR_SIZE + NSWAP_MAX_PAYLOAD, "read buffer too small");
+_Static_assert((CONN_OBUF & (CONN_OBUF - 1)) == 0, "ring size not a power of two");
+_Static_assert(CONN_OBUF >= 4 * CONN_MAX_REPLY, "ring too small");
+
+struct conn {
+	enum ev_kind kind;	/* EV_CONN; first, see struct ev_src in server.c */
+	int fd;
+	int dead;
+	uint32_t events;	/* current epoll interest */
+	struct conn *prev, *next, *next_dead;
+	char peer[64];
+
+	/* negotiated by HELLO */
+	int hello_done;
+	uint8_t version;
+	uint32_t features;
+	uint64_t client_id;
+	char name[32];
+
+	int rd_closed;		/* EOF, or read sweep done while draining */
+	int64_t last_rx_ms;	/* while draining: when bytes last arrived */
+	int blocked;		/* a complete frame waits for ring space */
+	size_t rpos, rlen;	/* unparsed bytes are rbuf[rpos..rlen) */
+	int have_hdr;		/* hdr holds the validated header at rpos */
+	struct frame_hdr hdr;
+
+	uint64_t ohead, otail;	/* ring: bytes [ohead, otail) are queued */
+	unsigned char *rbuf;
+	unsigned char *obuf;
+};
+
+/* Accept-side setup; returns NULL (and closes fd) on allocation failure. */
+struct conn *conn_new(struct server *s, int fd, const char *peer);
+/* Handle epoll events for c.  May close it. */
+void conn_event(struct server *s, struct conn *c, uint32_t events);
+/* SIGTERM drain: keep reading c until it is quiet, then stop (see
+ * NSWAPD_DRAIN_QUIET_MS).  Called repeatedly by the drain loop. */
+void conn_drain(struct server *s, struct conn *c);
+/* Close now (unsent replies are dropped) and queue for freeing. */
+void conn_close(struct server *s, struct conn *c, const char *why);
+void conn_free_dead(struct server *s);
+
+/* For request.c: queue a reply.  Space was reserved before dispatch. */
+void conn_reply(struct conn *c, struct frame_hdr *h, const void *payload, size_t len,
+		uint32_t payload_crc);
+/* Protocol violation: log, answer EPROTO when the header could be trusted
+ * (h != NULL), close. */
+void conn_violation(struct server *s, struct conn *c, const struct frame_hdr *h,
+		    const char *reason);
+/* Reply already queued; send what we can and close (EVERSION). */
+void conn_finish(struct server *s, struct conn *c, const char *why);
+
+static inline size_t conn_out_used(const struct conn *c)
+{
+	return (size_t)(c->otail - c->ohead);
+}
+
+#endif

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static int cur_level = L_INFO;
+static int journal = -1;
+
+static const char *const names[] = { "error", "warning", "info", "debug" };
+static const int syslog_prio[] = { 3, 4, 6, 7 };
+
+void log_set_level(int level)
+{
+	cur_level = level;
+}
+
+int log_enabled(int level)
+{
+	return level <= cur_level;
+}
+
+const char *log_level_name(int level)
+{
+	return level >= 0 && level <= L_DEBUG ? names[level] : "?";
+}
+
+int log_level_parse(const char *s)
+{
+	for (int i = 0; i <= L_DEBUG; i++)
+		if (!strcasecmp(s, names[i]))
+			return i;
+	if (!strcasecmp(s, "warn"))
+		return L_WARN;
+	if (!strcasecmp(s, "err"))
+		return L_ERR;
+	return -1;
+}
+
+static void vlog(int level, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n;
+
+	if (journal < 0)
+		journal = getenv("JOURNAL_STREAM") != NULL;
+	if (journal)
+		n = snprintf(buf, sizeof(buf), "<%d>", syslog_prio[level]);
+	else
+		n = snprintf(buf, sizeof(buf), "nswapd: %s%s", level == L_INFO ? "" : names[level],
+			     level == L_INFO ? "" : ": ");
+	if (n < 0)
+		return;
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	/* Best effort: a full or closed stderr must not stop the server. */
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+		return;
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vlog(level, fmt, ap);
+	va_end(ap);
+}
+
+void log_peer(int level, const char *fmt, ...)
+{
+	static time_t window;
+	static unsigned int lines;
+	static unsigned long suppressed;
+	struct timespec ts;
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec != window) {
+		window = ts.tv_sec;
+		lines = 0;
+	}
+	if (++lines > LOG_BURST) {
+		suppressed++;
+		return;
+	}
+	if (suppressed) {
+		log_msg(L_WARN, "%lu peer messages suppressed (more than %d per second)",
+			suppressed, LOG_BURST);
+		suppressed = 0;
+	}
+	va_start(ap, fmt);
+	vlog(level, fmt, ap);
+	va_end(ap);
+}

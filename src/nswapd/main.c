@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+/* nswapd: the nswap memory server.  Command line, configuration, and
+ * (without --foreground) detaching; the work is in server.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "crc32c.h"
+#include "log.h"
+#include "server.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: nswapd [-c FILE] [--listen ADDR:PORT] [--cache-size SIZE] [--name NAME]\n"
+		"              [--max-clients N] [--log-level LEVEL] [--foreground] [--check-config]\n"
+		"\n"
+		"  -c, --config FILE     read `key = value` settings from FILE (no file is read\n"
+		"                        without -c); command-line options override it\n"
+		"  -l, --listen ADDR:PORT  address to listen on (default %s)\n"
+		"  -s, --cache-size SIZE   page cache size, bytes or K/M/G suffix (default 256M)\n"
+		"  -n, --name NAME         node name reported in HELLO and STATUS (default hostname)\n"
+		"  -m, --max-clients N     maximum simultaneous connections (default %d)\n"
+		"      --log-level LEVEL   error, warning, info (default) or debug\n"
+		"  -f, --foreground        do not detach (use under systemd)\n"
+		"      --check-config      validate the configuration, print it, exit\n"
+		"  -V, --version           print the version and protocol range\n"
+		"\n"
+		"Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime error,\n"
+		"2 on a usage or configuration error.  SIGHUP logs the status counters.\n",
+		CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_CLIENTS);
+}
+
+/* Detach; the parent exits once the child reports whether it started. */
+static int daemonize(int *notify_fd)
+{
+	int p[2];
+	pid_t pid;
+	char rc = 1;
+
+	if (pipe(p) != 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &rc, 1) != 1)
+			rc = 1;
+		_exit(rc);
+	}
+	close(p[0]);
+	if (setsid() < 0 || chdir("/") != 0)
+		return -1;
+	int nullfd = open("/dev/null", O_RDWR);
+
+	if (nullfd >= 0) {
+		dup2(nullfd, STDIN_FILENO);
+		dup2(nullfd, STDOUT_FILENO);
+		if (nullfd > STDERR_FILENO)
+			close(nullfd);
+	}
+	*notify_fd = p[1];
+	return 0;
+}
+
+static void notify(int *fd, char rc)
+{
+	if (*fd < 0)
+		return;
+	if (write(*fd, &rc, 1) != 1)
+		rc = 1;
+	close(*fd);
+	*fd = -1;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CHECK = 256, OPT_LOGLEVEL };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "cache-size", required_argument, NULL, 's' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "max-clients", required_argument, NULL, 'm' },
+		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct { const char *key, *opt, *value; } cli[16];
+	int ncli = 0, foreground = 0, check = 0, opt, notify_fd = -1, rc;
+	const char *path = NULL;
+	struct config cfg;
+	struct server s;
+
+	while ((opt = getopt_long(argc, argv, "c:l:s:n:m:fVh", opts, NULL)) != -1) {
+		const char *key = NULL, *name = NULL;
+
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'l': key = "listen"; name = "--listen"; break;
+		case 's': key = "cache_size"; name = "--cache-size"; break;
+		case 'n': key = "name"; name = "--name"; break;
+		case 'm': key = "max_clients"; name = "--max-clients"; break;
+		case OPT_LOGLEVEL: key = "log_level"; name = "--log-level"; break;
+		case 'f': foreground = 1; break;
+		case OPT_CHECK: check = 1; break;
+		case 'V':
+			printf("nswapd %s (protocol versions %u-%u)\n", NSWAPD_VERSION,
+			       NSWAP_PROTO_MIN_VERSION, NSWAP_PROTO_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (key) {
+			if (ncli == (int)(sizeof(cli) / sizeof(cli[0]))) {
+				fprintf(stderr, "nswapd: too many options\n");
+				return 2;
+			}
+			cli[ncli].key = key;
+			cli[ncli].opt = name;
+			cli[ncli++].value = optarg;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "nswapd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	config_defaults(&cfg);
+	if (path && config_load(&cfg, path) != 0)
+		return 2;
+	for (int i = 0; i < ncli; i++)
+		if (config_set(&cfg, cli[i].key, cli[i].value, cli[i].opt) != 0)
+			return 2;
+	if (check) {
+		config_print(&cfg);
+		return 0;
+	}
+
+	log_set_level(cfg.log_level);
+	/* NSWAPD_CRC32C=software: skip the SSE4.2 path (for testing). */
+	const char *crc_env = getenv("NSWAPD_CRC32C");
+
+	if (crc32c_init(crc_env && !strcmp(crc_env, "software")) != 0) {
+		log_msg(L_ERR, "crc32c self-test failed (%s)", crc32c_impl());
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (!foreground && daemonize(&notify_fd) != 0) {
+		log_msg(L_ERR, "cannot detach: %s", strerror(errno));
+		return 1;
+	}
+	umask(077);
+	if (server_init(&s, &cfg) != 0) {
+		notify(&notify_fd, 1);
+		server_destroy(&s);
+		return 1;
+	}
+	notify(&notify_fd, 0);
+	rc = server_run(&s);
+	server_destroy(&s);
+	return rc;
+}

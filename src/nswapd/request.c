@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+#include "request.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "log.h"
+
+static int known_request(unsigned int type)
+{
+	return type >= NSWAP_HELLO && type <= NSWAP_GOSSIP;
+}
+
+static int implemented(unsigned int type)
+{
+	return type >= NSWAP_HELLO && type <= NSWAP_STATUS;
+}
+
+#define FAIL(...) do { snprintf(buf, buflen, __VA_ARGS__); return buf; } while (0)
+
+const char *request_check(const struct conn *c, const struct frame_hdr *h, int hdr_ok,
+			  char *buf, size_t buflen, int *trusted)
+{
+	unsigned int allowed_flags = 0;
+	const char *name = msg_type_name(h->type);
+
+	*trusted = 0;
+	if (h->magic != NSWAP_MAGIC)
+		FAIL("bad magic 0x%08x", (unsigned int)h->magic);
+	if (!hdr_ok)
+		FAIL("bad header crc");
+	*trusted = 1;
+	if (h->type & NSWAP_REPLY)
+		FAIL("reply-type frame (type 0x%02x) from a client", h->type);
+	if (!known_request(h->type))
+		FAIL("unknown message type %u", h->type);
+	if (!implemented(h->type))
+		FAIL("%s (type %u) is reserved and not implemented", name, h->type);
+	if (h->reserved)
+		FAIL("reserved byte is 0x%02x, must be 0", h->reserved);
+	if (h->status)
+		FAIL("status %u in a request, must be 0", h->status);
+	if (h->length > NSWAP_MAX_PAYLOAD)
+		FAIL("length %u exceeds NSWAP_MAX_PAYLOAD (%u)", (unsigned int)h->length,
+		     NSWAP_MAX_PAYLOAD);
+	if (h->length == 0 && h->crc)
+		FAIL("crc 0x%08x with an empty payload, must be 0", (unsigned int)h->crc);
+	if (c->hello_done) {
+		if (h->type == NSWAP_HELLO)
+			FAIL("second HELLO");
+		if (h->version != c->version)
+			FAIL("frame version %u, negotiated version %u", h->version, c->version);
+	} else if (h->type != NSWAP_HELLO && h->type != NSWAP_STATUS) {
+		FAIL("%s before HELLO (version not negotiated)", name);
+	} else if (h->version == 0) {
+		FAIL("version 0 in %s", name);
+	}
+
+	switch (h->type) {
+	case NSWAP_HELLO:
+		if (h->length < HELLO_SIZE)
+			FAIL("HELLO payload is %u bytes, needs at least %zu",
+			     (unsigned int)h->length, HELLO_SIZE);
+		break;
+	case NSWAP_PUTPAGE:
+		if (h->length != NSWAP_PAGE_SIZE)
+			FAIL("PUTPAGE length %u, must be %u", (unsigned int)h->length,
+			     NSWAP_PAGE_SIZE);
+		break;
+	case NSWAP_GETPAGE:
+		if (h->length)
+			FAIL("GETPAGE with a %u-byte payload, must be empty",
+			     (unsigned int)h->length);
+		break;
+	case NSWAP_INVALIDATE:
+		allowed_flags = NSWAP_F_RANGE | NSWAP_F_NOREPLY;
+		if ((h->flags & NSWAP_F_RANGE) && !(c->features & NSWAP_FEAT_RANGE_INVALIDATE))
+			FAIL("NSWAP_F_RANGE without negotiated NSWAP_FEAT_RANGE_INVALIDATE");
+		if ((h->flags & NSWAP_F_RANGE) && h->length != 8)
+			FAIL("range INVALIDATE length %u, must be 8", (unsigned int)h->length);
+		if (!(h->flags & NSWAP_F_RANGE) && h->length)
+			FAIL("INVALIDATE with a %u-byte payload, must be empty",
+			     (unsigned int)h->length);
+		break;
+	case NSWAP_STATUS:
+		if (h->length)
+			FAIL("STATUS with a %u-byte payload, must be empty",
+			     (unsigned int)h->length);
+		break;
+	}
+	if (h->flags & ~allowed_flags)
+		FAIL("flags 0x%04x not valid for %s", h->flags & ~allowed_flags, name);
+	return NULL;
+}
+
+void request_reply_init(const struct conn *c, const struct frame_hdr *req, struct frame_hdr *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->magic = NSWAP_MAGIC;
+	if (c->hello_done)
+		r->version = c->version;
+	else if (req->version >= NSWAP_PROTO_MIN_VERSION && req->version <= NSWAP_PROTO_VERSION)
+		r->version = req->version;
+	else
+		r->version = NSWAP_PROTO_VERSION;
+	r->type = req->type | NSWAP_REPLY;
+	r->tag = req->tag;
+	r->client_id = req->client_id;
+	r->slot = req->slot;
+	r->generation = req->generation;
+	r->hop_count = req->hop_count;
+}
+
+static void reply_status(struct conn *c, struct frame_hdr *r, unsigned int status)
+{
+	r->status = (uint16_t)status;
+	conn_reply(c, r, NULL, 0, 0);
+}
+
+static void do_hello(struct server *s, struct conn *c, const struct frame_hdr *h,
+		     const unsigned char *payload, struct frame_hdr *r)
+{
+	struct hello in, out = {
+		.min_version = NSWAP_PROTO_MIN_VERSION,
+		.max_version = NSWAP_PROTO_VERSION,
+		.features = NSWAPD_FEATURES,
+		.capacity_pages = s->cache.capacity,
+	};
+	unsigned char buf[HELLO_SIZE];
+	unsigned int lo, hi;
+
+	memcpy(out.name, s->cfg.name, sizeof(out.name));
+	hello_decode(&in, payload);
+	for (char *p = in.name; *p; p++)
+		if (!isprint((unsigned char)*p))
+			*p = '?';
+	lo = in.min_version > NSWAP_PROTO_MIN_VERSION ? in.min_version : NSWAP_PROTO_MIN_VERSION;
+	hi = in.max_version < NSWAP_PROTO_VERSION ? in.max_version : NSWAP_PROTO_VERSION;
+	if (lo > hi) {
+		/* The reply carries our own range so the client can tell why. */
+		s->st.errors++;
+		r->status = NSWAP_EVERSION;
+		r->version = NSWAP_PROTO_VERSION;
+		hello_encode(buf, &out);
+		conn_reply(c, r, buf, sizeof(buf), crc32c(buf, sizeof(buf)));
+		log_peer(L_WARN, "%s: HELLO from '%s' offers versions %u-%u, we speak %u-%u; closing",
+			 c->peer, in.name, in.min_version, in.max_version,
+			 NSWAP_PROTO_MIN_VERSION, NSWAP_PROTO_VERSION);
+		conn_finish(s, c, "no common version");
+		return;
+	}
+	if (h->client_id == 0) {
+		s->st.errors++;
+		reply_status(c, r, NSWAP_EINVAL);
+		return;
+	}
+	c->hello_done = 1;
+	c->version = (uint8_t)hi;
+	c->features = in.features & NSWAPD_FEATURES;
+	c->client_id = h->client_id;
+	memcpy(c->name, in.name, sizeof(c->name));
+	s->nclients++;
+
+	out.min_version = out.max_version = (uint16_t)hi;
+	out.features = c->features;
+	r->version = c->version;
+	hello_encode(buf, &out);
+	conn_reply(c, r, buf, sizeof(buf), crc32c(buf, sizeof(buf)));
+	log_peer(L_INFO, "%s: HELLO client_id 0x%llx name '%s' version %u features 0x%x",
+		 c->peer, (unsigned long long)c->client_id, c->name, c->version,
+		 (unsigned int)c->features);
+}
+
+static void do_put(struct server *s, struct conn *c, const struct frame_hdr *h,
+		   const unsigned char *payload, struct frame_hdr *r)
+{
+	struct cache *cache = &s->cache;
+	uint32_t idx = cache_lookup(cache, h->client_id, h->slot);
+	struct cache_meta *m;
+
+	if (idx != CACHE_NONE && cache->meta[idx].generation > h->generation) {
+		/* An older write overtaken by a newer one: keep the newer page. */
+		s->st.errors++;
+		r->generation = cache->meta[idx].generation;
+		r->hop_count = cache->meta[idx].hop_count;
+		reply_status(c, r, NSWAP_ESTALE);
+		return;
+	}
+	if (idx == CACHE_NONE) {
+		idx = cache_insert(cache, h->client_id, h->slot);
+		if (idx == CACHE_NONE) {
+			s->st.errors++;
+			reply_status(c, r, NSWAP_ENOSPC);
+			return;
+		}
+	}
+	m = &cache->meta[idx];
+	memcpy(cache_page(cache, idx), payload, NSWAP_PAGE_SIZE);
+	m->generation = h->generation;
+	m->hop_count = h->hop_count;
+	m->crc = h->crc;
+	s->st.puts++;
+	reply_status(c, r, NSWAP_OK);
+}
+
+static void do_get(struct server *s, struct conn *c, const struct frame_hdr *h,
+		   struct frame_hdr *r)
+{
+	struct cache *cache = &s->cache;
+	uint32_t idx = cache_lookup(cache, h->client_id, h->slot);
+	const struct cache_meta *m;
+
+	s->st.gets++;
+	if (idx == CACHE_NONE) {
+		s->st.get_misses++;
+		reply_status(c, r, NSWAP_ENOENT);
+		return;
+	}
+	m = &cache->meta[idx];
+	r->generation = m->generation;
+	r->hop_count = m->hop_count;
+	if (m->generation != h->generation) {
+		s->st.get_misses++;
+		reply_status(c, r, NSWAP_ESTALE);
+		return;
+	}
+	conn_reply(c, r, cache_page(cache, idx), NSWAP_PAGE_SIZE, m->crc);
+}
+
+static void do_invalidate(struct server *s, struct conn *c, const struct frame_hdr *h,
+			  const unsigned char *payload, struct frame_hdr *r)
+{
+	struct cache *cache = &s->cache;
+	int reply = !(h->flags & NSWAP_F_NOREPLY);
+
+	if (h->flags & NSWAP_F_RANGE) {
+		uint64_t count = get_le64(payload);
+
+		if (count > NSWAP_MAX_RANGE_COUNT || h->slot > UINT64_MAX - count) {
+			s->st.errors++;
+			if (reply)
+				reply_status(c, r, NSWAP_EINVAL);
+			return;
+		}
+		cache_invalidate_range(cache, h->client_id, h->slot, count, h->generation);
+	} else {
+		uint32_t idx = cache_lookup(cache, h->client_id, h->slot);
+
+		if (idx != CACHE_NONE && cache->meta[idx].generation <= h->generation)
+			cache_remove(cache, idx);
+	}
+	s->st.invalidates++;
+	if (reply)
+		reply_status(c, r, NSWAP_OK);
+}
+
+static void do_status(struct server *s, struct conn *c, struct frame_hdr *r)
+{
+	unsigned char buf[STATUS_SIZE];
+	const uint64_t v[11] = {
+		s->cache.capacity, s->cache.used, s->nclients,
+		s->st.puts, s->st.gets, s->st.invalidates, s->st.get_misses,
+		s->st.errors, s->st.bytes_in, s->st.bytes_out, server_uptime(s),
+	};
+
+	status_encode(buf, v);
+	conn_reply(c, r, buf, sizeof(buf), crc32c(buf, sizeof(buf)));
+}
+
+void request_handle(struct server *s, struct conn *c, const struct frame_hdr *h,
+		    const unsigned char *payload)
+{
+	struct frame_hdr r;
+
+	request_reply_init(c, h, &r);
+	if (h->length && crc32c(payload, h->length) != h->crc) {
+		/* Not a protocol violation: the frame boundary is intact, only the
+		 * payload is damaged.  Nothing is executed. */
+		s->st.errors++;
+		log_peer(L_DEBUG, "%s: %s tag %llu: payload crc mismatch", c->peer,
+			 msg_type_name(h->type), (unsigned long long)h->tag);
+		if (!(h->type == NSWAP_INVALIDATE && (h->flags & NSWAP_F_NOREPLY)))
+			reply_status(c, &r, NSWAP_EBADCRC);
+		return;
+	}
+	switch (h->type) {
+	case NSWAP_HELLO:
+		do_hello(s, c, h, payload, &r);
+		return;
+	case NSWAP_STATUS:
+		do_status(s, c, &r);
+		return;
+	}
+	/* Page requests: a connection speaks for the client it said HELLO as. */
+	if (h->client_id != c->client_id) {
+		s->st.errors++;
+		log_peer(L_DEBUG, "%s: %s for client_id 0x%llx on a connection of 0x%llx",
+			 c->peer, msg_type_name(h->type), (unsigned long long)h->client_id,
+			 (unsigned long long)c->client_id);
+		if (!(h->type == NSWAP_INVALIDATE && (h->flags & NSWAP_F_NOREPLY)))
+			reply_status(c, &r, NSWAP_EINVAL);
+		return;
+	}
+	switch (h->type) {
+	case NSWAP_PUTPAGE:
+		do_put(s, c, h, payload, &r);
+		break;
+	case NSWAP_GETPAGE:
+		do_get(s, c, h, &r);
+		break;
+	case NSWAP_INVALIDATE:
+		do_invalidate(s, c, h, payload, &r);
+		break;
+	}
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+/* Request validation and execution: everything the protocol says about a
+ * frame once it has been cut out of the byte stream. */
+#ifndef NSWAPD_REQUEST_H
+#define NSWAPD_REQUEST_H
+
+#include <stddef.h>
+
+#include "conn.h"
+
+/* Check a decoded header (hdr_ok: its hdr_crc matched) against the protocol
+ * and the connection's state.  Returns NULL if the frame may be read, else
+ * the violation, formatted into buf.  *trusted says whether the header is
+ * good enough to address an EPROTO reply to. */
+const char *request_check(const struct conn *c, const struct frame_hdr *h, int hdr_ok,
+			  char *buf, size_t buflen, int *trusted);
+/* Execute a checked request with its complete payload.  May queue one reply
+ * (at most CONN_MAX_REPLY bytes) and may close the connection. */
+/* Fill a reply header for `req`: type | NSWAP_REPLY, echoed tag and key. */
+void request_reply_init(const struct conn *c, const struct frame_hdr *req, struct frame_hdr *r);
+void request_handle(struct server *s, struct conn *c, const struct frame_hdr *h,
+		    const unsigned char *payload);
+
+#endif

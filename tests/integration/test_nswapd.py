@@ -1,0 +1,1123 @@
+"""nswapd against the Python codec, over loopback only.
+
+nswapd is built once per session (``make -C src/nswapd``); set NSWAPD_BIN to
+test another binary (e.g. a sanitizer build).  Every server listens on
+127.0.0.1 with an ephemeral port that it reports on stderr; every loop here is
+bounded in count and time.
+"""
+
+import os
+import random
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
+
+REPO = Path(__file__).resolve().parents[2]
+NSWAPD_DIR = REPO / "src" / "nswapd"
+PAGE = proto.PAGE_SIZE
+START_TIMEOUT = 10.0
+IO_TIMEOUT = 10.0
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def page(client_id, slot, generation=1):
+    """Deterministic page content, distinct for every (client, slot, generation)."""
+    return random.Random("%d/%d/%d" % (client_id, slot, generation)).randbytes(PAGE)
+
+
+_crc_cache = {}
+
+
+def put_frame(client_id, slot, generation, data, tag, crc=None, **fields):
+    """A PUTPAGE frame, caching page checksums (pure-Python crc32c is slow).
+
+    ``crc`` overrides the payload checksum, to send a damaged page.
+    """
+    if crc is None:
+        key = hash(data)
+        crc = _crc_cache.get(key)
+        if crc is None:
+            crc = _crc_cache[key] = proto.crc32c(data)
+    fields.setdefault("version", proto.PROTO_VERSION)
+    return proto.encode_frame(
+        proto.PUTPAGE,
+        data,
+        crc=crc,
+        tag=tag,
+        client_id=client_id,
+        slot=slot,
+        generation=generation,
+        **fields,
+    )
+
+
+def hello_frame(client_id, tag=1, features=proto.FEAT_RANGE_INVALIDATE, name="test"):
+    return proto.encode_frame(
+        proto.HELLO,
+        proto.encode_hello(1, 1, features, 0, name),
+        tag=tag,
+        client_id=client_id,
+    )
+
+
+def read_until_closed(sock, timeout=IO_TIMEOUT, limit=1 << 26):
+    """All bytes until EOF or reset; fails the test if the peer keeps it open."""
+    data = bytearray()
+    deadline = time.monotonic() + timeout
+    sock.settimeout(0.2)
+    while len(data) < limit:
+        if time.monotonic() > deadline:
+            pytest.fail("connection not closed within %.0f s" % timeout)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data.extend(chunk)
+    return bytes(data)
+
+
+def split_frames(data):
+    frames = []
+    while data:
+        frame, used = proto.decode_frame(data)
+        frames.append(frame)
+        data = data[used:]
+    return frames
+
+
+def pump(sock, data, timeout=IO_TIMEOUT, stall=None):
+    """Send ``data`` while draining replies.  Returns (bytes sent, bytes received).
+
+    Stops early when the peer closes, or (with ``stall``) when nothing could be
+    sent for ``stall`` seconds.  Never blocks longer than ``timeout``.
+    """
+    received = bytearray()
+    sent = 0
+    deadline = time.monotonic() + timeout
+    last_progress = time.monotonic()
+    sock.setblocking(False)
+    try:
+        while sent < len(data):
+            now = time.monotonic()
+            if now > deadline or (stall and now - last_progress > stall):
+                break
+            r, w, _ = select.select([sock], [sock], [], 0.05)
+            if r:
+                try:
+                    chunk = sock.recv(262144)
+                except (ConnectionResetError, BlockingIOError):
+                    chunk = b""
+                if not chunk:
+                    return sent, bytes(received)
+                received.extend(chunk)
+            if w:
+                try:
+                    n = sock.send(data[sent : sent + 262144])
+                except BlockingIOError:
+                    n = 0
+                except (BrokenPipeError, ConnectionResetError):
+                    return sent, bytes(received)
+                if n:
+                    sent += n
+                    last_progress = time.monotonic()
+    finally:
+        sock.setblocking(True)
+    return sent, bytes(received)
+
+
+class Server:
+    """One nswapd process on 127.0.0.1:<ephemeral>, with its stderr collected."""
+
+    def __init__(self, binary, *args, env=None):
+        self.cmd = [str(binary), "--foreground", "--listen", "127.0.0.1:0", *map(str, args)]
+        self.proc = subprocess.Popen(
+            self.cmd,
+            env=dict(os.environ, **(env or {})),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        m = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", START_TIMEOUT)
+        if not m:
+            self.kill()
+            pytest.fail("nswapd did not start: %s\n%s" % (self.cmd, self.log_text()))
+        self.port = int(m.group(1))
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def log_text(self):
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_log(self, pattern, timeout=5.0):
+        """First match of ``pattern`` in a log line, waiting up to ``timeout``."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    return None
+                self._cond.wait(min(left, 0.2))
+
+    def connect(self, timeout=IO_TIMEOUT):
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+    def client(self, client_id=None, name="pytest", timeout=IO_TIMEOUT):
+        c = proto.Client("127.0.0.1", self.port, timeout=timeout)
+        if client_id is not None:
+            c.hello(client_id, name)
+        return c
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15.0):
+        """SIGTERM and wait; returns the exit status."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail("nswapd did not exit within %.0f s of SIGTERM" % timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def nswapd_bin():
+    override = os.environ.get("NSWAPD_BIN")
+    if override:
+        return Path(override)
+    r = subprocess.run(
+        ["make", "-C", str(NSWAPD_DIR), "nswapd"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if r.returncode != 0:
+        pytest.fail("building nswapd failed:\n%s\n%s" % (r.stdout, r.stderr))
+    return NSWAPD_DIR / "nswapd"
+
+
+@pytest.fixture
+def start_server(nswapd_bin):
+    servers = []
+
+    def start(*args, env=None):
+        srv = Server(nswapd_bin, *args, env=env)
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        if srv.alive():
+            rc = srv.stop()
+            assert rc == 0, "nswapd exited %s\n%s" % (rc, srv.log_text())
+
+
+@pytest.fixture
+def server(start_server):
+    """A fresh server with a 4 MiB (1024-page) cache."""
+    return start_server("--cache-size", "4M", "--name", "pytest-srv")
+
+
+# --- basic operation -----------------------------------------------------------
+
+
+def test_hello_put_get_invalidate_roundtrip(server):
+    with server.client() as c:
+        reply = c.hello(0x1234, "node-a", features=0xFF)
+        assert reply.min_version == reply.max_version == 1 == c.version
+        assert reply.features == proto.FEAT_RANGE_INVALIDATE  # the intersection
+        assert reply.capacity_pages == 1024
+        assert reply.name == "pytest-srv"
+
+        data = page(0x1234, 7)
+        assert c.put(7, 1, data) == proto.OK
+        status, got = c.get(7, 1)
+        assert status == proto.OK and got == data
+
+        # overwrite with a newer generation, byte-exact again
+        newer = page(0x1234, 7, 2)
+        assert c.put(7, 2, newer, hop_count=3) == proto.OK
+        tag = c.get_frame(7, 2)
+        frame = c.wait([tag])[tag]
+        assert frame.payload == newer
+        assert (frame.hop_count, frame.generation, frame.slot) == (3, 2, 7)
+        assert frame.type == proto.GETPAGE | proto.REPLY
+
+        assert c.invalidate(7, 2) == proto.OK
+        assert c.get(7, 2) == (proto.ENOENT, None)
+        assert c.invalidate(7, 2) == proto.OK  # idempotent
+        assert c.status().used_pages == 0
+
+
+def test_reply_headers_echo_the_request(server):
+    with server.client(0x99) as c:
+        tag = c.put_frame(12345, 77, page(0x99, 12345, 77), hop_count=2)
+        frame = c.wait([tag])[tag]
+        h = frame.header
+        assert (h.type, h.tag, h.client_id, h.slot, h.generation, h.hop_count) == (
+            proto.PUTPAGE | proto.REPLY,
+            tag,
+            0x99,
+            12345,
+            77,
+            2,
+        )
+        assert (h.status, h.length, h.crc, h.reserved, h.version) == (0, 0, 0, 0, 1)
+
+
+def test_range_invalidate(server):
+    cid, other = 0x5000, 0x5001
+    with server.client(cid) as c, server.client(other) as o:
+        tags = [c.put_frame(s, s + 1, page(cid, s, s + 1)) for s in range(100)]
+        assert all(f.status == proto.OK for f in c.wait(tags).values())
+        assert o.put(20, 1, page(other, 20)) == proto.OK
+
+        # slots 10..59; drops generation <= 40, i.e. slots 10..39
+        assert c.invalidate(10, 40, count=50) == proto.OK
+        for s in range(100):
+            status, data = c.get(s, s + 1)
+            if 10 <= s < 40:
+                assert status == proto.ENOENT, s
+            else:
+                assert status == proto.OK and data == page(cid, s, s + 1), s
+        assert o.get(20, 1) == (proto.OK, page(other, 20))  # other client untouched
+
+        assert c.invalidate(0, proto.GEN_ANY, count=0) == proto.OK
+        assert c.invalidate(0, proto.GEN_ANY, count=proto.MAX_RANGE_COUNT + 1) == proto.EINVAL
+        assert c.invalidate(2**64 - 10, proto.GEN_ANY, count=100) == proto.EINVAL
+        # a range wider than a quarter of the cache takes the full-scan path:
+        # the same generation rule applies there (slots 40..69 have generation <= 70)
+        assert c.invalidate(0, 70, count=1000) == proto.OK
+        for s in range(40, 100):
+            assert c.get(s, s + 1)[0] == (proto.ENOENT if s < 70 else proto.OK), s
+        assert c.invalidate(0, proto.GEN_ANY, count=proto.MAX_RANGE_COUNT) == proto.OK
+        assert c.status().used_pages == 1
+        assert o.get(20, 1) == (proto.OK, page(other, 20))
+
+
+def test_invalidate_noreply(server):
+    with server.client(0x77) as c:
+        assert c.put(1, 1, page(0x77, 1)) == proto.OK
+        assert c.invalidate(1, noreply=True) is None
+        # the next reply on the wire is the STATUS reply, not an INVALIDATE one
+        tag = c.send(proto.STATUS)
+        frame = c.recv()
+        assert (frame.type, frame.tag) == (proto.STATUS | proto.REPLY, tag)
+        assert proto.decode_status(frame.payload).used_pages == 0
+        assert proto.decode_status(frame.payload).invalidates == 1
+
+
+def test_pipelining_256_in_flight(server):
+    cid = 0xABC
+    with server.client(cid) as c:
+        frames = b"".join(put_frame(cid, s, 1, page(cid, s), tag=1000 + s) for s in range(256))
+        c.send_raw(frames)  # all 256 PUTPAGEs in flight before reading a reply
+        replies = c.wait(range(1000, 1256))
+        assert len(replies) == 256
+        for tag, frame in replies.items():
+            assert frame.status == proto.OK and frame.slot == tag - 1000
+
+        order = list(range(256))
+        random.Random(5).shuffle(order)
+        tags = {c.get_frame(s, 1): s for s in order}
+        got = c.wait(tags)
+        for tag, slot in tags.items():
+            assert got[tag].slot == slot
+            assert got[tag].payload == page(cid, slot), slot
+
+
+def test_frames_split_across_tcp_segments(server):
+    cid = 0x51
+    with server.client(cid) as c:
+        raw = put_frame(cid, 3, 1, page(cid, 3), tag=42)
+        cuts = [0, 1, 30, 55, 56, 57, 2000, len(raw)]
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            c.send_raw(raw[a:b])
+            time.sleep(0.01)
+        assert c.wait([42])[42].status == proto.OK
+        assert c.get(3, 1) == (proto.OK, page(cid, 3))
+
+
+# --- generation rules ----------------------------------------------------------
+
+
+def test_generation_rules(server):
+    cid = 0x600
+    with server.client(cid) as c:
+        assert c.put(1, 5, page(cid, 1, 5)) == proto.OK
+        used = c.status().used_pages
+
+        # an older write arriving late is refused; the newer page stays
+        tag = c.put_frame(1, 3, page(cid, 1, 3))
+        stale = c.wait([tag])[tag]
+        assert stale.status == proto.ESTALE
+        assert stale.generation == 5  # the reply names the stored generation
+        assert c.get(1, 5) == (proto.OK, page(cid, 1, 5))
+
+        # reading with another generation is stale, in both directions
+        assert c.get(1, 4) == (proto.ESTALE, None)
+        assert c.get(1, 6) == (proto.ESTALE, None)
+        assert c.get(2, 5) == (proto.ENOENT, None)
+
+        # same generation re-put replaces, without using another page
+        assert c.put(1, 5, page(cid, 1, 55)) == proto.OK
+        assert c.get(1, 5) == (proto.OK, page(cid, 1, 55))
+        assert c.status().used_pages == used
+
+        # INVALIDATE drops only generations <= its own
+        assert c.put(1, 7, page(cid, 1, 7)) == proto.OK
+        assert c.invalidate(1, 6) == proto.OK
+        assert c.get(1, 7) == (proto.OK, page(cid, 1, 7))
+        assert c.invalidate(1, 7) == proto.OK
+        assert c.get(1, 7) == (proto.ENOENT, None)
+        assert c.put(1, 2, page(cid, 1, 2)) == proto.OK  # slot free again: any generation
+        assert c.invalidate(1, proto.GEN_ANY) == proto.OK
+        assert c.status().used_pages == used - 1
+
+
+def test_enospc_when_full(start_server):
+    srv = start_server("--cache-size", "64K")  # 16 pages
+    cid = 0x700
+    with srv.client(cid) as c:
+        assert c.server.capacity_pages == 16
+        for s in range(16):
+            assert c.put(s, 1, page(cid, s)) == proto.OK
+        assert c.put(16, 1, page(cid, 16)) == proto.ENOSPC
+        assert c.put(3, 2, page(cid, 3, 2)) == proto.OK  # re-put needs no new page
+        assert c.get(16, 1) == (proto.ENOENT, None)
+        assert c.invalidate(0) == proto.OK
+        assert c.put(16, 1, page(cid, 16)) == proto.OK
+        st = c.status()
+        assert (st.used_pages, st.capacity_pages) == (16, 16)
+        for s in range(1, 17):
+            assert c.get(s, 2 if s == 3 else 1)[1] == page(cid, s, 2 if s == 3 else 1)
+
+
+def test_bad_payload_crc_is_refused_and_connection_survives(server):
+    cid = 0x800
+    with server.client(cid) as c:
+        data = page(cid, 4)
+        c.send_raw(put_frame(cid, 4, 1, data, tag=500, crc=proto.crc32c(data) ^ 1))
+        assert c.wait([500])[500].status == proto.EBADCRC
+        assert c.get(4, 1) == (proto.ENOENT, None)
+        assert c.put(4, 1, data) == proto.OK
+        assert c.get(4, 1) == (proto.OK, data)
+        assert c.status().errors == 1
+
+
+def test_client_id_must_match_the_hello(server):
+    with server.client(0x900) as c, server.client(0x901) as other:
+        assert other.put(1, 1, page(0x901, 1)) == proto.OK
+        tag = c.get_frame(1, 1, client_id=0x901)
+        frame = c.wait([tag])[tag]
+        assert frame.status == proto.EINVAL and frame.payload == b""
+        tag = c.put_frame(1, 9, page(0x901, 1, 9), client_id=0x901)
+        assert c.wait([tag])[tag].status == proto.EINVAL
+        tag = c.invalidate_frame(1, client_id=0x901)
+        assert c.wait([tag])[tag].status == proto.EINVAL
+        assert other.get(1, 1) == (proto.OK, page(0x901, 1))
+
+
+# --- negotiation -----------------------------------------------------------------
+
+
+def test_version_negotiation(server):
+    with server.client() as c:
+        with pytest.raises(proto.StatusError) as exc:
+            c.hello(0x1, min_version=2, max_version=5)
+        assert exc.value.status == proto.EVERSION
+        offer = proto.decode_hello(exc.value.frame.payload)
+        assert (offer.min_version, offer.max_version) == (1, 1)  # what the server speaks
+        assert read_until_closed(c.sock) == b""
+    assert server.wait_log(r"offers versions 2-5, we speak 1-1; closing")
+
+    with server.client() as c:
+        reply = c.hello(0x2, min_version=1, max_version=9, features=0)
+        assert (reply.min_version, reply.max_version, reply.features) == (1, 1, 0)
+        assert c.version == 1
+
+
+def test_hello_with_client_id_zero_is_refused_but_may_be_retried(server):
+    with server.client() as c:
+        with pytest.raises(proto.StatusError) as exc:
+            c.hello(0)
+        assert exc.value.status == proto.EINVAL
+        c.hello(0x3)
+        assert c.put(0, 1, page(3, 0)) == proto.OK
+
+
+def test_status_probe_before_hello(server):
+    # a single frame, as a monitoring probe would send it, then half-close
+    with server.connect() as s:
+        s.sendall(proto.encode_frame(proto.STATUS, tag=7))
+        s.shutdown(socket.SHUT_WR)
+        frames = split_frames(read_until_closed(s))
+    assert len(frames) == 1
+    assert (frames[0].type, frames[0].tag, frames[0].status) == (proto.STATUS | 0x80, 7, 0)
+    st = proto.decode_status(frames[0].payload)
+    assert st.capacity_pages == 1024 and st.clients == 0
+
+
+def test_max_clients(start_server):
+    srv = start_server("--max-clients", "2")
+    with srv.client(1) as a, srv.client(2) as b, srv.connect() as third:
+        assert read_until_closed(third) == b""
+        assert srv.wait_log(r"refused: max_clients \(2\) reached")
+        assert a.status().clients == 2 and b.put(1, 1, page(2, 1)) == proto.OK
+    # slots are free again (once the server has seen both closes)
+    for _ in range(50):
+        with srv.client() as c:
+            try:
+                c.hello(3)
+                assert c.status().clients == 1
+                break
+            except (proto.NswapError, OSError):
+                time.sleep(0.1)
+    else:
+        pytest.fail("no connection accepted after the others closed")
+
+
+# --- many clients ------------------------------------------------------------------
+
+
+def test_32_concurrent_clients_do_not_see_each_other(server):
+    nclients, npages = 32, 16
+    barrier = threading.Barrier(nclients, timeout=60)
+    errors = []
+
+    def run(i):
+        cid = 0x10000 + i
+        try:
+            with server.client(cid, "c%d" % i) as c:
+                tags = [c.put_frame(s, 1, page(cid, s)) for s in range(npages)]
+                assert all(f.status == proto.OK for f in c.wait(tags).values())
+                barrier.wait()  # every client has written the same slot numbers
+                tags = {c.get_frame(s, 1): s for s in range(npages)}
+                for tag, frame in c.wait(tags).items():
+                    assert frame.payload == page(cid, tags[tag]), (cid, tags[tag])
+                barrier.wait()
+                # drop our pages; nobody else's may go with them
+                assert c.invalidate(0, proto.GEN_ANY, count=npages) == proto.OK
+        except Exception as exc:  # reported below, with the client named
+            errors.append("client %d: %r" % (i, exc))
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(nclients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads)
+    with server.client() as c:
+        st = c.status()
+        assert st.used_pages == 0
+        assert st.puts == nclients * npages and st.gets == nclients * npages
+
+
+# --- protocol violations -----------------------------------------------------------
+
+BAD_CID = 0xBAD
+
+
+def _mutated(raw, offset, value, fix_crc=True):
+    b = bytearray(raw)
+    b[offset] = value
+    if fix_crc:
+        b[52:56] = struct.pack("<I", proto.crc32c(bytes(b[:52])))
+    return bytes(b)
+
+
+def _frame(msg_type, payload=b"", **fields):
+    fields.setdefault("client_id", BAD_CID)
+    fields.setdefault("tag", 66)
+    return proto.encode_frame(msg_type, payload, **fields)
+
+
+GOOD_PUT = put_frame(BAD_CID, 1, 1, page(BAD_CID, 1), tag=66)
+
+# name -> (say HELLO first?, frame bytes, logged reason, header trusted -> EPROTO)
+VIOLATIONS = {
+    "bad magic": (True, b"XXXX" + GOOD_PUT[4:], "bad magic 0x58585858", False),
+    "bad hdr_crc": (True, _mutated(GOOD_PUT, 52, GOOD_PUT[52] ^ 1, False), "bad header crc", False),
+    "wrong version": (True, _frame(proto.GETPAGE, version=2), "frame version 2, negotiated", True),
+    "nonzero reserved": (True, _frame(proto.GETPAGE, reserved=1), "reserved byte is 0x01", True),
+    "reply type": (True, _frame(proto.GETPAGE | proto.REPLY), "reply-type frame (type 0x83)", True),
+    "length too big": (
+        True,
+        proto.Header(
+            type=proto.PUTPAGE, client_id=BAD_CID, tag=66, length=proto.MAX_PAYLOAD + 1
+        ).pack(),
+        "exceeds NSWAP_MAX_PAYLOAD",
+        True,
+    ),
+    "short PUTPAGE": (True, _frame(proto.PUTPAGE, b"x" * 100), "PUTPAGE length 100", True),
+    "long PUTPAGE": (True, _frame(proto.PUTPAGE, b"x" * 4104), "PUTPAGE length 4104", True),
+    "GETPAGE with payload": (True, _frame(proto.GETPAGE, b"12345678"), "GETPAGE with a 8", True),
+    "PUTPAGE before HELLO": (False, GOOD_PUT, "PUTPAGE before HELLO", True),
+    "INVALIDATE before HELLO": (False, _frame(proto.INVALIDATE), "INVALIDATE before HELLO", True),
+    "second HELLO": (True, hello_frame(BAD_CID, tag=66), "second HELLO", True),
+    "unknown type": (True, _frame(42), "unknown message type 42", True),
+    "type zero": (True, _frame(0), "unknown message type 0", True),
+    "PUNTPAGE": (True, _frame(proto.PUNTPAGE, b"p" * PAGE), "PUNTPAGE (type 6) is reserved", True),
+    "UPDATE": (True, _frame(proto.UPDATE), "UPDATE (type 7) is reserved", True),
+    "GOSSIP": (True, _frame(proto.GOSSIP), "GOSSIP (type 8) is reserved", True),
+    "status in request": (True, _frame(proto.GETPAGE, status=3), "status 3 in a request", True),
+    "AUTH flag": (True, _frame(proto.GETPAGE, flags=proto.F_AUTH), "flags 0x0100 not valid", True),
+    "RANGE on GETPAGE": (True, _frame(proto.GETPAGE, flags=proto.F_RANGE), "flags 0x0001", True),
+    "crc with empty payload": (True, _frame(proto.GETPAGE, crc=5), "crc 0x00000005 with an", True),
+    "range INVALIDATE length": (
+        True,
+        _frame(proto.INVALIDATE, b"1234", flags=proto.F_RANGE),
+        "range INVALIDATE length 4",
+        True,
+    ),
+    "short HELLO": (
+        False,
+        _frame(proto.HELLO, proto.encode_hello()[:40]),
+        "HELLO payload is 40 bytes",
+        True,
+    ),
+    "HELLO version 0": (
+        False,
+        _mutated(hello_frame(BAD_CID, tag=66), 4, 0),  # header byte 4 = version
+        "version 0 in HELLO",
+        True,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def shared_server(nswapd_bin):
+    srv = Server(nswapd_bin, "--cache-size", "4M")
+    yield srv
+    rc = srv.stop()
+    assert rc == 0, srv.log_text()
+
+
+@pytest.mark.parametrize("name", sorted(VIOLATIONS))
+def test_protocol_violation_closes_only_that_connection(shared_server, name):
+    srv = shared_server
+    say_hello, raw, reason, trusted = VIOLATIONS[name]
+    good_cid = 0x6000 + sorted(VIOLATIONS).index(name)
+    with srv.client(good_cid) as good:
+        assert good.put(1, 1, page(good_cid, 1)) == proto.OK
+        with srv.connect() as bad:
+            if say_hello:
+                bad.sendall(hello_frame(BAD_CID, tag=1))
+            peer = "127.0.0.1:%d" % bad.getsockname()[1]
+            _, early = pump(bad, raw, timeout=5)
+            frames = split_frames(early + read_until_closed(bad))  # fails if left open
+        if say_hello:
+            assert frames and frames[0].type == proto.HELLO | proto.REPLY
+            frames = frames[1:]
+        if trusted:
+            assert len(frames) == 1, frames
+            assert (frames[0].status, frames[0].tag) == (proto.EPROTO, 66)
+        else:
+            assert frames == []  # nothing is addressed to a header we cannot trust
+        m = srv.wait_log(re.escape(peer) + r": protocol violation: (.*); closing connection")
+        assert m, "no violation logged for %s:\n%s" % (peer, srv.log_text()[-3000:])
+        assert reason in m.group(1)
+        # the other client is unaffected
+        assert good.get(1, 1) == (proto.OK, page(good_cid, 1))
+        assert good.put(2, 1, page(good_cid, 2)) == proto.OK
+        assert good.invalidate(0, proto.GEN_ANY, count=4) == proto.OK
+    assert srv.alive()
+
+
+# --- fuzzing -----------------------------------------------------------------------
+
+
+FUZZ_PAGE = page(0xF022, 0)
+
+
+def _fuzz_frames(rng, cid, count):
+    """``count`` frames: mostly valid requests with random keys, some with damaged
+    payloads (answered EBADCRC), a few that break the protocol (connection closed)."""
+    templates = [
+        lambda: put_frame(
+            cid,
+            rng.randrange(64),
+            rng.choice([0, 1, 2, 3, 2**64 - 1]),
+            FUZZ_PAGE,
+            tag=rng.randrange(2**64),
+            hop_count=rng.randrange(256),
+        ),
+        lambda: _frame(
+            proto.GETPAGE,
+            client_id=cid,
+            slot=rng.randrange(64),
+            generation=rng.choice([0, 1, 2, 3]),
+            tag=rng.randrange(2**64),
+        ),
+        lambda: _frame(
+            proto.INVALIDATE,
+            client_id=cid,
+            slot=rng.randrange(64),
+            generation=rng.choice([0, 1, 2, 2**64 - 1]),
+            flags=rng.choice([0, proto.F_NOREPLY]),
+        ),
+        lambda: _frame(
+            proto.INVALIDATE,
+            struct.pack("<Q", rng.choice([0, 1, 10, 1 << 32, (1 << 32) + 1, 2**64 - 1])),
+            client_id=cid,
+            slot=rng.choice([0, 5, 2**64 - 3]),
+            generation=rng.choice([0, 3, 2**64 - 1]),
+            flags=proto.F_RANGE | rng.choice([0, proto.F_NOREPLY]),
+        ),
+        lambda: _frame(proto.STATUS, client_id=cid),
+        lambda: _frame(proto.GETPAGE, client_id=cid + 1, slot=1),  # someone else's page
+    ]
+    out = []
+    for _ in range(count):
+        raw = bytearray(rng.choice(templates)())
+        kind = rng.random()
+        if kind < 0.006:  # flip header bits, keep hdr_crc valid: reaches the deep checks
+            for _ in range(rng.randint(1, 3)):
+                raw[rng.randrange(52)] ^= 1 << rng.randrange(8)
+            raw[52:56] = struct.pack("<I", proto.crc32c(bytes(raw[:52])))
+        elif kind < 0.012:  # random header fields, valid hdr_crc
+            fields = dict(
+                type=rng.randrange(256),
+                flags=rng.randrange(65536),
+                version=rng.choice([0, 1, 2, 255]),
+                length=rng.choice([0, 8, 48, 88, PAGE, PAGE + 256, rng.randrange(1 << 32)]),
+                client_id=cid,
+                reserved=rng.choice([0, 0, 1]),
+                status=rng.choice([0, 0, 1]),
+            )
+            raw = bytearray(proto.Header(**fields).pack())
+            raw += rng.randbytes(min(fields["length"], rng.randrange(PAGE + 300)))
+        elif kind < 0.015:  # flip a byte anywhere (usually caught by hdr_crc)
+            raw[rng.randrange(len(raw))] ^= 0xFF
+        elif kind < 0.018:  # garbage
+            raw = bytearray(rng.randbytes(rng.randrange(1, 200)))
+        elif kind < 0.021:  # truncated frame: the stream is out of step from here on
+            raw = raw[: rng.randrange(len(raw))]
+        elif kind < 0.08 and len(raw) > 56:  # damaged payload: EBADCRC, not fatal
+            raw[56 + rng.randrange(len(raw) - 56)] ^= 0x5A
+        out.append(bytes(raw))
+    return out
+
+
+def test_fuzz_thousands_of_mutated_frames(start_server):
+    srv = start_server("--cache-size", "16M")  # room for every page the fuzzers put
+    good_cid = 0x7777
+    good = srv.client(good_cid)
+    for s in range(32):
+        assert good.put(s, 1, page(good_cid, s)) == proto.OK
+
+    nworkers, conns_per_worker, frames_per_conn = 4, 16, 60
+    totals = []
+    errors = []
+    deadline = time.monotonic() + 90
+
+    def worker(w):
+        rng = random.Random(1000 + w)
+        sent_frames = 0
+        try:
+            for i in range(conns_per_worker):
+                if time.monotonic() > deadline:
+                    break
+                cid = 0x20000 + w * 100 + i
+                frames = _fuzz_frames(rng, cid, frames_per_conn)
+                if rng.random() < 0.9:
+                    frames.insert(0, hello_frame(cid, tag=1))
+                with srv.connect() as s:
+                    pump(s, b"".join(frames), timeout=10)
+                    try:
+                        s.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                    read_until_closed(s, timeout=10)
+                sent_frames += len(frames)
+        except Exception as exc:
+            errors.append("worker %d: %r" % (w, exc))
+        totals.append(sent_frames)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(nworkers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert sum(totals) >= 3000, totals
+    assert srv.alive(), srv.log_text()[-3000:]
+
+    # the server is healthy and the good client's data is intact
+    for s in range(32):
+        assert good.get(s, 1) == (proto.OK, page(good_cid, s)), s
+    st = good.status()
+    assert st.clients == 1
+    # most frames were executed, not cut short by an early violation
+    assert st.puts + st.gets + st.invalidates + st.errors >= 1500, st
+    violations = srv.log_text().count("protocol violation")
+    assert violations >= 10, violations
+    with srv.client(0x8888) as fresh:
+        assert fresh.put(1, 1, page(0x8888, 1)) == proto.OK
+        assert fresh.get(1, 1) == (proto.OK, page(0x8888, 1))
+    good.close()
+
+
+# --- counters, signals, backpressure ----------------------------------------------
+
+
+def test_status_counters_match_what_was_done(server):
+    cid = 0xC0
+    sent = 0
+    with server.client() as c:
+        real_send = c.send_raw
+
+        def counting_send(data):
+            nonlocal sent
+            sent += len(data)
+            real_send(data)
+
+        c.send_raw = counting_send
+        received = 0
+        real_recv = c._recv_wire
+
+        def counting_recv(verify=True):
+            nonlocal received
+            frame = real_recv(verify)
+            received += proto.HDR_SIZE + len(frame.payload)
+            return frame
+
+        c._recv_wire = counting_recv
+
+        c.hello(cid)
+        for s in range(10):
+            assert c.put(s, 1, page(cid, s)) == proto.OK
+        assert c.put(0, 0, page(cid, 0, 0)) == proto.ESTALE  # error
+        for s in range(6):
+            assert c.get(s, 1)[0] == proto.OK
+        assert c.get(50, 1)[0] == proto.ENOENT  # miss
+        assert c.get(7, 9)[0] == proto.ESTALE  # miss
+        assert c.invalidate(8) == proto.OK
+        assert c.invalidate(9) == proto.OK
+        assert c.invalidate(100) == proto.OK  # nothing there, still counted
+        assert c.invalidate(0, proto.GEN_ANY, count=2) == proto.OK
+        c.send_raw(put_frame(cid, 5, 2, page(cid, 5), tag=999, crc=1))  # EBADCRC: error
+        assert c.wait([999])[999].status == proto.EBADCRC
+
+        bytes_out_before = received
+        st = c.status()
+        assert st.capacity_pages == 1024
+        assert st.used_pages == 6  # 10 put, 2 + 2 invalidated
+        assert st.clients == 1
+        assert st.puts == 10
+        assert st.gets == 8
+        assert st.get_misses == 2
+        assert st.invalidates == 4
+        assert st.errors == 2
+        assert st.bytes_in == sent  # including this STATUS request
+        assert st.bytes_out == bytes_out_before  # everything before this reply
+        assert 0 <= st.uptime_s < 60
+
+
+def test_software_crc32c(start_server):
+    srv = start_server("--cache-size", "1M", env={"NSWAPD_CRC32C": "software"})
+    assert srv.wait_log(r"crc32c software \(slicing-by-8\)")
+    cid = 0xCC
+    with srv.client(cid) as c:
+        for s in range(8):
+            assert c.put(s, 1, page(cid, s)) == proto.OK
+        c.send_raw(put_frame(cid, 9, 1, page(cid, 9), tag=99, crc=proto.crc32c(page(cid, 9)) ^ 8))
+        assert c.wait([99])[99].status == proto.EBADCRC
+        for s in range(8):
+            tag = c.get_frame(s, 1)
+            frame = c.wait([tag])[tag]  # Client.recv checks the reply crc
+            assert frame.payload == page(cid, s)
+
+
+def test_default_crc32c_uses_sse42_when_the_cpu_has_it(server):
+    with open("/proc/cpuinfo") as f:
+        has_sse42 = " sse4_2" in f.read()
+    expected = "sse4.2" if has_sse42 else r"software \(slicing-by-8\)"
+    assert server.wait_log(r"crc32c " + expected), server.log_text()
+
+
+def test_sighup_logs_status(server):
+    with server.client(0xD0) as c:
+        assert c.put(1, 1, page(0xD0, 1)) == proto.OK
+        server.signal(signal.SIGHUP)
+        m = server.wait_log(r"status: capacity_pages 1024 used_pages 1 clients 1 .*puts 1 ")
+        assert m, server.log_text()
+        assert c.get(1, 1) == (proto.OK, page(0xD0, 1))  # still serving
+
+
+def test_sigterm_drains_pipelined_requests(start_server):
+    srv = start_server("--cache-size", "4M")
+    cid = 0xE0
+    with srv.client(cid) as c, srv.client(cid + 1) as idle:
+        assert idle.status().clients == 2
+        batch = b"".join(put_frame(cid, s, 1, page(cid, s), tag=100 + s) for s in range(256))
+        c.send_raw(batch)
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        replies = c.wait(range(100, 356))
+        assert len(replies) == 256
+        assert all(f.status == proto.OK for f in replies.values())
+        with pytest.raises(proto.ConnectionClosed):
+            c.recv()  # then the server closes
+        assert read_until_closed(idle.sock) == b""
+        rc = srv.proc.wait(10)
+        elapsed = time.monotonic() - t0
+    assert rc == 0, srv.log_text()
+    assert elapsed < 5.0
+    assert srv.wait_log(r"SIGTERM: draining 2 connections")
+    with pytest.raises(OSError):
+        srv.connect(timeout=2)
+
+
+def test_sigterm_finishes_a_frame_that_is_half_received(start_server):
+    # The drain stops reading a connection only at a frame boundary after
+    # NSWAPD_DRAIN_QUIET_MS without data: a request in flight is not cut in half.
+    srv = start_server("--cache-size", "4M")
+    cid = 0xE4
+    with srv.client(cid) as c:
+        frames = [put_frame(cid, s, 1, page(cid, s), tag=10 + s) for s in range(11)]
+        c.send_raw(b"".join(frames[:10]) + frames[10][:1000])
+        assert len(c.wait(range(10, 20))) == 10
+        srv.signal(signal.SIGTERM)
+        assert srv.wait_log(r"SIGTERM: draining 1 connections")
+        time.sleep(0.3)  # longer than the quiet period
+        c.send_raw(frames[10][1000:])
+        assert c.wait([20])[20].status == proto.OK
+        with pytest.raises(proto.ConnectionClosed):
+            c.recv()
+    assert srv.proc.wait(10) == 0
+
+
+def test_sigterm_drain_is_bounded_when_a_client_stops_reading(start_server):
+    srv = start_server("--cache-size", "4M")
+    cid = 0xE8
+    c = srv.client(cid)
+    assert c.put(0, 1, page(cid, 0)) == proto.OK
+    # 20000 GETPAGEs = 83 MiB of replies that we never read: the server stalls
+    one = proto.encode_frame(proto.GETPAGE, tag=0, client_id=cid, slot=0, generation=1)
+    gets = one * 20000
+    pump(c.sock, gets, timeout=10, stall=1.0)
+    t0 = time.monotonic()
+    srv.signal(signal.SIGTERM)
+    rc = srv.proc.wait(15)
+    elapsed = time.monotonic() - t0
+    c.close()
+    assert rc == 0
+    assert 4.0 < elapsed < 8.0, elapsed  # NSWAPD_DRAIN_MS is 5 s
+    assert srv.wait_log(r"drain timeout: closing 1 connections")
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_backpressure_bounds_memory_and_spares_other_clients(start_server):
+    srv = start_server("--cache-size", "4M")
+    cid, n = 0xF0, 20000  # 20000 GETPAGE replies = 83 MiB if the server buffered them
+    slow = proto.Client()
+    slow.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    slow.sock.settimeout(IO_TIMEOUT)
+    slow.sock.connect(("127.0.0.1", srv.port))
+    slow.hello(cid)
+    for s in range(8):
+        assert slow.put(s, 1, page(cid, s)) == proto.OK
+    crcs = {s: proto.crc32c(page(cid, s)) for s in range(8)}
+    rss_before = _rss_kib(srv.proc.pid)
+    gets = b"".join(
+        proto.encode_frame(proto.GETPAGE, tag=i, client_id=cid, slot=i % 8, generation=1)
+        for i in range(n)
+    )
+    # send without reading replies until the server stops reading from us
+    slow.sock.setblocking(False)
+    sent = 0
+    last = time.monotonic()
+    deadline = last + 20
+    while sent < len(gets) and time.monotonic() - last < 1.0 and time.monotonic() < deadline:
+        try:
+            k = slow.sock.send(gets[sent : sent + 65536])
+            sent += k
+            last = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+    assert sent < len(gets), "the server never pushed back"
+    rss_stalled = _rss_kib(srv.proc.pid)
+    assert rss_stalled - rss_before < 8 * 1024, (rss_before, rss_stalled)
+
+    # the stalled connection does not hold anyone else up
+    with srv.client(cid + 1) as other:
+        for s in range(4):
+            assert other.put(s, 1, page(cid + 1, s)) == proto.OK
+            assert other.get(s, 1) == (proto.OK, page(cid + 1, s))
+
+    # now read everything: every reply arrives, in order, correct
+    slow.sock.setblocking(True)
+    slow.settimeout(IO_TIMEOUT)
+    got = 0
+    sender_error = []
+
+    def send_rest():
+        try:
+            slow.sock.sendall(gets[sent:])
+        except OSError as exc:
+            sender_error.append(exc)
+
+    t = threading.Thread(target=send_rest)
+    t.start()
+    while got < n:
+        frame = slow._recv_wire(verify=False)
+        slot = frame.tag % 8
+        assert frame.tag == got and frame.status == proto.OK
+        assert frame.crc == crcs[slot] and frame.payload == page(cid, slot)
+        got += 1
+    t.join(30)
+    assert not sender_error
+    slow.close()
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+def run_nswapd(binary, *args, timeout=10):
+    return subprocess.run(
+        [str(binary), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            ["# test", "listen = 127.0.0.1:0", "cache_size = 12X"],
+            "{path}:3: cache_size: '12X' is not a size; use bytes or K/M/G suffix, e.g. 512M",
+        ),
+        (
+            ["cache_size = 1M", "bogus = 1"],
+            "{path}:2: bogus: unknown key; valid keys: listen, cache_size, name, max_clients,"
+            " log_level, lock_memory",
+        ),
+        (["max_clients = 0"], "{path}:1: max_clients: '0' is not a client count"),
+        (["max_clients = lots"], "{path}:1: max_clients: 'lots' is not a client count"),
+        (["", "listen = 127.0.0.1:99999"], "{path}:2: listen: '127.0.0.1:99999' has no valid port"),
+        (["listen = nohost:1"], "{path}:1: listen: 'nohost:1' is not a numeric IP address"),
+        (["log_level = chatty"], "{path}:1: log_level: 'chatty' is not a log level"),
+        (["name = has space"], "{path}:1: name: 'has space' is not a valid name"),
+        (["cache_size = 100"], "{path}:1: cache_size: '100' is too small"),
+        (["lock_memory = perhaps"], "{path}:1: lock_memory: 'perhaps' is not a boolean"),
+        (["just words"], "{path}:1: expected 'key = value', got 'just words'"),
+    ],
+)
+def test_config_file_errors_exit_2(nswapd_bin, tmp_path, lines, message):
+    conf = tmp_path / "nswapd.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    r = run_nswapd(nswapd_bin, "-c", conf, "--foreground")
+    assert r.returncode == 2
+    assert r.stderr.startswith("nswapd: " + message.format(path=conf)), r.stderr
+    assert r.stdout == ""
+
+
+def test_cli_errors_exit_2(nswapd_bin, tmp_path):
+    r = run_nswapd(nswapd_bin, "--cache-size", "12X", "--foreground")
+    assert r.returncode == 2
+    assert r.stderr.startswith(
+        "nswapd: --cache-size: '12X' is not a size; use bytes or K/M/G suffix, e.g. 512M"
+    )
+    r = run_nswapd(nswapd_bin, "-c", tmp_path / "missing.conf")
+    assert r.returncode == 2 and "cannot open config file" in r.stderr
+    r = run_nswapd(nswapd_bin, "--no-such-option")
+    assert r.returncode == 2 and "usage:" in r.stderr
+    r = run_nswapd(nswapd_bin, "--max-clients", "70000", "--check-config")
+    assert r.returncode == 2 and "--max-clients: '70000'" in r.stderr
+
+
+def test_check_config_and_cli_overrides_file(nswapd_bin, start_server, tmp_path):
+    conf = tmp_path / "nswapd.conf"
+    conf.write_text(
+        "# comment\n"
+        "listen = 127.0.0.1:0\n"
+        "cache_size = 1M   # trailing comment\n"
+        "name = from-file\n"
+        "max_clients = 7\n"
+        "log_level = warning\n"
+    )
+    r = run_nswapd(nswapd_bin, "-c", conf, "--cache-size", "2M", "--check-config")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "listen = 127.0.0.1:0",
+        "cache_size = 2M",
+        "name = from-file",
+        "max_clients = 7",
+        "log_level = warning",
+        "lock_memory = no",
+    ]
+    # the printed configuration is itself a valid config file
+    again = tmp_path / "again.conf"
+    again.write_text(r.stdout)
+    assert run_nswapd(nswapd_bin, "-c", again, "--check-config").stdout == r.stdout
+
+    srv = start_server("-c", conf, "--cache-size", "2M", "--log-level", "info")
+    with srv.client(0x1) as c:
+        assert c.server.capacity_pages == 512
+        assert c.server.name == "from-file"
+
+
+def test_port_in_use_exits_1(nswapd_bin, server):
+    r = run_nswapd(nswapd_bin, "--listen", "127.0.0.1:%d" % server.port, "--foreground")
+    assert r.returncode == 1
+    assert "cannot listen on 127.0.0.1:%d: Address already in use" % server.port in r.stderr
+    assert "stopped" not in r.stderr
+    with server.client(0x5) as c:  # the running server is unaffected
+        assert c.put(0, 1, page(5, 0)) == proto.OK
