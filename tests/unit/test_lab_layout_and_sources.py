@@ -44,8 +44,11 @@ def test_one_line_sources_with_options():
     )
     entries = list(aptsources.parse_one_line(text))
     assert aptsources.mirrors_for("bookworm", entries)["main"] == "http://m.example/debian"
-    assert entries[1] == (["http://s.example/debian-security"], ["bookworm-security"],
-                          ["main", "contrib"])
+    assert entries[1] == (
+        ["http://s.example/debian-security"],
+        ["bookworm-security"],
+        ["main", "contrib"],
+    )
 
 
 def test_missing_security_mirror_names_the_fix():
@@ -89,9 +92,19 @@ def test_bad_lab_names_are_refused(name):
 
 def spec(**overrides):
     fields = dict(
-        lab="default", name="client1", index=0, memory_mib=512, cpus=1, swap_disk_mib=64,
-        address="10.77.0.11/24", image_key="bookworm-x", base="/i/base.qcow2",
-        kernel="/i/vmlinuz", initrd="/i/initrd.img", workdir="/w", accel="tcg",
+        lab="default",
+        name="client1",
+        index=0,
+        memory_mib=512,
+        cpus=1,
+        swap_disk_mib=64,
+        address="10.77.0.11/24",
+        image_key="bookworm-x",
+        base="/i/base.qcow2",
+        kernel="/i/vmlinuz",
+        initrd="/i/initrd.img",
+        workdir="/w",
+        accel="tcg",
     )
     fields.update(overrides)
     return vm.VMSpec(**fields)

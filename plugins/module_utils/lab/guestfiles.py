@@ -95,7 +95,8 @@ IPv6AcceptRA=no
 ClientIdentifier=mac
 """
 
-FSTAB = "/dev/vda / ext4 defaults,errors=remount-ro 0 1\n"
+# By label: the extra swap disk may enumerate first and take the name vda.
+FSTAB = "LABEL=root / ext4 defaults,errors=remount-ro 0 1\n"
 HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
 INITRAMFS_MODULES = "virtio_pci\nvirtio_blk\nvirtio_net\next4\n"
 SSHD_LAB = "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"

@@ -181,7 +181,7 @@ def status(spec):
 def qemu_argv(spec, port, tap_fd):
     append = " ".join(
         [
-            "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1",
+            "root=LABEL=root rw console=ttyS0 net.ifnames=0 panic=-1",
             "systemd.hostname=%s" % spec.name,
             "nswaplab.addr=%s" % spec.address,
             "nswaplab.mac=%s" % mac_address(spec.index),
@@ -230,10 +230,12 @@ def qemu_argv(spec, port, tap_fd):
         "unix:%s,server,nowait" % spec.path(".monitor"),
     ]
     if spec.swap_disk_mib:
+        # cache=none: disk-swap benchmarks must measure the disk, not the host's page cache.
         argv += [
             "-drive",
-            "file=%s,format=raw,if=virtio,serial=nswap-swap,cache=none,aio=threads"
-            % spec.path("-swap.raw"),
+            "file=%s,format=raw,if=none,id=swap,cache=none,aio=threads" % spec.path("-swap.raw"),
+            "-device",
+            "virtio-blk-pci,drive=swap,serial=nswap-swap",
         ]
     return argv
 
@@ -270,6 +272,29 @@ def prepare_disks(spec):
         )
 
 
+def launch(spec, tap_fd):
+    """Start QEMU (it daemonizes once running); return the SSH port it forwards."""
+    error = ""
+    for _attempt in range(PORT_ATTEMPTS):
+        # A port found free can be taken before QEMU binds it: then QEMU
+        # fails to start and we try the next one.
+        port = free_port()
+        proc = subprocess.run(
+            qemu_argv(spec, port, tap_fd),
+            pass_fds=(tap_fd,),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return port
+        error = (proc.stderr or proc.stdout).strip()
+        if "hostfwd" not in error and "forwarding" not in error:
+            break
+    raise LabError("VM %s: QEMU failed to start: %s" % (spec.name, error))
+
+
 def start(spec):
     """(Re)create the VM from scratch and start it; return its state dict."""
     require_commands(HOST_COMMANDS)
@@ -278,28 +303,10 @@ def start(spec):
     prepare_disks(spec)
     tap_fd = net.open_tap(spec.lab, net.tap_name(spec.index))
     try:
-        error = ""
-        for _attempt in range(PORT_ATTEMPTS):
-            # A port found free can be taken before QEMU binds it: then QEMU
-            # fails to start and we try the next one.
-            port = free_port()
-            proc = subprocess.run(
-                qemu_argv(spec, port, tap_fd),
-                pass_fds=(tap_fd,),
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-            if proc.returncode == 0:
-                break
-            error = (proc.stderr or proc.stdout).strip()
-            if "hostfwd" not in error and "forwarding" not in error:
-                break
-        else:
-            port = None
-        if proc.returncode != 0:
-            raise LabError("VM %s: QEMU failed to start: %s" % (spec.name, error))
+        port = launch(spec, tap_fd)
+    except LabError:
+        stop(spec)  # leave no half-made VM behind
+        raise
     finally:
         os.close(tap_fd)
     with open(spec.path(".pid")) as handle:

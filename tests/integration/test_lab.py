@@ -1,0 +1,203 @@
+"""The VM lab end to end: bad input, up, idempotence, facts, VM-to-VM TCP, a killed
+run recovered, and removal that leaves nothing behind.
+
+Boots real QEMU VMs (TCG): several minutes.  Uses its own lab name so that a
+developer's `default` lab is left alone.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+from ansible_collections.nswap.cluster.plugins.module_utils.lab import net, vm
+
+pytestmark = pytest.mark.lab
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+LAB = "ci"
+LAB_DIR = os.path.expanduser("~/.cache/nswap/labs/%s" % LAB)
+INVENTORY = os.path.join(LAB_DIR, "inventory.yml")
+BASE_ARGS = ["-e", "lab_name=%s" % LAB]
+
+
+def env_with_path(path=None):
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
+    env["PATH"] = path or "%s:%s" % (VENV_BIN, os.environ["PATH"])
+    return env
+
+
+def playbook(*args, timeout=1800, path=None):
+    argv = [os.path.join(VENV_BIN, "ansible-playbook")] + list(args)
+    proc = subprocess.run(
+        argv,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env_with_path(path),
+        check=False,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def lab(*extra, **kwargs):
+    return playbook("playbooks/lab.yml", *BASE_ARGS, *extra, **kwargs)
+
+
+def recap(output):
+    """{host: {ok:.., changed:.., failed:..}} from the PLAY RECAP."""
+    hosts = {}
+    for line in output.split("PLAY RECAP", 1)[-1].splitlines():
+        m = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+        if m:
+            hosts[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return hosts
+
+
+def leftovers():
+    """Everything the lab could leave behind, by kind."""
+    found = {}
+    pids = vm.lab_processes(LAB)
+    if pids:
+        found["qemu"] = pids
+    if net.netns_exists("nswap-lab-%s" % LAB):
+        found["netns"] = "nswap-lab-%s" % LAB
+    if os.path.exists(LAB_DIR):
+        found["files"] = sorted(os.listdir(LAB_DIR))
+    masters = subprocess.run(
+        ["pgrep", "-f", "ControlPath=%s/" % LAB_DIR], capture_output=True, text=True, check=False
+    ).stdout.split()
+    if masters:
+        found["ssh"] = masters
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def clean_lab():
+    lab("-e", "lab_state=absent")
+    yield
+    lab("-e", "lab_state=absent")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-e", "lab_state=bogus"], "lab_state=bogus is not supported: use -e lab_state=present"),
+        (["-e", "lab_clients=0", "-e", "lab_servers=0"], "the lab needs at least one VM"),
+        (["-e", "lab_memory_mib=128"], "lab_memory_mib >= 256"),
+    ],
+)
+def test_bad_input_fails_with_the_fix(extra, message):
+    rc, out = lab(*extra, timeout=120)
+    assert rc != 0
+    assert message in " ".join(out.split()), out[-2000:]
+    assert leftovers() == {}
+
+
+def test_missing_qemu_names_the_package(tmp_path):
+    # A PATH with every command of /usr/bin except QEMU.
+    shadow = tmp_path / "bin"
+    shadow.mkdir()
+    for name in os.listdir("/usr/bin"):
+        if not name.startswith("qemu-system"):
+            os.symlink(os.path.join("/usr/bin", name), shadow / name)
+    rc, out = lab(timeout=120, path="%s:%s:/usr/sbin" % (VENV_BIN, shadow))
+    assert rc != 0
+    assert "qemu-system-x86_64 not found on the controller" in out
+    assert "apt-get install -y qemu-system-x86" in out
+    assert leftovers() == {}
+
+
+@pytest.fixture(scope="module")
+def lab_up():
+    rc, out = lab()
+    assert rc == 0, out[-4000:]
+    return out
+
+
+def test_lab_comes_up_and_writes_the_inventory(lab_up):
+    hosts = recap(lab_up)
+    assert set(hosts) == {"localhost", "client1", "server1", "server2", "server3"}
+    with open(INVENTORY) as handle:
+        text = handle.read()
+    assert "nswap_clients:" in text and "nswap_servers:" in text
+    assert "nswap_address: 10.77.0.14" in text
+
+
+def test_second_present_changes_nothing(lab_up):
+    rc, out = lab()
+    assert rc == 0, out[-4000:]
+    changed = {host: counts["changed"] for host, counts in recap(out).items()}
+    assert set(changed.values()) == {0}, changed
+
+
+def test_check_mode_on_a_running_lab_changes_nothing(lab_up):
+    rc, out = lab("--check")
+    assert rc == 0, out[-4000:]
+    assert recap(out)["localhost"]["changed"] == 0
+
+
+def test_facts_from_every_vm(lab_up):
+    proc = subprocess.run(
+        [
+            os.path.join(VENV_BIN, "ansible"),
+            "-i",
+            INVENTORY,
+            "all",
+            "-m",
+            "setup",
+            "-a",
+            "filter=ansible_distribution*",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env_with_path(),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    for host in ("client1", "server1", "server2", "server3"):
+        assert re.search(r"^%s \| SUCCESS" % host, proc.stdout, re.M), proc.stdout[-3000:]
+    assert proc.stdout.count('"ansible_distribution_major_version": "12"') == 4
+
+
+def test_vm_to_vm_tcp_over_the_private_segment(lab_up):
+    rc, out = playbook("-i", INVENTORY, "playbooks/smoke.yml", timeout=600)
+    assert rc == 0, out[-4000:]
+    for server, ip in (
+        ("server1", "10.77.0.12"),
+        ("server2", "10.77.0.13"),
+        ("server3", "10.77.0.14"),
+    ):
+        assert "client1-to-%s ok via %s:" % (server, ip) in out
+
+
+def test_killed_run_recovers_and_absent_leaves_nothing(lab_up):
+    rc, out = lab("-e", "lab_state=absent")
+    assert rc == 0, out[-3000:]
+    assert leftovers() == {}
+    argv = [os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/lab.yml"] + BASE_ARGS
+    killed = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=env_with_path(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while len(vm.lab_processes(LAB)) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert vm.lab_processes(LAB), "the killed run should have left VMs behind"
+    rc, out = lab()
+    assert rc == 0, out[-4000:]
+    rc, out = lab("-e", "lab_state=absent")
+    assert rc == 0, out[-3000:]
+    assert leftovers() == {}
