@@ -136,6 +136,15 @@ def build_spec(params):
     )
 
 
+def vm_result(state, spec):
+    return dict(
+        ssh_port=state["ssh_port"],
+        pid=state["pid"],
+        serial_log=state["serial_log"],
+        accel=spec.accel,
+    )
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -173,13 +182,7 @@ def main():
         spec = build_spec(params)
         state = vm.status(spec)
         if state:
-            module.exit_json(
-                changed=False,
-                ssh_port=state["ssh_port"],
-                pid=state["pid"],
-                serial_log=state["serial_log"],
-                accel=spec.accel,
-            )
+            module.exit_json(changed=False, **vm_result(state, spec))
         before = (read_json(spec.path(".json")) or {}).get("spec", {})
         if module.check_mode:
             module.exit_json(
@@ -189,12 +192,7 @@ def main():
     except LabError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(
-        changed=True,
-        ssh_port=state["ssh_port"],
-        pid=state["pid"],
-        serial_log=state["serial_log"],
-        accel=spec.accel,
-        diff=dict(before=before, after=spec.as_dict()),
+        changed=True, diff=dict(before=before, after=spec.as_dict()), **vm_result(state, spec)
     )
 
 
