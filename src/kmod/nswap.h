@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * nswap: network swap block device -- shared definitions.
+ *
+ * Object model (one line each; details in docs/kmod.md):
+ *   nswap_dev    one configfs item /sys/kernel/config/nswap/<name>; owns the
+ *                gendisk /dev/nswapN while powered on, the slot map, the
+ *                invalidate queue and the list of servers.
+ *   nswap_server one memory server (address, port) of a device; owns
+ *                connections_per_server connections.
+ *   nswap_conn   one TCP connection with two kernel threads: the connection
+ *                thread (connect, HELLO, receive replies, reconnect) and the
+ *                transmit thread (sends queued request frames).
+ *   nswap_cmd    blk-mq per-request data; a request of N pages is N frames.
+ *   nswap_frame  one PUTPAGE/GETPAGE exchange for one 4 KiB page.
+ */
+#ifndef NSWAP_H
+#define NSWAP_H
+
+#include <linux/atomic.h>
+#include <linux/bits.h>
+#include <linux/blk-mq.h>
+#include <linux/configfs.h>
+#include <linux/kthread.h>
+#include <linux/mutex.h>
+#include <linux/socket.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "nswap_proto.h"
+#include "nswap_slotmap.h"
+
+/* The one place the module version is defined (dkms.conf must match). */
+#define NSWAP_VERSION		"0.1.0"
+
+#define NSWAP_MAX_SERVERS	64	/* server index is 8 bits in the slot map */
+#define NSWAP_MAX_CONNS		16	/* per server */
+#define NSWAP_MAX_FRAMES	32	/* pages per request (128 KiB) */
+#define NSWAP_MAX_DEVICES	1024
+#define NSWAP_SECTORS_PER_PAGE	(NSWAP_PAGE_SIZE >> SECTOR_SHIFT)
+#define NSWAP_LAT_BUCKETS	24	/* log2(us) buckets, last one open-ended */
+#ifndef NSWAP_INVAL_RING
+#define NSWAP_INVAL_RING	4096	/* queued invalidates per device */
+#endif
+#define NSWAP_WAIT_CONN_MS	100	/* requeue delay while no connection is up */
+#define NSWAP_CLOSE_WAIT_MS	2000	/* power off: wait for servers to close */
+/* docs/protocol.md section 2: a client without its slot map drops [0, 2^32) */
+#define NSWAP_ALL_SLOTS		BIT_ULL(32)
+
+/* Module parameters (defaults for new devices), see nswap_main.c. */
+extern unsigned int nswap_conns_per_server;
+extern unsigned int nswap_timeout_ms;
+extern unsigned int nswap_max_retries;
+extern unsigned int nswap_queue_depth;
+extern unsigned int nswap_connect_timeout_ms;
+extern unsigned int nswap_reconnect_max_ms;
+
+extern struct workqueue_struct *nswap_wq;
+extern int nswap_major;
+
+struct nswap_dev;
+struct nswap_server;
+
+/* Per-device counters, exported under /sys/block/nswapN/nswap/. */
+struct nswap_stats {
+	atomic64_t puts;		/* PUTPAGE acknowledged OK */
+	atomic64_t gets;		/* GETPAGE answered with a valid page */
+	atomic64_t invalidates;		/* INVALIDATE frames sent */
+	atomic64_t invalidates_dropped;	/* queue full or server unreachable */
+	atomic64_t bytes_out;		/* bytes written to sockets */
+	atomic64_t bytes_in;		/* bytes read from sockets */
+	atomic64_t errors;		/* requests completed with an error */
+	atomic64_t retries;		/* request re-issues after a failure */
+	atomic64_t reconnects;		/* connections re-established */
+	atomic_t inflight;		/* frames sent or queued, not answered */
+	atomic64_t lat[NSWAP_LAT_BUCKETS];	/* PUT/GET round trips */
+};
+
+enum nswap_conn_state {
+	NSWAP_CONN_DOWN = 0,		/* connecting, handshaking or backing off */
+	NSWAP_CONN_UP,			/* usable for requests */
+};
+
+struct nswap_conn {
+	struct nswap_server *srv;
+	unsigned int idx;
+
+	/* txq, queued flags of frames on it, and state transitions */
+	spinlock_t txq_lock;
+	struct list_head txq;
+	int state;			/* enum nswap_conn_state */
+	bool ever_up;
+	bool stopping;			/* teardown: do not connect (sock_mutex) */
+
+	struct mutex sock_mutex;	/* publishes/clears sock, shutdown */
+	struct mutex tx_lock;		/* one frame at a time on the socket */
+	struct socket *sock;
+
+	struct task_struct *conn_thread;
+	struct task_struct *tx_thread;
+	wait_queue_head_t tx_wait;
+	wait_queue_head_t backoff_wait;
+	wait_queue_head_t state_wait;	/* woken when the connection goes down */
+
+	void *rxbuf;			/* NSWAP_MAX_PAYLOAD bytes */
+	u8 version;			/* negotiated protocol version */
+	u32 features;			/* negotiated features */
+};
+
+struct nswap_server {
+	struct nswap_dev *dev;
+	unsigned int index;		/* in dev->servers[], kept in slot map */
+	struct sockaddr_storage addr;
+	int addrlen;
+	char name[64];			/* "10.0.0.2:7405" or "[fd00::2]:7405" */
+
+	unsigned int nconns;
+	struct nswap_conn *conns;
+	atomic_t rr;			/* connection round robin */
+	atomic_t nr_up;
+
+	struct mutex purge_lock;	/* serializes the first-contact purge */
+	bool purged;			/* first-contact purge done */
+	u64 capacity_pages;		/* from the HELLO reply */
+	unsigned long full_until;	/* jiffies; ENOSPC back-off */
+	atomic64_t pages;		/* slot map entries naming this server */
+};
+
+/* Invalidate queue entry: drop [slot, slot + count) where stored gen <= gen. */
+struct nswap_inval {
+	u64 slot;
+	u64 gen;		/* generation sent on the wire */
+	u64 dgen;		/* newest data generation covered (for merging) */
+	u32 count;
+	u8 srv;
+};
+
+struct nswap_dev {
+	struct config_item item;
+	struct mutex cfg_lock;		/* configfs stores, power on/off */
+	int index;			/* N of /dev/nswapN */
+
+	/* configuration (cfg_lock) */
+	u64 size;
+	unsigned int conns_per_server;
+	unsigned int timeout_ms;
+	unsigned int max_retries;
+	u64 client_id;
+	bool powered;
+	bool depended;			/* configfs dependency held while on */
+
+	struct nswap_server *servers[NSWAP_MAX_SERVERS];
+	unsigned int nr_servers;	/* highest used index + 1 */
+	atomic_t rr;			/* server round robin for PUTPAGE */
+
+	/* open accounting: power off refuses while open */
+	spinlock_t open_lock;
+	unsigned int open_count;
+	bool dying;
+
+	/* block device (valid while powered) */
+	struct blk_mq_tag_set tag_set;
+	struct gendisk *disk;
+	struct nswap_slotmap map;
+	atomic64_t next_gen;		/* last generation handed out */
+	atomic_t cookie_seq;		/* attempt cookies for reply matching */
+
+	/* invalidate batching, see nswap_inval.c */
+	spinlock_t inval_lock;
+	struct nswap_inval *inval_ring;
+	struct nswap_inval *inval_work_buf;
+	unsigned int inval_head, inval_count;
+	bool inval_stop;
+	bool inval_rescan;		/* FREED words wait in the slot map */
+	struct delayed_work inval_work;
+
+	struct nswap_stats stats;
+};
+
+/* ---- per-request data ---- */
+
+enum nswap_frame_state {
+	NSWAP_FR_TODO = 0,	/* to be (re)sent by the next attempt */
+	NSWAP_FR_SENT,		/* queued or on the wire; counted in pending */
+	NSWAP_FR_DONE,		/* acknowledged */
+};
+
+struct nswap_cmd;
+
+struct nswap_frame {
+	struct nswap_cmd *cmd;
+	struct list_head txnode;	/* on conn->txq while queued */
+	struct page *page;
+	unsigned int offset;
+	u64 slot;
+	u64 gen;			/* PUT: new generation; GET: expected */
+	u64 start_ns;
+	struct nswap_conn *conn;	/* connection of the current attempt */
+	u8 idx;
+	u8 state;
+	u8 srv;				/* server index of the current attempt */
+	bool queued;			/* on conn->txq (txq_lock) */
+	bool tx_busy;			/* tx thread is sending it (cmd->lock) */
+	bool abandon;			/* give up once the send returns */
+	bool early;			/* PUT reply arrived during the send */
+	u16 early_status;
+	/* the last PUT attempt, until acknowledged */
+	bool prev_valid;
+	u8 prev_srv;
+	u64 prev_gen;
+	/* an unacknowledged attempt on another server, dropped after the ack */
+	bool stale_valid;
+	u8 stale_srv;
+	u64 stale_gen;
+};
+
+enum nswap_cmd_state {
+	NSWAP_CMD_IDLE = 0,	/* not owned by the driver (new or requeued) */
+	NSWAP_CMD_ACTIVE,	/* an attempt is running */
+	NSWAP_CMD_DONE,		/* completion decided */
+};
+
+struct nswap_cmd {
+	spinlock_t lock;	/* everything below and the frames' state */
+	u32 cookie;		/* 24-bit attempt cookie, part of every tag */
+	u8 state;
+	u8 nr_frames;
+	u8 pending;		/* SENT frames (+1 while queue_rq issues) */
+	u8 retries;
+	bool started;		/* frames describe the current request */
+	bool fatal;		/* unrecoverable (e.g. page lost on server) */
+	bool failed;		/* this attempt had a retryable failure */
+	bool nowait;		/* some frame found no connection */
+	blk_status_t status;
+	unsigned long first_issue;	/* jiffies */
+	struct nswap_frame frames[NSWAP_MAX_FRAMES];
+};
+
+enum nswap_action {
+	NSWAP_ACT_NONE = 0,
+	NSWAP_ACT_COMPLETE,
+	NSWAP_ACT_REQUEUE,
+	NSWAP_ACT_REQUEUE_DELAYED,
+};
+
+/* Tag layout: bits 0..7 frame index, 8..39 blk-mq unique tag, 40..63 cookie */
+#define NSWAP_TAG_COOKIE_MASK	0xffffffU
+static inline u64 nswap_make_tag(u32 cookie, u32 unique_tag, u8 idx)
+{
+	return ((u64)(cookie & NSWAP_TAG_COOKIE_MASK) << 40) |
+	       ((u64)unique_tag << 8) | idx;
+}
+
+/* nswap_main.c */
+struct nswap_dev *nswap_dev_from_disk(struct gendisk *disk);
+
+/* nswap_dev.c: block device */
+int nswap_dev_power_on(struct nswap_dev *dev);
+int nswap_dev_power_off(struct nswap_dev *dev);
+void nswap_dev_set_timeout(struct nswap_dev *dev);
+int nswap_disk_open(struct gendisk *disk);
+void nswap_disk_release(struct gendisk *disk);
+void nswap_dev_handle_reply(struct nswap_conn *conn,
+			    const struct nswap_hdr *hdr, const void *payload,
+			    bool payload_ok);
+void nswap_dev_abandon_conn(struct nswap_conn *conn);
+void nswap_tx_frame(struct nswap_conn *conn, struct nswap_frame *frame,
+		    u32 cookie);
+u64 nswap_dev_gen_snapshot(struct nswap_dev *dev);
+
+/* nswap_conn.c: servers, connections, sockets */
+int nswap_parse_addr(const char *s, struct sockaddr_storage *ss, int *len,
+		     char *name, size_t namelen);
+struct nswap_server *nswap_server_alloc(struct nswap_dev *dev,
+					unsigned int index,
+					const struct sockaddr_storage *ss,
+					int addrlen, const char *name);
+void nswap_server_free(struct nswap_server *srv);
+int nswap_server_start(struct nswap_server *srv);
+void nswap_server_quiesce(struct nswap_server *srv);
+void nswap_server_stop(struct nswap_server *srv, unsigned long deadline);
+const char *nswap_server_state(struct nswap_server *srv);
+struct nswap_conn *nswap_server_pick_conn(struct nswap_server *srv);
+struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
+					     int avoid);
+bool nswap_conn_queue_frame(struct nswap_conn *conn,
+			    struct nswap_frame *frame);
+void nswap_conn_dequeue_frame(struct nswap_conn *conn,
+			      struct nswap_frame *frame);
+void nswap_conn_kill(struct nswap_conn *conn);
+int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
+		    const void *buf, struct page *page, unsigned int offset);
+int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
+				 u64 count, u64 gen, bool noreply);
+
+/* nswap_wire.c: frame headers and checksums */
+u32 nswap_crc32c(const void *buf, size_t len);
+u32 nswap_crc32c_page(struct page *page, unsigned int offset);
+void nswap_hdr_init(struct nswap_hdr *hdr, u8 version, u8 type, u16 flags,
+		    u64 tag, u64 client_id, u64 slot, u64 gen, u32 len,
+		    u32 crc);
+void nswap_hdr_seal(struct nswap_hdr *hdr);
+int nswap_hdr_check(const struct nswap_hdr *hdr);
+int nswap_wire_selftest(void);
+const char *nswap_status_name(unsigned int status);
+
+/* nswap_inval.c: batched invalidates */
+int nswap_inval_init(struct nswap_dev *dev);
+void nswap_inval_stop(struct nswap_dev *dev);
+void nswap_inval_free(struct nswap_dev *dev);
+bool nswap_inval_queue(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
+		       u64 gen, u64 dgen);
+void nswap_inval_post(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
+		      u64 gen, u64 dgen);
+void nswap_inval_claim_freed(struct nswap_dev *dev, u64 slot);
+void nswap_swap_slot_free_notify(struct block_device *bdev,
+				 unsigned long offset);
+
+/* nswap_sysfs.c: counters */
+extern const struct attribute_group *nswap_disk_groups[];
+void nswap_stats_latency(struct nswap_stats *st, u64 start_ns);
+
+#endif /* NSWAP_H */

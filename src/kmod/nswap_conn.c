@@ -1,0 +1,924 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * nswap connections: kernel TCP sockets to memory servers.
+ *
+ * Every connection has two kernel threads:
+ *   conn thread  creates the socket, connects, exchanges HELLO, purges the
+ *                server's stale pages of this client on first contact, then
+ *                receives replies until the connection fails; it then marks
+ *                the connection down, has the device reissue the frames that
+ *                were on it, and reconnects with exponential back-off.
+ *   tx thread    sends the request frames queued on conn->txq.  Request
+ *                submission never touches the socket: blk-mq ->queue_rq may
+ *                run in a user task with a signal pending, and a signal in
+ *                the middle of sendmsg() would tear a frame.
+ *
+ * The sockets are set up for swapping the way drivers/block/nbd.c does it:
+ * sk_set_memalloc(), sk_allocation = GFP_NOIO | __GFP_MEMALLOC, no task
+ * page frag, and memalloc_noreclaim_save() around every send/receive, so
+ * that swap-out does not recurse into reclaim and may use the reserves.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/inet.h>
+#include <linux/net.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/tcp.h>
+#include <linux/utsname.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+#include "nswap.h"
+#include "nswap_compat.h"
+
+#define NSWAP_BACKOFF_MIN_MS	100
+#define NSWAP_KEEPIDLE_S	10
+#define NSWAP_KEEPINTVL_S	5
+#define NSWAP_KEEPCNT		3
+#define NSWAP_PURGE_TAG		1
+#define NSWAP_MAX_SINGLES	4096	/* range split without range support */
+
+/* ---- addresses ---- */
+
+/**
+ * nswap_parse_addr - parse "A.B.C.D:PORT" or "[V6]:PORT"
+ * @s: NUL-terminated string without trailing whitespace
+ * @ss: parsed address
+ * @len: sockaddr length
+ * @name: canonical "addr:port" text
+ * @namelen: size of @name
+ *
+ * Return: 0 or -EINVAL.
+ */
+int nswap_parse_addr(const char *s, struct sockaddr_storage *ss, int *len,
+		     char *name, size_t namelen)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *port_str;
+	const char *end;
+	unsigned int port;
+	size_t hlen;
+	bool v6;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		hlen = rb - (s + 1);
+		if (hlen >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, hlen);
+		port_str = rb + 2;
+		v6 = true;
+	} else {
+		const char *colon = strchr(s, ':');
+
+		if (!colon)
+			return -EINVAL;
+		hlen = colon - s;
+		if (hlen >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, hlen);
+		port_str = colon + 1;
+		v6 = false;
+	}
+	host[hlen] = '\0';
+
+	if (kstrtouint(port_str, 10, &port) || !port || port > 65535)
+		return -EINVAL;
+
+	if (v6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		if (!in6_pton(host, -1, sin6->sin6_addr.s6_addr, -1, &end) ||
+		    *end)
+			return -EINVAL;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		*len = sizeof(*sin6);
+		snprintf(name, namelen, "[%pI6c]:%u", &sin6->sin6_addr, port);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		if (!in4_pton(host, -1, (u8 *)&sin->sin_addr.s_addr, -1,
+			      &end) || *end)
+			return -EINVAL;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		*len = sizeof(*sin);
+		snprintf(name, namelen, "%pI4:%u", &sin->sin_addr, port);
+	}
+	return 0;
+}
+
+/* ---- socket I/O ---- */
+
+/* Send or receive all of @iter; never returns a short count. */
+static int nswap_sock_xfer(struct socket *sock, bool send,
+			   struct iov_iter *iter, int flags)
+{
+	struct msghdr msg = { };
+	unsigned int noreclaim;
+	int ret = 0;
+
+	msg.msg_iter = *iter;
+	noreclaim = memalloc_noreclaim_save();
+	while (msg_data_left(&msg)) {
+		sock->sk->sk_allocation = GFP_NOIO | __GFP_MEMALLOC;
+		nswap_sk_no_task_frag(sock->sk);
+		msg.msg_flags = flags | MSG_NOSIGNAL;
+		if (send)
+			ret = sock_sendmsg(sock, &msg);
+		else
+			ret = sock_recvmsg(sock, &msg, msg.msg_flags);
+		if (ret <= 0) {
+			if (!ret)
+				ret = -EPIPE;	/* peer closed */
+			break;
+		}
+		ret = 0;
+	}
+	memalloc_noreclaim_restore(noreclaim);
+	return ret;
+}
+
+static int nswap_sock_recv(struct nswap_conn *conn, void *buf, size_t len)
+{
+	struct kvec kv = { .iov_base = buf, .iov_len = len };
+	struct iov_iter it;
+	int err;
+
+	iov_iter_kvec(&it, ITER_DEST, &kv, 1, len);
+	err = nswap_sock_xfer(conn->sock, false, &it, MSG_WAITALL);
+	if (!err)
+		atomic64_add(len, &conn->srv->dev->stats.bytes_in);
+	return err;
+}
+
+/* Header, then payload from @buf or from @page (one 4 KiB page). */
+static int nswap_sock_send_frame(struct nswap_conn *conn,
+				 struct nswap_hdr *hdr, const void *buf,
+				 struct page *page, unsigned int offset)
+{
+	u32 len = le32_to_cpu(hdr->length);
+	struct kvec kv = { .iov_base = hdr, .iov_len = sizeof(*hdr) };
+	struct iov_iter it;
+	int err;
+
+	iov_iter_kvec(&it, ITER_SOURCE, &kv, 1, sizeof(*hdr));
+	err = nswap_sock_xfer(conn->sock, true, &it, len ? MSG_MORE : 0);
+	if (err || !len)
+		goto out;
+	if (page) {
+		struct bio_vec bv = {
+			.bv_page = page,
+			.bv_offset = offset,
+			.bv_len = len,
+		};
+
+		iov_iter_bvec(&it, ITER_SOURCE, &bv, 1, len);
+		err = nswap_sock_xfer(conn->sock, true, &it, 0);
+	} else {
+		kv.iov_base = (void *)buf;
+		kv.iov_len = len;
+		iov_iter_kvec(&it, ITER_SOURCE, &kv, 1, len);
+		err = nswap_sock_xfer(conn->sock, true, &it, 0);
+	}
+out:
+	if (!err)
+		atomic64_add(sizeof(*hdr) + len,
+			     &conn->srv->dev->stats.bytes_out);
+	return err;
+}
+
+/* Shut the socket down: wakes the conn thread and any blocked sender. */
+void nswap_conn_kill(struct nswap_conn *conn)
+{
+	mutex_lock(&conn->sock_mutex);
+	if (conn->sock)
+		kernel_sock_shutdown(conn->sock, SHUT_RDWR);
+	mutex_unlock(&conn->sock_mutex);
+}
+
+/**
+ * nswap_conn_send - send one frame on an established connection
+ * @conn: connection
+ * @hdr: sealed header
+ * @buf: payload (or NULL)
+ * @page: payload page (or NULL)
+ * @offset: payload offset in @page
+ *
+ * A failed send leaves the byte stream unusable, so the connection is
+ * killed; the conn thread then reissues whatever was in flight on it.
+ *
+ * Return: 0, -ENOTCONN if the connection is not up, or a socket error.
+ */
+int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
+		    const void *buf, struct page *page, unsigned int offset)
+{
+	int err;
+
+	mutex_lock(&conn->tx_lock);
+	/* acquire: pairs with the release in nswap_conn_up(), handshake done */
+	if (smp_load_acquire(&conn->state) != NSWAP_CONN_UP || !conn->sock)
+		err = -ENOTCONN;
+	else
+		err = nswap_sock_send_frame(conn, hdr, buf, page, offset);
+	mutex_unlock(&conn->tx_lock);
+	if (err && err != -ENOTCONN)
+		nswap_conn_kill(conn);
+	return err;
+}
+
+/* ---- frame queue (caller holds the frame's cmd->lock) ---- */
+
+bool nswap_conn_queue_frame(struct nswap_conn *conn,
+			    struct nswap_frame *frame)
+{
+	bool ok = false;
+
+	spin_lock(&conn->txq_lock);
+	if (conn->state == NSWAP_CONN_UP) {
+		list_add_tail(&frame->txnode, &conn->txq);
+		frame->queued = true;
+		ok = true;
+	}
+	spin_unlock(&conn->txq_lock);
+	if (ok)
+		wake_up(&conn->tx_wait);
+	return ok;
+}
+
+void nswap_conn_dequeue_frame(struct nswap_conn *conn,
+			      struct nswap_frame *frame)
+{
+	spin_lock(&conn->txq_lock);
+	if (frame->queued) {
+		list_del_init(&frame->txnode);
+		frame->queued = false;
+	}
+	spin_unlock(&conn->txq_lock);
+}
+
+static bool nswap_tx_ready(struct nswap_conn *conn)
+{
+	bool ready;
+
+	spin_lock(&conn->txq_lock);
+	ready = conn->state == NSWAP_CONN_UP && !list_empty(&conn->txq);
+	spin_unlock(&conn->txq_lock);
+	return ready;
+}
+
+static int nswap_tx_thread(void *data)
+{
+	struct nswap_conn *conn = data;
+
+	while (!kthread_should_stop()) {
+		struct nswap_frame *frame = NULL;
+		u32 cookie = 0;
+
+		wait_event_interruptible(conn->tx_wait,
+					 kthread_should_stop() ||
+					 nswap_tx_ready(conn));
+		spin_lock(&conn->txq_lock);
+		if (conn->state == NSWAP_CONN_UP) {
+			frame = list_first_entry_or_null(&conn->txq,
+							 struct nswap_frame,
+							 txnode);
+			if (frame) {
+				list_del_init(&frame->txnode);
+				frame->queued = false;
+				/* stable: a queued frame pins its attempt */
+				cookie = READ_ONCE(frame->cmd->cookie);
+			}
+		}
+		spin_unlock(&conn->txq_lock);
+		if (frame)
+			nswap_tx_frame(conn, frame, cookie);
+	}
+	return 0;
+}
+
+/* ---- connection set-up ---- */
+
+static void nswap_sock_setup(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+
+	sk_set_memalloc(sk);
+	sk->sk_allocation = GFP_NOIO | __GFP_MEMALLOC;
+	nswap_sk_no_task_frag(sk);
+	tcp_sock_set_nodelay(sk);
+	sock_set_keepalive(sk);
+	tcp_sock_set_keepidle(sk, NSWAP_KEEPIDLE_S);
+	tcp_sock_set_keepintvl(sk, NSWAP_KEEPINTVL_S);
+	tcp_sock_set_keepcnt(sk, NSWAP_KEEPCNT);
+}
+
+/* Receive one reply header (+ payload into rxbuf) during the handshake. */
+static int nswap_recv_reply(struct nswap_conn *conn, struct nswap_hdr *hdr,
+			    u8 type, u64 tag)
+{
+	u32 len;
+	int err;
+
+	err = nswap_sock_recv(conn, hdr, sizeof(*hdr));
+	if (err)
+		return err;
+	if (nswap_hdr_check(hdr))
+		return -EPROTO;
+	len = le32_to_cpu(hdr->length);
+	if (len) {
+		err = nswap_sock_recv(conn, conn->rxbuf, len);
+		if (err)
+			return err;
+		if (nswap_crc32c(conn->rxbuf, len) != le32_to_cpu(hdr->crc))
+			return -EBADMSG;
+	}
+	if (hdr->type != (type | NSWAP_REPLY) || le64_to_cpu(hdr->tag) != tag)
+		return -EPROTO;
+	return 0;
+}
+
+static int nswap_conn_hello(struct nswap_conn *conn)
+{
+	struct nswap_server *srv = conn->srv;
+	struct nswap_dev *dev = srv->dev;
+	struct nswap_hello hello = { };
+	struct nswap_hello *rep;
+	struct nswap_hdr hdr;
+	unsigned int status, ver;
+	int err;
+
+	hello.min_version = cpu_to_le16(NSWAP_PROTO_MIN_VERSION);
+	hello.max_version = cpu_to_le16(NSWAP_PROTO_VERSION);
+	hello.features = cpu_to_le32(NSWAP_FEAT_RANGE_INVALIDATE);
+	strscpy(hello.name, init_utsname()->nodename, sizeof(hello.name));
+	nswap_hdr_init(&hdr, NSWAP_PROTO_VERSION, NSWAP_HELLO, 0, 0,
+		       dev->client_id, 0, 0, sizeof(hello),
+		       nswap_crc32c(&hello, sizeof(hello)));
+	err = nswap_sock_send_frame(conn, &hdr, &hello, NULL, 0);
+	if (err)
+		return err;
+	err = nswap_recv_reply(conn, &hdr, NSWAP_HELLO, 0);
+	if (err)
+		return err;
+	status = le16_to_cpu(hdr.status);
+	if (status) {
+		pr_err("nswap%d: server %s refused HELLO: %s\n", dev->index,
+		       srv->name, nswap_status_name(status));
+		return -ECONNREFUSED;
+	}
+	if (le32_to_cpu(hdr.length) < sizeof(*rep))
+		return -EPROTO;
+	rep = conn->rxbuf;
+	ver = le16_to_cpu(rep->min_version);
+	if (ver != le16_to_cpu(rep->max_version) ||
+	    ver < NSWAP_PROTO_MIN_VERSION || ver > NSWAP_PROTO_VERSION) {
+		pr_err("nswap%d: server %s chose unsupported protocol version %u\n",
+		       dev->index, srv->name, ver);
+		return -EPROTO;
+	}
+	conn->version = ver;
+	conn->features = le32_to_cpu(rep->features) &
+			 NSWAP_FEAT_RANGE_INVALIDATE;
+	WRITE_ONCE(srv->capacity_pages, le64_to_cpu(rep->capacity_pages));
+	return 0;
+}
+
+/*
+ * On the first connection to a server after power on, drop every page the
+ * server holds for this client_id (generation "any"): an earlier incarnation
+ * with the same client_id may have left pages with generations newer than
+ * this incarnation's, which would make its PUTPAGEs ESTALE.  The server is
+ * not used for PUTPAGE until this has been acknowledged.
+ */
+static int nswap_server_purge(struct nswap_conn *conn)
+{
+	struct nswap_server *srv = conn->srv;
+	struct nswap_dev *dev = srv->dev;
+	struct nswap_hdr hdr;
+	__le64 count;
+	unsigned int status;
+	int err = 0;
+
+	/* acquire: pairs with the release below */
+	if (smp_load_acquire(&srv->purged))
+		return 0;
+	mutex_lock(&srv->purge_lock);
+	if (srv->purged)
+		goto out;
+	if (!(conn->features & NSWAP_FEAT_RANGE_INVALIDATE)) {
+		pr_warn("nswap%d: server %s lacks range invalidation; stale pages of client 0x%016llx are not purged\n",
+			dev->index, srv->name, dev->client_id);
+		goto done;
+	}
+	count = cpu_to_le64(NSWAP_ALL_SLOTS);
+	nswap_hdr_init(&hdr, conn->version, NSWAP_INVALIDATE, NSWAP_F_RANGE,
+		       NSWAP_PURGE_TAG, dev->client_id, 0, U64_MAX,
+		       sizeof(count), nswap_crc32c(&count, sizeof(count)));
+	err = nswap_sock_send_frame(conn, &hdr, &count, NULL, 0);
+	if (!err)
+		err = nswap_recv_reply(conn, &hdr, NSWAP_INVALIDATE,
+				       NSWAP_PURGE_TAG);
+	if (err)
+		goto out;
+	atomic64_inc(&dev->stats.invalidates);
+	status = le16_to_cpu(hdr.status);
+	if (status != NSWAP_OK && status != NSWAP_ENOENT) {
+		pr_err("nswap%d: server %s refused the purge of client 0x%016llx: %s\n",
+		       dev->index, srv->name, dev->client_id,
+		       nswap_status_name(status));
+		err = -EREMOTEIO;
+		goto out;
+	}
+done:
+	/* release: PUTPAGEs to this server only after the purge reply */
+	smp_store_release(&srv->purged, true);
+out:
+	mutex_unlock(&srv->purge_lock);
+	return err;
+}
+
+/* Undo sk_set_memalloc() (it counts in a static key) and free. */
+static void nswap_sock_free(struct socket *sock)
+{
+	lock_sock(sock->sk);
+	sk_clear_memalloc(sock->sk);
+	release_sock(sock->sk);
+	sock_release(sock);
+}
+
+static void nswap_conn_release_sock(struct nswap_conn *conn)
+{
+	struct socket *sock;
+
+	nswap_conn_kill(conn);		/* unblocks a sender holding tx_lock */
+	mutex_lock(&conn->tx_lock);
+	mutex_lock(&conn->sock_mutex);
+	sock = conn->sock;
+	conn->sock = NULL;
+	mutex_unlock(&conn->sock_mutex);
+	mutex_unlock(&conn->tx_lock);
+	if (sock)
+		nswap_sock_free(sock);
+}
+
+static int nswap_conn_establish(struct nswap_conn *conn)
+{
+	struct nswap_server *srv = conn->srv;
+	struct socket *sock;
+	bool stopping;
+	int err;
+
+	err = sock_create_kern(&init_net, srv->addr.ss_family, SOCK_STREAM,
+			       IPPROTO_TCP, &sock);
+	if (err)
+		return err;
+	nswap_sock_setup(sock);
+	sock->sk->sk_sndtimeo = msecs_to_jiffies(nswap_connect_timeout_ms);
+	sock->sk->sk_rcvtimeo = msecs_to_jiffies(nswap_connect_timeout_ms);
+
+	/* publish first, so that teardown can shut it down mid-connect */
+	mutex_lock(&conn->tx_lock);
+	mutex_lock(&conn->sock_mutex);
+	stopping = conn->stopping;
+	if (!stopping)
+		conn->sock = sock;
+	mutex_unlock(&conn->sock_mutex);
+	mutex_unlock(&conn->tx_lock);
+	if (stopping) {
+		nswap_sock_free(sock);
+		return -ESHUTDOWN;
+	}
+
+	err = kernel_connect(sock, (struct sockaddr *)&srv->addr, srv->addrlen,
+			     0);
+	if (!err)
+		err = nswap_conn_hello(conn);
+	if (!err)
+		err = nswap_server_purge(conn);
+	if (err)
+		return err;
+	/* bound unacknowledged data; keepalive covers the idle case */
+	tcp_sock_set_user_timeout(sock->sk, READ_ONCE(srv->dev->timeout_ms));
+	sock->sk->sk_sndtimeo = MAX_SCHEDULE_TIMEOUT;
+	sock->sk->sk_rcvtimeo = MAX_SCHEDULE_TIMEOUT;
+	return 0;
+}
+
+static void nswap_conn_up(struct nswap_conn *conn)
+{
+	struct nswap_server *srv = conn->srv;
+	struct nswap_dev *dev = srv->dev;
+
+	spin_lock(&conn->txq_lock);
+	/* release: sock, version and features are set before UP is seen */
+	smp_store_release(&conn->state, NSWAP_CONN_UP);
+	spin_unlock(&conn->txq_lock);
+	atomic_inc(&srv->nr_up);
+	if (conn->ever_up)
+		atomic64_inc(&dev->stats.reconnects);
+	conn->ever_up = true;
+	pr_info("nswap%d: connected to %s (connection %u, protocol %u)\n",
+		dev->index, srv->name, conn->idx, conn->version);
+	wake_up(&conn->tx_wait);
+}
+
+static void nswap_conn_down(struct nswap_conn *conn, int err)
+{
+	struct nswap_server *srv = conn->srv;
+
+	spin_lock(&conn->txq_lock);
+	/* release: pairs with the lockless acquire in pick_conn */
+	smp_store_release(&conn->state, NSWAP_CONN_DOWN);
+	spin_unlock(&conn->txq_lock);
+	atomic_dec(&srv->nr_up);
+	if (!conn->stopping)
+		pr_warn("nswap%d: lost connection %u to %s (%d), reconnecting\n",
+			srv->dev->index, conn->idx, srv->name, err);
+	nswap_conn_release_sock(conn);
+	/* nothing can be queued now; reissue what was on this connection */
+	nswap_dev_abandon_conn(conn);
+	wake_up(&conn->state_wait);
+}
+
+/* Read replies until the connection fails. */
+static int nswap_conn_rx_loop(struct nswap_conn *conn)
+{
+	struct nswap_dev *dev = conn->srv->dev;
+	struct nswap_hdr hdr;
+	int err;
+
+	for (;;) {
+		bool ok = true;
+		u32 len;
+
+		err = nswap_sock_recv(conn, &hdr, sizeof(hdr));
+		if (err)
+			return err;
+		if (nswap_hdr_check(&hdr)) {
+			pr_err_ratelimited("nswap%d: bad reply header from %s, closing connection\n",
+					   dev->index, conn->srv->name);
+			return -EPROTO;
+		}
+		len = le32_to_cpu(hdr.length);
+		if (len) {
+			err = nswap_sock_recv(conn, conn->rxbuf, len);
+			if (err)
+				return err;
+			ok = nswap_crc32c(conn->rxbuf, len) ==
+			     le32_to_cpu(hdr.crc);
+		}
+		switch (hdr.type) {
+		case NSWAP_PUTPAGE | NSWAP_REPLY:
+		case NSWAP_GETPAGE | NSWAP_REPLY:
+			nswap_dev_handle_reply(conn, &hdr, conn->rxbuf, ok);
+			break;
+		case NSWAP_INVALIDATE | NSWAP_REPLY:
+		case NSWAP_STATUS | NSWAP_REPLY:
+			break;
+		default:
+			/* UPDATE/PUNTPAGE are reserved; ignore what we do not know */
+			pr_debug("nswap%d: ignoring frame type 0x%02x from %s\n",
+				 dev->index, hdr.type, conn->srv->name);
+			break;
+		}
+		if (!ok) {
+			/* protocol.md section 9: close, retry elsewhere */
+			pr_warn_ratelimited("nswap%d: payload checksum error from %s, closing connection\n",
+					    dev->index, conn->srv->name);
+			return -EBADMSG;
+		}
+	}
+}
+
+static int nswap_conn_thread(void *data)
+{
+	struct nswap_conn *conn = data;
+	struct nswap_server *srv = conn->srv;
+	unsigned int backoff = NSWAP_BACKOFF_MIN_MS;
+	bool logged = false;
+	int err;
+
+	while (!kthread_should_stop()) {
+		err = nswap_conn_establish(conn);
+		if (err) {
+			nswap_conn_release_sock(conn);
+			if (!logged && !conn->stopping) {
+				pr_warn("nswap%d: cannot connect to %s (connection %u): %d; retrying\n",
+					srv->dev->index, srv->name, conn->idx,
+					err);
+				logged = true;
+			}
+			wait_event_interruptible_timeout(conn->backoff_wait,
+							 kthread_should_stop(),
+							 msecs_to_jiffies(backoff));
+			backoff = min(backoff * 2, nswap_reconnect_max_ms);
+			continue;
+		}
+		backoff = NSWAP_BACKOFF_MIN_MS;
+		logged = false;
+		nswap_conn_up(conn);
+		err = nswap_conn_rx_loop(conn);
+		nswap_conn_down(conn, err);
+	}
+	return 0;
+}
+
+/* ---- servers ---- */
+
+struct nswap_server *nswap_server_alloc(struct nswap_dev *dev,
+					unsigned int index,
+					const struct sockaddr_storage *ss,
+					int addrlen, const char *name)
+{
+	struct nswap_server *srv;
+
+	srv = kzalloc(sizeof(*srv), GFP_KERNEL);
+	if (!srv)
+		return NULL;
+	srv->dev = dev;
+	srv->index = index;
+	srv->addr = *ss;
+	srv->addrlen = addrlen;
+	strscpy(srv->name, name, sizeof(srv->name));
+	mutex_init(&srv->purge_lock);
+	return srv;
+}
+
+/* The server is stopped (or was never started). */
+void nswap_server_free(struct nswap_server *srv)
+{
+	if (!srv)
+		return;
+	WARN_ON_ONCE(srv->conns);
+	kfree(srv);
+}
+
+static void nswap_server_free_conns(struct nswap_server *srv)
+{
+	unsigned int i;
+
+	if (!srv->conns)
+		return;
+	for (i = 0; i < srv->nconns; i++)
+		kfree(srv->conns[i].rxbuf);
+	kfree(srv->conns);
+	srv->conns = NULL;
+	srv->nconns = 0;
+}
+
+static int nswap_server_alloc_conns(struct nswap_server *srv,
+				    unsigned int n)
+{
+	unsigned int i;
+
+	srv->conns = kcalloc(n, sizeof(*srv->conns), GFP_KERNEL);
+	if (!srv->conns)
+		return -ENOMEM;
+	srv->nconns = n;
+	for (i = 0; i < n; i++) {
+		struct nswap_conn *conn = &srv->conns[i];
+
+		conn->srv = srv;
+		conn->idx = i;
+		conn->state = NSWAP_CONN_DOWN;
+		spin_lock_init(&conn->txq_lock);
+		INIT_LIST_HEAD(&conn->txq);
+		mutex_init(&conn->sock_mutex);
+		mutex_init(&conn->tx_lock);
+		init_waitqueue_head(&conn->tx_wait);
+		init_waitqueue_head(&conn->backoff_wait);
+		init_waitqueue_head(&conn->state_wait);
+		conn->rxbuf = kmalloc(NSWAP_MAX_PAYLOAD, GFP_KERNEL);
+		if (!conn->rxbuf) {
+			nswap_server_free_conns(srv);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Stop a connection.  Before @deadline (jiffies), wait for a connection
+ * that nswap_server_quiesce() half-closed to be closed by the server, which
+ * does so once it has executed everything sent on it.
+ */
+static void nswap_conn_stop(struct nswap_conn *conn, unsigned long deadline)
+{
+	long left = (long)(deadline - jiffies);
+
+	if (left > 0)
+		wait_event_timeout(conn->state_wait,
+				   READ_ONCE(conn->state) != NSWAP_CONN_UP,
+				   left);
+	mutex_lock(&conn->sock_mutex);
+	conn->stopping = true;
+	if (conn->sock)
+		kernel_sock_shutdown(conn->sock, SHUT_RDWR);
+	mutex_unlock(&conn->sock_mutex);
+	if (conn->conn_thread) {
+		kthread_stop(conn->conn_thread);
+		conn->conn_thread = NULL;
+	}
+	if (conn->tx_thread) {
+		kthread_stop(conn->tx_thread);
+		conn->tx_thread = NULL;
+	}
+	/* abandon_conn emptied the queue when the connection went down */
+	WARN_ON_ONCE(!list_empty(&conn->txq));
+}
+
+/*
+ * Start the connections of a server: the device is powered on (or being
+ * powered on) and cfg_lock is held.  The connection array is built here,
+ * with the device's connections_per_server, and freed by nswap_server_stop.
+ */
+int nswap_server_start(struct nswap_server *srv)
+{
+	int id = srv->dev->index;
+	unsigned int i;
+
+	if (nswap_server_alloc_conns(srv, srv->dev->conns_per_server))
+		return -ENOMEM;
+	srv->purged = false;
+	srv->full_until = jiffies;
+	atomic64_set(&srv->pages, 0);
+	atomic_set(&srv->nr_up, 0);
+	for (i = 0; i < srv->nconns; i++) {
+		struct nswap_conn *conn = &srv->conns[i];
+		struct task_struct *t;
+
+		t = kthread_run(nswap_tx_thread, conn, "nswap%d-t%u.%u", id,
+				srv->index, i);
+		if (IS_ERR(t))
+			goto err;
+		conn->tx_thread = t;
+		t = kthread_run(nswap_conn_thread, conn, "nswap%d-c%u.%u", id,
+				srv->index, i);
+		if (IS_ERR(t))
+			goto err;
+		conn->conn_thread = t;
+	}
+	return 0;
+err:
+	pr_err("nswap%d: cannot start threads for server %s\n", id,
+	       srv->name);
+	nswap_server_stop(srv, jiffies);
+	return -ENOMEM;
+}
+
+/*
+ * Power off, step 1: half-close every connection (shutdown SHUT_WR).  The
+ * server executes what it received -- the final purge included -- and then
+ * closes (docs/protocol.md section 4.5).  No new connection is made.
+ */
+void nswap_server_quiesce(struct nswap_server *srv)
+{
+	unsigned int i;
+
+	for (i = 0; i < srv->nconns; i++) {
+		struct nswap_conn *conn = &srv->conns[i];
+
+		mutex_lock(&conn->sock_mutex);
+		conn->stopping = true;
+		/* acquire: pairs with nswap_conn_up(); handshake is over */
+		if (conn->sock && smp_load_acquire(&conn->state) ==
+				  NSWAP_CONN_UP)
+			kernel_sock_shutdown(conn->sock, SHUT_WR);
+		mutex_unlock(&conn->sock_mutex);
+	}
+}
+
+/*
+ * Stop all connections and free them; no request may still use them.
+ * Waits until @deadline for quiesced connections to be closed by the server.
+ */
+void nswap_server_stop(struct nswap_server *srv, unsigned long deadline)
+{
+	unsigned int i;
+
+	for (i = 0; i < srv->nconns; i++)
+		nswap_conn_stop(&srv->conns[i], deadline);
+	nswap_server_free_conns(srv);
+}
+
+const char *nswap_server_state(struct nswap_server *srv)
+{
+	if (!srv->dev->powered)
+		return "idle";
+	if (atomic_read(&srv->nr_up) > 0)
+		return "up";
+	return "connecting";
+}
+
+struct nswap_conn *nswap_server_pick_conn(struct nswap_server *srv)
+{
+	unsigned int start = atomic_inc_return(&srv->rr);
+	unsigned int k;
+
+	for (k = 0; k < srv->nconns; k++) {
+		struct nswap_conn *conn = &srv->conns[(start + k) % srv->nconns];
+
+		/* acquire: pairs with nswap_conn_up(); rechecked on queueing */
+		if (smp_load_acquire(&conn->state) == NSWAP_CONN_UP)
+			return conn;
+	}
+	return NULL;
+}
+
+/**
+ * nswap_choose_put_server - pick the server for a PUTPAGE
+ * @dev: device
+ * @avoid: server index to avoid if possible (failed attempt), or -1
+ *
+ * Policy hook: round robin over the servers that are connected, purged
+ * and not recently full.  A gossip-fed choice (free capacity, load, as in
+ * the Nswap IPTable) replaces the body of this function; everything else
+ * only needs a server back.
+ *
+ * Return: a server with at least one connection up, or NULL.
+ */
+struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
+					     int avoid)
+{
+	unsigned int n = READ_ONCE(dev->nr_servers);
+	unsigned int start = atomic_inc_return(&dev->rr);
+	unsigned int pass, k;
+
+	for (pass = 0; pass < 2; pass++) {
+		for (k = 0; k < n; k++) {
+			struct nswap_server *srv;
+
+			srv = READ_ONCE(dev->servers[(start + k) % n]);
+			/* acquire: pairs with the release in server_purge */
+			if (!srv || !smp_load_acquire(&srv->purged) ||
+			    !atomic_read(&srv->nr_up))
+				continue;
+			if (!pass && ((int)srv->index == avoid ||
+				      time_before(jiffies,
+						  READ_ONCE(srv->full_until))))
+				continue;
+			return srv;
+		}
+	}
+	return NULL;
+}
+
+/**
+ * nswap_server_send_invalidate - send a no-reply or fire-and-check INVALIDATE
+ * @srv: server
+ * @slot: first slot
+ * @count: number of slots
+ * @gen: drop pages whose stored generation is <= @gen (U64_MAX: any)
+ * @noreply: set NSWAP_F_NOREPLY
+ *
+ * Ranges need NSWAP_FEAT_RANGE_INVALIDATE; without it a range of up to
+ * NSWAP_MAX_SINGLES slots goes out as single-slot frames, a longer one is
+ * not sent at all.
+ *
+ * Return: 0 or a negative errno (nothing connected, send failure, range
+ * too long for single frames).
+ */
+int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
+				 u64 count, u64 gen, bool noreply)
+{
+	struct nswap_dev *dev = srv->dev;
+	u16 flags = noreply ? NSWAP_F_NOREPLY : 0;
+	struct nswap_conn *conn;
+	struct nswap_hdr hdr;
+	__le64 lecount;
+	u64 i;
+	int err;
+
+	conn = nswap_server_pick_conn(srv);
+	if (!conn)
+		return -ENOTCONN;
+	if (count > 1 && (conn->features & NSWAP_FEAT_RANGE_INVALIDATE)) {
+		lecount = cpu_to_le64(count);
+		nswap_hdr_init(&hdr, conn->version, NSWAP_INVALIDATE,
+			       flags | NSWAP_F_RANGE, 0, dev->client_id, slot,
+			       gen, sizeof(lecount),
+			       nswap_crc32c(&lecount, sizeof(lecount)));
+		err = nswap_conn_send(conn, &hdr, &lecount, NULL, 0);
+		if (!err)
+			atomic64_inc(&dev->stats.invalidates);
+		return err;
+	}
+	if (count > NSWAP_MAX_SINGLES)
+		return -E2BIG;
+	for (i = 0; i < count; i++) {
+		nswap_hdr_init(&hdr, conn->version, NSWAP_INVALIDATE, flags, 0,
+			       dev->client_id, slot + i, gen, 0, 0);
+		err = nswap_conn_send(conn, &hdr, NULL, NULL, 0);
+		if (err)
+			return err;
+		atomic64_inc(&dev->stats.invalidates);
+	}
+	return 0;
+}

@@ -1,0 +1,902 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * nswap block device: blk-mq request handling.
+ *
+ * A READ or WRITE request of N pages becomes N frames (GETPAGE/PUTPAGE).
+ * ->queue_rq never sleeps and never touches a socket: it picks a
+ * connection per frame and queues the frame on it; the connection's tx
+ * thread sends it and the conn thread matches the reply by its tag
+ * (attempt cookie | blk-mq unique tag | frame index).
+ *
+ * Per-request state lives in struct nswap_cmd under cmd->lock:
+ *   pending  frames queued or on the wire, plus one while ->queue_rq is
+ *            still issuing; when it reaches zero the request "settles":
+ *            all frames acknowledged -> complete; page lost on the server
+ *            or budget exhausted -> complete with BLK_STS_IOERR; otherwise
+ *            requeue (at once after a failure, after NSWAP_WAIT_CONN_MS if
+ *            no connection was available).
+ *   cookie   changes with every attempt; replies carrying an older cookie
+ *            are ignored, so a requeued request never sees stale replies.
+ * A frame that the tx thread is sending (tx_busy) is not settled under it:
+ * abandoning it only flags it, and the tx thread settles it when sendmsg
+ * returns, so request pages are never freed while being sent.
+ *
+ * Failure handling: a request that times out (blk-mq ->timeout) has its
+ * frames abandoned and their connections shut down; a connection that
+ * fails has every frame on it reissued (nswap_dev_abandon_conn).  A request
+ * is retried up to max_retries times and for at most
+ * (max_retries + 1) * timeout_ms in total, then fails with BLK_STS_IOERR.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/blkdev.h>
+#include <linux/highmem.h>
+#include <linux/ktime.h>
+#include <linux/sizes.h>
+#include <linux/slab.h>
+
+#include "nswap.h"
+#include "nswap_compat.h"
+
+/* Largest discard/write-zeroes request: 1 GiB, bounds the slot loop. */
+#define NSWAP_MAX_DISCARD_SECTORS	(SZ_1G >> SECTOR_SHIFT)
+
+static const struct block_device_operations nswap_fops;
+
+struct nswap_dev *nswap_dev_from_disk(struct gendisk *disk)
+{
+	return disk->private_data;
+}
+
+u64 nswap_dev_gen_snapshot(struct nswap_dev *dev)
+{
+	return (u64)atomic64_read(&dev->next_gen) & NSWAP_SE_GEN_MASK;
+}
+
+static struct nswap_server *nswap_srv(struct nswap_dev *dev, u8 idx)
+{
+	return idx < NSWAP_MAX_SERVERS ? READ_ONCE(dev->servers[idx]) : NULL;
+}
+
+/* ---- opening ---- */
+
+int nswap_disk_open(struct gendisk *disk)
+{
+	struct nswap_dev *dev = nswap_dev_from_disk(disk);
+	int ret = 0;
+
+	spin_lock(&dev->open_lock);
+	if (dev->dying)
+		ret = -ENXIO;
+	else
+		dev->open_count++;
+	spin_unlock(&dev->open_lock);
+	return ret;
+}
+
+void nswap_disk_release(struct gendisk *disk)
+{
+	struct nswap_dev *dev = nswap_dev_from_disk(disk);
+
+	spin_lock(&dev->open_lock);
+	dev->open_count--;
+	spin_unlock(&dev->open_lock);
+}
+
+/* ---- request state machine (cmd->lock held unless noted) ---- */
+
+static void nswap_frame_finish(struct nswap_dev *dev, struct nswap_cmd *cmd,
+			       struct nswap_frame *fr, u8 state)
+{
+	if (fr->state == NSWAP_FR_SENT) {
+		cmd->pending--;
+		atomic_dec(&dev->stats.inflight);
+	}
+	fr->state = state;
+}
+
+/* Give up on a SENT frame; it is reissued by the next attempt. */
+static void nswap_frame_abandon(struct nswap_dev *dev, struct nswap_cmd *cmd,
+				struct nswap_frame *fr)
+{
+	if (fr->state != NSWAP_FR_SENT)
+		return;
+	nswap_conn_dequeue_frame(fr->conn, fr);
+	if (fr->tx_busy) {
+		fr->abandon = true;	/* the tx thread settles it */
+		return;
+	}
+	nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
+}
+
+static unsigned long nswap_budget(struct nswap_dev *dev)
+{
+	return msecs_to_jiffies(READ_ONCE(dev->timeout_ms)) *
+	       (READ_ONCE(dev->max_retries) + 1);
+}
+
+static enum nswap_action nswap_cmd_settle(struct nswap_dev *dev,
+					  struct nswap_cmd *cmd)
+{
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+	const char *why;
+	unsigned int i;
+
+	if (cmd->pending || cmd->state != NSWAP_CMD_ACTIVE)
+		return NSWAP_ACT_NONE;
+
+	for (i = 0; i < cmd->nr_frames; i++)
+		if (cmd->frames[i].state != NSWAP_FR_DONE)
+			break;
+	if (i == cmd->nr_frames) {
+		cmd->status = BLK_STS_OK;
+		goto complete;
+	}
+	if (cmd->fatal) {
+		why = "page lost or refused by server";
+		goto fail;
+	}
+	if (READ_ONCE(dev->dying)) {
+		why = "device is being powered off";
+		goto fail;
+	}
+	if (time_after(jiffies, cmd->first_issue + nswap_budget(dev))) {
+		why = cmd->nowait ? "no server reachable" : "timed out";
+		goto fail;
+	}
+	if (cmd->failed) {
+		if (cmd->retries >= READ_ONCE(dev->max_retries)) {
+			why = "retries exhausted";
+			goto fail;
+		}
+		cmd->retries++;
+		atomic64_inc(&dev->stats.retries);
+	}
+	cmd->state = NSWAP_CMD_IDLE;
+	return cmd->failed || !cmd->nowait ? NSWAP_ACT_REQUEUE :
+					     NSWAP_ACT_REQUEUE_DELAYED;
+fail:
+	pr_err_ratelimited("%s: %s of %u page(s) at slot %llu failed after %u retries: %s\n",
+			   dev->disk->disk_name,
+			   rq_data_dir(rq) == WRITE ? "write" : "read",
+			   cmd->nr_frames, cmd->frames[0].slot, cmd->retries,
+			   why);
+	cmd->status = BLK_STS_IOERR;
+complete:
+	cmd->state = NSWAP_CMD_DONE;
+	return NSWAP_ACT_COMPLETE;
+}
+
+/* Carry out what nswap_cmd_settle() decided; cmd->lock not held. */
+static void nswap_do_action(struct request *rq, enum nswap_action act)
+{
+	switch (act) {
+	case NSWAP_ACT_COMPLETE:
+		blk_mq_complete_request(rq);
+		break;
+	case NSWAP_ACT_REQUEUE:
+		blk_mq_requeue_request(rq, true);
+		break;
+	case NSWAP_ACT_REQUEUE_DELAYED:
+		blk_mq_requeue_request(rq, false);
+		blk_mq_delay_kick_requeue_list(rq->q, NSWAP_WAIT_CONN_MS);
+		break;
+	case NSWAP_ACT_NONE:
+		break;
+	}
+}
+
+/* ---- slot map updates ---- */
+
+/* An acknowledged PUTPAGE: record it, drop the copy it replaces. */
+static void nswap_commit_put(struct nswap_dev *dev, struct nswap_frame *fr)
+{
+	u64 new = nswap_se_make(fr->srv, 0, NSWAP_SE_IN_USE, fr->gen);
+	struct nswap_server *srv;
+	u64 old;
+
+	if (nswap_slotmap_commit(&dev->map, fr->slot, new, &old)) {
+		srv = nswap_srv(dev, fr->srv);
+		if (srv)
+			atomic64_inc(&srv->pages);
+		if (!nswap_se_in_use(old))
+			return;
+		srv = nswap_srv(dev, nswap_se_srv(old));
+		if (srv)
+			atomic64_dec(&srv->pages);
+		if (nswap_se_srv(old) != fr->srv)
+			nswap_inval_post(dev, nswap_se_srv(old), fr->slot, 1,
+					 nswap_se_gen(old), nswap_se_gen(old));
+	} else if (nswap_se_srv(old) != fr->srv) {
+		/* a later write of this block is recorded: drop ours */
+		nswap_inval_post(dev, fr->srv, fr->slot, 1, fr->gen, fr->gen);
+	}
+}
+
+static void nswap_discard(struct nswap_dev *dev, struct request *rq)
+{
+	DECLARE_BITMAP(touched, NSWAP_MAX_SERVERS);
+	u64 first = blk_rq_pos(rq) / NSWAP_SECTORS_PER_PAGE;
+	u64 count = blk_rq_bytes(rq) / NSWAP_PAGE_SIZE;
+	u64 gen, s;
+	unsigned int i;
+
+	if (first >= dev->map.nslots)
+		return;
+	count = min(count, dev->map.nslots - first);
+	bitmap_zero(touched, NSWAP_MAX_SERVERS);
+	gen = nswap_dev_gen_snapshot(dev);
+	for (s = first; s < first + count; s++) {
+		u64 old = nswap_slotmap_clear(&dev->map, s);
+		struct nswap_server *srv;
+
+		if (!nswap_se_in_use(old))
+			continue;
+		i = nswap_se_srv(old);
+		srv = nswap_srv(dev, i);
+		if (srv) {
+			atomic64_dec(&srv->pages);
+			__set_bit(i, touched);
+		}
+	}
+	for_each_set_bit(i, touched, NSWAP_MAX_SERVERS)
+		nswap_inval_post(dev, i, first, count, gen, gen);
+}
+
+/* ---- replies ---- */
+
+static void nswap_put_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
+			     struct nswap_frame *fr, unsigned int status)
+{
+	struct nswap_server *srv = nswap_srv(dev, fr->srv);
+
+	switch (status) {
+	case NSWAP_OK:
+		nswap_commit_put(dev, fr);
+		fr->prev_valid = false;
+		if (fr->stale_valid && fr->stale_srv != fr->srv)
+			nswap_inval_post(dev, fr->stale_srv, fr->slot, 1,
+					 fr->stale_gen, fr->stale_gen);
+		fr->stale_valid = false;
+		atomic64_inc(&dev->stats.puts);
+		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_DONE);
+		return;
+	case NSWAP_ENOSPC:
+		if (srv)
+			WRITE_ONCE(srv->full_until, jiffies + HZ);
+		fallthrough;
+	case NSWAP_ESTALE:
+	case NSWAP_EBADCRC:
+	case NSWAP_ESHUTDOWN:
+		pr_warn_ratelimited("%s: PUTPAGE slot %llu to %s: %s, retrying\n",
+				    dev->disk->disk_name, fr->slot,
+				    srv ? srv->name : "?",
+				    nswap_status_name(status));
+		cmd->failed = true;
+		break;
+	default:
+		pr_err_ratelimited("%s: PUTPAGE slot %llu to %s: %s\n",
+				   dev->disk->disk_name, fr->slot,
+				   srv ? srv->name : "?",
+				   nswap_status_name(status));
+		cmd->fatal = true;
+		break;
+	}
+	nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
+}
+
+static void nswap_get_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
+			     struct nswap_frame *fr, unsigned int status,
+			     u32 len, const void *payload, bool payload_ok)
+{
+	struct nswap_server *srv = nswap_srv(dev, fr->srv);
+	const char *name = srv ? srv->name : "?";
+
+	switch (status) {
+	case NSWAP_OK:
+		if (len != NSWAP_PAGE_SIZE || !payload_ok) {
+			pr_warn_ratelimited("%s: GETPAGE slot %llu from %s: bad payload, retrying\n",
+					    dev->disk->disk_name, fr->slot,
+					    name);
+			cmd->failed = true;
+			break;
+		}
+		memcpy_to_page(fr->page, fr->offset, payload, NSWAP_PAGE_SIZE);
+		atomic64_inc(&dev->stats.gets);
+		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_DONE);
+		return;
+	case NSWAP_ESHUTDOWN:
+		cmd->failed = true;
+		break;
+	default:
+		/* ENOENT, ESTALE, ...: the only copy is gone */
+		pr_err_ratelimited("%s: GETPAGE slot %llu generation %llu from %s: %s, page lost\n",
+				   dev->disk->disk_name, fr->slot, fr->gen,
+				   name, nswap_status_name(status));
+		cmd->fatal = true;
+		break;
+	}
+	nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
+}
+
+/* Called by the conn thread for every PUTPAGE/GETPAGE reply. */
+void nswap_dev_handle_reply(struct nswap_conn *conn,
+			    const struct nswap_hdr *hdr, const void *payload,
+			    bool payload_ok)
+{
+	struct nswap_dev *dev = conn->srv->dev;
+	u64 tag = le64_to_cpu(hdr->tag);
+	u32 utag = (u32)(tag >> 8);
+	u32 cookie = tag >> 40;
+	unsigned int idx = tag & 0xff;
+	unsigned int hwq = blk_mq_unique_tag_to_hwq(utag);
+	unsigned int t = blk_mq_unique_tag_to_tag(utag);
+	enum nswap_action act = NSWAP_ACT_NONE;
+	unsigned int status = le16_to_cpu(hdr->status);
+	struct nswap_frame *fr;
+	struct nswap_cmd *cmd;
+	struct request *rq;
+	bool write;
+
+	if (hwq >= dev->tag_set.nr_hw_queues || t >= dev->tag_set.queue_depth)
+		goto stale;
+	rq = blk_mq_tag_to_rq(dev->tag_set.tags[hwq], t);
+	if (!rq || !blk_mq_request_started(rq))
+		goto stale;
+	cmd = blk_mq_rq_to_pdu(rq);
+	write = rq_data_dir(rq) == WRITE;
+
+	spin_lock(&cmd->lock);
+	if (cmd->state != NSWAP_CMD_ACTIVE || cmd->cookie != cookie ||
+	    idx >= cmd->nr_frames)
+		goto stale_unlock;
+	fr = &cmd->frames[idx];
+	if (fr->state != NSWAP_FR_SENT || fr->conn != conn ||
+	    le64_to_cpu(hdr->slot) != fr->slot ||
+	    hdr->type != ((write ? NSWAP_PUTPAGE : NSWAP_GETPAGE) |
+			  NSWAP_REPLY))
+		goto stale_unlock;
+	nswap_stats_latency(&dev->stats, fr->start_ns);
+	if (write) {
+		if (fr->tx_busy) {
+			/* sendmsg has not returned yet: let the tx thread do it */
+			fr->early = true;
+			fr->early_status = status;
+			spin_unlock(&cmd->lock);
+			return;
+		}
+		nswap_put_result(dev, cmd, fr, status);
+	} else {
+		nswap_get_result(dev, cmd, fr, status,
+				 le32_to_cpu(hdr->length), payload, payload_ok);
+	}
+	act = nswap_cmd_settle(dev, cmd);
+	spin_unlock(&cmd->lock);
+	nswap_do_action(rq, act);
+	return;
+
+stale_unlock:
+	spin_unlock(&cmd->lock);
+stale:
+	pr_debug("nswap%d: ignoring stale reply tag %016llx from %s\n",
+		 dev->index, tag, conn->srv->name);
+}
+
+/* ---- sending (tx thread) ---- */
+
+/* Send @fr, popped from @conn's queue during attempt @cookie. */
+void nswap_tx_frame(struct nswap_conn *conn, struct nswap_frame *fr,
+		    u32 cookie)
+{
+	struct nswap_cmd *cmd = fr->cmd;
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+	struct nswap_dev *dev = conn->srv->dev;
+	enum nswap_action act = NSWAP_ACT_NONE;
+	struct nswap_hdr hdr;
+	bool write;
+	u64 tag;
+	int err;
+
+	spin_lock(&cmd->lock);
+	if (cmd->state != NSWAP_CMD_ACTIVE || cmd->cookie != cookie ||
+	    fr->state != NSWAP_FR_SENT || fr->conn != conn) {
+		spin_unlock(&cmd->lock);
+		return;
+	}
+	fr->tx_busy = true;
+	write = rq_data_dir(rq) == WRITE;
+	tag = nswap_make_tag(cookie, blk_mq_unique_tag(rq), fr->idx);
+	spin_unlock(&cmd->lock);
+
+	/* the request cannot complete while tx_busy: its pages are stable */
+	if (write) {
+		nswap_hdr_init(&hdr, conn->version, NSWAP_PUTPAGE, 0, tag,
+			       dev->client_id, fr->slot, fr->gen,
+			       NSWAP_PAGE_SIZE,
+			       nswap_crc32c_page(fr->page, fr->offset));
+		err = nswap_conn_send(conn, &hdr, NULL, fr->page, fr->offset);
+	} else {
+		nswap_hdr_init(&hdr, conn->version, NSWAP_GETPAGE, 0, tag,
+			       dev->client_id, fr->slot, fr->gen, 0, 0);
+		err = nswap_conn_send(conn, &hdr, NULL, NULL, 0);
+	}
+
+	spin_lock(&cmd->lock);
+	if (cmd->cookie == cookie && fr->tx_busy) {
+		fr->tx_busy = false;
+		if (fr->state == NSWAP_FR_SENT) {
+			if (fr->early) {
+				fr->early = false;
+				nswap_put_result(dev, cmd, fr, fr->early_status);
+			} else if (err || fr->abandon) {
+				fr->abandon = false;
+				nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
+			}
+			act = nswap_cmd_settle(dev, cmd);
+		}
+	}
+	spin_unlock(&cmd->lock);
+	nswap_do_action(rq, act);
+}
+
+/* ---- connection failure ---- */
+
+static bool nswap_abandon_iter(struct request *rq, void *data)
+{
+	struct nswap_conn *conn = data;
+	struct nswap_dev *dev = conn->srv->dev;
+	struct nswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	enum nswap_action act = NSWAP_ACT_NONE;
+	unsigned int i;
+
+	spin_lock(&cmd->lock);
+	if (cmd->state == NSWAP_CMD_ACTIVE) {
+		for (i = 0; i < cmd->nr_frames; i++)
+			if (cmd->frames[i].state == NSWAP_FR_SENT &&
+			    cmd->frames[i].conn == conn)
+				nswap_frame_abandon(dev, cmd, &cmd->frames[i]);
+		act = nswap_cmd_settle(dev, cmd);
+	}
+	spin_unlock(&cmd->lock);
+	nswap_do_action(rq, act);
+	return true;
+}
+
+/*
+ * @conn went down (it is no longer UP, so nothing new gets queued on it):
+ * reissue the frames that were queued or waiting for a reply on it.  These
+ * reissues do not count as retries; the request's time budget bounds them.
+ */
+void nswap_dev_abandon_conn(struct nswap_conn *conn)
+{
+	blk_mq_tagset_busy_iter(&conn->srv->dev->tag_set, nswap_abandon_iter,
+				conn);
+}
+
+/* ---- blk-mq ---- */
+
+static blk_status_t nswap_cmd_init(struct nswap_dev *dev,
+				   struct nswap_cmd *cmd, struct request *rq)
+{
+	u64 pos = blk_rq_pos(rq);
+	struct req_iterator iter;
+	struct bio_vec bv;
+	unsigned int n = 0;
+
+	if (pos % NSWAP_SECTORS_PER_PAGE || blk_rq_bytes(rq) % NSWAP_PAGE_SIZE)
+		goto bad;
+	rq_for_each_segment(bv, rq, iter) {
+		struct nswap_frame *fr;
+
+		if (n == NSWAP_MAX_FRAMES || bv.bv_len != NSWAP_PAGE_SIZE ||
+		    bv.bv_offset)
+			goto bad;
+		fr = &cmd->frames[n];
+		fr->page = bv.bv_page;
+		fr->offset = bv.bv_offset;
+		fr->slot = pos / NSWAP_SECTORS_PER_PAGE + n;
+		fr->state = NSWAP_FR_TODO;
+		fr->prev_valid = false;
+		fr->stale_valid = false;
+		n++;
+	}
+	if (!n || (u64)n * NSWAP_PAGE_SIZE != blk_rq_bytes(rq) ||
+	    cmd->frames[n - 1].slot >= dev->map.nslots)
+		goto bad;
+	cmd->nr_frames = n;
+	cmd->retries = 0;
+	cmd->fatal = false;
+	cmd->status = BLK_STS_OK;
+	cmd->first_issue = jiffies;
+	cmd->started = true;
+	/*
+	 * The frames now describe this request's pages and survive requeues:
+	 * a requeued request must go straight back to the dispatch list, not
+	 * to a software queue where a new bio could be merged into it.
+	 */
+	rq->rq_flags |= RQF_DONTPREP;
+	return BLK_STS_OK;
+bad:
+	pr_err_ratelimited("%s: unsupported request layout (sector %llu, %u bytes)\n",
+			   dev->disk->disk_name, pos, blk_rq_bytes(rq));
+	return BLK_STS_IOERR;
+}
+
+static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
+			      struct nswap_frame *fr, bool write)
+{
+	struct nswap_server *srv;
+	struct nswap_conn *conn = NULL;
+	u64 gen = 0;
+
+	if (fr->state == NSWAP_FR_DONE)
+		return;
+	if (write) {
+		/* before a generation is allocated: see nswap_inval.c */
+		nswap_inval_claim_freed(dev, fr->slot);
+		srv = nswap_choose_put_server(dev, fr->prev_valid ?
+					      fr->prev_srv : -1);
+	} else {
+		u64 e = nswap_slotmap_get(&dev->map, fr->slot);
+
+		if (!nswap_se_live(e)) {
+			/* never written (or freed): zeroes, no traffic */
+			memzero_page(fr->page, fr->offset, NSWAP_PAGE_SIZE);
+			spin_lock(&cmd->lock);
+			nswap_frame_finish(dev, cmd, fr, NSWAP_FR_DONE);
+			spin_unlock(&cmd->lock);
+			return;
+		}
+		srv = nswap_srv(dev, nswap_se_srv(e));
+		gen = nswap_se_gen(e);
+		if (!srv) {
+			spin_lock(&cmd->lock);
+			cmd->fatal = true;
+			spin_unlock(&cmd->lock);
+			return;
+		}
+	}
+	if (srv)
+		conn = nswap_server_pick_conn(srv);
+
+	spin_lock(&cmd->lock);
+	if (!conn) {
+		cmd->nowait = true;
+		spin_unlock(&cmd->lock);
+		return;
+	}
+	if (write) {
+		gen = (u64)atomic64_inc_return(&dev->next_gen) &
+		      NSWAP_SE_GEN_MASK;
+		/*
+		 * An unacknowledged earlier attempt on another server may have
+		 * been stored there: drop it once this attempt is acknowledged
+		 * (not before -- the map may still name that server).
+		 */
+		if (fr->prev_valid && fr->prev_srv != srv->index) {
+			fr->stale_valid = true;
+			fr->stale_srv = fr->prev_srv;
+			fr->stale_gen = fr->prev_gen;
+		}
+	}
+	fr->conn = conn;
+	fr->srv = srv->index;
+	fr->gen = gen;
+	fr->start_ns = ktime_get_ns();
+	fr->state = NSWAP_FR_SENT;
+	cmd->pending++;
+	atomic_inc(&dev->stats.inflight);
+	if (!nswap_conn_queue_frame(conn, fr)) {
+		/* went down since we looked */
+		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
+		cmd->nowait = true;
+	} else if (write) {
+		fr->prev_valid = true;
+		fr->prev_srv = srv->index;
+		fr->prev_gen = gen;
+	}
+	spin_unlock(&cmd->lock);
+}
+
+static blk_status_t nswap_queue_rq(struct blk_mq_hw_ctx *hctx,
+				   const struct blk_mq_queue_data *bd)
+{
+	struct request *rq = bd->rq;
+	struct nswap_dev *dev = hctx->queue->queuedata;
+	struct nswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	enum nswap_action act;
+	bool write;
+	unsigned int i;
+
+	switch (req_op(rq)) {
+	case REQ_OP_READ:
+	case REQ_OP_WRITE:
+		break;
+	case REQ_OP_DISCARD:
+	case REQ_OP_WRITE_ZEROES:
+		blk_mq_start_request(rq);
+		nswap_discard(dev, rq);
+		blk_mq_end_request(rq, BLK_STS_OK);
+		return BLK_STS_OK;
+	case REQ_OP_FLUSH:
+		/* no volatile cache: acknowledged writes are on a server */
+		blk_mq_start_request(rq);
+		blk_mq_end_request(rq, BLK_STS_OK);
+		return BLK_STS_OK;
+	default:
+		return BLK_STS_NOTSUPP;
+	}
+
+	if (!cmd->started) {
+		blk_status_t st = nswap_cmd_init(dev, cmd, rq);
+
+		if (st) {
+			atomic64_inc(&dev->stats.errors);
+			return st;
+		}
+	}
+	write = rq_data_dir(rq) == WRITE;
+
+	spin_lock(&cmd->lock);
+	cmd->state = NSWAP_CMD_ACTIVE;
+	cmd->cookie = (u32)atomic_inc_return(&dev->cookie_seq) &
+		      NSWAP_TAG_COOKIE_MASK;
+	cmd->pending = 1;		/* held until every frame is issued */
+	cmd->failed = false;
+	cmd->nowait = false;
+	for (i = 0; i < cmd->nr_frames; i++) {
+		cmd->frames[i].tx_busy = false;
+		cmd->frames[i].abandon = false;
+		cmd->frames[i].early = false;
+	}
+	spin_unlock(&cmd->lock);
+
+	blk_mq_start_request(rq);
+	for (i = 0; i < cmd->nr_frames; i++)
+		nswap_issue_frame(dev, cmd, &cmd->frames[i], write);
+
+	spin_lock(&cmd->lock);
+	cmd->pending--;
+	act = nswap_cmd_settle(dev, cmd);
+	spin_unlock(&cmd->lock);
+	nswap_do_action(rq, act);
+	return BLK_STS_OK;
+}
+
+static void nswap_complete_rq(struct request *rq)
+{
+	struct nswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	struct nswap_dev *dev = rq->q->queuedata;
+
+	/* state is DONE: nobody else touches the frames any more */
+	cmd->started = false;
+	if (cmd->status)
+		atomic64_inc(&dev->stats.errors);
+	blk_mq_end_request(rq, cmd->status);
+}
+
+static enum blk_eh_timer_return nswap_timeout(struct request *rq)
+{
+	struct nswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	struct nswap_dev *dev = rq->q->queuedata;
+	struct nswap_conn *victims[NSWAP_MAX_FRAMES];
+	enum nswap_action act;
+	unsigned int i, j, nv = 0;
+
+	spin_lock(&cmd->lock);
+	if (cmd->state != NSWAP_CMD_ACTIVE) {
+		bool done = cmd->state == NSWAP_CMD_DONE;
+
+		spin_unlock(&cmd->lock);
+		return done ? BLK_EH_DONE : BLK_EH_RESET_TIMER;
+	}
+	for (i = 0; i < cmd->nr_frames; i++) {
+		struct nswap_frame *fr = &cmd->frames[i];
+
+		if (fr->state != NSWAP_FR_SENT)
+			continue;
+		for (j = 0; j < nv && victims[j] != fr->conn; j++)
+			;
+		if (j == nv)
+			victims[nv++] = fr->conn;
+		nswap_frame_abandon(dev, cmd, fr);
+	}
+	cmd->failed = true;
+	act = nswap_cmd_settle(dev, cmd);
+	spin_unlock(&cmd->lock);
+
+	pr_warn_ratelimited("%s: request at slot %llu (%u pages) timed out after %u ms, resetting %u connection(s)\n",
+			    dev->disk->disk_name, cmd->frames[0].slot,
+			    cmd->nr_frames, READ_ONCE(dev->timeout_ms), nv);
+	/* a server that does not answer in time: reconnect to it */
+	for (j = 0; j < nv; j++)
+		nswap_conn_kill(victims[j]);
+
+	if (act == NSWAP_ACT_NONE)
+		return BLK_EH_RESET_TIMER;	/* a frame is still being sent */
+	nswap_do_action(rq, act);
+	return BLK_EH_DONE;
+}
+
+static int nswap_init_request(struct blk_mq_tag_set *set, struct request *rq,
+			      unsigned int hctx_idx, unsigned int numa_node)
+{
+	struct nswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	unsigned int i;
+
+	spin_lock_init(&cmd->lock);
+	for (i = 0; i < NSWAP_MAX_FRAMES; i++) {
+		cmd->frames[i].cmd = cmd;
+		cmd->frames[i].idx = i;
+		INIT_LIST_HEAD(&cmd->frames[i].txnode);
+	}
+	return 0;
+}
+
+static const struct blk_mq_ops nswap_mq_ops = {
+	.queue_rq	= nswap_queue_rq,
+	.complete	= nswap_complete_rq,
+	.timeout	= nswap_timeout,
+	.init_request	= nswap_init_request,
+};
+
+static const struct block_device_operations nswap_fops = {
+	.owner		= THIS_MODULE,
+	.open		= nswap_bdops_open,
+	.release	= nswap_bdops_release,
+	NSWAP_SLOT_FREE_NOTIFY
+};
+
+/* ---- power on/off (cfg_lock held) ---- */
+
+int nswap_dev_power_on(struct nswap_dev *dev)
+{
+	static const struct nswap_limits lim = {
+		.block_size		= NSWAP_PAGE_SIZE,
+		.max_hw_sectors		= NSWAP_MAX_FRAMES *
+					  NSWAP_SECTORS_PER_PAGE,
+		.max_segments		= NSWAP_MAX_FRAMES,
+		.max_segment_size	= NSWAP_PAGE_SIZE,
+		.dma_alignment		= NSWAP_PAGE_SIZE - 1,
+		.max_discard_sectors	= NSWAP_MAX_DISCARD_SECTORS,
+		.discard_granularity	= NSWAP_PAGE_SIZE,
+		.max_write_zeroes_sectors = NSWAP_MAX_DISCARD_SECTORS,
+	};
+	struct blk_mq_tag_set *set = &dev->tag_set;
+	struct gendisk *disk;
+	unsigned int i;
+	int err;
+
+	err = nswap_slotmap_init(&dev->map, dev->size / NSWAP_PAGE_SIZE);
+	if (err) {
+		pr_err("nswap%d: cannot allocate the slot map for %llu bytes\n",
+		       dev->index, dev->size);
+		return err;
+	}
+	err = nswap_inval_init(dev);
+	if (err)
+		goto err_map;
+
+	memset(&dev->stats, 0, sizeof(dev->stats));
+	atomic64_set(&dev->next_gen, 0);
+	dev->open_count = 0;
+	dev->dying = false;
+
+	memset(set, 0, sizeof(*set));
+	set->ops = &nswap_mq_ops;
+	set->nr_hw_queues = 1;
+	set->queue_depth = nswap_queue_depth;
+	set->numa_node = NUMA_NO_NODE;
+	set->cmd_size = sizeof(struct nswap_cmd);
+	set->flags = NSWAP_MQ_F_MERGE | BLK_MQ_F_NO_SCHED_BY_DEFAULT;
+	set->driver_data = dev;
+	set->timeout = msecs_to_jiffies(dev->timeout_ms);
+	err = blk_mq_alloc_tag_set(set);
+	if (err)
+		goto err_inval;
+
+	disk = nswap_alloc_disk(set, dev, &lim);
+	if (IS_ERR(disk)) {
+		err = PTR_ERR(disk);
+		goto err_tags;
+	}
+	disk->major = nswap_major;
+	disk->first_minor = dev->index;
+	disk->minors = 1;
+	disk->fops = &nswap_fops;
+	disk->private_data = dev;
+	disk->flags |= GENHD_FL_NO_PART;
+	snprintf(disk->disk_name, DISK_NAME_LEN, "nswap%d", dev->index);
+	set_capacity(disk, dev->size >> SECTOR_SHIFT);
+	dev->disk = disk;
+
+	/* connections first: powered is what the servers attribute shows */
+	dev->powered = true;
+	for (i = 0; i < dev->nr_servers; i++) {
+		if (!dev->servers[i])
+			continue;
+		err = nswap_server_start(dev->servers[i]);
+		if (err)
+			goto err_servers;
+	}
+
+	err = device_add_disk(NULL, disk, nswap_disk_groups);
+	if (err)
+		goto err_servers;
+
+	pr_info("%s: %llu MiB, %u server slot(s), client_id 0x%016llx\n",
+		disk->disk_name, dev->size >> 20, dev->nr_servers,
+		dev->client_id);
+	return 0;
+
+err_servers:
+	for (i = 0; i < dev->nr_servers; i++)
+		if (dev->servers[i])
+			nswap_server_stop(dev->servers[i], jiffies);
+	dev->powered = false;
+	put_disk(disk);
+	dev->disk = NULL;
+err_tags:
+	blk_mq_free_tag_set(set);
+err_inval:
+	nswap_inval_free(dev);
+err_map:
+	nswap_slotmap_free(&dev->map);
+	return err;
+}
+
+int nswap_dev_power_off(struct nswap_dev *dev)
+{
+	struct gendisk *disk = dev->disk;
+	unsigned long deadline;
+	unsigned int i;
+
+	spin_lock(&dev->open_lock);
+	if (dev->open_count) {
+		spin_unlock(&dev->open_lock);
+		pr_warn("%s: power: device is open (an active swap area?); run swapoff first\n",
+			disk->disk_name);
+		return -EBUSY;
+	}
+	dev->dying = true;
+	spin_unlock(&dev->open_lock);
+
+	del_gendisk(disk);		/* waits for in-flight requests */
+	nswap_inval_stop(dev);
+
+	/*
+	 * Tell the servers every page of ours is garbage, half-close, and give
+	 * them NSWAP_CLOSE_WAIT_MS to execute it and close.
+	 */
+	for (i = 0; i < dev->nr_servers; i++) {
+		struct nswap_server *srv = dev->servers[i];
+
+		if (srv && srv->purged)
+			nswap_server_send_invalidate(srv, 0, NSWAP_ALL_SLOTS,
+						     U64_MAX, true);
+	}
+	for (i = 0; i < dev->nr_servers; i++)
+		if (dev->servers[i])
+			nswap_server_quiesce(dev->servers[i]);
+	deadline = jiffies + msecs_to_jiffies(NSWAP_CLOSE_WAIT_MS);
+	for (i = 0; i < dev->nr_servers; i++)
+		if (dev->servers[i])
+			nswap_server_stop(dev->servers[i], deadline);
+
+	pr_info("%s: powered off\n", disk->disk_name);
+	put_disk(disk);
+	dev->disk = NULL;
+	blk_mq_free_tag_set(&dev->tag_set);
+	nswap_inval_free(dev);
+	nswap_slotmap_free(&dev->map);
+	dev->powered = false;
+	return 0;
+}
+
+/* timeout_ms changed while powered on (cfg_lock held) */
+void nswap_dev_set_timeout(struct nswap_dev *dev)
+{
+	if (dev->disk)
+		blk_queue_rq_timeout(dev->disk->queue,
+				     msecs_to_jiffies(dev->timeout_ms));
+}
