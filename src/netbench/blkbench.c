@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "numbers.h"
+
 #define BLK 4096U
 #define MAX_BS (16U << 20)
 #define MAX_JOBS 64
@@ -81,34 +83,6 @@ static void fill_block(unsigned char *p, uint64_t off, uint64_t seed)
 
 		memcpy(p + i, &v, sizeof(v));
 	}
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	uint64_t mult = 1;
-
-	errno = 0;
-	*out = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'K': case 'k': mult = 1ULL << 10; end++; break;
-	case 'M': case 'm': mult = 1ULL << 20; end++; break;
-	case 'G': case 'g': mult = 1ULL << 30; end++; break;
-	default: break;
-	}
-	if (*end || *out > max / mult)
-		return -1;
-	*out *= mult;
-	return *out < min ? -1 : 0;
 }
 
 static void usage(FILE *f)

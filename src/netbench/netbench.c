@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "numbers.h"
+
 #define NB_MAGIC 0x4e424231U /* "NBB1" */
 #define NB_PINGPONG 1U
 #define NB_STREAM 2U
@@ -132,27 +134,6 @@ static int parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *
 		*len = sizeof(*in);
 	}
 	return 0;
-}
-
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	uint64_t mult = 1;
-
-	errno = 0;
-	*out = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'K': case 'k': mult = 1ULL << 10; end++; break;
-	case 'M': case 'm': mult = 1ULL << 20; end++; break;
-	case 'G': case 'g': mult = 1ULL << 30; end++; break;
-	default: break;
-	}
-	if (*end || *out > max / mult)
-		return -1;
-	*out *= mult;
-	return *out < min ? -1 : 0;
 }
 
 static void set_timeouts(int fd)
@@ -357,13 +338,6 @@ static int dial(const struct nb_opts *o, uint32_t mode, uint32_t req, uint32_t r
 		return -1;
 	}
 	return fd;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 static int client_pingpong(const struct nb_opts *o)
