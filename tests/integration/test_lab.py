@@ -147,19 +147,9 @@ def test_check_mode_on_a_running_lab_changes_nothing(lab_up):
     assert recap(out)["localhost"]["changed"] == 0
 
 
-def test_facts_from_every_vm(lab_up):
+def ansible_on(host, *args):
     proc = subprocess.run(
-        [
-            os.path.join(VENV_BIN, "ansible"),
-            "-i",
-            INVENTORY,
-            "all",
-            "-o",
-            "-m",
-            "setup",
-            "-a",
-            "filter=ansible_distribution*",
-        ],
+        [os.path.join(VENV_BIN, "ansible"), "-i", INVENTORY, host, "-o", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -168,12 +158,17 @@ def test_facts_from_every_vm(lab_up):
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_facts_from_every_vm(lab_up):
+    stdout = ansible_on("all", "-m", "setup", "-a", "filter=ansible_distribution*")
     facts = {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         m = re.match(r"^(\S+) \| SUCCESS => (\{.*\})$", line)
         if m:
             facts[m.group(1)] = json.loads(m.group(2))["ansible_facts"]
-    assert sorted(facts) == ["client1", "server1", "server2", "server3"], proc.stdout[-3000:]
+    assert sorted(facts) == ["client1", "server1", "server2", "server3"], stdout[-3000:]
     for host_facts in facts.values():
         assert host_facts["ansible_distribution"] == "Debian"
         assert host_facts["ansible_distribution_major_version"] == "12"
@@ -188,20 +183,6 @@ def test_vm_to_vm_tcp_over_the_private_segment(lab_up):
         ("server3", "10.77.0.14"),
     ):
         assert "client1-to-%s ok via %s:" % (server, ip) in out
-
-
-def ansible_on(host, *args):
-    proc = subprocess.run(
-        [os.path.join(VENV_BIN, "ansible"), "-i", INVENTORY, host, "-o", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env_with_path(),
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    return proc.stdout
 
 
 def test_nswapd_runs_as_an_unprivileged_systemd_service(lab_up):
