@@ -38,12 +38,19 @@ load() {
     modprobe crc32c_generic 2>/dev/null
     modprobe nswap || fail "modprobe nswap"
 }
-create() {  # size server
+create() {  # size server [timeout_ms retries]
     mkdir "$cfg" || fail "mkdir $cfg"
     echo "$1" > "$cfg/size" || fail "size"
+    if [ $# -ge 4 ]; then
+        echo "$3" > "$cfg/timeout_ms" && echo "$4" > "$cfg/retries" || fail "timeouts"
+    fi
     echo "add $2" > "$cfg/servers" || fail "add server"
     echo 1 > "$cfg/power" || fail "power on"
     [ -b /dev/nswap0 ] || fail "no /dev/nswap0"
+}
+swap_on() {
+    mkswap /dev/nswap0 >/dev/null || fail mkswap
+    swapon /dev/nswap0 || fail swapon
 }
 vmstat() { grep -E "^$1 " /proc/vmstat | cut -d' ' -f2; }
 counters() {
@@ -195,8 +202,7 @@ def test_swap_through_nswapd_verifies_every_byte(kit, nswap_ko, binaries):
                 r"""
 load
 create 1G %(server)s:%(port)d
-mkswap /dev/nswap0 >/dev/null || fail mkswap
-swapon /dev/nswap0 || fail swapon
+swap_on
 echo "pswpout_before=$(vmstat pswpout)"
 nswap-workload --workload W1 --ratio 2 --seed 7
 echo "workload_exit=$?"
@@ -295,9 +301,8 @@ def test_server_killed_mid_run_gives_errors_not_a_hang(kit, nswap_ko, binaries):
                 tapnet,
                 r"""
 load
-mkdir $cfg && echo 1G > $cfg/size && echo 2000 > $cfg/timeout_ms && echo 1 > $cfg/retries
-echo "add %(server)s:%(port)d" > $cfg/servers && echo 1 > $cfg/power || fail setup
-mkswap /dev/nswap0 >/dev/null && swapon /dev/nswap0 || fail swapon
+create 1G %(server)s:%(port)d 2000 1
+swap_on
 nswap-workload --workload W1 --ratio 2 --passes 3 --seed 9 > /tmp/wl.json &
 wl=$!
 # Wait until the server is gone (the host kills it once pages arrive) or the run ends.
