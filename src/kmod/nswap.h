@@ -71,6 +71,7 @@ struct nswap_stats {
 	atomic64_t bytes_out;		/* bytes written to sockets */
 	atomic64_t bytes_in;		/* bytes read from sockets */
 	atomic64_t errors;		/* requests completed with an error */
+	atomic64_t lost_pages;		/* writes no server took: slot LOST */
 	atomic64_t retries;		/* request re-issues after a failure */
 	atomic64_t reconnects;		/* connections re-established */
 	atomic_t inflight;		/* frames sent or queued, not answered */
@@ -234,6 +235,7 @@ struct nswap_cmd {
 	bool nowait;		/* some frame found no connection */
 	blk_status_t status;
 	unsigned long first_issue;	/* jiffies */
+	u64 first_gen;		/* generation counter when first issued */
 	struct nswap_frame frames[NSWAP_MAX_FRAMES];
 };
 

@@ -25,7 +25,14 @@
  * frames abandoned and their connections shut down; a connection that
  * fails has every frame on it reissued (nswap_dev_abandon_conn).  A request
  * is retried up to max_retries times and for at most
- * (max_retries + 1) * timeout_ms in total, then fails with BLK_STS_IOERR.
+ * (max_retries + 1) * timeout_ms in total.  Then a READ fails with
+ * BLK_STS_IOERR.  A WRITE that no server took is completed successfully and
+ * its slots are marked LOST (nswap_write_lost): Linux keeps an anonymous
+ * page whose swap write failed dirty and retries it forever, so with every
+ * server gone reclaim would spin on pages it can never free and the OOM
+ * killer would never run.  Completing the write frees the page; the owner
+ * gets an I/O error (SIGBUS) when it reads the slot back -- never old or
+ * zeroed data.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -109,6 +116,55 @@ static void nswap_frame_abandon(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
 }
 
+/*
+ * Mark the slots of @cmd's unacknowledged frames LOST (cmd->lock held, no
+ * frame in flight).  A copy the slot held before, and one an unacknowledged
+ * attempt may have left on a server, are invalidated.  A word recording a
+ * write issued after this request began (a larger generation) is newer
+ * data and stays.
+ */
+static void nswap_write_lost(struct nswap_dev *dev, struct nswap_cmd *cmd)
+{
+	unsigned int i;
+
+	for (i = 0; i < cmd->nr_frames; i++) {
+		struct nswap_frame *fr = &cmd->frames[i];
+		atomic64_t *e = &dev->map.e[fr->slot];
+		struct nswap_server *srv;
+		s64 cur, prev;
+
+		if (fr->state == NSWAP_FR_DONE)
+			continue;
+		cur = atomic64_read(e);
+		for (;;) {
+			if (nswap_se_in_use(cur) &&
+			    nswap_se_gen(cur) > cmd->first_gen)
+				break;
+			prev = atomic64_cmpxchg(e, cur, NSWAP_SE_LOST_WORD);
+			if (prev == cur)
+				break;
+			cur = prev;
+		}
+		if (nswap_se_in_use(cur) && nswap_se_gen(cur) <= cmd->first_gen) {
+			srv = nswap_srv(dev, nswap_se_srv(cur));
+			if (srv)
+				atomic64_dec(&srv->pages);
+			nswap_inval_post(dev, nswap_se_srv(cur), fr->slot, 1,
+					 nswap_se_gen(cur), nswap_se_gen(cur));
+		}
+		if (fr->prev_valid)
+			nswap_inval_post(dev, fr->prev_srv, fr->slot, 1,
+					 fr->prev_gen, fr->prev_gen);
+		if (fr->stale_valid && (!fr->prev_valid ||
+					fr->stale_srv != fr->prev_srv))
+			nswap_inval_post(dev, fr->stale_srv, fr->slot, 1,
+					 fr->stale_gen, fr->stale_gen);
+		fr->prev_valid = false;
+		fr->stale_valid = false;
+		atomic64_inc(&dev->stats.lost_pages);
+	}
+}
+
 static unsigned long nswap_budget(struct nswap_dev *dev)
 {
 	return msecs_to_jiffies(READ_ONCE(dev->timeout_ms)) *
@@ -156,6 +212,14 @@ static enum nswap_action nswap_cmd_settle(struct nswap_dev *dev,
 	return cmd->failed || !cmd->nowait ? NSWAP_ACT_REQUEUE :
 					     NSWAP_ACT_REQUEUE_DELAYED;
 fail:
+	if (rq_data_dir(rq) == WRITE && !READ_ONCE(dev->dying)) {
+		pr_err_ratelimited("%s: write of %u page(s) at slot %llu failed after %u retries: %s; slots marked lost, reading them back gives I/O errors\n",
+				   dev->disk->disk_name, cmd->nr_frames,
+				   cmd->frames[0].slot, cmd->retries, why);
+		nswap_write_lost(dev, cmd);
+		cmd->status = BLK_STS_OK;
+		goto complete;
+	}
 	pr_err_ratelimited("%s: %s of %u page(s) at slot %llu failed after %u retries: %s\n",
 			   dev->disk->disk_name,
 			   rq_data_dir(rq) == WRITE ? "write" : "read",
@@ -508,6 +572,7 @@ static blk_status_t nswap_cmd_init(struct nswap_dev *dev,
 	cmd->fatal = false;
 	cmd->status = BLK_STS_OK;
 	cmd->first_issue = jiffies;
+	cmd->first_gen = nswap_dev_gen_snapshot(dev);
 	cmd->started = true;
 	/*
 	 * The frames now describe this request's pages and survive requeues:
@@ -539,6 +604,14 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	} else {
 		u64 e = nswap_slotmap_get(&dev->map, fr->slot);
 
+		if (nswap_se_lost(e)) {
+			pr_err_ratelimited("%s: read of slot %llu: its last write reached no server, page lost\n",
+					   dev->disk->disk_name, fr->slot);
+			spin_lock(&cmd->lock);
+			cmd->fatal = true;
+			spin_unlock(&cmd->lock);
+			return;
+		}
 		if (!nswap_se_live(e)) {
 			/* never written (or freed): zeroes, no traffic */
 			memzero_page(fr->page, fr->offset, NSWAP_PAGE_SIZE);

@@ -43,6 +43,17 @@
 #define NSWAP_SE_MIRRORED	0x4U	/* reserved: second copy exists */
 #define NSWAP_SE_FREED		0x8U	/* freed, INVALIDATE pending */
 
+/*
+ * A write that no server accepted within the device's retry budget is
+ * completed anyway and its slot is marked LOST (see nswap_dev_write_lost):
+ * reads of it fail with an I/O error instead of returning old or zero data.
+ * Encoded as server 0xff (never a real index) with no flags, so every
+ * "in use" test treats the slot as empty and a free, discard or later write
+ * simply replaces the word.
+ */
+#define NSWAP_SE_SRV_LOST	0xffU
+#define NSWAP_SE_LOST_WORD	((u64)NSWAP_SE_SRV_LOST << NSWAP_SE_SRV_SHIFT)
+
 struct nswap_slotmap {
 	atomic64_t *e;
 	u64 nslots;
@@ -87,6 +98,11 @@ static inline bool nswap_se_live(u64 e)
 {
 	return (nswap_se_flags(e) & (NSWAP_SE_IN_USE | NSWAP_SE_FREED)) ==
 	       NSWAP_SE_IN_USE;
+}
+
+static inline bool nswap_se_lost(u64 e)
+{
+	return e == NSWAP_SE_LOST_WORD;
 }
 
 static inline bool nswap_se_freed(u64 e)

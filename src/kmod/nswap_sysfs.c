@@ -50,6 +50,8 @@ static struct nswap_stat_attr nswap_stat_attr_list[] = {
 	  offsetof(struct nswap_stats, bytes_in) },
 	{ __ATTR(errors, 0444, nswap_stat_show, NULL),
 	  offsetof(struct nswap_stats, errors) },
+	{ __ATTR(lost_pages, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, lost_pages) },
 	{ __ATTR(retries, 0444, nswap_stat_show, NULL),
 	  offsetof(struct nswap_stats, retries) },
 	{ __ATTR(reconnects, 0444, nswap_stat_show, NULL),
