@@ -40,6 +40,7 @@ STATUS = 5
 PUNTPAGE = 6  # reserved
 UPDATE = 7  # reserved
 GOSSIP = 8  # reserved
+SET_CACHE_LIMIT = 9  # loopback peers only; payload <Q pages, reply payload = STATUS
 REPLY = 0x80
 
 # header flags
@@ -58,12 +59,17 @@ EPROTO = 5
 EVERSION = 6
 EINVAL = 7
 ESHUTDOWN = 8
+EPERM = 9
 
 # HELLO feature bits
 FEAT_RANGE_INVALIDATE = 1 << 0
 FEAT_MIGRATION = 1 << 1  # reserved
 FEAT_AUTH = 1 << 2  # reserved
 FEAT_ENCRYPTION = 1 << 3  # reserved
+FEAT_CACHE_LIMIT = 1 << 4
+
+# STATUS state_flags bits
+STATE_OVER_LIMIT = 1 << 0  # more pages stored than the limit: new slots get ENOSPC
 
 # Not in the C header: conveniences of this module.
 GEN_ANY = 0xFFFFFFFFFFFFFFFF  # INVALIDATE generation that matches every page
@@ -78,6 +84,7 @@ TYPE_NAMES = {
     PUNTPAGE: "PUNTPAGE",
     UPDATE: "UPDATE",
     GOSSIP: "GOSSIP",
+    SET_CACHE_LIMIT: "SET_CACHE_LIMIT",
 }
 STATUS_NAMES = {
     OK: "OK",
@@ -89,6 +96,7 @@ STATUS_NAMES = {
     EVERSION: "EVERSION",
     EINVAL: "EINVAL",
     ESHUTDOWN: "ESHUTDOWN",
+    EPERM: "EPERM",
 }
 
 # --- wire layouts -------------------------------------------------------------
@@ -125,9 +133,13 @@ STATUS_FIELDS = (
     "bytes_in",
     "bytes_out",
     "uptime_s",
+    # appended after the first release; None when an older server sends 88 bytes
+    "limit_pages",
+    "state_flags",
 )
 STATUS_STRUCT = struct.Struct("<%dQ" % len(STATUS_FIELDS))
 STATUS_SIZE = STATUS_STRUCT.size
+STATUS_V1_SIZE = 88  # the STATUS payload of the first release
 NAME_LEN = 32
 
 Hello = collections.namedtuple(
@@ -355,10 +367,27 @@ def encode_status(**counters):
 
 
 def decode_status(payload):
-    """Decode a STATUS reply; fields are only ever appended, extra bytes ignored."""
-    if len(payload) < STATUS_SIZE:
-        raise ProtocolError("STATUS payload is %d bytes, needs %d" % (len(payload), STATUS_SIZE))
-    return StatusReply(*STATUS_STRUCT.unpack(bytes(payload[:STATUS_SIZE])))
+    """Decode a STATUS reply; fields are only ever appended, extra bytes ignored.
+
+    A payload of an older server lacks the appended fields; they are None.
+    """
+    size = len(payload)
+    if size < STATUS_V1_SIZE or (size < STATUS_SIZE and size % 8):
+        raise ProtocolError(
+            "STATUS payload is %d bytes, needs %d (or %d from older servers)"
+            % (size, STATUS_SIZE, STATUS_V1_SIZE)
+        )
+    count = min(size, STATUS_SIZE) // 8
+    values = struct.unpack("<%dQ" % count, bytes(payload[: count * 8]))
+    return StatusReply(*(values + (None,) * (len(STATUS_FIELDS) - count)))
+
+
+def encode_cache_limit(pages):
+    """SET_CACHE_LIMIT payload: the limit in pages."""
+    try:
+        return struct.pack("<Q", pages)
+    except struct.error as exc:
+        raise ProtocolError("cache limit out of range: %s" % exc)
 
 
 # --- client -------------------------------------------------------------------
@@ -561,3 +590,14 @@ class Client(object):
                 frame,
             )
         return decode_status(frame.payload)
+
+    def set_cache_limit(self, pages):
+        """Set the server's cache limit (loopback connections only).
+
+        Returns (status, StatusReply or None): OK with the new state, EINVAL
+        with the state that names the bound (capacity_pages), EPERM (from a
+        non-loopback address) without one.
+        """
+        frame = self.request(SET_CACHE_LIMIT, encode_cache_limit(pages))
+        status = frame.header.status
+        return status, (decode_status(frame.payload) if frame.payload else None)

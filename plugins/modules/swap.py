@@ -27,7 +27,7 @@ description:
   - If swapoff fails, nothing is changed.  If swapon with the new settings fails, the module
     re-enables the area with its previous settings and reports both errors.
 author:
-  - nswap developers
+  - nswap developers (@nswap)
 requirements:
   - util-linux (C(swapon), C(swapoff), C(mkswap), C(swaplabel), C(blkid), C(findfs),
     C(wipefs), C(fallocate)); C(dd) from coreutils where C(fallocate) is not supported.

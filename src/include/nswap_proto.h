@@ -48,6 +48,10 @@ enum nswap_msg_type {
 	NSWAP_PUNTPAGE		= 6,
 	NSWAP_UPDATE		= 7,
 	NSWAP_GOSSIP		= 8,
+	/* Runtime control of a server, from its own node only (loopback peers):
+	 * payload __le64 limit in pages; reply payload = struct nswap_status_reply.
+	 * Announced by NSWAP_FEAT_CACHE_LIMIT; allowed before HELLO like STATUS. */
+	NSWAP_SET_CACHE_LIMIT	= 9,
 	NSWAP_REPLY		= 0x80,
 };
 
@@ -70,6 +74,7 @@ enum nswap_status {
 	NSWAP_EVERSION		= 6,	/* no common protocol version */
 	NSWAP_EINVAL		= 7,	/* well-formed but invalid argument */
 	NSWAP_ESHUTDOWN		= 8,	/* server is draining; retry elsewhere */
+	NSWAP_EPERM		= 9,	/* request not allowed from this peer (control from a non-loopback address) */
 };
 
 /* Feature bits negotiated in HELLO (intersection of both sides). */
@@ -78,6 +83,15 @@ enum nswap_features {
 	NSWAP_FEAT_MIGRATION		= 1U << 1,	/* reserved: PUNTPAGE/UPDATE */
 	NSWAP_FEAT_AUTH			= 1U << 2,	/* reserved: per-message MAC */
 	NSWAP_FEAT_ENCRYPTION		= 1U << 3,	/* reserved: page encryption */
+	NSWAP_FEAT_CACHE_LIMIT		= 1U << 4,	/* server takes SET_CACHE_LIMIT (from loopback) */
+};
+
+/* Bits of nswap_status_reply.state_flags. */
+enum nswap_state_flags {
+	/* More pages are stored than the cache limit allows (the limit was lowered
+	 * below the usage): PUTPAGE of new slots is answered ENOSPC until usage
+	 * falls below the limit; stored pages are kept and served. */
+	NSWAP_STATE_OVER_LIMIT		= 1U << 0,
 };
 
 struct nswap_hdr {
@@ -120,14 +134,20 @@ struct nswap_status_reply {
 	__le64 bytes_in;
 	__le64 bytes_out;
 	__le64 uptime_s;
+	/* appended after the first release: readers accept the 88-byte form */
+	__le64 limit_pages;	/* runtime cache limit; capacity_pages is the maximum */
+	__le64 state_flags;	/* enum nswap_state_flags */
 } __attribute__((packed));
+
+/* Size of the STATUS reply of the first release (before limit_pages). */
+#define NSWAP_STATUS_V1_SIZE	88
 
 #ifdef __KERNEL__
 static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE);
 #else
 static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE, "header size");
 static_assert(sizeof(struct nswap_hello) == 48, "hello size");
-static_assert(sizeof(struct nswap_status_reply) == 88, "status size");
+static_assert(sizeof(struct nswap_status_reply) == 104, "status size");
 #endif
 
 #endif /* NSWAP_PROTO_H */

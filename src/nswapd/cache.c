@@ -30,6 +30,7 @@ int cache_init(struct cache *c, uint64_t pages, int lock)
 	while (tsize < 2 * pages)	/* load factor <= 1/2 */
 		tsize <<= 1;
 	c->capacity = (uint32_t)pages;
+	c->limit = c->capacity;
 	c->mask = (uint32_t)(tsize - 1);
 	c->arena_bytes = (size_t)pages * NSWAP_PAGE_SIZE;
 	c->arena = mmap(NULL, c->arena_bytes, PROT_READ | PROT_WRITE,
@@ -93,7 +94,7 @@ uint32_t cache_insert(struct cache *c, uint64_t client_id, uint64_t slot)
 {
 	uint32_t pos, idx;
 
-	if (c->free_top == 0)
+	if (c->free_top == 0 || c->used >= c->limit)
 		return CACHE_NONE;
 	pos = probe(c, client_id, slot);
 	if (c->table[pos] != CACHE_NONE)	/* caller's bug; keep the table sane */
@@ -133,6 +134,14 @@ void cache_remove(struct cache *c, uint32_t idx)
 	m->in_use = 0;
 	c->free_stack[c->free_top++] = idx;
 	c->used--;
+}
+
+int cache_set_limit(struct cache *c, uint64_t pages)
+{
+	if (pages == 0 || pages > c->capacity)
+		return -1;
+	c->limit = (uint32_t)pages;
+	return 0;
 }
 
 uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t slot,

@@ -27,7 +27,8 @@ struct cache_meta {
 struct cache {
 	unsigned char *arena;
 	size_t arena_bytes;
-	uint32_t capacity;	/* pages */
+	uint32_t capacity;	/* pages in the arena: the most `limit` may be */
+	uint32_t limit;		/* runtime limit, 1..capacity: no new key while used >= limit */
 	uint32_t used;
 	struct cache_meta *meta;	/* capacity entries, indexed by page */
 	uint32_t *free_stack;	/* capacity entries */
@@ -43,9 +44,13 @@ int cache_init(struct cache *c, uint64_t pages, int lock);
 void cache_destroy(struct cache *c);
 
 uint32_t cache_lookup(const struct cache *c, uint64_t client_id, uint64_t slot);
-/* Take a free page for a key that is not present.  CACHE_NONE when full. */
+/* Take a free page for a key that is not present.  CACHE_NONE when full,
+ * i.e. when `used` has reached `limit` (or is above it after the limit was
+ * lowered: stored pages are never dropped to honour a limit). */
 uint32_t cache_insert(struct cache *c, uint64_t client_id, uint64_t slot);
 void cache_remove(struct cache *c, uint32_t idx);
+/* Set the runtime limit.  Returns 0, or -1 when pages is 0 or > capacity. */
+int cache_set_limit(struct cache *c, uint64_t pages);
 /* Drop pages of client_id in [slot, slot + count) whose generation is
  * <= generation.  Returns the number dropped. */
 uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t slot,

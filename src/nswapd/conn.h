@@ -28,6 +28,7 @@ struct conn {
 	uint32_t events;	/* current epoll interest */
 	struct conn *prev, *next, *next_dead;
 	char peer[64];
+	int local;		/* peer address is loopback: control requests allowed */
 
 	/* negotiated by HELLO */
 	int hello_done;

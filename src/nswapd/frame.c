@@ -77,10 +77,12 @@ void hello_encode(unsigned char *b, const struct hello *o)
 	memcpy(b + HOFF(name), o->name, strnlen(o->name, sizeof(o->name) - 1));
 }
 
-void status_encode(unsigned char *b, const uint64_t v[11])
+void status_encode(unsigned char *b, const uint64_t v[STATUS_FIELDS])
 {
-	static_assert(sizeof(struct nswap_status_reply) == 11 * 8, "status layout");
-	for (int i = 0; i < 11; i++)
+	static_assert(sizeof(struct nswap_status_reply) == 13 * 8, "status layout");
+	static_assert(offsetof(struct nswap_status_reply, limit_pages) == NSWAP_STATUS_V1_SIZE,
+		      "fields appended after the first release start at its size");
+	for (size_t i = 0; i < STATUS_FIELDS; i++)
 		put_le64(b + 8 * i, v[i]);
 }
 
@@ -95,6 +97,7 @@ const char *msg_type_name(unsigned int type)
 	case NSWAP_PUNTPAGE: return "PUNTPAGE";
 	case NSWAP_UPDATE: return "UPDATE";
 	case NSWAP_GOSSIP: return "GOSSIP";
+	case NSWAP_SET_CACHE_LIMIT: return "SET_CACHE_LIMIT";
 	default: return "unknown";
 	}
 }
@@ -106,6 +109,7 @@ const char *status_name(unsigned int status)
 		[NSWAP_ENOSPC] = "ENOSPC", [NSWAP_EBADCRC] = "EBADCRC",
 		[NSWAP_EPROTO] = "EPROTO", [NSWAP_EVERSION] = "EVERSION",
 		[NSWAP_EINVAL] = "EINVAL", [NSWAP_ESHUTDOWN] = "ESHUTDOWN",
+		[NSWAP_EPERM] = "EPERM",
 	};
 
 	if (status < sizeof(names) / sizeof(names[0]) && names[status])

@@ -45,8 +45,9 @@ void frame_hdr_encode(unsigned char *b, const struct frame_hdr *h);
 void hello_decode(struct hello *o, const unsigned char *b);
 void hello_encode(unsigned char *b, const struct hello *o);
 
-/* Encode the 11 counters of struct nswap_status_reply, in field order. */
-void status_encode(unsigned char *b, const uint64_t v[11]);
+#define STATUS_FIELDS	(STATUS_SIZE / 8)
+/* Encode the STATUS_FIELDS values of struct nswap_status_reply, in field order. */
+void status_encode(unsigned char *b, const uint64_t v[STATUS_FIELDS]);
 
 const char *msg_type_name(unsigned int type);
 const char *status_name(unsigned int status);

@@ -10,12 +10,18 @@
 
 static int known_request(unsigned int type)
 {
-	return type >= NSWAP_HELLO && type <= NSWAP_GOSSIP;
+	return type >= NSWAP_HELLO && type <= NSWAP_SET_CACHE_LIMIT;
 }
 
 static int implemented(unsigned int type)
 {
-	return type >= NSWAP_HELLO && type <= NSWAP_STATUS;
+	return (type >= NSWAP_HELLO && type <= NSWAP_STATUS) || type == NSWAP_SET_CACHE_LIMIT;
+}
+
+/* Requests a tool may send without HELLO (no client_id involved). */
+static int allowed_before_hello(unsigned int type)
+{
+	return type == NSWAP_HELLO || type == NSWAP_STATUS || type == NSWAP_SET_CACHE_LIMIT;
 }
 
 #define FAIL(...) do { snprintf(buf, buflen, __VA_ARGS__); return buf; } while (0)
@@ -52,7 +58,7 @@ const char *request_check(const struct conn *c, const struct frame_hdr *h, int h
 			FAIL("second HELLO");
 		if (h->version != c->version)
 			FAIL("frame version %u, negotiated version %u", h->version, c->version);
-	} else if (h->type != NSWAP_HELLO && h->type != NSWAP_STATUS) {
+	} else if (!allowed_before_hello(h->type)) {
 		FAIL("%s before HELLO (version not negotiated)", name);
 	} else if (h->version == 0) {
 		FAIL("version 0 in %s", name);
@@ -88,6 +94,10 @@ const char *request_check(const struct conn *c, const struct frame_hdr *h, int h
 		if (h->length)
 			FAIL("STATUS with a %u-byte payload, must be empty",
 			     (unsigned int)h->length);
+		break;
+	case NSWAP_SET_CACHE_LIMIT:
+		if (h->length != 8)
+			FAIL("SET_CACHE_LIMIT length %u, must be 8", (unsigned int)h->length);
 		break;
 	}
 	if (h->flags & ~allowed_flags)
@@ -126,7 +136,7 @@ static void do_hello(struct server *s, struct conn *c, const struct frame_hdr *h
 		.min_version = NSWAP_PROTO_MIN_VERSION,
 		.max_version = NSWAP_PROTO_VERSION,
 		.features = NSWAPD_FEATURES,
-		.capacity_pages = s->cache.capacity,
+		.capacity_pages = s->cache.limit,	/* what we offer now */
 	};
 	unsigned char buf[HELLO_SIZE];
 	unsigned int lo, hi;
@@ -256,17 +266,56 @@ static void do_invalidate(struct server *s, struct conn *c, const struct frame_h
 		reply_status(c, r, NSWAP_OK);
 }
 
-static void do_status(struct server *s, struct conn *c, struct frame_hdr *r)
+/* Reply with `status` and the STATUS payload (STATUS, SET_CACHE_LIMIT). */
+static void reply_with_status(struct server *s, struct conn *c, struct frame_hdr *r,
+			      unsigned int status)
 {
 	unsigned char buf[STATUS_SIZE];
-	const uint64_t v[11] = {
+	const uint64_t v[STATUS_FIELDS] = {
 		s->cache.capacity, s->cache.used, s->nclients,
 		s->st.puts, s->st.gets, s->st.invalidates, s->st.get_misses,
 		s->st.errors, s->st.bytes_in, s->st.bytes_out, server_uptime(s),
+		s->cache.limit,
+		s->cache.used > s->cache.limit ? NSWAP_STATE_OVER_LIMIT : 0,
 	};
 
+	r->status = (uint16_t)status;
 	status_encode(buf, v);
 	conn_reply(c, r, buf, sizeof(buf), crc32c(buf, sizeof(buf)));
+}
+
+/* Control from the node itself only: protocol version 1 has no
+ * authentication, so "the peer is on loopback" is the one check there is
+ * (a local user could also stop the daemon).  The reply carries the STATUS
+ * payload so the caller sees the bound (capacity_pages) and the result. */
+static void do_set_cache_limit(struct server *s, struct conn *c, const unsigned char *payload,
+			       struct frame_hdr *r)
+{
+	uint64_t pages = get_le64(payload);
+	uint32_t old = s->cache.limit;
+
+	if (!c->local) {
+		s->st.errors++;
+		log_peer(L_WARN, "%s: SET_CACHE_LIMIT refused: control requests are accepted "
+			 "only from a loopback address (run the tool on the server's node)",
+			 c->peer);
+		reply_status(c, r, NSWAP_EPERM);
+		return;
+	}
+	if (cache_set_limit(&s->cache, pages) != 0) {
+		s->st.errors++;
+		log_peer(L_WARN, "%s: SET_CACHE_LIMIT %llu pages refused: must be 1 to %u pages "
+			 "(cache_size, the maximum; raise it in nswapd.conf and restart for more)",
+			 c->peer, (unsigned long long)pages, s->cache.capacity);
+		reply_with_status(s, c, r, NSWAP_EINVAL);
+		return;
+	}
+	if (pages != old)
+		log_msg(L_INFO, "%s: cache limit %u -> %u pages (maximum %u, %u in use)%s",
+			c->peer, old, s->cache.limit, s->cache.capacity, s->cache.used,
+			s->cache.used > s->cache.limit ?
+			"; over the limit: new slots are refused until usage falls below it" : "");
+	reply_with_status(s, c, r, NSWAP_OK);
 }
 
 void request_handle(struct server *s, struct conn *c, const struct frame_hdr *h,
@@ -290,7 +339,10 @@ void request_handle(struct server *s, struct conn *c, const struct frame_hdr *h,
 		do_hello(s, c, h, payload, &r);
 		return;
 	case NSWAP_STATUS:
-		do_status(s, c, &r);
+		reply_with_status(s, c, &r, NSWAP_OK);
+		return;
+	case NSWAP_SET_CACHE_LIMIT:
+		do_set_cache_limit(s, c, payload, &r);
 		return;
 	}
 	/* Page requests: a connection speaks for the client it said HELLO as. */

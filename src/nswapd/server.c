@@ -66,13 +66,32 @@ void format_addr(const struct sockaddr *sa, char *buf, size_t len)
 	}
 }
 
+int addr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;	/* 127.0.0.0/8 */
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(a))
+			return 1;
+		/* An IPv4 client of a dual-stack listener: ::ffff:127.x.y.z */
+		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+	}
+	return 0;
+}
+
 void server_log_status(const struct server *s)
 {
 	log_msg(L_INFO,
-		"status: capacity_pages %u used_pages %u clients %u connections %u "
+		"status: capacity_pages %u used_pages %u clients %u connections %u limit_pages %u%s "
 		"puts %llu gets %llu invalidates %llu get_misses %llu errors %llu "
 		"bytes_in %llu bytes_out %llu uptime_s %llu%s",
-		s->cache.capacity, s->cache.used, s->nclients, s->nconns,
+		s->cache.capacity, s->cache.used, s->nclients, s->nconns, s->cache.limit,
+		s->cache.used > s->cache.limit ? " (over limit: new slots refused)" : "",
 		(unsigned long long)s->st.puts, (unsigned long long)s->st.gets,
 		(unsigned long long)s->st.invalidates, (unsigned long long)s->st.get_misses,
 		(unsigned long long)s->st.errors, (unsigned long long)s->st.bytes_in,
@@ -157,6 +176,7 @@ static int do_accept(struct server *s)
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		char peer[64];
+		struct conn *c;
 		int one = 1, fd;
 
 		fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -177,7 +197,9 @@ static int do_accept(struct server *s)
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		conn_new(s, fd, peer);
+		c = conn_new(s, fd, peer);
+		if (c)
+			c->local = addr_is_loopback((struct sockaddr *)&ss);
 	}
 	return 0;
 }

@@ -16,5 +16,8 @@ int server_run(struct server *s);
 void server_destroy(struct server *s);
 
 void format_addr(const struct sockaddr *sa, char *buf, size_t len);
+/* 1 when sa is a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104):
+ * the peer runs on this node, the only place control requests come from. */
+int addr_is_loopback(const struct sockaddr *sa);
 
 #endif

@@ -6,6 +6,7 @@ test another binary (e.g. a sanitizer build).  Every server listens on
 bounded in count and time.
 """
 
+import json
 import os
 import random
 import re
@@ -14,6 +15,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -143,8 +145,9 @@ def pump(sock, data, timeout=IO_TIMEOUT, stall=None):
 class Server:
     """One nswapd process on 127.0.0.1:<ephemeral>, with its stderr collected."""
 
-    def __init__(self, binary, *args, env=None):
-        self.cmd = [str(binary), "--foreground", "--listen", "127.0.0.1:0", *map(str, args)]
+    def __init__(self, binary, *args, env=None, listen="127.0.0.1:0", netns=None):
+        prefix = ["ip", "netns", "exec", netns] if netns else []  # ip execs: same pid
+        self.cmd = [*prefix, str(binary), "--foreground", "--listen", listen, *map(str, args)]
         self.proc = subprocess.Popen(
             self.cmd,
             env=dict(os.environ, **(env or {})),
@@ -157,7 +160,7 @@ class Server:
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        m = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", START_TIMEOUT)
+        m = self.wait_log(r"listening on [0-9.]+:(\d+)", START_TIMEOUT)
         if not m:
             self.kill()
             pytest.fail("nswapd did not start: %s\n%s" % (self.cmd, self.log_text()))
@@ -267,7 +270,8 @@ def test_hello_put_get_invalidate_roundtrip(server):
     with server.client() as c:
         reply = c.hello(0x1234, "node-a", features=0xFF)
         assert reply.min_version == reply.max_version == 1 == c.version
-        assert reply.features == proto.FEAT_RANGE_INVALIDATE  # the intersection
+        # the intersection
+        assert reply.features == proto.FEAT_RANGE_INVALIDATE | proto.FEAT_CACHE_LIMIT
         assert reply.capacity_pages == 1024
         assert reply.name == "pytest-srv"
 
@@ -618,6 +622,18 @@ VIOLATIONS = {
         False,
         _frame(proto.HELLO, proto.encode_hello()[:40]),
         "HELLO payload is 40 bytes",
+        True,
+    ),
+    "short SET_CACHE_LIMIT": (
+        True,
+        _frame(proto.SET_CACHE_LIMIT, b"1234"),
+        "SET_CACHE_LIMIT length 4, must be 8",
+        True,
+    ),
+    "RANGE on SET_CACHE_LIMIT": (
+        False,
+        _frame(proto.SET_CACHE_LIMIT, proto.encode_cache_limit(8), flags=proto.F_RANGE),
+        "flags 0x0001 not valid for SET_CACHE_LIMIT",
         True,
     ),
     "HELLO version 0": (
@@ -1121,3 +1137,123 @@ def test_port_in_use_exits_1(nswapd_bin, server):
     assert "stopped" not in r.stderr
     with server.client(0x5) as c:  # the running server is unaffected
         assert c.put(0, 1, page(5, 0)) == proto.OK
+
+
+# --- runtime cache limit (SET_CACHE_LIMIT) ---------------------------------------------
+
+
+def test_set_cache_limit_is_reported_by_status_and_hello(start_server):
+    srv = start_server("--cache-size", "64K")  # 16 pages
+    with srv.client() as ctl:  # a tool: no HELLO needed
+        st = ctl.status()
+        assert (st.capacity_pages, st.limit_pages, st.state_flags) == (16, 16, 0)
+        status, st = ctl.set_cache_limit(10)
+        assert status == proto.OK
+        assert (st.capacity_pages, st.limit_pages, st.state_flags) == (16, 10, 0)
+        assert ctl.status().limit_pages == 10
+        assert ctl.set_cache_limit(10)[0] == proto.OK  # the same limit again: fine
+    assert srv.wait_log(r"127\.0\.0\.1:\d+: cache limit 16 -> 10 pages \(maximum 16, 0 in use\)")
+    cid = 0xA00
+    with srv.client(cid) as c:
+        assert c.server.capacity_pages == 10  # HELLO offers the limit
+        for s in range(10):
+            assert c.put(s, 1, page(cid, s)) == proto.OK
+        assert c.put(10, 1, page(cid, 10)) == proto.ENOSPC  # full at the limit
+        status, st = c.set_cache_limit(16)  # also allowed after HELLO
+        assert (status, st.limit_pages) == (proto.OK, 16)
+        assert c.put(10, 1, page(cid, 10)) == proto.OK
+
+
+@pytest.mark.parametrize("pages", [0, 17, 2**64 - 1])
+def test_set_cache_limit_out_of_bounds_is_refused_naming_the_bound(start_server, pages):
+    srv = start_server("--cache-size", "64K")  # 16 pages
+    with srv.client() as ctl:
+        status, st = ctl.set_cache_limit(pages)
+        assert status == proto.EINVAL
+        assert (st.capacity_pages, st.limit_pages) == (16, 16)  # the bound, unchanged
+        assert ctl.status().errors == 1
+    m = srv.wait_log(r"SET_CACHE_LIMIT (\d+) pages refused: must be 1 to 16 pages")
+    assert m and int(m.group(1)) == pages
+
+
+def test_lowering_the_limit_below_usage_keeps_every_page(start_server):
+    srv = start_server("--cache-size", "64K")
+    cid = 0xB00
+    with srv.client(cid) as c:
+        for s in range(12):
+            assert c.put(s, 1, page(cid, s)) == proto.OK
+        status, st = c.set_cache_limit(4)
+        assert status == proto.OK
+        assert (st.used_pages, st.limit_pages) == (12, 4)
+        assert st.state_flags == proto.STATE_OVER_LIMIT
+        assert srv.wait_log(r"cache limit 16 -> 4 pages .*12 in use\); over the limit")
+        # new slots are refused, stored ones are still served and rewritable
+        assert c.put(12, 1, page(cid, 12)) == proto.ENOSPC
+        assert c.put(3, 2, page(cid, 3, 2)) == proto.OK
+        for s in range(12):
+            gen = 2 if s == 3 else 1
+            assert c.get(s, gen) == (proto.OK, page(cid, s, gen))
+        # usage falls under the limit: new slots are taken again
+        assert c.invalidate(0, proto.GEN_ANY, count=9) == proto.OK
+        st = c.status()
+        assert (st.used_pages, st.state_flags) == (3, 0)
+        assert c.put(12, 1, page(cid, 12)) == proto.OK
+        assert c.put(13, 1, page(cid, 13)) == proto.ENOSPC  # 4 = the limit
+        assert c.get(11, 1) == (proto.OK, page(cid, 11))
+
+
+def _have_netns():
+    return (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, timeout=10, check=False
+        ).returncode
+        == 0
+    )
+
+
+NETNS_CLIENT = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as p
+out = {}
+for host in ("10.254.77.1", "127.0.0.1"):
+    with p.Client(host, int(sys.argv[2]), timeout=10) as c:
+        status, st = c.set_cache_limit(8)
+        out[host] = [status, st.limit_pages if st else None, c.status().limit_pages]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not _have_netns(), reason="needs root and ip netns")
+def test_set_cache_limit_from_a_non_loopback_address_is_refused(nswapd_bin):
+    """nswapd and the client in a private netns whose lo also has 10.254.77.1:
+    the same client process is refused from that address, served from 127.0.0.1."""
+    ns = "nswap-test-%d" % os.getpid()
+    ip = ["ip", "-n", ns]
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+    srv = None
+    try:
+        subprocess.run([*ip, "link", "set", "lo", "up"], check=True, timeout=10)
+        subprocess.run([*ip, "addr", "add", "10.254.77.1/32", "dev", "lo"], check=True, timeout=10)
+        srv = Server(nswapd_bin, "--cache-size", "64K", listen="0.0.0.0:0", netns=ns)
+        collections_dir = str(REPO / "build" / "collections")
+        r = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", NETNS_CLIENT]
+            + [collections_dir, str(srv.port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["10.254.77.1"] == [proto.EPERM, None, 16]  # refused, limit unchanged
+        assert out["127.0.0.1"] == [proto.OK, 8, 8]
+        m = srv.wait_log(r"10\.254\.77\.1:\d+: SET_CACHE_LIMIT refused: .*only from a loopback")
+        assert m, srv.log_text()
+        assert srv.stop() == 0
+    finally:
+        if srv is not None:
+            srv.kill()
+        subprocess.run(["ip", "netns", "del", ns], check=False, timeout=10)

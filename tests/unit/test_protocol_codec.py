@@ -198,12 +198,32 @@ def test_hello_errors():
 def test_status_roundtrip():
     values = {name: (i + 1) * 1000003 for i, name in enumerate(proto.STATUS_FIELDS)}
     raw = proto.encode_status(**values)
-    assert len(raw) == proto.STATUS_SIZE == 88
+    assert len(raw) == proto.STATUS_SIZE == 104
     status = proto.decode_status(raw)
     assert status._asdict() == values
     assert proto.decode_status(raw + bytes(16)) == status  # appended fields ignored
-    with pytest.raises(proto.ProtocolError, match="needs 88"):
+    with pytest.raises(proto.ProtocolError, match="needs 104 \\(or 88 from older servers\\)"):
         proto.decode_status(raw[:80])
+    with pytest.raises(proto.ProtocolError, match="is 91 bytes"):
+        proto.decode_status(raw[:91])
+
+
+def test_status_from_an_older_server_has_no_limit_fields():
+    values = {name: i + 1 for i, name in enumerate(proto.STATUS_FIELDS)}
+    old = proto.encode_status(**values)[: proto.STATUS_V1_SIZE]
+    status = proto.decode_status(old)
+    assert status.uptime_s == values["uptime_s"]
+    assert (status.limit_pages, status.state_flags) == (None, None)
+    partial = proto.decode_status(proto.encode_status(**values)[:96])
+    assert (partial.limit_pages, partial.state_flags) == (values["limit_pages"], None)
+
+
+def test_cache_limit_payload():
+    assert proto.encode_cache_limit(1024) == bytes.fromhex("0004000000000000")
+    with pytest.raises(proto.ProtocolError, match="cache limit out of range"):
+        proto.encode_cache_limit(-1)
+    with pytest.raises(proto.ProtocolError, match="cache limit out of range"):
+        proto.encode_cache_limit(2**64)
 
 
 def test_names():
@@ -263,12 +283,13 @@ def c_constants():
 
 def test_header_parser_finds_all_constant_groups():
     consts = c_constants()
-    # guards against a regex that silently matches nothing: 7 #defines, 9 types,
-    # 4 flags, 9 status codes, 4 feature bits in protocol version 1
-    assert len(consts) >= 33, sorted(consts)
+    # guards against a regex that silently matches nothing: 8 #defines, 10 types,
+    # 4 flags, 10 status codes, 5 feature bits, 1 state flag
+    assert len(consts) >= 38, sorted(consts)
     for name in ("NSWAP_MAGIC", "NSWAP_MAX_PAYLOAD", "NSWAP_GOSSIP", "NSWAP_F_ENCRYPTED"):
         assert name in consts
     assert consts["NSWAP_ESHUTDOWN"] == 8 and consts["NSWAP_FEAT_ENCRYPTION"] == 8
+    assert consts["NSWAP_SET_CACHE_LIMIT"] == 9 and consts["NSWAP_STATE_OVER_LIMIT"] == 1
 
 
 def test_every_c_constant_matches_the_python_codec():
@@ -325,7 +346,9 @@ def test_struct_layouts_match_the_c_header():
 
     status = c_struct("nswap_status_reply")
     assert [f[0] for f in status] == list(proto.STATUS_FIELDS)
-    assert sum(f[1] for f in status) == proto.STATUS_STRUCT.size == 88
+    assert sum(f[1] for f in status) == proto.STATUS_STRUCT.size == 104
+    v1 = [n for n, _, _ in status][: proto.STATUS_V1_SIZE // 8]
+    assert v1[-1] == "uptime_s"  # the first release ended there
 
     # and the sizes the header itself asserts
     asserted = dict(

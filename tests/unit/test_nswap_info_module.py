@@ -1,0 +1,151 @@
+"""nswap.cluster.nswap_info run in-process against a fake /sys and /proc tree.
+
+The module reads everything under nswap_info.ROOT; the tests point it at a
+tree under tmp_path laid out as docs/kmod.md describes, and at a real nswapd
+on loopback (or at a closed port) for the server part.
+"""
+
+import pytest
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_info as info
+from ansible_collections.nswap.cluster.plugins.modules import nswap_info as info_module
+
+from ..integration.test_nswapd import Server, nswapd_bin  # noqa: F401  (nswapd_bin: fixture)
+from .module_harness import run_module
+from .test_nswap_server_module import free_port
+
+PROC_SWAPS = (
+    "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+    "/dev/vda3                               partition\t1048572\t\t0\t\t-2\n"
+    "/dev/nswap0                             partition\t1048572\t\t2048\t\t100\n"
+)
+LATENCY = "".join("%d %d\n" % (1 << i if i else 0, i * 10) for i in range(24))
+
+
+def write_tree(root, files):
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+@pytest.fixture
+def node(tmp_path, monkeypatch):
+    """A node with nswap.ko loaded, one powered device used as swap, one powered off."""
+    cfg = "sys/kernel/config/nswap/"
+    write_tree(
+        tmp_path,
+        {
+            "sys/module/nswap/version": "0.1.0\n",
+            "sys/module/nswap/srcversion": "8C1E2A4F0D\n",
+            "sys/module/nswap/parameters/timeout_ms": "10000\n",
+            "sys/module/nswap/parameters/connections_per_server": "2\n",
+            cfg + "nswap0/size": "1073741824\n",
+            cfg + "nswap0/servers": "10.77.0.12:7405 up\n[fd00::2]:7405 connecting\n",
+            cfg + "nswap0/connections_per_server": "2\n",
+            cfg + "nswap0/timeout_ms": "10000\n",
+            cfg + "nswap0/retries": "3\n",
+            cfg + "nswap0/client_id": "0x0000000100000000\n",
+            cfg + "nswap0/power": "1\n",
+            cfg + "nswap0/index": "0\n",
+            cfg + "spare/size": "0\n",
+            cfg + "spare/servers": "",
+            cfg + "spare/power": "0\n",
+            cfg + "spare/index": "1\n",
+            cfg + "spare/client_id": "0x00000000deadbeef\n",
+            "sys/block/nswap0/nswap/puts": "512\n",
+            "sys/block/nswap0/nswap/errors": "0\n",
+            "sys/block/nswap0/nswap/inflight": "3\n",
+            "sys/block/nswap0/nswap/latency_hist": LATENCY,
+            "proc/swaps": PROC_SWAPS,
+        },
+    )
+    monkeypatch.setattr(info_module, "ROOT", str(tmp_path))
+    return tmp_path
+
+
+def run(monkeypatch, check_mode=False, **args):
+    args.setdefault("server_port", free_port())  # nothing listens there
+    args.setdefault("timeout", 1)
+    return run_module(monkeypatch, info_module, args, check_mode=check_mode)
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_facts_of_a_node_with_a_device_in_use(monkeypatch, node, check_mode):
+    failed, result = run(monkeypatch, check_mode=check_mode)
+    assert not failed, result
+    assert result["changed"] is False
+    facts = result["nswap"]
+    assert facts["module"] == dict(
+        loaded=True,
+        version="0.1.0",
+        srcversion="8C1E2A4F0D",
+        parameters=dict(connections_per_server=2, timeout_ms=10000),
+    )
+    nswap0, spare = facts["devices"]
+    assert nswap0["name"] == "nswap0" and nswap0["path"] == "/dev/nswap0"
+    assert (nswap0["size"], nswap0["power"], nswap0["index"]) == (1 << 30, 1, 0)
+    assert (nswap0["retries"], nswap0["timeout_ms"], nswap0["connections_per_server"]) == (
+        3,
+        10000,
+        2,
+    )
+    assert nswap0["client_id"] == "0x0000000100000000"
+    assert nswap0["servers"] == [
+        dict(name="10.77.0.12:7405", address="10.77.0.12", port=7405, state="up"),
+        dict(name="[fd00::2]:7405", address="fd00::2", port=7405, state="connecting"),
+    ]
+    counters = nswap0["counters"]
+    assert (counters["puts"], counters["errors"], counters["inflight"]) == (512, 0, 3)
+    assert len(counters["latency_hist"]) == 24
+    assert counters["latency_hist"][:2] == [[0, 0], [2, 10]]
+    assert nswap0["swap"] == dict(
+        name="/dev/nswap0", type="partition", size=1048572 * 1024, used=2048 * 1024,
+        priority=100, nswap=True,
+    )  # fmt: skip
+    assert spare["path"] is None and spare["counters"] == {} and spare["swap"] is None
+    assert spare["servers"] == [] and spare["power"] == 0
+    assert [(s["name"], s["nswap"]) for s in facts["swaps"]] == [
+        ("/dev/vda3", False),
+        ("/dev/nswap0", True),
+    ]
+    server = facts["server"]
+    assert server["running"] is False
+    assert server["error"].startswith("no nswapd answers on 127.0.0.1:")
+
+
+def test_a_node_without_nswap(monkeypatch, tmp_path):
+    monkeypatch.setattr(info_module, "ROOT", str(tmp_path))
+    failed, result = run(monkeypatch, server=False)
+    assert not failed, result
+    assert result["nswap"] == dict(
+        module=dict(loaded=False, version=None, srcversion=None, parameters={}),
+        devices=[],
+        swaps=[],
+        server=dict(running=None, address=result["nswap"]["server"]["address"], error=None,
+                    status={}),
+    )  # fmt: skip
+
+
+def test_local_server_status(monkeypatch, node, nswapd_bin):  # noqa: F811
+    srv = Server(nswapd_bin, "--cache-size", "64K")
+    try:
+        failed, result = run(monkeypatch, server_port=srv.port)
+    finally:
+        assert srv.stop() == 0
+    assert not failed, result
+    server = result["nswap"]["server"]
+    assert server["running"] is True and server["error"] is None
+    assert server["address"] == "127.0.0.1:%d" % srv.port
+    assert (server["status"]["capacity_pages"], server["status"]["limit_pages"]) == (16, 16)
+
+
+def test_bad_arguments(monkeypatch, node):
+    failed, result = run(monkeypatch, timeout=-1)
+    assert failed and "timeout=-1.0 must be more than 0" in result["msg"]
+
+
+def test_parsers_tolerate_odd_lines():
+    assert info.parse_servers("\n10.0.0.1:7405\n") == [
+        dict(name="10.0.0.1:7405", address="10.0.0.1", port=7405, state=None)
+    ]
+    assert info.parse_latency_hist("0 1\nbogus\n2 x\n4 5\n") == [[0, 1], [4, 5]]
