@@ -41,6 +41,9 @@ def installed(tmp_path_factory):
             os.path.join(BIN, "ansible-galaxy"),
             "collection",
             "install",
+            # a copy elsewhere (e.g. one molecule installed in ~/.ansible) must not
+            # make ansible-galaxy skip this install as "already installed"
+            "--force",
             "-p",
             str(target),
             str(tarball),
