@@ -1,0 +1,84 @@
+"""The report's statistics: mean and sample stdev of a cell, time ratios, Welch's t-test.
+
+Welch's t statistic and its Welch-Satterthwaite degrees of freedom are computed here, so
+that the degenerate cases (one run, no variance) get a reason instead of a NaN; the p-value
+comes from scipy's t distribution.  tests/unit/test_nswapbench_stats.py checks both against
+scipy.stats.ttest_ind(equal_var=False) and against a value computed by hand.
+"""
+
+import dataclasses
+import math
+import statistics
+
+from scipy.stats import t as t_distribution
+
+ALPHA = 0.05  # significance level of the marker; mmtests marks p < 0.05 the same way
+# Below this factor "1.04x" needs two decimals: "1.0x" would hide which side won.
+TWO_DECIMALS_BELOW = 1.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    n: int
+    mean: float | None  # None: no timed runs
+    stdev: float | None  # None: fewer than two runs (sample stdev, n - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Welch:
+    t: float | None
+    df: float | None
+    p: float | None  # two-sided; None when the test is undefined (see reason)
+    reason: str | None  # why there is no p-value
+
+    def significant(self, alpha=ALPHA):
+        return self.p is not None and self.p < alpha
+
+
+def summarize(values):
+    """Summary of a cell's wall times."""
+    values = list(values)
+    if not values:
+        return Summary(0, None, None)
+    mean = statistics.fmean(values)
+    stdev = statistics.stdev(values) if len(values) > 1 else None
+    return Summary(len(values), mean, stdev)
+
+
+def time_ratio(time_s, reference_s):
+    """time / reference time: above 1 the backend is slower than the reference (disk)."""
+    if time_s is None or reference_s is None:
+        return None
+    if reference_s <= 0:
+        return None  # a 0 s reference cannot be compared with
+    return time_s / reference_s
+
+
+def speed_label(ratio):
+    """The paper's wording of a time ratio: 4.6 -> "4.6x slower", 0.625 -> "1.6x faster"."""
+    if ratio is None:
+        return None
+    if ratio == 1:
+        return "1.00x (same)"
+    if ratio <= 0:
+        return "no time"
+    factor, word = (ratio, "slower") if ratio > 1 else (1 / ratio, "faster")
+    digits = 2 if factor < TWO_DECIMALS_BELOW else 1
+    return "%.*fx %s" % (digits, factor, word)
+
+
+def welch(a, b):
+    """Welch's unequal-variances t-test of two samples, two-sided."""
+    a, b = list(a), list(b)
+    if len(a) < 2 or len(b) < 2:
+        return Welch(None, None, None, "needs 2+ runs on each side")
+    mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
+    var_a, var_b = statistics.variance(a), statistics.variance(b)
+    se2_a, se2_b = var_a / len(a), var_b / len(b)
+    se2 = se2_a + se2_b
+    if se2 == 0:
+        return Welch(None, None, None, "no variance on either side")
+    t = (mean_a - mean_b) / math.sqrt(se2)
+    df = se2**2 / (se2_a**2 / (len(a) - 1) + se2_b**2 / (len(b) - 1))
+    p = 2 * float(t_distribution.sf(abs(t), df))
+    return Welch(t, df, p, None)

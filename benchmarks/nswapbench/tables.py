@@ -1,0 +1,245 @@
+"""Runs grouped into the paper's two tables, as data (report.py and charts.py render them).
+
+Table 1 (one per disk profile x link profile of the ordinary runs): rows workload x procs,
+columns backends, each cell the timed runs' mean and stdev, compared with the disk cell of its
+row (time ratio, Welch's t-test).  Projection runs (``projection``: at rates chosen for the
+fit) are Table 2's input: per disk profile, workload, procs and backend, the mean times at
+those rates are fitted (amdahl.py), projected to 1/10/25 Gbit and checked against the same
+cell's ordinary run (at its link's measured rate).
+"""
+
+import collections
+import dataclasses
+import statistics
+
+from . import amdahl, stats
+from .schema import REFERENCE_BACKEND
+
+BITS_PER_BYTE = 8  # MB/s (10^6 bytes) -> Mbit/s (10^6 bits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    runs: tuple  # every run of the cell, timed or not
+    summary: stats.Summary  # of the timed runs' wall_s
+
+    @property
+    def times(self):
+        return [run.wall_s for run in self.runs if run.timed]
+
+    def count(self, what):
+        """Runs that are: "ok" (timed), "failed", "timeout" or "corrupt" (mismatches > 0)."""
+        if what == "ok":
+            return len(self.times)
+        if what == "corrupt":
+            return sum(1 for run in self.runs if run.corrupt)
+        return sum(1 for run in self.runs if run.status == what and not run.corrupt)
+
+    @property
+    def complete(self):
+        return self.count("ok") == len(self.runs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    ratio: float | None  # backend time / disk time; None with a reason
+    welch: stats.Welch | None
+    reason: str | None
+
+    @property
+    def label(self):
+        return stats.speed_label(self.ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    workload: str
+    procs: int
+    cells: dict  # backend -> Cell (missing: no runs)
+    comparisons: dict  # non-reference backend -> Comparison
+
+
+@dataclasses.dataclass(frozen=True)
+class Table1:
+    disk_profile: str
+    link_profile: str
+    backends: tuple  # disk first
+    rows: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    link_profile: str
+    rate_mbit: float  # the rate used in the fit
+    rate_source: str  # "measured" (link record) or "nominal" (link_rate_mbit)
+    cell: Cell
+
+
+@dataclasses.dataclass(frozen=True)
+class Projection:
+    disk_profile: str
+    workload: str
+    procs: int
+    backend: str
+    points: tuple  # Points at the limited rates, slowest first
+    fit: amdahl.Fit | None
+    problem: str | None  # why there is no fit
+    validations: tuple  # (link_profile, Validation) per ordinary link profile of the cell
+    validation_notes: tuple  # why a validation could not be made
+    disk_s: float | None  # the disk cell's mean in this disk profile (ordinary runs)
+
+
+def backend_order(backends):
+    """The reference first, then the others by name."""
+    return tuple(sorted(set(backends), key=lambda name: (name != REFERENCE_BACKEND, name)))
+
+
+def group_cells(runs):
+    """(disk_profile, link_profile, workload, procs, backend) -> Cell.
+
+    A link profile's runs are either all projection runs or all ordinary ones (a projection
+    rate gets its own profile name), so the key needs no projection flag.
+    """
+    grouped = collections.defaultdict(list)
+    for run in runs:
+        grouped[(run.disk_profile, run.link_profile, run.workload, run.procs, run.backend)].append(
+            run
+        )
+    return {
+        key: Cell(tuple(group), stats.summarize(r.wall_s for r in group if r.timed))
+        for key, group in grouped.items()
+    }
+
+
+def compare(cell, reference):
+    """A backend's cell against the disk cell of the same row."""
+    if reference is None:
+        return Comparison(None, None, "no disk runs in this row")
+    if reference.summary.mean is None:
+        return Comparison(None, None, "no disk run finished")
+    if cell.summary.mean is None:
+        return Comparison(None, None, "no run finished")
+    ratio = stats.time_ratio(cell.summary.mean, reference.summary.mean)
+    return Comparison(ratio, stats.welch(cell.times, reference.times), None)
+
+
+def table1(runs):
+    """Table 1 per (disk profile, link profile) of the ordinary (not projection) runs."""
+    cells = group_cells(run for run in runs if not run.projection)
+    groups = sorted({key[:2] for key in cells})
+    tables = []
+    for disk_profile, link_profile in groups:
+        mine = {
+            key[2:]: cell for key, cell in cells.items() if key[:2] == (disk_profile, link_profile)
+        }
+        backends = backend_order(key[2] for key in mine)
+        rows = []
+        for workload, procs in sorted({key[:2] for key in mine}):
+            row_cells = {
+                b: mine[(workload, procs, b)] for b in backends if (workload, procs, b) in mine
+            }
+            reference = row_cells.get(REFERENCE_BACKEND)
+            comparisons = {
+                b: compare(cell, reference)
+                for b, cell in row_cells.items()
+                if b != REFERENCE_BACKEND
+            }
+            rows.append(Row(workload, procs, row_cells, comparisons))
+        tables.append(Table1(disk_profile, link_profile, backends, tuple(rows)))
+    return tables
+
+
+def crossover(table, alpha=stats.ALPHA):
+    """Per non-disk backend: (rows it wins, rows it loses, rows with significance marks).
+
+    Each list holds (workload, procs, significant) for the rows with a ratio.
+    """
+    result = {}
+    for backend in table.backends:
+        if backend == REFERENCE_BACKEND:
+            continue
+        wins, losses = [], []
+        for row in table.rows:
+            comparison = row.comparisons.get(backend)
+            if comparison is None or comparison.ratio is None:
+                continue
+            entry = (row.workload, row.procs, comparison.welch.significant(alpha))
+            (wins if comparison.ratio < 1 else losses).append(entry)
+        result[backend] = (wins, losses)
+    return result
+
+
+def measured_link_mbit(link_rates):
+    """link_profile -> mean measured stream rate in Mbit/s."""
+    grouped = collections.defaultdict(list)
+    for record in link_rates:
+        grouped[record.link_profile].append(record.stream_mbs * BITS_PER_BYTE)
+    return {profile: statistics.fmean(values) for profile, values in grouped.items()}
+
+
+def table2(runs, link_rates):
+    """Projections per (disk profile, workload, procs, backend) with projection runs."""
+    measured = measured_link_mbit(link_rates)
+    fitted = group_cells(run for run in runs if run.projection)
+    ordinary = group_cells(run for run in runs if not run.projection)
+    nominal = {run.link_profile: run.link_rate_mbit for run in runs}
+    projections = []
+    for disk_profile, workload, procs, backend in sorted({(k[0],) + k[2:] for k in fitted}):
+        mine = (disk_profile, workload, procs, backend)
+        points = []
+        for (d, link, w, p, b), cell in sorted(fitted.items()):
+            if (d, w, p, b) == mine and link in measured:
+                points.append(Point(link, measured[link], "measured", cell))
+            elif (d, w, p, b) == mine:
+                points.append(Point(link, nominal[link], "nominal", cell))
+        points.sort(key=lambda point: point.rate_mbit)
+        model, problem = _fit(points)
+        checks = [(k[1], c) for k, c in sorted(ordinary.items()) if (k[0],) + k[2:] == mine]
+        validations, notes = [], []
+        for link, cell in checks if model is not None else ():
+            rate = measured.get(link, nominal[link])
+            if cell.summary.mean is None:
+                notes.append("%s: no run finished" % link)
+            elif rate is None:
+                notes.append('%s: no measured link rate (a kind "link" record)' % link)
+            else:
+                validations.append((link, amdahl.validate(model, rate, cell.summary.mean)))
+        if model is not None and not checks:
+            notes.append("no ordinary run to check against")
+        disk = _disk_mean(ordinary, disk_profile, workload, procs)
+        projections.append(
+            Projection(
+                disk_profile,
+                workload,
+                procs,
+                backend,
+                tuple(points),
+                model,
+                problem,
+                tuple(validations),
+                tuple(notes),
+                disk,
+            )
+        )
+    return projections
+
+
+def _fit(points):
+    timed = [(point.rate_mbit, point.cell.summary.mean) for point in points]
+    missing = [point.link_profile for point in points if point.cell.summary.mean is None]
+    if missing:
+        return None, "no run finished at %s" % ", ".join(missing)
+    if len({rate for rate, _ in timed}) < len(timed):
+        return None, "two link profiles have the same rate: %s" % timed
+    try:
+        return amdahl.fit(timed), None
+    except amdahl.FitError as err:
+        return None, str(err)
+
+
+def _disk_mean(cells, disk_profile, workload, procs):
+    """The disk cell's mean of this row (of the first link profile by name that has one)."""
+    for (d, _, w, p, b), cell in sorted(cells.items()):
+        if (d, w, p, b) == (disk_profile, workload, procs, REFERENCE_BACKEND):
+            return cell.summary.mean
+    return None
