@@ -305,7 +305,7 @@ def parse_sections(output):
     a name ``x@3`` is section x of round 3."""
     sections = []
     for match in _SECTION_RE.finditer(output):
-        name, _, rnd = match.group(1).partition("@")
+        name, _at, rnd = match.group(1).partition("@")
         sections.append((name, int(rnd) if rnd else None, int(match.group(3)), match.group(2)))
     return sections
 
@@ -367,15 +367,15 @@ def hist_add(total, after, before):
     """total + (after - before), bucket by bucket; total may be empty."""
     if not after or len(after) != len(before):
         return total
-    delta = [(lo, a - b) for (lo, a), (_, b) in zip(after, before, strict=True)]
+    delta = [(lo, a - b) for (lo, a), (_lo, b) in zip(after, before, strict=True)]
     if not total:
         return delta
-    return [(lo, t + d) for (lo, t), (_, d) in zip(total, delta, strict=True)]
+    return [(lo, t + d) for (lo, t), (_lo, d) in zip(total, delta, strict=True)]
 
 
 def hist_percentile(rows, fraction):
     """[lower, upper) µs of the bucket holding the given fraction; None if empty."""
-    total = sum(count for _, count in rows)
+    total = sum(count for _lower, count in rows)
     if total == 0:
         return None
     seen = 0
@@ -565,7 +565,7 @@ echo "slots={slots}"
 
 def collect_vm(result, rounds):
     """(vm measurements, slot map measurements, failures) from the VM's output."""
-    vm = {"rounds": [{} for _ in range(rounds)], "once": {}}
+    vm = {"rounds": [{} for _round in range(rounds)], "once": {}}
     failures = {}
     hists = {}
     for name, rnd, rc, text in parse_sections(result.output):
@@ -656,7 +656,7 @@ def run_native(tapnet, tools, p, deadline):
     }
     rounds = []
     failures = {}
-    with servers(tapnet, specs) as (nswapd_server, _):
+    with servers(tapnet, specs) as (nswapd_server, _netbench_server):
         comm = nswapd_server.comm()
         for rnd in range(1, p["native_rounds"] + 1):
             if rnd > 1 and time.monotonic() > deadline:
@@ -1103,7 +1103,7 @@ def crc_driver(vm):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n", maxsplit=1)[0],
         epilog="See benchmarks/README.md.",
     )
     parser.add_argument("--quick", action="store_true", help="smaller counts, under 3 minutes")

@@ -14,7 +14,7 @@ deadline = time.time() + 90
 served = 0
 while served < expected and time.time() < deadline:
     try:
-        conn, _ = srv.accept()
+        conn, _peer = srv.accept()
     except socket.timeout:
         continue
     with conn:

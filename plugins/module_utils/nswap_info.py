@@ -75,7 +75,7 @@ def parse_servers(text):
         if not fields:
             continue
         name = fields[0]
-        host, _, port = name.rpartition(":")
+        host, _colon, port = name.rpartition(":")
         servers.append(
             dict(
                 name=name,

@@ -185,7 +185,7 @@ def _crc_table():
     table = []
     for n in range(256):
         c = n
-        for _ in range(8):
+        for _bit in range(8):
             c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
         table.append(c)
     return tuple(table)

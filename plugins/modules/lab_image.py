@@ -22,11 +22,17 @@ description:
   - The build takes about 6 minutes on 2 cores; its steps are logged to RV(log).
   - Must run on the controller as root (debootstrap, chroot).
 author:
-  - nswap developers
+  - nswap developers (@nswap)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
     support: full
+    details: Reports whether the image would be built or removed; builds and removes
+      nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode), when in diff mode.
     support: none
 options:
   cache_dir:
@@ -114,7 +120,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    cache_dir = os.path.expanduser(module.params["cache_dir"])
+    cache_dir = module.params["cache_dir"]  # type=path: "~" already expanded
     try:
         if module.params["state"] == "absent":
             module.exit_json(changed=remove_images(cache_dir, module.check_mode))

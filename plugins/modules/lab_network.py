@@ -22,12 +22,18 @@ description:
     the namespaces and VMs of other labs, e.g. left behind by a killed run.
   - Must run on the controller as root.
 author:
-  - nswap developers
+  - nswap developers (@nswap)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
     support: full
+    details: Reports whether the namespace, bridge or taps would change; changes nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode), when in diff mode.
     support: full
+    details: Shows the namespace, its taps and address before and after.
 options:
   lab:
     description: Lab name (1-8 lowercase letters or digits).

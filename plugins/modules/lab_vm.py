@@ -21,12 +21,19 @@ description:
   - Uses KVM only where hardware virtualization really works (vmx/svm), else TCG.
   - Returns as soon as QEMU runs; waiting for SSH is the caller's job.
 author:
-  - nswap developers
+  - nswap developers (@nswap)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
     support: full
+    details: Reports whether the VM would be started, recreated or stopped; starts and
+      stops nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode), when in diff mode.
     support: full
+    details: Shows the VM's configuration before and after.
 options:
   lab:
     description: Lab name.
@@ -131,7 +138,7 @@ def build_spec(params):
         base=image["base"],
         kernel=image["kernel"],
         initrd=image["initrd"],
-        workdir=os.path.expanduser(params["workdir"]),
+        workdir=params["workdir"],
         accel="kvm" if vm.hardware_virtualization() else "tcg",
     )
 
@@ -163,7 +170,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    workdir = os.path.expanduser(params["workdir"])
+    workdir = params["workdir"]  # type=path: "~" already expanded
     try:
         if params["state"] == "absent":
             lab = check_lab_name(params["lab"])

@@ -59,7 +59,7 @@ def installed(tmp_path_factory):
 
 
 def test_tarball_has_the_collection_and_no_build_outputs(installed):
-    tarball, _, _ = installed
+    tarball, _work, _env = installed
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
     for wanted in (
@@ -74,13 +74,13 @@ def test_tarball_has_the_collection_and_no_build_outputs(installed):
 
 
 def test_modules_document_themselves_by_fqcn(installed):
-    _, work, env = installed
+    _tarball, work, env = installed
     out = run([os.path.join(BIN, "ansible-doc"), "nswap.cluster.lab_vm"], cwd=str(work), env=env)
     assert "Starts a Debian VM from the lab image" in " ".join(out.split())
 
 
 def test_filter_works_by_fqcn(installed):
-    _, work, env = installed
+    _tarball, work, env = installed
     play = work / "play.yml"
     play.write_text(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n"

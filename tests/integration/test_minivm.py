@@ -118,7 +118,7 @@ def test_disk_is_attached(kit, tmp_path):
 
 def _serve_token_once(server, token, received):
     try:
-        conn, _ = server.accept()
+        conn, _peer = server.accept()
         with conn:
             conn.settimeout(10)
             conn.sendall(token + b"\n")
@@ -152,7 +152,7 @@ host, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
 with socket.create_server((host, port)) as server:
     server.settimeout(%d)
     print("listening", flush=True)
-    conn, _ = server.accept()
+    conn, _peer = server.accept()
     with conn:
         conn.settimeout(10)
         conn.sendall(token + b"\\n")

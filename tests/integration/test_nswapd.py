@@ -118,7 +118,7 @@ def pump(sock, data, timeout=IO_TIMEOUT, stall=None):
             now = time.monotonic()
             if now > deadline or (stall and now - last_progress > stall):
                 break
-            r, w, _ = select.select([sock], [sock], [], 0.05)
+            r, w, _x = select.select([sock], [sock], [], 0.05)
             if r:
                 try:
                     chunk = sock.recv(262144)
@@ -511,7 +511,7 @@ def test_max_clients(start_server):
         assert srv.wait_log(r"refused: max_clients \(2\) reached")
         assert a.status().clients == 2 and b.put(1, 1, page(2, 1)) == proto.OK
     # slots are free again (once the server has seen both closes)
-    for _ in range(50):
+    for _attempt in range(50):
         with srv.client() as c:
             try:
                 c.hello(3)
@@ -664,7 +664,7 @@ def test_protocol_violation_closes_only_that_connection(shared_server, name):
             if say_hello:
                 bad.sendall(hello_frame(BAD_CID, tag=1))
             peer = "127.0.0.1:%d" % bad.getsockname()[1]
-            _, early = pump(bad, raw, timeout=5)
+            _sent, early = pump(bad, raw, timeout=5)
             frames = split_frames(early + read_until_closed(bad))  # fails if left open
         if say_hello:
             assert frames and frames[0].type == proto.HELLO | proto.REPLY
@@ -728,11 +728,11 @@ def _fuzz_frames(rng, cid, count):
         lambda: _frame(proto.GETPAGE, client_id=cid + 1, slot=1),  # someone else's page
     ]
     out = []
-    for _ in range(count):
+    for _frame_no in range(count):
         raw = bytearray(rng.choice(templates)())
         kind = rng.random()
         if kind < 0.006:  # flip header bits, keep hdr_crc valid: reaches the deep checks
-            for _ in range(rng.randint(1, 3)):
+            for _flip in range(rng.randint(1, 3)):
                 raw[rng.randrange(52)] ^= 1 << rng.randrange(8)
             raw[52:56] = struct.pack("<I", proto.crc32c(bytes(raw[:52])))
         elif kind < 0.012:  # random header fields, valid hdr_crc

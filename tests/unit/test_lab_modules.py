@@ -165,3 +165,21 @@ def test_image_absent_removes_cache(monkeypatch, tmp_path):
         monkeypatch, lab_image, {"cache_dir": str(tmp_path), "state": "absent"}
     )
     assert not failed and not result["changed"]
+
+
+def test_home_relative_paths_reach_the_code_expanded(monkeypatch, tmp_path):
+    # cache_dir and workdir are type=path, so AnsibleModule expands "~" (defaults included);
+    # the modules rely on that instead of calling expanduser themselves.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    seen = []
+    monkeypatch.setattr(
+        image,
+        "ensure_image",
+        lambda cache_dir, check_mode: seen.append(cache_dir) or (False, dict(IMAGE, dir="/i")),
+    )
+    failed, result = run_module(monkeypatch, lab_image, {})
+    assert not failed and seen == [str(tmp_path / ".cache" / "nswap")]
+    monkeypatch.setattr(vm, "hardware_virtualization", lambda: False)
+    monkeypatch.setattr(vm, "status", lambda spec: seen.append(spec.workdir))
+    failed, result = run_module(monkeypatch, lab_vm, vm_args(workdir="~/labs/t1"), check_mode=True)
+    assert not failed and seen[-1] == str(tmp_path / "labs" / "t1")

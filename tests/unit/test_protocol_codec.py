@@ -337,17 +337,17 @@ def test_struct_layouts_match_the_c_header():
         assert documented == offset, "%s documented at %s, computed %d" % (name, documented, offset)
         offset += size
     assert offset == proto.HDR_SIZE == proto.HEADER_STRUCT.size
-    assert dict((n, o) for n, _, o in hdr)["hdr_crc"] == proto.HDR_CRC_OFFSET
+    assert dict((n, o) for n, _size, o in hdr)["hdr_crc"] == proto.HDR_CRC_OFFSET
 
     hello = c_struct("nswap_hello")
     assert [f[0] for f in hello] == list(proto.Hello._fields)
     assert sum(f[1] for f in hello) == proto.HELLO_STRUCT.size == 48
-    assert dict((n, s) for n, s, _ in hello)["name"] == proto.NAME_LEN
+    assert dict((n, s) for n, s, _offset in hello)["name"] == proto.NAME_LEN
 
     status = c_struct("nswap_status_reply")
     assert [f[0] for f in status] == list(proto.STATUS_FIELDS)
     assert sum(f[1] for f in status) == proto.STATUS_STRUCT.size == 104
-    v1 = [n for n, _, _ in status][: proto.STATUS_V1_SIZE // 8]
+    v1 = [n for n, _size, _offset in status][: proto.STATUS_V1_SIZE // 8]
     assert v1[-1] == "uptime_s"  # the first release ended there
 
     # and the sizes the header itself asserts
@@ -372,20 +372,20 @@ C_PROGRAM = r"""
 #include "nswap_proto.h"
 int main(void)
 {
-	struct nswap_hdr h;
-	struct nswap_hello o;
-	memset(&h, 0, sizeof(h));
-	memset(&o, 0, sizeof(o));
-	h.magic = NSWAP_MAGIC; h.version = 0xAB; h.type = 0xCD; h.flags = 0xBEEF;
-	h.tag = 0x0102030405060708ULL; h.client_id = 0x1112131415161718ULL;
-	h.slot = 0x2122232425262728ULL; h.generation = 0x3132333435363738ULL;
-	h.length = 0x41424344; h.crc = 0x51525354; h.status = 0x6162;
-	h.hop_count = 0x71; h.reserved = 0x72; h.hdr_crc = 0x81828384;
-	o.min_version = 1; o.max_version = 3; o.features = 0x0f;
-	o.capacity_pages = 0x123456789ULL; memcpy(o.name, "cnode", 5);
-	fwrite(&h, sizeof(h), 1, stdout);
-	fwrite(&o, sizeof(o), 1, stdout);
-	return 0;
+    struct nswap_hdr h;
+    struct nswap_hello o;
+    memset(&h, 0, sizeof(h));
+    memset(&o, 0, sizeof(o));
+    h.magic = NSWAP_MAGIC; h.version = 0xAB; h.type = 0xCD; h.flags = 0xBEEF;
+    h.tag = 0x0102030405060708ULL; h.client_id = 0x1112131415161718ULL;
+    h.slot = 0x2122232425262728ULL; h.generation = 0x3132333435363738ULL;
+    h.length = 0x41424344; h.crc = 0x51525354; h.status = 0x6162;
+    h.hop_count = 0x71; h.reserved = 0x72; h.hdr_crc = 0x81828384;
+    o.min_version = 1; o.max_version = 3; o.features = 0x0f;
+    o.capacity_pages = 0x123456789ULL; memcpy(o.name, "cnode", 5);
+    fwrite(&h, sizeof(h), 1, stdout);
+    fwrite(&o, sizeof(o), 1, stdout);
+    return 0;
 }
 """
 

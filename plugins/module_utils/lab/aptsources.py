@@ -24,7 +24,7 @@ def parse_deb822(text):
             if line[0] in " \t" and key:
                 fields[key] += " " + line.strip()
                 continue
-            key, _, value = line.partition(":")
+            key, _colon, value = line.partition(":")
             key = key.strip().lower()
             fields[key] = value.strip()
         if "deb" not in fields.get("types", "").split():

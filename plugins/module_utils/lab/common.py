@@ -74,10 +74,10 @@ def require_commands(commands):
     """commands: {binary: debian_package}. Raise naming every missing one and the fix."""
     missing = sorted((cmd, pkg) for cmd, pkg in commands.items() if shutil.which(cmd) is None)
     if missing:
-        pkgs = sorted(set(pkg for _, pkg in missing))
+        pkgs = sorted(set(pkg for _cmd, pkg in missing))
         raise LabError(
             "missing host commands: %s; install them with: apt-get install -y %s"
-            % (", ".join(cmd for cmd, _ in missing), " ".join(pkgs))
+            % (", ".join(cmd for cmd, _pkg in missing), " ".join(pkgs))
         )
 
 
