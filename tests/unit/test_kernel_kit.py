@@ -3,10 +3,12 @@
 import io
 import lzma
 import os
+import shutil
 import struct
+import subprocess
 
 import pytest
-from ansible_collections.nswap.cluster.plugins.module_utils.lab import kernel, minivm
+from ansible_collections.nswap.cluster.plugins.module_utils.lab import kbuild, kernel, minivm
 
 APT_CACHE_DEPENDS = """\
 linux-image-amd64
@@ -158,6 +160,21 @@ def test_extract_vmlinux_unknown_compression_is_not_an_error(tmp_path):
     assert not (tmp_path / "vmlinux").exists()
 
 
+@pytest.mark.skipif(
+    shutil.which("zstd") is None, reason="needs the zstd tool (apt-get install zstd)"
+)
+def test_extract_vmlinux_from_zstd_bzimage_with_size_trailer(tmp_path):
+    elf = b"\x7fELF" + bytes(range(256)) * 40
+    frame = subprocess.run(["zstd", "-cq"], input=elf, capture_output=True, check=True).stdout
+    vmlinuz = tmp_path / "vmlinuz"
+    vmlinuz.write_bytes(_fake_bzimage(frame + len(elf).to_bytes(4, "little")))
+    assert kernel.extract_vmlinux(str(vmlinuz), str(tmp_path / "vmlinux"))
+    assert (tmp_path / "vmlinux").read_bytes() == elf
+    # A trailer that does not match what came out is not a kernel of ours.
+    vmlinuz.write_bytes(_fake_bzimage(frame + (len(elf) + 1).to_bytes(4, "little")))
+    assert not kernel.extract_vmlinux(str(vmlinuz), str(tmp_path / "vmlinux2"))
+
+
 def test_bzimage_payload_rejects_non_bzimage():
     with pytest.raises(kernel.KernelKitError, match="bzImage"):
         kernel._bzimage_payload(bytes(4096))
@@ -167,7 +184,7 @@ def test_bzimage_payload_rejects_non_bzimage():
 
 
 def _fake_builder(calls):
-    def build(package, abi, tree):
+    def build(package, abi, tree, apt=None):
         calls.append(package)
         os.makedirs(os.path.join(tree, "boot"))
         os.makedirs(os.path.join(tree, "lib", "modules", abi))
@@ -199,7 +216,7 @@ def test_ensure_kernel_kit_builds_once_and_replaces_leftovers(tmp_path, monkeypa
 
 
 def test_failed_build_leaves_no_partial_tree(tmp_path, monkeypatch):
-    def broken(package, abi, tree):
+    def broken(package, abi, tree, apt=None):
         os.makedirs(os.path.join(tree, "boot"))
         raise kernel.KernelKitError("download failed")
 
@@ -353,3 +370,234 @@ def test_check_passes_clean_runs_and_names_problems_otherwise():
     with pytest.raises(minivm.MiniVMError, match="kernel reported problems"):
         warned.check()
     assert warned.check(allow_kernel_problems=True) is warned
+
+
+# --- apt views of other suites (trixie kits)
+
+MIRRORS = {"main": "http://mirror.test/debian", "security": "http://mirror.test/debian-security"}
+
+
+def _completed(returncode=0, stdout="", stderr=""):
+    return subprocess.CompletedProcess([], returncode, stdout, stderr)
+
+
+def test_host_view_has_no_options_and_a_suite_view_has_its_own_files():
+    assert kernel.HOST_APT.options() == []
+    options = kernel.AptView("trixie", "/s").options()
+    assert "Dir::Etc::SourceList=/s/sources.list" in options
+    assert "Dir::State::Lists=/s/lists" in options
+    assert "Dir::Cache=/s/cache" in options
+    assert all(options[i] == "-o" for i in range(0, len(options), 2))
+
+
+def test_suite_sources_list_names_the_suite_and_its_security_updates():
+    assert kernel.suite_sources_list("trixie", MIRRORS) == (
+        "deb http://mirror.test/debian trixie main\n"
+        "deb http://mirror.test/debian-security trixie-security main\n"
+    )
+
+
+def _failing_update(monkeypatch, calls):
+    def fake_run(argv, timeout=600, check=True, **kwargs):
+        calls.append(argv)
+        return _completed(0, "Err:1 http://mirror.test/debian trixie InRelease\n", "W: Failed")
+
+    monkeypatch.setattr(kernel, "run", fake_run)
+
+
+def test_suite_apt_unreachable_without_cached_lists(tmp_path, monkeypatch):
+    calls = []
+    _failing_update(monkeypatch, calls)
+    with pytest.raises(kernel.ArchiveUnreachableError, match="trixie archive is unreachable"):
+        kernel.suite_apt("trixie", apt_root=str(tmp_path), mirrors=MIRRORS)
+    assert calls[0][-1] == "update"
+    assert f"Dir::State::Lists={tmp_path}/trixie/lists" in calls[0]
+    sources = (tmp_path / "trixie" / "sources.list").read_text()
+    assert sources == kernel.suite_sources_list("trixie", MIRRORS)
+
+
+def test_suite_apt_uses_cached_lists_when_the_archive_is_unreachable(tmp_path, monkeypatch):
+    _failing_update(monkeypatch, [])
+    lists = tmp_path / "trixie" / "lists"
+    lists.mkdir(parents=True)
+    (lists / "mirror.test_debian_dists_trixie_main_binary-amd64_Packages.lz4").write_text("")
+    view = kernel.suite_apt("trixie", apt_root=str(tmp_path), mirrors=MIRRORS)
+    assert view == kernel.AptView("trixie", str(tmp_path / "trixie"))
+
+
+def test_resolve_image_package_reads_the_view(monkeypatch):
+    seen = []
+    depends = "linux-image-amd64\n  Depends: linux-image-6.12.57+deb13-amd64\n"
+    monkeypatch.setattr(
+        kernel, "_run", lambda argv, timeout_s, cwd=None: seen.append(argv) or depends
+    )
+    view = kernel.AptView("trixie", "/s")
+    assert kernel.resolve_kernel_abi(apt=view) == "6.12.57+deb13-amd64"
+    assert seen[0][1:-2] == view.options()
+    monkeypatch.setattr(kernel, "_run", lambda argv, timeout_s, cwd=None: "")
+    with pytest.raises(kernel.KernelKitError, match="the trixie lists"):
+        kernel.resolve_image_package(apt=view)
+
+
+def test_cached_kit_of_another_suite_needs_no_apt(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernel, "_build_kit_tree", _fake_builder(calls))
+    abi = "6.12.57+deb13-amd64"
+    view = kernel.AptView("trixie", str(tmp_path / "apt"))
+    built = kernel.ensure_kernel_kit(cache_root=str(tmp_path), abi=abi, suite="trixie", apt=view)
+    assert built.suite == "trixie"
+
+    def no_apt(suite, apt_root=None):
+        raise AssertionError("apt was consulted for a cached kit")
+
+    monkeypatch.setattr(kernel, "apt_view", no_apt)
+    assert kernel.ensure_kernel_kit(cache_root=str(tmp_path), abi=abi, suite="trixie") == built
+    assert calls == ["linux-image-" + abi]
+
+
+def test_merged_usr_modules_get_a_lib_link(tmp_path):
+    (tmp_path / "usr" / "lib" / "modules" / "6.12.57+deb13-amd64").mkdir(parents=True)
+    kernel._merge_usr_lib(str(tmp_path))
+    assert os.readlink(tmp_path / "lib") == "usr/lib"
+    assert (tmp_path / "lib" / "modules" / "6.12.57+deb13-amd64").is_dir()
+    classic = tmp_path / "classic"
+    (classic / "lib" / "modules").mkdir(parents=True)
+    kernel._merge_usr_lib(str(classic))
+    assert not os.path.islink(classic / "lib")
+
+
+# --- module builds (kbuild)
+
+
+def _kit(tmp_path, suite=None, abi="6.1.0-99-amd64"):
+    return kernel.KernelKit(
+        abi=abi,
+        root=str(tmp_path),
+        vmlinuz=str(tmp_path / "vmlinuz"),
+        modules_dir=str(tmp_path / "modules"),
+        suite=suite,
+    )
+
+
+def _module_tree(tmp_path):
+    """src/kmod with sources plus stale build products, and its sibling src/include."""
+    kmod = tmp_path / "src" / "kmod"
+    kmod.mkdir(parents=True)
+    (kmod / "Kbuild").write_text("obj-m := nswap.o\n")
+    (kmod / "nswap_main.c").write_text("int x;\n")
+    (kmod / "nswap_main.o").write_text("stale")
+    (kmod / "nswap.ko").write_text("stale")
+    (tmp_path / "src" / "include").mkdir()
+    (tmp_path / "src" / "include" / "nswap_proto.h").write_text("/* proto */\n")
+    return kmod
+
+
+def _fake_make(seen, output="  CC [M]  nswap_main.o\n", returncode=0, root="/"):
+    """Stands in for make: checks the copy it was pointed at and writes nswap.ko there."""
+
+    def fake_run(argv, timeout=600, check=True, env=None, **kwargs):
+        seen.append((argv, env))
+        module_dir = next(arg[2:] for arg in argv if arg.startswith("M="))
+        host_dir = os.path.join(root, module_dir.lstrip("/"))
+        assert sorted(os.listdir(host_dir)) == ["Kbuild", "nswap_main.c"]
+        assert os.path.isfile(os.path.join(host_dir, "..", "include", "nswap_proto.h"))
+        with open(os.path.join(host_dir, "nswap.ko"), "w") as handle:
+            handle.write("fresh module")
+        return _completed(returncode, output)
+
+    return fake_run
+
+
+def test_build_module_builds_a_clean_copy_with_warnings_as_errors(tmp_path, monkeypatch):
+    kmod = _module_tree(tmp_path)
+    seen = []
+    monkeypatch.setattr(kbuild, "run", _fake_make(seen))
+    host = kbuild.BuildRoot(root="/", build_dir="/lib/modules/6.1.0-99-amd64/build")
+    (ko,) = kbuild.build_module(
+        _kit(tmp_path), str(kmod), str(tmp_path / "out"), [str(tmp_path / "src" / "include")], host
+    )
+    assert ko == str(tmp_path / "out" / "nswap.ko")
+    assert (tmp_path / "out" / "nswap.ko").read_text() == "fresh module"
+    argv, env = seen[0]
+    assert argv[:3] == ["make", "-C", host.build_dir]
+    assert {"W=1", "KCFLAGS=-Werror", "modules"} <= set(argv)
+    assert env is None
+    work = os.path.dirname(next(a[2:] for a in argv if a.startswith("M=")))
+    assert not os.path.exists(work)  # the copy is gone
+    assert (kmod / "nswap.ko").read_text() == "stale"  # the checkout is untouched
+
+
+@pytest.mark.parametrize(
+    "output,returncode,match",
+    [
+        ("WARNING: modpost: missing MODULE_LICENSE() in nswap.o\n", 0, "warnings"),
+        ("nswap_main.c:1:5: error: expected ';'\n", 2, "exit 2"),
+    ],
+)
+def test_build_module_fails_on_warnings_and_errors(
+    tmp_path, monkeypatch, output, returncode, match
+):
+    kmod = _module_tree(tmp_path)
+    monkeypatch.setattr(kbuild, "run", _fake_make([], output, returncode))
+    host = kbuild.BuildRoot(root="/", build_dir="/b")
+    with pytest.raises(kernel.KernelKitError, match=match) as info:
+        kbuild.build_module(
+            _kit(tmp_path), str(kmod), str(tmp_path / "out"), [str(tmp_path / "src/include")], host
+        )
+    assert output.strip() in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_module_in_a_chroot_uses_paths_inside_it(tmp_path, monkeypatch):
+    kmod = _module_tree(tmp_path)
+    root = tmp_path / "root"
+    (root / "tmp").mkdir(parents=True)
+    seen = []
+    monkeypatch.setattr(kbuild, "run", _fake_make(seen, root=str(root)))
+    chroot = kbuild.BuildRoot(root=str(root), build_dir="/lib/modules/6.12.57+deb13-amd64/build")
+    kit = _kit(tmp_path, suite="trixie", abi="6.12.57+deb13-amd64")
+    kbuild.build_module(
+        kit, str(kmod), str(tmp_path / "out"), [str(tmp_path / "src/include")], chroot
+    )
+    argv, env = seen[0]
+    assert os.path.basename(argv[0]) == "chroot" and argv[1] == str(root)
+    assert argv[2:5] == ["make", "-C", chroot.build_dir]
+    assert next(a for a in argv if a.startswith("M=")).startswith("M=/tmp/nswap-kbuild-")
+    assert env["PATH"].startswith("/usr/local/sbin") and env["LC_ALL"] == "C"
+    assert os.listdir(root / "tmp") == []
+
+
+def test_build_module_rejects_a_missing_source_dir(tmp_path):
+    host = kbuild.BuildRoot(root="/", build_dir="/b")
+    with pytest.raises(kernel.KernelKitError, match="does not exist"):
+        kbuild.build_module(_kit(tmp_path), str(tmp_path / "nope"), str(tmp_path / "out"), (), host)
+
+
+def test_ensure_buildroot_builds_once_per_abi(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_tree(suite, abi, tree, mirrors, log):
+        calls.append((suite, abi, mirrors))
+        with open(os.path.join(tree, kbuild.BUILDROOT_MARKER), "w") as marker:
+            marker.write(f"{abi} {suite} format={kbuild.BUILDROOT_FORMAT}\n")
+
+    monkeypatch.setattr(kbuild, "_build_buildroot_tree", fake_tree)
+    abi = "6.12.57+deb13-amd64"
+    first = kbuild.ensure_buildroot("trixie", abi, str(tmp_path), MIRRORS)
+    assert first == kbuild.BuildRoot(str(tmp_path / abi), f"/lib/modules/{abi}/build")
+    assert kbuild.ensure_buildroot("trixie", abi, str(tmp_path), MIRRORS) == first
+    assert calls == [("trixie", abi, MIRRORS)]
+    assert not first.is_host and first.outside("/tmp/x") == str(tmp_path / abi / "tmp" / "x")
+
+
+def test_buildroot_marker_of_another_format_is_not_complete(tmp_path):
+    (tmp_path / kbuild.BUILDROOT_MARKER).write_text("6.12.57+deb13-amd64 trixie format=0\n")
+    assert not kbuild.is_complete_buildroot(str(tmp_path))
+
+
+def test_host_kit_builds_on_the_host(tmp_path, monkeypatch):
+    monkeypatch.setattr(kbuild, "host_headers_build_dir", lambda abi: f"/lib/modules/{abi}/build")
+    buildroot = kbuild.buildroot_for(_kit(tmp_path))
+    assert buildroot.is_host and buildroot.env is None
+    assert buildroot.command(["make"]) == ["make"]
+    assert buildroot.build_dir == "/lib/modules/6.1.0-99-amd64/build"

@@ -1,9 +1,14 @@
-"""Kernel kits for lab VMs: the Debian kernel the host's apt resolves, unpacked into a cache.
+"""Kernel kits for lab VMs: a Debian kernel that apt resolves, unpacked into a cache.
 
 A "kit" is ``linux-image-<abi>`` unpacked with ``dpkg -x`` (never installed: its postinst
 would touch the host's /boot) plus the ``modules.dep`` that ``depmod -b`` writes, because the
 package ships none.  The ABI is always resolved from apt at run time, so the lab follows the
 kernel that ``linux-image-amd64`` points at today instead of a number written in the code.
+
+Kits come from one of two archives (``AptView``): the host's own apt sources (the default,
+Debian 12's 6.1 here), or another Debian suite such as ``trixie`` (6.12), read through a
+private apt configuration under ``~/.cache/nswap/apt/<suite>`` whose mirrors are the host's
+own (``aptsources``), so no mirror host is written in the code.
 
 Stdlib only: this file is Ansible module_utils.
 """
@@ -20,6 +25,7 @@ import os
 import re
 import shutil
 import struct
+import subprocess
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -31,12 +37,14 @@ from ansible_collections.nswap.cluster.plugins.module_utils.lab.common import (
 
 DEFAULT_FLAVOUR = "amd64"
 DEFAULT_CACHE_ROOT = os.path.join("~", ".cache", "nswap", "kernel")
+DEFAULT_APT_ROOT = os.path.join("~", ".cache", "nswap", "apt")
 # Written last into a kit directory; a directory without it was left by a killed run.
 COMPLETE_MARKER = ".nswap-kit-complete"
 # Bump when the kit layout changes; kits with another version are rebuilt.
 KIT_FORMAT = "2"
 
 APT_TIMEOUT_S = 60
+APT_UPDATE_TIMEOUT_S = 300
 DOWNLOAD_TIMEOUT_S = 900
 UNPACK_TIMEOUT_S = 600
 DEPMOD_TIMEOUT_S = 300
@@ -46,6 +54,42 @@ _SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
 class KernelKitError(LabError):
     """A kit could not be resolved or built; the message names the problem and the fix."""
+
+
+class ArchiveUnreachableError(KernelKitError):
+    """The archive of a suite could not be read and nothing of it is cached: tests skip."""
+
+
+@dataclass(frozen=True)
+class AptView:
+    """Which archive apt commands read: the host's sources (``suite`` None), or a private
+    configuration in ``state_dir`` (sources.list, lists, download cache) for ``suite``."""
+
+    suite: str = None
+    state_dir: str = None
+
+    def options(self):
+        """``-o`` arguments for apt-get/apt-cache; none for the host's own view."""
+        if self.suite is None:
+            return []
+        return [
+            "-o",
+            "Dir::Etc::SourceList=" + os.path.join(self.state_dir, "sources.list"),
+            "-o",
+            "Dir::Etc::SourceParts=" + os.path.join(self.state_dir, "sources.list.d"),
+            "-o",
+            "Dir::State::Lists=" + os.path.join(self.state_dir, "lists"),
+            "-o",
+            "Dir::Cache=" + os.path.join(self.state_dir, "cache"),
+            # The host's pins and installed packages say nothing about another suite.
+            "-o",
+            "Dir::Etc::Preferences=/dev/null",
+            "-o",
+            "Dir::Etc::PreferencesParts=" + os.path.join(self.state_dir, "preferences.d"),
+        ]
+
+
+HOST_APT = AptView()
 
 
 @dataclass(frozen=True)
@@ -62,6 +106,7 @@ class KernelKit:
     vmlinuz: str
     modules_dir: str
     vmlinux: str = None
+    suite: str = None  # None: the host's own suite (modules build against host headers)
 
     @property
     def boot_image(self):
@@ -119,23 +164,95 @@ def parse_image_depends(apt_cache_output):
     return None
 
 
-def resolve_image_package(flavour=DEFAULT_FLAVOUR):
-    """(package, abi) that ``linux-image-<flavour>`` resolves to with the host's apt lists."""
+def resolve_image_package(flavour=DEFAULT_FLAVOUR, apt=HOST_APT):
+    """(package, abi) that ``linux-image-<flavour>`` resolves to in ``apt``'s lists: the
+    candidate, i.e. the newest version the suite and its -security updates offer."""
     meta = "linux-image-" + flavour
     apt_cache = find_tool("apt-cache", "apt")
-    output = _run([apt_cache, "depends", meta], APT_TIMEOUT_S)
+    output = _run([apt_cache] + apt.options() + ["depends", meta], APT_TIMEOUT_S)
     resolved = parse_image_depends(output)
     if resolved is None:
+        where = "the host's apt lists" if apt.suite is None else f"the {apt.suite} lists"
         raise KernelKitError(
-            f"apt-cache depends {meta} names no linux-image-<abi> package; "
+            f"apt-cache depends {meta} names no linux-image-<abi> package in {where}; "
             "run apt-get update (are the Debian sources configured?)"
         )
     return resolved
 
 
-def resolve_kernel_abi(flavour=DEFAULT_FLAVOUR):
-    """The kernel ABI (``uname -r`` form) the host's apt resolves, e.g. ``6.1.0-56-amd64``."""
-    return resolve_image_package(flavour)[1]
+def resolve_kernel_abi(flavour=DEFAULT_FLAVOUR, apt=HOST_APT):
+    """The kernel ABI (``uname -r`` form) apt resolves, e.g. ``6.1.0-56-amd64``."""
+    return resolve_image_package(flavour, apt)[1]
+
+
+# --- apt views of other suites ----------------------------------------------------------------
+
+
+def suite_sources_list(suite, mirrors):
+    """sources.list text for ``suite`` and ``suite``-security from {'main', 'security'} URIs."""
+    return f"deb {mirrors['main']} {suite} main\ndeb {mirrors['security']} {suite}-security main\n"
+
+
+def host_mirrors():
+    """{'main', 'security'} URIs that serve the host's own suite: the same mirrors serve the
+    other Debian suites."""
+    # Imported here: image.py imports this module.
+    from ansible_collections.nswap.cluster.plugins.module_utils.lab import (  # noqa: PLC0415
+        aptsources,
+        image,
+    )
+
+    return aptsources.mirrors_for(image.host_suite(), aptsources.host_sources())
+
+
+def _has_lists(lists_dir):
+    try:
+        return any(
+            name.endswith("_Packages") or "_Packages." in name for name in os.listdir(lists_dir)
+        )
+    except OSError:
+        return False
+
+
+def suite_apt(suite, apt_root=None, mirrors=None):
+    """An AptView of ``suite`` with fresh lists (``apt-get update``, cheap when unchanged).
+
+    When the archive cannot be reached the lists of an earlier run are used; without any,
+    ArchiveUnreachableError says so.
+    """
+    state_dir = os.path.join(
+        os.path.abspath(apt_root or os.path.expanduser(DEFAULT_APT_ROOT)), suite
+    )
+    view = AptView(suite=suite, state_dir=state_dir)
+    for sub in ("lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"):
+        os.makedirs(os.path.join(state_dir, sub), exist_ok=True)
+    sources = suite_sources_list(suite, mirrors or host_mirrors())
+    with open(os.path.join(state_dir, "sources.list"), "w") as handle:
+        handle.write(sources)
+    lists = os.path.join(state_dir, "lists")
+    with open(os.path.join(state_dir, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = run(
+            [find_tool("apt-get", "apt")] + view.options() + ["-q", "update"],
+            timeout=APT_UPDATE_TIMEOUT_S,
+            check=False,
+        )
+    # apt-get update exits 0 even when a source failed; "Err:"/"W: Failed" say it did.
+    failed = proc.returncode != 0 or "\nErr:" in "\n" + proc.stdout or "W: Failed" in proc.stderr
+    if failed and not _has_lists(lists):
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
+        raise ArchiveUnreachableError(
+            f"the Debian {suite} archive is unreachable (apt-get update failed and nothing is "
+            f"cached in {lists}); check the network and the mirrors in "
+            f"{os.path.join(state_dir, 'sources.list')} (taken from the host's apt sources)\n"
+            + tail
+        )
+    return view
+
+
+def apt_view(suite=None, apt_root=None):
+    """HOST_APT for the host's own suite (None), a refreshed suite_apt() otherwise."""
+    return HOST_APT if suite is None else suite_apt(suite, apt_root)
 
 
 # --- vmlinux from vmlinuz ---------------------------------------------------------------------
@@ -154,8 +271,30 @@ def _bzimage_payload(image):
     return image[start : start + length]
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_TIMEOUT_S = 120
+
+
+def _zstd_decompress(payload):
+    """zstd (Debian 13's kernels) needs the zstd tool: the stdlib has no zstd before 3.14."""
+    tool = shutil.which("zstd")
+    if tool is None:
+        return None
+    # The kernel build appends the uncompressed size (le32) after the zstd frame.
+    proc = subprocess.run(
+        [tool, "-dcq"], input=payload[:-4], capture_output=True, timeout=ZSTD_TIMEOUT_S, check=False
+    )
+    size = int.from_bytes(payload[-4:], "little")
+    if proc.returncode != 0 or len(proc.stdout) != size:
+        return None
+    return proc.stdout
+
+
 def decompress_payload(payload):
-    """Decompress a bzImage payload; None for formats the stdlib cannot read (zstd, lz4)."""
+    """Decompress a bzImage payload; None for formats that cannot be read here (lz4, or zstd
+    without the zstd tool)."""
+    if payload.startswith(ZSTD_MAGIC):
+        return _zstd_decompress(payload)
     if payload.startswith(b"\xfd7zXZ\x00"):
         return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(payload)
     if payload.startswith(b"\x1f\x8b"):
@@ -186,7 +325,7 @@ def default_cache_root():
     return os.path.expanduser(DEFAULT_CACHE_ROOT)
 
 
-def _kit_from_dir(abi, root):
+def _kit_from_dir(abi, root, suite=None):
     vmlinux = os.path.join(root, VMLINUX_NAME)
     return KernelKit(
         abi=abi,
@@ -194,6 +333,7 @@ def _kit_from_dir(abi, root):
         vmlinuz=os.path.join(root, "boot", "vmlinuz-" + abi),
         modules_dir=os.path.join(root, "lib", "modules", abi),
         vmlinux=vmlinux if os.path.exists(vmlinux) else None,
+        suite=suite,
     )
 
 
@@ -205,12 +345,12 @@ def is_complete_kit(root):
         return False
 
 
-def _download_deb(package, download_dir):
+def _download_deb(package, download_dir, apt=HOST_APT):
     """apt-get download writes into the cwd; return the path of the one .deb it fetched."""
     # apt drops to user _apt for downloads and warns when it cannot write the directory.
     os.chmod(download_dir, 0o755)
     _run(
-        [find_tool("apt-get", "apt"), "download", package],
+        [find_tool("apt-get", "apt")] + apt.options() + ["download", package],
         DOWNLOAD_TIMEOUT_S,
         cwd=download_dir,
     )
@@ -222,13 +362,14 @@ def _download_deb(package, download_dir):
     return os.path.join(download_dir, debs[0])
 
 
-def _build_kit_tree(package, abi, tree):
+def _build_kit_tree(package, abi, tree, apt=HOST_APT):
     """Download, unpack and depmod into ``tree``; the marker goes in only when all worked."""
     download_dir = os.path.join(tree, ".download")
     os.mkdir(download_dir)
-    deb = _download_deb(package, download_dir)
+    deb = _download_deb(package, download_dir, apt)
     _run([find_tool("dpkg", "dpkg"), "-x", deb, tree], UNPACK_TIMEOUT_S)
     shutil.rmtree(download_dir)
+    _merge_usr_lib(tree)
     kit = _kit_from_dir(abi, tree)
     for needed in (kit.vmlinuz, kit.modules_dir):
         if not os.path.exists(needed):
@@ -240,6 +381,15 @@ def _build_kit_tree(package, abi, tree):
         marker.write(f"{abi} format={KIT_FORMAT}\n")
 
 
+def _merge_usr_lib(tree):
+    """Packages of merged-/usr suites (trixie) ship their modules in /usr/lib/modules; link
+    /lib -> usr/lib as on such a system, so a kit has one layout (and depmod -b finds them)."""
+    if not os.path.lexists(os.path.join(tree, "lib")) and os.path.isdir(
+        os.path.join(tree, "usr", "lib", "modules")
+    ):
+        os.symlink(os.path.join("usr", "lib"), os.path.join(tree, "lib"))
+
+
 def _config_has(config_path, option):
     try:
         with open(config_path) as handle:
@@ -248,56 +398,76 @@ def _config_has(config_path, option):
         return False
 
 
-def _remove_leftovers(cache_root, abi):
-    """Delete half-built trees of earlier (killed) runs; called while holding the kit lock."""
-    prefix = f".{abi}.partial-"
+def _remove_leftovers(cache_root, key, is_complete):
+    """Delete half-built trees of earlier (killed) runs; called while holding the key's lock."""
+    prefix = f".{key}.partial-"
     for name in os.listdir(cache_root):
         if name.startswith(prefix):
             shutil.rmtree(os.path.join(cache_root, name), ignore_errors=True)
-    final = os.path.join(cache_root, abi)
-    if os.path.isdir(final) and not is_complete_kit(final):
+    final = os.path.join(cache_root, key)
+    if os.path.isdir(final) and not is_complete(final):
         shutil.rmtree(final)
 
 
-def _install_tree(tree, final):
+def _install_tree(tree, final, is_complete):
     """Atomically move a finished tree into place (rename within one filesystem)."""
     try:
         os.rename(tree, final)
     except OSError as exc:
-        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not is_complete_kit(final):
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not is_complete(final):
             raise
-        shutil.rmtree(tree)  # someone else finished the same kit first: keep theirs
+        shutil.rmtree(tree)  # someone else finished the same tree first: keep theirs
 
 
-def ensure_kernel_kit(cache_root=None, abi=None, flavour=DEFAULT_FLAVOUR):
-    """Return the KernelKit for ``abi`` (default: what apt resolves), building it if needed.
+def cached_tree(cache_root, key, is_complete, build):
+    """``<cache_root>/<key>``, made by ``build(tree)`` unless ``is_complete`` already says so.
 
-    Layout: ``<cache_root>/<abi>/{boot/vmlinuz-<abi>, lib/modules/<abi>/...}``.  Building
-    happens in ``<cache_root>/.<abi>.partial-*`` and is renamed into place when complete, under
-    an flock so that parallel callers download once.
+    ``build`` works in ``<cache_root>/.<key>.partial-*``, which is renamed into place when it
+    returns, under an flock so that parallel callers build once; a failed or killed build
+    leaves nothing that a later call would take for finished.
     """
-    if abi is None:
-        package, abi = resolve_image_package(flavour)
-    else:
-        package = "linux-image-" + abi
-    cache_root = os.path.abspath(cache_root or default_cache_root())
-    final = os.path.join(cache_root, abi)
-    if is_complete_kit(final):
-        return _kit_from_dir(abi, final)
+    cache_root = os.path.abspath(cache_root)
+    final = os.path.join(cache_root, key)
+    if is_complete(final):
+        return final
     os.makedirs(cache_root, exist_ok=True)
-    with open(os.path.join(cache_root, f".{abi}.lock"), "w") as lock:
+    with open(os.path.join(cache_root, f".{key}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if is_complete_kit(final):
-            return _kit_from_dir(abi, final)
-        _remove_leftovers(cache_root, abi)
-        tree = tempfile.mkdtemp(prefix=f".{abi}.partial-", dir=cache_root)
+        if is_complete(final):
+            return final
+        _remove_leftovers(cache_root, key, is_complete)
+        tree = tempfile.mkdtemp(prefix=f".{key}.partial-", dir=cache_root)
         try:
-            _build_kit_tree(package, abi, tree)
-            _install_tree(tree, final)
+            build(tree)
+            _install_tree(tree, final, is_complete)
         finally:
             if os.path.exists(tree):
                 shutil.rmtree(tree, ignore_errors=True)
-    return _kit_from_dir(abi, final)
+    return final
+
+
+def ensure_kernel_kit(cache_root=None, abi=None, flavour=DEFAULT_FLAVOUR, suite=None, apt=None):
+    """Return the KernelKit for ``abi`` (default: what apt resolves), building it if needed.
+
+    ``suite``: None for the host's own archive, or another Debian suite (``trixie``) read
+    through a private apt view (``apt``, default ``suite_apt(suite)``).
+    Layout: ``<cache_root>/<abi>/{boot/vmlinuz-<abi>, lib/modules/<abi>/...}``; ABIs of
+    different suites differ (``6.1.0-56-amd64``, ``6.12.57+deb13-amd64``), so one cache holds
+    both.
+    """
+    if abi is None:
+        apt = apt or apt_view(suite)
+        package, abi = resolve_image_package(flavour, apt)
+    else:
+        package = "linux-image-" + abi
+    final = cached_tree(
+        cache_root or default_cache_root(),
+        abi,
+        is_complete_kit,
+        # A cached kit of a given ABI needs no apt at all (works offline).
+        lambda tree: _build_kit_tree(package, abi, tree, apt or apt_view(suite)),
+    )
+    return _kit_from_dir(abi, final, suite)
 
 
 # --- host headers -----------------------------------------------------------------------------
