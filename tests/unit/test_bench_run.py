@@ -1,0 +1,97 @@
+"""The benchmark's run wrapper (roles/nswap_benchmark/files/nswap_bench_run.py) with its
+system parts (swaps, cgroup, vmstat) replaced and a fake workload program."""
+
+import importlib.util
+import json
+import os
+import stat
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(REPO, "roles", "nswap_benchmark", "files", "nswap_bench_run.py")
+
+
+@pytest.fixture
+def runner(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location("nswap_bench_run", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    counters = iter([{"pswpin": 10, "pswpout": 100}, {"pswpin": 60, "pswpout": 400}])
+    monkeypatch.setattr(module, "vmstat", lambda: next(counters))
+    monkeypatch.setattr(module, "active_swaps", lambda: ["/dev/zram0"])
+    monkeypatch.setattr(module, "drop_caches", lambda: None)
+    monkeypatch.setattr(module, "reset_swap", lambda device: None)
+    cgroup = tmp_path / "cg"
+    monkeypatch.setattr(module, "make_cgroup", lambda name, limit: str(cgroup.mkdir() or cgroup))
+    monkeypatch.setattr(module, "remove_cgroup", lambda path: None)
+    monkeypatch.setattr(module, "KILL_GRACE_S", 1)
+    return module
+
+
+def fake_workload(tmp_path, body):
+    path = tmp_path / "fake-workload"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def args(runner, workload_bin, deadline=30, swap="/dev/zram0"):
+    return runner.parse_args(
+        [
+            "--workload-bin=" + workload_bin,
+            "--workload=W1",
+            "--procs=1",
+            "--memory-max-mib=64",
+            "--ratio=1.5",
+            "--deadline-s=%d" % deadline,
+            "--expect-swap=" + swap,
+        ]
+    )
+
+
+def test_ok_run_reports_deltas_and_verification(runner, tmp_path):
+    line = {"bytes_verified": 4096, "mismatched_pages": 0, "file_writer": None, "failures": []}
+    prog = fake_workload(tmp_path, "echo progress >&2; echo '%s'" % json.dumps(line))
+    result = runner.run(args(runner, prog))
+    assert result["status"] == "ok", result
+    assert (result["pswpin"], result["pswpout"]) == (50, 300)
+    assert result["bytes_verified"] == 4096 and result["mismatches"] == 0
+    assert result["wall_s"] >= 0 and result["error"] is None
+
+
+def test_mismatch_fails_and_counts_file_blocks(runner, tmp_path):
+    line = {"bytes_verified": 8192, "mismatched_pages": 2, "failures": []}
+    line["file_writer"] = {"mismatched_blocks": 1}
+    prog = fake_workload(tmp_path, "echo '%s'; exit 1" % json.dumps(line))
+    result = runner.run(args(runner, prog))
+    assert result["status"] == "failed" and result["mismatches"] == 3
+    assert "exit 1" in result["error"]
+
+
+def test_deadline_kills_the_process_group(runner, tmp_path):
+    marker = tmp_path / "child.pid"
+    prog = fake_workload(tmp_path, "sleep 60 & echo $! > %s; wait" % marker)
+    started = time.monotonic()
+    result = runner.run(args(runner, prog, deadline=1))
+    assert time.monotonic() - started < 20
+    assert result["status"] == "timeout" and "deadline of 1 s" in result["error"]
+    child = int(marker.read_text())
+    time.sleep(0.5)
+    assert not os.path.exists("/proc/%d" % child) or open("/proc/%d/stat" % child).read().split(
+        ") "
+    )[1].startswith("Z")
+
+
+def test_wrong_swap_area_is_refused_before_running(runner, tmp_path):
+    prog = fake_workload(tmp_path, "touch %s/ran" % tmp_path)
+    result = runner.run(args(runner, prog, swap="/dev/nbd0"))
+    assert result["status"] == "failed" and "expected only /dev/nbd0" in result["error"]
+    assert not (tmp_path / "ran").exists()
+
+
+def test_bad_arguments_exit_2(runner, capsys):
+    with pytest.raises(SystemExit) as info:
+        runner.parse_args(["--workload-bin=x", "--workload=W1", "--procs=0"])
+    assert info.value.code == 2
