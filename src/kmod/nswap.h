@@ -37,6 +37,11 @@
 #define NSWAP_MAX_SERVERS	64	/* server index is 8 bits in the slot map */
 #define NSWAP_MAX_CONNS		16	/* per server */
 #define NSWAP_MAX_FRAMES	32	/* pages per request (128 KiB) */
+/*
+ * Frames the tx thread hands to one sendmsg(): TCP then builds full-size
+ * (TSO) segments instead of one skb -- and one virtio kick -- per frame.
+ */
+#define NSWAP_TX_BATCH		16
 #define NSWAP_MAX_DEVICES	1024
 #define NSWAP_SECTORS_PER_PAGE	(NSWAP_PAGE_SIZE >> SECTOR_SHIFT)
 #define NSWAP_LAT_BUCKETS	24	/* log2(us) buckets, last one open-ended */
@@ -95,7 +100,7 @@ struct nswap_conn {
 	bool stopping;			/* teardown: do not connect (sock_mutex) */
 
 	struct mutex sock_mutex;	/* publishes/clears sock, shutdown */
-	struct mutex tx_lock;		/* one frame at a time on the socket */
+	struct mutex tx_lock;		/* one sendmsg() at a time on the socket */
 	struct socket *sock;
 
 	struct task_struct *conn_thread;
@@ -105,6 +110,12 @@ struct nswap_conn {
 	wait_queue_head_t state_wait;	/* woken when the connection goes down */
 
 	void *rxbuf;			/* NSWAP_MAX_PAYLOAD bytes */
+
+	/* tx thread only: the batch being sent, headers in their own page */
+	struct page *txhdr_page;	/* NSWAP_TX_BATCH headers */
+	struct nswap_frame *txframe[NSWAP_TX_BATCH];
+	u32 txcookie[NSWAP_TX_BATCH];
+	struct bio_vec txvec[2 * NSWAP_TX_BATCH];
 	u8 version;			/* negotiated protocol version */
 	u32 features;			/* negotiated features */
 };
@@ -267,8 +278,10 @@ void nswap_dev_handle_reply(struct nswap_conn *conn,
 			    const struct nswap_hdr *hdr, const void *payload,
 			    bool payload_ok);
 void nswap_dev_abandon_conn(struct nswap_conn *conn);
-void nswap_tx_frame(struct nswap_conn *conn, struct nswap_frame *frame,
-		    u32 cookie);
+bool nswap_tx_frame_begin(struct nswap_conn *conn, struct nswap_frame *frame,
+			  u32 cookie, struct nswap_hdr *hdr);
+void nswap_tx_frame_end(struct nswap_conn *conn, struct nswap_frame *frame,
+			u32 cookie, int err);
 u64 nswap_dev_gen_snapshot(struct nswap_dev *dev);
 
 /* nswap_conn.c: servers, connections, sockets */
@@ -292,7 +305,7 @@ void nswap_conn_dequeue_frame(struct nswap_conn *conn,
 			      struct nswap_frame *frame);
 void nswap_conn_kill(struct nswap_conn *conn);
 int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
-		    const void *buf, struct page *page, unsigned int offset);
+		    const void *buf);
 int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 				 u64 count, u64 gen, bool noreply);
 

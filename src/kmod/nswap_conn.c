@@ -158,36 +158,20 @@ static int nswap_sock_recv(struct nswap_conn *conn, void *buf, size_t len)
 	return err;
 }
 
-/* Header, then payload from @buf or from @page (one 4 KiB page). */
+/* Header and payload (@buf, hdr->length bytes) with one sendmsg(). */
 static int nswap_sock_send_frame(struct nswap_conn *conn,
-				 struct nswap_hdr *hdr, const void *buf,
-				 struct page *page, unsigned int offset)
+				 struct nswap_hdr *hdr, const void *buf)
 {
 	u32 len = le32_to_cpu(hdr->length);
-	struct kvec kv = { .iov_base = hdr, .iov_len = sizeof(*hdr) };
+	struct kvec kv[2] = {
+		{ .iov_base = hdr, .iov_len = sizeof(*hdr) },
+		{ .iov_base = (void *)buf, .iov_len = len },
+	};
 	struct iov_iter it;
 	int err;
 
-	iov_iter_kvec(&it, ITER_SOURCE, &kv, 1, sizeof(*hdr));
-	err = nswap_sock_xfer(conn->sock, true, &it, len ? MSG_MORE : 0);
-	if (err || !len)
-		goto out;
-	if (page) {
-		struct bio_vec bv = {
-			.bv_page = page,
-			.bv_offset = offset,
-			.bv_len = len,
-		};
-
-		iov_iter_bvec(&it, ITER_SOURCE, &bv, 1, len);
-		err = nswap_sock_xfer(conn->sock, true, &it, 0);
-	} else {
-		kv.iov_base = (void *)buf;
-		kv.iov_len = len;
-		iov_iter_kvec(&it, ITER_SOURCE, &kv, 1, len);
-		err = nswap_sock_xfer(conn->sock, true, &it, 0);
-	}
-out:
+	iov_iter_kvec(&it, ITER_SOURCE, kv, len ? 2 : 1, sizeof(*hdr) + len);
+	err = nswap_sock_xfer(conn->sock, true, &it, 0);
 	if (!err)
 		atomic64_add(sizeof(*hdr) + len,
 			     &conn->srv->dev->stats.bytes_out);
@@ -207,9 +191,7 @@ void nswap_conn_kill(struct nswap_conn *conn)
  * nswap_conn_send - send one frame on an established connection
  * @conn: connection
  * @hdr: sealed header
- * @buf: payload (or NULL)
- * @page: payload page (or NULL)
- * @offset: payload offset in @page
+ * @buf: payload of hdr->length bytes (or NULL)
  *
  * A failed send leaves the byte stream unusable, so the connection is
  * killed; the conn thread then reissues whatever was in flight on it.
@@ -217,7 +199,7 @@ void nswap_conn_kill(struct nswap_conn *conn)
  * Return: 0, -ENOTCONN if the connection is not up, or a socket error.
  */
 int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
-		    const void *buf, struct page *page, unsigned int offset)
+		    const void *buf)
 {
 	int err;
 
@@ -226,7 +208,7 @@ int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
 	if (smp_load_acquire(&conn->state) != NSWAP_CONN_UP || !conn->sock)
 		err = -ENOTCONN;
 	else
-		err = nswap_sock_send_frame(conn, hdr, buf, page, offset);
+		err = nswap_sock_send_frame(conn, hdr, buf);
 	mutex_unlock(&conn->tx_lock);
 	if (err && err != -ENOTCONN)
 		nswap_conn_kill(conn);
@@ -238,16 +220,18 @@ int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
 bool nswap_conn_queue_frame(struct nswap_conn *conn,
 			    struct nswap_frame *frame)
 {
-	bool ok = false;
+	bool ok = false, wake = false;
 
 	spin_lock(&conn->txq_lock);
 	if (conn->state == NSWAP_CONN_UP) {
+		/* the tx thread sleeps only on an empty queue */
+		wake = list_empty(&conn->txq);
 		list_add_tail(&frame->txnode, &conn->txq);
 		frame->queued = true;
 		ok = true;
 	}
 	spin_unlock(&conn->txq_lock);
-	if (ok)
+	if (wake)
 		wake_up(&conn->tx_wait);
 	return ok;
 }
@@ -273,32 +257,108 @@ static bool nswap_tx_ready(struct nswap_conn *conn)
 	return ready;
 }
 
+static void nswap_bvec(struct bio_vec *bv, struct page *page,
+		       unsigned int offset, unsigned int len)
+{
+	bv->bv_page = page;
+	bv->bv_offset = offset;
+	bv->bv_len = len;
+}
+
+/* Take up to NSWAP_TX_BATCH frames off the queue; return how many. */
+static unsigned int nswap_tx_pop(struct nswap_conn *conn)
+{
+	unsigned int n = 0;
+
+	spin_lock(&conn->txq_lock);
+	while (conn->state == NSWAP_CONN_UP && n < NSWAP_TX_BATCH &&
+	       !list_empty(&conn->txq)) {
+		struct nswap_frame *frame;
+
+		frame = list_first_entry(&conn->txq, struct nswap_frame,
+					 txnode);
+		list_del_init(&frame->txnode);
+		frame->queued = false;
+		conn->txframe[n] = frame;
+		/* stable: a queued frame pins its attempt */
+		conn->txcookie[n] = READ_ONCE(frame->cmd->cookie);
+		n++;
+	}
+	spin_unlock(&conn->txq_lock);
+	return n;
+}
+
+/*
+ * Send up to NSWAP_TX_BATCH queued frames with one sendmsg(): header and
+ * page of every frame as one bio_vec list.  A frame per sendmsg() makes TCP
+ * emit at least one skb -- under virtio one device kick -- per 4 KiB page;
+ * a batch fills full-size segments, and the server reads (and answers) the
+ * batch at once.  Frames the device gave up on meanwhile are skipped.
+ */
+static void nswap_tx_batch(struct nswap_conn *conn, unsigned int n)
+{
+	struct nswap_hdr *hdrs = page_address(conn->txhdr_page);
+	struct bio_vec *bv = conn->txvec;
+	unsigned int i, nvec = 0;
+	struct iov_iter it;
+	size_t len = 0;
+	int err = 0;
+
+	BUILD_BUG_ON(NSWAP_TX_BATCH * sizeof(*hdrs) > PAGE_SIZE);
+	for (i = 0; i < n; i++) {
+		struct nswap_frame *fr = conn->txframe[i];
+
+		if (!nswap_tx_frame_begin(conn, fr, conn->txcookie[i],
+					  &hdrs[i])) {
+			conn->txframe[i] = NULL;
+			continue;
+		}
+		nswap_bvec(&bv[nvec++], conn->txhdr_page,
+			   offset_in_page(&hdrs[i]), sizeof(hdrs[i]));
+		len += sizeof(hdrs[i]);
+		if (le32_to_cpu(hdrs[i].length)) {
+			nswap_bvec(&bv[nvec++], fr->page, fr->offset,
+				   NSWAP_PAGE_SIZE);
+			len += NSWAP_PAGE_SIZE;
+		}
+	}
+	if (!nvec)
+		return;
+
+	mutex_lock(&conn->tx_lock);
+	/* acquire: pairs with the release in nswap_conn_up(), handshake done */
+	if (smp_load_acquire(&conn->state) != NSWAP_CONN_UP || !conn->sock) {
+		err = -ENOTCONN;
+	} else {
+		iov_iter_bvec(&it, ITER_SOURCE, bv, nvec, len);
+		err = nswap_sock_xfer(conn->sock, true, &it, 0);
+		if (!err)
+			atomic64_add(len, &conn->srv->dev->stats.bytes_out);
+	}
+	mutex_unlock(&conn->tx_lock);
+	/* a failed send leaves the byte stream unusable */
+	if (err && err != -ENOTCONN)
+		nswap_conn_kill(conn);
+
+	for (i = 0; i < n; i++)
+		if (conn->txframe[i])
+			nswap_tx_frame_end(conn, conn->txframe[i],
+					   conn->txcookie[i], err);
+}
+
 static int nswap_tx_thread(void *data)
 {
 	struct nswap_conn *conn = data;
 
 	while (!kthread_should_stop()) {
-		struct nswap_frame *frame = NULL;
-		u32 cookie = 0;
+		unsigned int n;
 
 		wait_event_interruptible(conn->tx_wait,
 					 kthread_should_stop() ||
 					 nswap_tx_ready(conn));
-		spin_lock(&conn->txq_lock);
-		if (conn->state == NSWAP_CONN_UP) {
-			frame = list_first_entry_or_null(&conn->txq,
-							 struct nswap_frame,
-							 txnode);
-			if (frame) {
-				list_del_init(&frame->txnode);
-				frame->queued = false;
-				/* stable: a queued frame pins its attempt */
-				cookie = READ_ONCE(frame->cmd->cookie);
-			}
-		}
-		spin_unlock(&conn->txq_lock);
-		if (frame)
-			nswap_tx_frame(conn, frame, cookie);
+		n = nswap_tx_pop(conn);
+		if (n)
+			nswap_tx_batch(conn, n);
 	}
 	return 0;
 }
@@ -361,7 +421,7 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 	nswap_hdr_init(&hdr, NSWAP_PROTO_VERSION, NSWAP_HELLO, 0, 0,
 		       dev->client_id, 0, 0, sizeof(hello),
 		       nswap_crc32c(&hello, sizeof(hello)));
-	err = nswap_sock_send_frame(conn, &hdr, &hello, NULL, 0);
+	err = nswap_sock_send_frame(conn, &hdr, &hello);
 	if (err)
 		return err;
 	err = nswap_recv_reply(conn, &hdr, NSWAP_HELLO, 0);
@@ -421,7 +481,7 @@ static int nswap_server_purge(struct nswap_conn *conn)
 	nswap_hdr_init(&hdr, conn->version, NSWAP_INVALIDATE, NSWAP_F_RANGE,
 		       NSWAP_PURGE_TAG, dev->client_id, 0, U64_MAX,
 		       sizeof(count), nswap_crc32c(&count, sizeof(count)));
-	err = nswap_sock_send_frame(conn, &hdr, &count, NULL, 0);
+	err = nswap_sock_send_frame(conn, &hdr, &count);
 	if (!err)
 		err = nswap_recv_reply(conn, &hdr, NSWAP_INVALIDATE,
 				       NSWAP_PURGE_TAG);
@@ -666,8 +726,11 @@ static void nswap_server_free_conns(struct nswap_server *srv)
 
 	if (!srv->conns)
 		return;
-	for (i = 0; i < srv->nconns; i++)
+	for (i = 0; i < srv->nconns; i++) {
 		kfree(srv->conns[i].rxbuf);
+		if (srv->conns[i].txhdr_page)
+			__free_page(srv->conns[i].txhdr_page);
+	}
 	kfree(srv->conns);
 	srv->conns = NULL;
 	srv->nconns = 0;
@@ -696,7 +759,8 @@ static int nswap_server_alloc_conns(struct nswap_server *srv,
 		init_waitqueue_head(&conn->backoff_wait);
 		init_waitqueue_head(&conn->state_wait);
 		conn->rxbuf = kmalloc(NSWAP_MAX_PAYLOAD, GFP_KERNEL);
-		if (!conn->rxbuf) {
+		conn->txhdr_page = alloc_page(GFP_KERNEL);
+		if (!conn->rxbuf || !conn->txhdr_page) {
 			nswap_server_free_conns(srv);
 			return -ENOMEM;
 		}
@@ -905,7 +969,7 @@ int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 			       flags | NSWAP_F_RANGE, 0, dev->client_id, slot,
 			       gen, sizeof(lecount),
 			       nswap_crc32c(&lecount, sizeof(lecount)));
-		err = nswap_conn_send(conn, &hdr, &lecount, NULL, 0);
+		err = nswap_conn_send(conn, &hdr, &lecount);
 		if (!err)
 			atomic64_inc(&dev->stats.invalidates);
 		return err;
@@ -915,7 +979,7 @@ int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 	for (i = 0; i < count; i++) {
 		nswap_hdr_init(&hdr, conn->version, NSWAP_INVALIDATE, flags, 0,
 			       dev->client_id, slot + i, gen, 0, 0);
-		err = nswap_conn_send(conn, &hdr, NULL, NULL, 0);
+		err = nswap_conn_send(conn, &hdr, NULL);
 		if (err)
 			return err;
 		atomic64_inc(&dev->stats.invalidates);

@@ -448,24 +448,25 @@ stale:
 
 /* ---- sending (tx thread) ---- */
 
-/* Send @fr, popped from @conn's queue during attempt @cookie. */
-void nswap_tx_frame(struct nswap_conn *conn, struct nswap_frame *fr,
-		    u32 cookie)
+/*
+ * Prepare @fr, popped from @conn's queue during attempt @cookie, for sending:
+ * mark it tx_busy and build its header in @hdr.  Return: false if the frame
+ * is no longer this attempt's (nothing to send, nothing to finish).
+ */
+bool nswap_tx_frame_begin(struct nswap_conn *conn, struct nswap_frame *fr,
+			  u32 cookie, struct nswap_hdr *hdr)
 {
 	struct nswap_cmd *cmd = fr->cmd;
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct nswap_dev *dev = conn->srv->dev;
-	enum nswap_action act = NSWAP_ACT_NONE;
-	struct nswap_hdr hdr;
 	bool write;
 	u64 tag;
-	int err;
 
 	spin_lock(&cmd->lock);
 	if (cmd->state != NSWAP_CMD_ACTIVE || cmd->cookie != cookie ||
 	    fr->state != NSWAP_FR_SENT || fr->conn != conn) {
 		spin_unlock(&cmd->lock);
-		return;
+		return false;
 	}
 	fr->tx_busy = true;
 	write = rq_data_dir(rq) == WRITE;
@@ -473,17 +474,25 @@ void nswap_tx_frame(struct nswap_conn *conn, struct nswap_frame *fr,
 	spin_unlock(&cmd->lock);
 
 	/* the request cannot complete while tx_busy: its pages are stable */
-	if (write) {
-		nswap_hdr_init(&hdr, conn->version, NSWAP_PUTPAGE, 0, tag,
+	if (write)
+		nswap_hdr_init(hdr, conn->version, NSWAP_PUTPAGE, 0, tag,
 			       dev->client_id, fr->slot, fr->gen,
 			       NSWAP_PAGE_SIZE,
 			       nswap_crc32c_page(fr->page, fr->offset));
-		err = nswap_conn_send(conn, &hdr, NULL, fr->page, fr->offset);
-	} else {
-		nswap_hdr_init(&hdr, conn->version, NSWAP_GETPAGE, 0, tag,
+	else
+		nswap_hdr_init(hdr, conn->version, NSWAP_GETPAGE, 0, tag,
 			       dev->client_id, fr->slot, fr->gen, 0, 0);
-		err = nswap_conn_send(conn, &hdr, NULL, NULL, 0);
-	}
+	return true;
+}
+
+/* @fr (begun with nswap_tx_frame_begin) was sent, or failed with @err. */
+void nswap_tx_frame_end(struct nswap_conn *conn, struct nswap_frame *fr,
+			u32 cookie, int err)
+{
+	struct nswap_cmd *cmd = fr->cmd;
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+	struct nswap_dev *dev = conn->srv->dev;
+	enum nswap_action act = NSWAP_ACT_NONE;
 
 	spin_lock(&cmd->lock);
 	if (cmd->cookie == cookie && fr->tx_busy) {
