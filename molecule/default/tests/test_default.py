@@ -1,0 +1,200 @@
+"""Verify the default scenario: nswap deployed on the lab (1 client, 3 servers).
+
+Runs on the controller (molecule verify, testinfra over the lab inventory).  Besides
+the state of each node it checks that pages really reach the servers under memory
+pressure, that a --check deploy after converge reports no change, and that a deploy
+with bad input fails with the fix and changes nothing.  Every wait is bounded.
+"""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(SCENARIO))
+INVENTORY = os.path.expanduser("~/.cache/nswap/labs/molecule/inventory.yml")
+DEPLOY_VARS = os.path.join(SCENARIO, "vars", "deploy.yml")
+RUNNER = AnsibleRunner(INVENTORY)
+CLIENTS = RUNNER.get_hosts("nswap_clients")
+SERVERS = RUNNER.get_hosts("nswap_servers")
+CONFIG = "/sys/kernel/config/nswap/nswap0"
+COUNTERS = "/sys/block/nswap0/nswap"
+HOG_UNIT = "nswap-verify-hog"
+# Allocates as much as the node's RAM and touches every page, then holds the memory:
+# the kernel must swap a few hundred MiB, first to nswap (the higher priority).
+HOG = (
+    "import time; n = int(open('/proc/meminfo').read().split()[1]) * 1024; "
+    "b = bytearray(n)\n"
+    "for i in range(0, n, 4096): b[i] = 1\n"
+    "time.sleep(900)"
+)
+PAGES_OUT = 10000  # 40 MiB
+
+
+def host(name):
+    return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, INVENTORY))
+
+
+def deploy_vars():
+    with open(DEPLOY_VARS) as handle:
+        return dict(re.findall(r"^(\w+): (\S+)$", handle.read(), re.M))
+
+
+def nswap_address(name):
+    return RUNNER.get_variables(name)["nswap_address"]
+
+
+def swaps(node):
+    """{real path: priority} of the node's active swap areas."""
+    lines = node.file("/proc/swaps").content_string.splitlines()[1:]
+    return {fields[0]: int(fields[4]) for fields in (line.split() for line in lines)}
+
+
+def server_status(name):
+    """nswapd's STATUS counters, asked from the lab's namespace over the private segment."""
+    code = (
+        "import json, sys; sys.path.insert(0, %r); import nswap_protocol as p; "
+        "c = p.Client(%r, 7405, timeout=10); print(json.dumps(c.status()._asdict()))"
+        % (os.path.join(REPO, "plugins", "module_utils"), nswap_address(name))
+    )
+    netns = RUNNER.get_variables(name)["nswap_lab_netns"]
+    out = subprocess.run(
+        ["ip", "netns", "exec", netns, "python3", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def playbook(*args, timeout=1500):
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_DEPRECATION_WARNINGS="0")
+    env["PATH"] = "%s:%s" % (os.path.join(REPO, ".venv", "bin"), os.environ["PATH"])
+    argv = [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", INVENTORY]
+    argv += ["playbooks/deploy.yml", "-e", "@" + DEPLOY_VARS] + list(args)
+    proc = subprocess.run(
+        argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def recap(output):
+    hosts = {}
+    for line in output.split("PLAY RECAP", 1)[-1].splitlines():
+        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+        if match:
+            counts = re.findall(r"(\w+)=(\d+)", match.group(2))
+            hosts[match.group(1)] = {key: int(value) for key, value in counts}
+    return hosts
+
+
+@pytest.fixture(scope="module")
+def client():
+    return host(CLIENTS[0])
+
+
+# --- state after converge ----------------------------------------------------------
+
+
+def test_module_is_built_by_dkms_and_loaded(client):
+    assert client.file("/sys/module/nswap").is_directory
+    assert "installed" in client.check_output("dkms status -m nswap")
+    assert client.file("/etc/modules-load.d/nswap.conf").contains("^nswap$")
+
+
+def test_device_is_powered_and_every_server_is_up(client):
+    assert client.file(CONFIG + "/power").content_string.strip() == "1"
+    wanted = {"%s:7405" % nswap_address(name) for name in SERVERS}
+    lines = []
+    for _attempt in range(30):  # connections come up in the background
+        lines = client.file(CONFIG + "/servers").content_string.split("\n")
+        states = dict(line.split()[:2] for line in lines if line.strip())
+        if set(states) == wanted and set(states.values()) == {"up"}:
+            break
+        time.sleep(2)
+    assert set(states) == wanted and set(states.values()) == {"up"}, lines
+    assert client.run("test -b /dev/nswap0").rc == 0
+
+
+def test_nswap_is_swap_above_the_disk(client):
+    settings = deploy_vars()
+    active = swaps(client)
+    disk = client.check_output("readlink -f %s" % settings["nswap_client_disk_swap"])
+    assert active.get("/dev/nswap0") == int(settings["nswap_client_priority"])
+    assert active.get(disk) == int(settings["nswap_client_disk_swap_priority"])
+    assert active["/dev/nswap0"] > active[disk]
+
+
+def test_boot_unit_recreates_the_device(client):
+    unit = client.service("nswap-client")
+    assert unit.is_enabled and unit.is_running
+    conf = client.file("/etc/nswap/client.conf").content_string
+    for name in SERVERS:
+        assert "%s:7405" % nswap_address(name) in conf
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_nswapd_runs_on_each_server(name):
+    server = host(name)
+    assert server.service("nswapd").is_running and server.service("nswapd").is_enabled
+    assert server.socket("tcp://%s:7405" % nswap_address(name)).is_listening
+    assert server.user("nswapd").exists
+    assert server_status(name)["capacity_pages"] == 384 * 256
+
+
+# --- pages reach the servers ---------------------------------------------------------
+
+
+def test_pages_reach_the_servers_under_memory_pressure(client):
+    puts_before = int(client.file(COUNTERS + "/puts").content_string)
+    used_before = sum(server_status(name)["used_pages"] for name in SERVERS)
+    client.check_output(
+        "systemd-run --unit=%s --property=RuntimeMaxSec=900 python3 -c %s"
+        % (HOG_UNIT, shlex.quote(HOG))
+    )
+    try:
+        puts = puts_before
+        for _attempt in range(120):  # at most ~10 minutes under TCG
+            puts = int(client.file(COUNTERS + "/puts").content_string)
+            if puts - puts_before > PAGES_OUT:
+                break
+            assert client.service(HOG_UNIT).is_running, client.run(
+                "journalctl -u %s -n 20" % HOG_UNIT
+            ).stdout
+            time.sleep(5)
+        used_during = sum(server_status(name)["used_pages"] for name in SERVERS)
+        errors = int(client.file(COUNTERS + "/errors").content_string)
+    finally:
+        client.run("systemctl stop %s; systemctl reset-failed %s" % (HOG_UNIT, HOG_UNIT))
+    assert puts - puts_before > PAGES_OUT, (puts_before, puts)
+    assert used_during - used_before > PAGES_OUT // 2, (used_before, used_during)
+    assert errors == 0
+
+
+# --- the deploy playbook against the converged lab ---------------------------------
+
+
+def test_check_mode_after_converge_reports_no_change():
+    rc, out = playbook("--check", "--diff")
+    assert rc == 0, out[-4000:]
+    changed = {name: counts["changed"] for name, counts in recap(out).items()}
+    assert set(changed) == set(CLIENTS + SERVERS)
+    assert set(changed.values()) == {0}, (changed, out[-4000:])
+
+
+def test_bad_priority_fails_with_the_fix_and_changes_nothing(client):
+    before = swaps(client)
+    rc, out = playbook("-e", "nswap_client_priority=40000", "--limit", "nswap_clients")
+    assert rc != 0
+    assert "nswap_client_priority=40000" in out
+    assert "must be integers from 0 to 32767" in " ".join(out.split())
+    assert recap(out)[CLIENTS[0]]["changed"] == 0
+    assert swaps(client) == before

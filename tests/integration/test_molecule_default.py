@@ -1,0 +1,80 @@
+"""`molecule test -s default`: nswap deployed on the VM lab, end to end.
+
+One lab boot (lab name `molecule`): create, converge (playbooks/deploy.yml),
+idempotence, verify (molecule/default/tests/test_default.py: module, device, swap
+priorities, nswapd, pages reaching the servers, --check after converge, a bad-input
+deploy) and destroy.  Tens of minutes under TCG.
+"""
+
+import os
+import re
+import subprocess
+
+import pytest
+from ansible_collections.nswap.cluster.plugins.module_utils.lab import net, vm
+
+pytestmark = pytest.mark.lab
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+LAB = "molecule"
+TIMEOUT = 3000
+
+
+def env():
+    result = dict(os.environ, ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")
+    result["PATH"] = "%s:%s" % (VENV_BIN, os.environ["PATH"])
+    return result
+
+
+def remove_lab():
+    subprocess.run(
+        [os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/lab.yml"]
+        + ["-e", "lab_name=%s" % LAB, "-e", "lab_state=absent"],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def molecule_test():
+    try:
+        proc = subprocess.run(
+            [os.path.join(VENV_BIN, "molecule"), "test", "-s", "default"],
+            cwd=REPO,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    finally:
+        remove_lab()  # also after a timeout or a failed destroy
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_scenario_passes(molecule_test):
+    rc, out = molecule_test
+    assert rc == 0, out[-8000:]
+
+
+def test_idempotence_ran_and_passed(molecule_test):
+    _rc, out = molecule_test
+    assert re.search(r"idempotence", out), out[-4000:]
+    assert "Idempotence test failed" not in out
+
+
+def test_verify_ran_every_check(molecule_test):
+    _rc, out = molecule_test
+    match = re.search(r"(\d+) passed", out)
+    assert match and int(match.group(1)) >= 10, out[-4000:]
+    assert not re.search(r"\d+ failed", out)
+
+
+def test_nothing_is_left_behind(molecule_test):
+    assert vm.lab_processes(LAB) == []
+    assert not net.netns_exists("nswap-lab-%s" % LAB)
+    assert not os.path.exists(os.path.expanduser("~/.cache/nswap/labs/%s" % LAB))

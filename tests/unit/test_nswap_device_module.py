@@ -1,0 +1,423 @@
+"""nswap.cluster.nswap_device run in-process against a simulated nswap.ko.
+
+FakeNswapKo keeps a configfs tree and the sysfs counters as real files under
+tmp_path and applies nswap.ko's rules (docs/kmod.md) to every write the module
+makes: mkdir creates the attributes, `add`/`del` edit the server list, power 1
+creates /sys/block/nswapN, powered-off-only attributes and power 0 of an open
+device are refused with EBUSY, bad values with EINVAL.
+"""
+
+import errno
+import os
+
+import pytest
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_device as util
+from ansible_collections.nswap.cluster.plugins.modules import nswap_device as module
+
+from .module_harness import run_module
+
+GIB = 1 << 30
+SERVERS = ["10.77.0.12:7405", "10.77.0.13:7405"]
+
+
+class FakeNswapKo:
+    def __init__(self, tmp_path):
+        self.configfs = tmp_path / "config" / "nswap"
+        self.block = tmp_path / "block"
+        self.proc_swaps = tmp_path / "swaps"
+        self.configfs.mkdir(parents=True)
+        self.block.mkdir()
+        self.swapped_on = set()  # devices in /proc/swaps
+        self.writes = []
+        self.refuse = {}  # (attr, value) -> errno
+        self.probed = []
+        self.dead_servers = set()
+        self.update_swaps()
+
+    # --- the kernel side ------------------------------------------------------
+
+    def update_swaps(self):
+        lines = ["Filename Type Size Used Priority"]
+        lines += ["%s partition 1048572 0 100" % dev for dev in sorted(self.swapped_on)]
+        self.proc_swaps.write_text("\n".join(lines) + "\n")
+
+    def attr(self, item, name):
+        return (item / name).read_text().strip()
+
+    def set(self, item, name, value):
+        (item / name).write_text("%s\n" % value)
+
+    def make_item(self, path):
+        item = self.configfs / os.path.basename(path)
+        item.mkdir()
+        used = {int(self.attr(other, "index")) for other in self.items() if other != item}
+        name = item.name
+        index = int(name[5:]) if name.startswith("nswap") and name[5:].isdigit() else -1
+        if index in used or index < 0:
+            index = min(set(range(1024)) - used)
+        for name, value in (
+            ("size", 0),
+            ("servers", ""),
+            ("connections_per_server", 2),
+            ("timeout_ms", 10000),
+            ("retries", 3),
+            ("client_id", "0x0000000000001234"),
+            ("power", 0),
+            ("index", index),
+        ):
+            self.set(item, name, value)
+
+    def items(self):
+        return [p for p in self.configfs.iterdir() if p.is_dir()]
+
+    def remove_item(self, path):
+        item = self.configfs / os.path.basename(path)
+        if self.attr(item, "power") == "1":
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        for child in item.iterdir():
+            child.unlink()
+        item.rmdir()
+
+    def write_attr(self, path, text):
+        item, name = self.configfs / os.path.basename(os.path.dirname(path)), os.path.basename(path)
+        value = text.strip()
+        self.writes.append((item.name, name, value))
+        if (name, value) in self.refuse:
+            code = self.refuse[(name, value)]
+            raise OSError(code, os.strerror(code))
+        powered = self.attr(item, "power") == "1"
+        if name in ("size", "connections_per_server") and powered:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        if name == "servers":
+            verb, server = value.split()
+            servers = [line.split()[0] for line in self.attr(item, "servers").splitlines()]
+            if verb == "del":
+                if powered:
+                    raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+                servers.remove(server)
+            else:
+                servers.append(server)
+            state = "up" if powered else "idle"
+            self.set(item, "servers", "\n".join("%s %s" % (s, state) for s in servers))
+        elif name == "power":
+            self.power(item, value == "1")
+        else:
+            self.set(item, name, int(util.parse_size(value) if name == "size" else value))
+
+    def power(self, item, on):
+        index = self.attr(item, "index")
+        disk = self.block / ("nswap%s" % index)
+        if on:
+            if self.attr(item, "size") == "0" or not self.attr(item, "servers"):
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            (disk / "nswap").mkdir(parents=True, exist_ok=True)
+            for counter in ("puts", "gets", "errors"):
+                (disk / "nswap" / counter).write_text("0\n")
+            (disk / "nswap" / "latency_hist").write_text("0 0\n2 0\n")
+        elif disk.exists():
+            if "/dev/nswap%s" % index in self.swapped_on:
+                raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+            for child in (disk / "nswap").iterdir():
+                child.unlink()
+            (disk / "nswap").rmdir()
+            disk.rmdir()
+        servers = [line.split()[0] for line in self.attr(item, "servers").splitlines()]
+        state = "up" if on else "idle"
+        self.set(item, "servers", "\n".join("%s %s" % (s, state) for s in servers))
+        self.set(item, "power", int(on))
+
+    def probe_server(self, address, port, timeout):
+        self.probed.append("%s:%d" % (address, port))
+        if "%s:%d" % (address, port) in self.dead_servers:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+    # --- helpers for tests ----------------------------------------------------
+
+    def snapshot(self):
+        """Every file of the fake tree and its content."""
+        files = {}
+        for root in (self.configfs, self.block):
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    files[str(path)] = path.read_text()
+        return files
+
+    def create(self, name="nswap0", size="1G", servers=SERVERS, powered=True):
+        self.make_item(self.configfs / name)
+        item = self.configfs / name
+        self.write_attr(str(item / "size"), size)
+        for server in servers:
+            self.write_attr(str(item / "servers"), "add " + server)
+        if powered:
+            self.write_attr(str(item / "power"), "1")
+        self.writes = []
+
+
+@pytest.fixture
+def ko(tmp_path, monkeypatch):
+    fake = FakeNswapKo(tmp_path)
+    monkeypatch.setattr(module, "CONFIGFS_ROOT", str(fake.configfs))
+    monkeypatch.setattr(module, "SYSFS_BLOCK", str(fake.block))
+    monkeypatch.setattr(module, "PROC_SWAPS", str(fake.proc_swaps))
+    for name in ("write_attr", "make_item", "remove_item", "probe_server"):
+        monkeypatch.setattr(module, name, getattr(fake, name))
+    return fake
+
+
+def run(monkeypatch, check_mode=False, diff=False, **args):
+    args.setdefault("name", "nswap0")
+    if diff:
+        args["_ansible_diff"] = True
+    return run_module(monkeypatch, module, args, check_mode=check_mode)
+
+
+def present(monkeypatch, **args):
+    args.setdefault("size", "1G")
+    args.setdefault("servers", SERVERS)
+    return run(monkeypatch, **args)
+
+
+# --- creating ---------------------------------------------------------------------
+
+
+def test_creates_configures_and_powers_on(monkeypatch, ko):
+    failed, result = present(monkeypatch, timeout_ms=5000, retries=5, connections_per_server=4)
+    assert not failed, result["msg"] if failed else None
+    assert result["changed"] and result["device"] == "/dev/nswap0"
+    assert ko.writes == [
+        ("nswap0", "size", str(GIB)),
+        ("nswap0", "connections_per_server", "4"),
+        ("nswap0", "timeout_ms", "5000"),
+        ("nswap0", "retries", "5"),
+        ("nswap0", "servers", "add 10.77.0.12:7405"),
+        ("nswap0", "servers", "add 10.77.0.13:7405"),
+        ("nswap0", "power", "1"),
+    ]
+    assert result["config"] == dict(
+        size=GIB,
+        servers=SERVERS,
+        connections_per_server=4,
+        timeout_ms=5000,
+        retries=5,
+        powered=True,
+    )
+    assert result["counters"] == dict(puts=0, gets=0, errors=0)
+    assert [s["state"] for s in result["servers"]] == ["up", "up"]
+    assert sorted(ko.probed) == SERVERS
+
+
+def test_second_run_changes_nothing(monkeypatch, ko):
+    present(monkeypatch, timeout_ms=5000)
+    ko.writes, ko.probed = [], []
+    failed, result = present(monkeypatch, timeout_ms=5000)
+    assert not failed and not result["changed"]
+    assert ko.writes == [] and result["actions"] == []
+    assert ko.probed == []  # connected servers are not probed again
+
+
+def test_check_mode_reports_without_touching(monkeypatch, ko):
+    before = ko.snapshot()
+    failed, result = present(monkeypatch, check_mode=True, diff=True)
+    assert not failed and result["changed"]
+    assert ko.snapshot() == before
+    assert result["actions"][0] == "mkdir %s/nswap0" % ko.configfs
+    assert result["actions"][-1].startswith("echo 1 > ")
+    assert result["diff"]["before"] == {}
+    assert result["diff"]["after"]["servers"] == SERVERS
+    assert result["device"] == "/dev/nswap0"
+
+
+def test_diff_shows_a_timeout_change(monkeypatch, ko):
+    ko.create()
+    failed, result = present(monkeypatch, timeout_ms=2000, diff=True)
+    assert not failed and result["changed"]
+    assert result["diff"]["before"]["timeout_ms"] == 10000
+    assert result["diff"]["after"]["timeout_ms"] == 2000
+    # timeout_ms may change while powered on: no power cycle
+    assert ko.writes == [("nswap0", "timeout_ms", "2000")]
+
+
+def test_host_names_are_resolved(monkeypatch, ko):
+    failed, result = present(monkeypatch, servers=["localhost:7405"])
+    assert not failed, result.get("msg")
+    assert result["config"]["servers"] == ["127.0.0.1:7405"]
+
+
+# --- changes that need power off ----------------------------------------------------
+
+
+def test_resize_power_cycles_an_unused_device(monkeypatch, ko):
+    ko.create(size="1G")
+    failed, result = present(monkeypatch, size="2G")
+    assert not failed, result.get("msg")
+    assert ko.writes == [
+        ("nswap0", "power", "0"),
+        ("nswap0", "size", str(2 * GIB)),
+        ("nswap0", "power", "1"),
+    ]
+
+
+def test_removing_a_server_of_an_active_swap_area_is_refused(monkeypatch, ko):
+    ko.create()
+    ko.swapped_on.add("/dev/nswap0")
+    ko.update_swaps()
+    before = ko.snapshot()
+    failed, result = present(monkeypatch, servers=SERVERS[:1])
+    assert failed
+    assert "active swap area; swap it off first" in result["msg"]
+    assert "servers" in result["msg"]
+    assert ko.snapshot() == before and ko.writes == []
+
+
+def test_adding_a_server_while_swapped_on_needs_no_power_off(monkeypatch, ko):
+    ko.create(servers=SERVERS[:1])
+    ko.swapped_on.add("/dev/nswap0")
+    ko.update_swaps()
+    failed, result = present(monkeypatch)
+    assert not failed, result.get("msg")
+    assert ko.writes == [("nswap0", "servers", "add 10.77.0.13:7405")]
+    assert ko.probed == ["10.77.0.13:7405"]
+
+
+# --- failures leave the node as it was ----------------------------------------------
+
+
+def test_unanswering_server_fails_before_any_change(monkeypatch, ko):
+    ko.dead_servers.add("10.77.0.13:7405")
+    failed, result = present(monkeypatch, probe_timeout=1)
+    assert failed
+    assert (
+        "server 10.77.0.13:7405 does not answer an nswap STATUS request within 1s"
+        in (result["msg"])
+    )
+    assert "systemctl status nswapd" in result["msg"]
+    assert ko.snapshot() == {} and ko.writes == []
+
+
+def test_unresolvable_server_names_the_problem(monkeypatch, ko):
+    failed, result = present(monkeypatch, servers=["no-such-host.invalid:7405"])
+    assert failed
+    assert "cannot resolve 'no-such-host.invalid'" in result["msg"]
+    assert ko.snapshot() == {}
+
+
+def test_kernel_refusal_removes_a_new_device(monkeypatch, ko):
+    ko.refuse[("power", "1")] = errno.EINVAL
+    failed, result = present(monkeypatch)
+    assert failed
+    assert "nswap.ko refused '1' for nswap0/power: Invalid argument" in result["msg"]
+    assert "dmesg" in result["msg"]
+    assert ko.items() == []
+
+
+def test_kernel_refusal_restores_an_existing_device(monkeypatch, ko):
+    ko.create(size="1G")
+    before = ko.snapshot()
+    ko.refuse[("size", str(2 * GIB))] = errno.EINVAL
+    failed, result = present(monkeypatch, size="2G")
+    assert failed
+    # powered off for the resize, then back to 1G, powered on, same servers
+    item = ko.configfs / "nswap0"
+    assert ko.attr(item, "size") == str(GIB) and ko.attr(item, "power") == "1"
+    assert ko.snapshot() == before
+
+
+def test_missing_configfs_says_to_load_the_module(monkeypatch, ko, tmp_path):
+    monkeypatch.setattr(module, "CONFIGFS_ROOT", str(tmp_path / "nope"))
+    failed, result = present(monkeypatch)
+    assert failed
+    assert "the nswap kernel module is not loaded (modprobe nswap" in result["msg"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (dict(size="1000"), "nswap needs a non-zero multiple of 4096 bytes up to 16T"),
+        (dict(size="lots"), "size='lots' is not a size"),
+        (dict(size="17T"), "up to 16T"),
+        (dict(servers=[]), "servers is empty"),
+        (dict(servers=["10.0.0.1"]), "server '10.0.0.1' is not ADDR:PORT"),
+        (dict(servers=["10.0.0.1:70000"]), "is not ADDR:PORT"),
+        (dict(timeout_ms=50), "timeout_ms=50 is out of range; nswap accepts 100..3600000"),
+        (dict(retries=101), "retries=101 is out of range; nswap accepts 0..100"),
+        (dict(connections_per_server=0), "connections_per_server=0 is out of range"),
+        (dict(name="../etc"), "name='../etc' is not a configfs item name"),
+    ],
+)
+def test_bad_input_names_the_problem_and_changes_nothing(monkeypatch, ko, args, message):
+    failed, result = present(monkeypatch, **args)
+    assert failed
+    assert message in result["msg"]
+    assert ko.snapshot() == {} and ko.writes == []
+
+
+def test_creating_without_size_asks_for_one(monkeypatch, ko):
+    failed, result = run(monkeypatch, servers=SERVERS)
+    assert failed and "size is required to create nswap0" in result["msg"]
+
+
+# --- removing ---------------------------------------------------------------------
+
+
+def test_absent_powers_off_and_removes(monkeypatch, ko):
+    ko.create()
+    failed, result = run(monkeypatch, state="absent", diff=True)
+    assert not failed and result["changed"]
+    assert ko.writes == [("nswap0", "power", "0")]
+    assert ko.items() == [] and ko.snapshot() == {}
+    assert result["diff"]["after"] == {}
+
+
+def test_absent_refuses_an_active_swap_area(monkeypatch, ko):
+    ko.create()
+    ko.swapped_on.add("/dev/nswap0")
+    ko.update_swaps()
+    before = ko.snapshot()
+    failed, result = run(monkeypatch, state="absent")
+    assert failed
+    assert (
+        "/dev/nswap0 is an active swap area; swap it off first (swapoff /dev/nswap0"
+        in (result["msg"])
+    )
+    assert ko.snapshot() == before
+
+
+def test_absent_twice_and_in_check_mode(monkeypatch, ko):
+    ko.create()
+    before = ko.snapshot()
+    failed, result = run(monkeypatch, state="absent", check_mode=True)
+    assert not failed and result["changed"] and ko.snapshot() == before
+    run(monkeypatch, state="absent")
+    failed, result = run(monkeypatch, state="absent")
+    assert not failed and not result["changed"]
+
+
+def test_absent_without_the_module_loaded_is_fine(monkeypatch, ko, tmp_path):
+    monkeypatch.setattr(module, "CONFIGFS_ROOT", str(tmp_path / "nope"))
+    failed, result = run(monkeypatch, state="absent")
+    assert not failed and not result["changed"]
+
+
+# --- pure helpers -------------------------------------------------------------------
+
+
+def test_ipv6_servers_keep_their_brackets():
+    assert util.split_server("[fd00::2]:7405") == ("fd00::2", 7405)
+    assert util.format_server("fd00::2", 7405) == "[fd00::2]:7405"
+    assert util.resolve_server("[::1]:7405") == "[::1]:7405"
+
+
+def test_plan_only_asks_for_power_off_when_powered():
+    current = dict(
+        size=GIB,
+        servers=SERVERS,
+        connections_per_server=2,
+        timeout_ms=10000,
+        retries=3,
+        powered=False,
+    )
+    wanted = dict(current, size=2 * GIB, servers=SERVERS[:1])
+    writes, offline = util.plan(current, wanted)
+    assert writes == [("size", str(2 * GIB)), ("servers", "del 10.77.0.13:7405")]
+    assert not offline
+    assert util.plan(dict(current, powered=True), wanted)[1]
