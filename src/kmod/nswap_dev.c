@@ -27,7 +27,9 @@
  * is retried up to max_retries times and for at most
  * (max_retries + 1) * timeout_ms in total.  Then a READ fails with
  * BLK_STS_IOERR.  A WRITE that no server took is completed successfully and
- * its slots are marked LOST (nswap_write_lost): Linux keeps an anonymous
+ * its slots are marked LOST (nswap_write_lost) if its last attempt found no
+ * connected server (while one is connected the write fails as usual and
+ * the kernel retries the dirty page later).  Linux keeps an anonymous
  * page whose swap write failed dirty and retries it forever, so with every
  * server gone reclaim would spin on pages it can never free and the OOM
  * killer would never run.  Completing the write frees the page; the owner
@@ -212,7 +214,12 @@ static enum nswap_action nswap_cmd_settle(struct nswap_dev *dev,
 	return cmd->failed || !cmd->nowait ? NSWAP_ACT_REQUEUE :
 					     NSWAP_ACT_REQUEUE_DELAYED;
 fail:
-	if (rq_data_dir(rq) == WRITE && !READ_ONCE(dev->dying)) {
+	/*
+	 * Lose a write only when no server could be reached at all: while one
+	 * is connected but slow or refusing, the error keeps the page dirty in
+	 * memory and the kernel writes it again later.
+	 */
+	if (rq_data_dir(rq) == WRITE && cmd->nowait && !READ_ONCE(dev->dying)) {
 		pr_err_ratelimited("%s: write of %u page(s) at slot %llu failed after %u retries: %s; slots marked lost, reading them back gives I/O errors\n",
 				   dev->disk->disk_name, cmd->nr_frames,
 				   cmd->frames[0].slot, cmd->retries, why);
