@@ -26,7 +26,7 @@ def default_out():
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.nswapbench", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks.nswapbench", description=__doc__.splitlines()[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("report", help="write the report directory")

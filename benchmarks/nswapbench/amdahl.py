@@ -64,13 +64,13 @@ def amdahl_speedup(fraction, bandwidth_speedup):
 def fit(points):
     """Fit the model to [(rate_mbit, mean_time_s), ...] at two or more distinct rates."""
     points = sorted(points)
-    rates = [rate for rate, _ in points]
+    rates = [rate for rate, _time_s in points]
     if len(set(rates)) < 2:
         raise FitError("needs runs at two different link rates, has %d" % len(set(rates)))
     if len(rates) != len(set(rates)):
         raise FitError("one mean time per rate, got the rates %s" % rates)
     xs = [1 / rate for rate in rates]
-    ys = [time_s for _, time_s in points]
+    ys = [time_s for _rate, time_s in points]
     x_mean, y_mean = sum(xs) / len(xs), sum(ys) / len(ys)
     sxx = sum((x - x_mean) ** 2 for x in xs)
     sxy = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys, strict=True))

@@ -60,7 +60,7 @@ def table2_chart(projections, path):
             lowest = projection.fit.rates_mbit[0]
             grid = [lowest * (top / lowest) ** (step / 50) for step in range(51)]
             axes.plot(grid, [projection.fit.time_at(r) for r in grid], "-", color=line.get_color())
-        for _, validation in projection.validations:
+        for _link_profile, validation in projection.validations:
             axes.plot([validation.rate_mbit], [validation.measured_s], "x", color=line.get_color())
     for rate in amdahl.PROJECTION_RATES_MBIT:
         axes.axvline(rate, color="grey", alpha=0.3)

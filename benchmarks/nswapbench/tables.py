@@ -229,7 +229,7 @@ def _fit(points):
     missing = [point.link_profile for point in points if point.cell.summary.mean is None]
     if missing:
         return None, "no run finished at %s" % ", ".join(missing)
-    if len({rate for rate, _ in timed}) < len(timed):
+    if len({rate for rate, _mean in timed}) < len(timed):
         return None, "two link profiles have the same rate: %s" % timed
     try:
         return amdahl.fit(timed), None
@@ -239,7 +239,7 @@ def _fit(points):
 
 def _disk_mean(cells, disk_profile, workload, procs):
     """The disk cell's mean of this row (of the first link profile by name that has one)."""
-    for (d, _, w, p, b), cell in sorted(cells.items()):
+    for (d, _link, w, p, b), cell in sorted(cells.items()):
         if (d, w, p, b) == (disk_profile, workload, procs, REFERENCE_BACKEND):
             return cell.summary.mean
     return None

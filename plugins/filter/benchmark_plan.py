@@ -13,7 +13,7 @@ short_description: The runs of the disk-vs-nswap benchmark, grouped by backend s
 version_added: 0.1.0
 description:
   - Crosses backends, workloads, process counts and repetitions into runs, grouped so
-    that a backend is set up once per group: for each repetition, for each backend (then
+    that a backend is set up once per group.  For each repetition, for each backend (then
     each projection rate), one group with a run per workload and process count.  The
     repetition is the outermost loop, so slow drift of the machine (other load) falls on
     every backend alike.

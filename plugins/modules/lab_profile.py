@@ -14,20 +14,27 @@ short_description: Disk and link limits of a running nswap lab, changed without 
 version_added: 0.1.0
 description:
   - Throttles the swap disk of every lab VM (QEMU C(block_set_io_throttle) through the VM's
-    monitor socket: total IOPS and bytes per second) and/or limits the lab link (C(tc tbf) on
-    the egress of every tap in the lab namespace, so each VM receives at most the rate).
+    monitor socket, limiting total IOPS and bytes per second) and/or limits the lab link
+    (C(tc tbf) on the egress of every tap in the lab namespace, so each VM receives at most
+    the rate).
   - Takes effect at once on running VMs; a VM restarted by M(nswap.cluster.lab_vm) starts
     unthrottled, so apply the profile again after (re)creating VMs (role C(lab) does).
   - The named profiles (hdd, ssd, nvme; 10mbit, 100mbit, 1gbit) and their numbers are in
     C(roles/lab/vars/profiles.yml); this module takes plain numbers.
   - Must run on the controller as root.
 author:
-  - nswap developers
+  - nswap developers (@nswap)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying
+      target.
     support: full
+    details: Reads the current limits and reports the ones that would change.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in
+      check_mode), when in diff mode.
     support: full
+    details: Shows each VM's disk limits and link rate before and after.
 options:
   lab:
     description: Lab name (1-8 lowercase letters or digits).
@@ -76,8 +83,6 @@ profile:
   sample: {"client1": {"disk": {"bps": 40000000, "iops": 80}, "link_rate_mbit": 100}}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nswap.cluster.plugins.module_utils.lab import profiles
 from ansible_collections.nswap.cluster.plugins.module_utils.lab.common import (
@@ -91,7 +96,7 @@ class LabProfile:
         self.module = module
         params = module.params
         self.lab = check_lab_name(params["lab"])
-        self.workdir = os.path.expanduser(params["workdir"])
+        self.workdir = params["workdir"]
         self.disk = None
         if params["disk_iops"] is not None or params["disk_bps"] is not None:
             self.disk = {"bps": params["disk_bps"] or 0, "iops": params["disk_iops"] or 0}

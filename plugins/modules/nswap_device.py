@@ -14,8 +14,8 @@ short_description: Manage an nswap network swap block device (nswap.ko configfs 
 version_added: 0.1.0
 description:
   - Creates, reconfigures and removes a C(/dev/nswapN) block device of the nswap kernel
-    module through its configfs interface (C(/sys/kernel/config/nswap/<name>)): size,
-    memory servers, connections per server, request timeout and retries, and powers it on.
+    module through its configfs interface (C(/sys/kernel/config/nswap/<name>)), setting its
+    size, memory servers, connections per server, request timeout and retries, and powers it on.
   - Server host names are resolved on the node (nswap.ko takes IP addresses only), and every
     server that is not connected yet must answer an nswap STATUS request within
     O(probe_timeout) seconds before anything changes.

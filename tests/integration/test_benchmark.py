@@ -7,9 +7,11 @@ run had its link rate; and that removing the lab leaves nothing behind.  Boots 4
 VMs: several minutes.
 """
 
+import csv
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils.lab import kernel, net, vm
@@ -85,14 +87,14 @@ def quick_run(programs, tmp_path_factory):
 
 
 def test_playbook_succeeds_and_shows_progress(quick_run):
-    rc, output, _records, _ = quick_run
+    rc, output, _records, _removal = quick_run
     assert rc == 0, output[-6000:]
     assert "cell 1/6 W1 procs=1 disk rep 1" in output
     assert "cell 6/6 W1 procs=1 nswap-3 rep 1" in output and "ETA" in output
 
 
 def test_every_cell_recorded_ok_with_every_byte_verified(quick_run):
-    _rc, output, records, _ = quick_run
+    _rc, output, records, _removal = quick_run
     runs = [r for r in records if r["kind"] == "run"]
     assert [r["backend"] for r in runs] == BACKENDS + ["nswap-3"], output[-4000:]
     for run in runs:
@@ -111,7 +113,7 @@ def test_every_cell_recorded_ok_with_every_byte_verified(quick_run):
 
 
 def test_link_and_disk_measured_at_every_rate(quick_run):
-    _rc, _output, records, _ = quick_run
+    _rc, _output, records, _removal = quick_run
     links = [r for r in records if r["kind"] == "link"]
     assert sorted((r["link_rate_mbit"] or 0, r["server"]) for r in links) == [
         (rate, server) for rate in (0, PROJECTION_RATE) for server in SERVERS
@@ -125,7 +127,7 @@ def test_link_and_disk_measured_at_every_rate(quick_run):
 
 
 def test_records_follow_the_report_schema(quick_run):
-    _rc, _output, records, _ = quick_run
+    _rc, _output, records, _removal = quick_run
     results = schema.parse_lines([json.dumps(r) for r in records], name="runs.jsonl")
     assert len(results.runs) == 6 and len(results.link_rates) == 6
 
@@ -135,3 +137,32 @@ def test_lab_removed_without_leftovers(quick_run):
     assert absent_rc == 0, absent_output[-3000:]
     assert vm.lab_processes(LAB) == []
     assert not net.netns_exists("nswap-lab-%s" % LAB)
+
+
+def test_report_has_every_cell_and_no_mismatch(quick_run, tmp_path):
+    """The README main command's last step, on this run's records."""
+    _rc, _output, records, _removal = quick_run
+    runs_file = tmp_path / "runs.jsonl"
+    runs_file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.nswapbench", "report", str(runs_file)]
+        + ["--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out / "cells.csv", newline="") as f:
+        cells = list(csv.DictReader(f))
+    assert sorted((c["link_profile"], c["backend"]) for c in cells) == sorted(
+        [("none", b) for b in BACKENDS] + [("%dmbit" % PROJECTION_RATE, "nswap-3")]
+    ), cells
+    assert all(c["ok"] == c["runs"] == "1" and c["corrupt"] == "0" for c in cells), cells
+    report = (out / "report.md").read_text()
+    assert "DATA CORRUPTION" not in report
+    assert "No run read back a wrong page" in report
+    assert all(b in report for b in BACKENDS)
+    assert list(out.glob("*.png")), sorted(os.listdir(out))

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils.lab import net, vm
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")

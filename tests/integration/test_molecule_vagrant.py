@@ -55,8 +55,8 @@ def vm_qemu_processes():
 def box():
     if os.geteuid() != 0:
         pytest.skip("needs root (libvirt system instance, routes, /dev/kvm)")
-    _, image_info = image.ensure_image(os.path.expanduser("~/.cache/nswap"))
-    _, info = vagrantbox.ensure_box(vagrantbox.DEFAULT_DATA_DIR, image_info)
+    _image_changed, image_info = image.ensure_image(os.path.expanduser("~/.cache/nswap"))
+    _box_changed, info = vagrantbox.ensure_box(vagrantbox.DEFAULT_DATA_DIR, image_info)
     return info
 
 

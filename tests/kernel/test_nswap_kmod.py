@@ -362,7 +362,7 @@ echo "survived=1"
     assert result.exit_status == 0, result.output + "\n--- console:\n" + result.console_tail(60)
     assert "survived=1" in result.output
     assert result.kernel_problems == [], result.kernel_problems
-    counters, values, _ = parse(result.output)
+    counters, values, _workload = parse(result.output)
     shown = ("puts", "gets", "errors", "lost_pages")
     print("server-loss run:", {k: counters[k] for k in shown}, values)
     assert values["workload_ended_by_itself"] == 1, "reclaim stalled: " + result.output

@@ -54,7 +54,7 @@ class FakeQemuMonitor:
         self.thread.start()
 
     def serve(self):
-        conn, _ = self.server.accept()
+        conn, _addr = self.server.accept()
         with conn:
             conn.sendall(b"QEMU 7.2.22 monitor - type 'help' for more information\r\n(qemu) ")
             buf = b""

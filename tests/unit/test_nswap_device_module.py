@@ -142,7 +142,7 @@ class FakeNswapKo:
                     files[str(path)] = path.read_text()
         return files
 
-    def create(self, name="nswap0", size="1G", servers=SERVERS, powered=True):
+    def create(self, name="nswap0", size="1G", servers=tuple(SERVERS), powered=True):
         self.make_item(self.configfs / name)
         item = self.configfs / name
         self.write_attr(str(item / "size"), size)

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_info as info
 from ansible_collections.nswap.cluster.plugins.modules import nswap_info as info_module
 
-from ..integration.test_nswapd import Server, nswapd_bin  # noqa: F401  (nswapd_bin: fixture)
+from ..integration.test_nswapd import Server
 from .module_harness import run_module
 from .test_nswap_server_module import free_port
 
@@ -126,7 +126,7 @@ def test_a_node_without_nswap(monkeypatch, tmp_path):
     )  # fmt: skip
 
 
-def test_local_server_status(monkeypatch, node, nswapd_bin):  # noqa: F811
+def test_local_server_status(monkeypatch, node, nswapd_bin):
     srv = Server(nswapd_bin, "--cache-size", "64K")
     try:
         failed, result = run(monkeypatch, server_port=srv.port)

@@ -13,7 +13,7 @@ from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protoco
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_server as util
 from ansible_collections.nswap.cluster.plugins.modules import nswap_server as server_module
 
-from ..integration.test_nswapd import Server, nswapd_bin  # noqa: F401  (nswapd_bin: fixture)
+from ..integration.test_nswapd import Server
 from .module_harness import run_module
 
 PAGES = 16  # --cache-size 64K
@@ -27,7 +27,7 @@ def free_port():
 
 
 @pytest.fixture
-def nswapd(nswapd_bin):  # noqa: F811
+def nswapd(nswapd_bin):
     srv = Server(nswapd_bin, "--cache-size", "64K")
     yield srv
     assert srv.stop() == 0, srv.log_text()
@@ -178,7 +178,7 @@ class FakeSystemd:
 
 
 @pytest.fixture
-def systemd(monkeypatch, nswapd_bin):  # noqa: F811
+def systemd(monkeypatch, nswapd_bin):
     fake = FakeSystemd(nswapd_bin, free_port())
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, **kw: name)
     monkeypatch.setattr(

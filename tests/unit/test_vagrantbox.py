@@ -118,7 +118,7 @@ def test_box_is_built_added_and_then_reused(tmp_path, fake_vagrant):
     assert add == [["vagrant", "box", "add", "--force", "--name", "nswap/lab", info["box"]]]
 
     fake_vagrant.calls.clear()
-    changed, _ = vagrantbox.ensure_box(str(data), image_info)
+    changed, _info = vagrantbox.ensure_box(str(data), image_info)
     assert not changed
     assert not fake_vagrant.commands("vagrant", "box", "add")
     assert not fake_vagrant.commands("tar")
@@ -126,7 +126,7 @@ def test_box_is_built_added_and_then_reused(tmp_path, fake_vagrant):
 
 def test_new_image_replaces_the_box_and_drops_the_old_file(tmp_path, fake_vagrant):
     data = tmp_path / "data"
-    _, old = vagrantbox.ensure_box(str(data), make_image(tmp_path, "bookworm-aaaa"))
+    _changed, old = vagrantbox.ensure_box(str(data), make_image(tmp_path, "bookworm-aaaa"))
     fake_vagrant.calls.clear()
     changed, new = vagrantbox.ensure_box(str(data), make_image(tmp_path, "bookworm-bbbb"))
     assert changed
@@ -142,7 +142,7 @@ def test_box_missing_from_vagrant_is_added_again(tmp_path, fake_vagrant):
     image_info = make_image(tmp_path, "bookworm-aaaa")
     vagrantbox.ensure_box(str(data), image_info)
     fake_vagrant.boxes.clear()  # e.g. someone ran `vagrant box remove`
-    changed, _ = vagrantbox.ensure_box(str(data), image_info)
+    changed, _info = vagrantbox.ensure_box(str(data), image_info)
     assert changed
     assert len(fake_vagrant.commands("vagrant", "box", "add")) == 2
 

@@ -192,7 +192,7 @@ def remove_libvirt_chains():
             continue
         for parent, chain in LIBVIRT_FILTER_JUMPS:
             run([ipt, "-D", parent, "-j", chain], check=False)
-        for _, chain in LIBVIRT_FILTER_JUMPS:
+        for _parent, chain in LIBVIRT_FILTER_JUMPS:
             run([ipt, "-F", chain], check=False)
             run([ipt, "-X", chain], check=False)
         for table in ("nat", "mangle"):

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: nswap developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One benchmark run on the client: nswap-workload under a cgroup v2 memory.max, with a deadline.
@@ -8,7 +7,8 @@ activated area), checks that it is the only one on, drops the page cache, reads
 pswpin/pswpout from /proc/vmstat before and after, and kills the workload's
 whole process group at the deadline.  Prints one JSON line and exits 0 whatever
 the run did (the line's "status" says: ok, failed or timeout); exit 2 only for
-bad arguments.  Python 3 standard library only: it runs on the bare node.
+bad arguments.  Python 3 standard library only: it runs on the bare node, started as
+``python3 nswap_bench_run.py`` (stock Debian has no ``python``, so no shebang is relied on).
 """
 
 import argparse
