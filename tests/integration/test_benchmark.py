@@ -55,7 +55,7 @@ def make(*args):
 def programs():
     """What the benchmark copies to the nodes, built from the working tree."""
     make("-C", "src/workloads", "static")
-    make("-C", "src/netbench")
+    make("-C", "src/netbench", "static")
     make("-C", "src/nswapd")
     make("-C", kernel.host_headers_build_dir(), "M=" + os.path.join(REPO, "src", "kmod"), "modules")
 
