@@ -23,16 +23,14 @@ description:
   - Must run on the controller as root (debootstrap, chroot).
 author:
   - nswap developers (@nswap)
+extends_documentation_fragment:
+  - nswap.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Reports whether the image would be built or removed; builds and removes
       nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: none
 options:
   cache_dir:

@@ -24,15 +24,13 @@ description:
   - Must run on the controller as root.
 author:
   - nswap developers (@nswap)
+extends_documentation_fragment:
+  - nswap.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Reads the current limits and reports the ones that would change.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: full
     details: Shows each VM's disk limits and link rate before and after.
 options:

@@ -22,16 +22,14 @@ description:
   - Returns as soon as QEMU runs; waiting for SSH is the caller's job.
 author:
   - nswap developers (@nswap)
+extends_documentation_fragment:
+  - nswap.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Reports whether the VM would be started, recreated or stopped; starts and
       stops nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: full
     details: Shows the VM's configuration before and after.
 options:

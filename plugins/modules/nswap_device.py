@@ -30,15 +30,13 @@ author:
 requirements:
   - The nswap kernel module loaded (C(modprobe nswap)) and configfs mounted at
     C(/sys/kernel/config).
+extends_documentation_fragment:
+  - nswap.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Reports the configfs writes that would happen in RV(actions).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: full
     details: Shows the device's attributes before and after.
 options:

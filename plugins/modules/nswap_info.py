@@ -24,15 +24,13 @@ description:
     O(timeout).
 author:
   - nswap developers (@nswap)
+extends_documentation_fragment:
+  - nswap.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Reads only; the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: none
 options:
   server:

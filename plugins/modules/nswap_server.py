@@ -30,16 +30,14 @@ author:
 requirements:
   - systemd (C(systemctl)) when O(state) is set.
   - nswapd with runtime cache limits (the version in this collection) for O(cache_limit).
+extends_documentation_fragment:
+  - nswap.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Reads the server's STATUS and reports what would change; nothing is sent to the
       server or to systemd but reads.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: full
     details: Shows the service state and the cache limit before and after.
 options:

@@ -31,15 +31,13 @@ author:
 requirements:
   - util-linux (C(swapon), C(swapoff), C(mkswap), C(swaplabel), C(blkid), C(findfs),
     C(wipefs), C(fallocate)); C(dd) from coreutils where C(fallocate) is not supported.
+extends_documentation_fragment:
+  - nswap.cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying
-      target.
     support: full
     details: Reports the commands that would run in RV(actions).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in
-      check_mode), when in diff mode.
     support: full
     details: Shows the swap area's state before and after and, with O(persistent=true), the
       C(/etc/fstab) text diff.
