@@ -1,9 +1,10 @@
 """`molecule test -s default`: nswap deployed on the VM lab, end to end.
 
-One lab boot (lab name `molecule`): create, converge (playbooks/deploy.yml),
-idempotence, verify (molecule/default/tests/test_default.py: module, device, swap
-priorities, nswapd, pages reaching the servers, --check after converge, a bad-input
-deploy) and destroy.  Tens of minutes under TCG.
+One lab boot (lab name `molecule`, 1 client and 2 servers): create, converge
+(playbooks/deploy.yml), idempotence, check (a --check converge), verify
+(molecule/default/tests/test_default.py: module, device, swap priorities, nswapd,
+pages reaching the servers, --check --diff of a changed priority, bad priority,
+unknown server, missing kernel headers) and destroy.  Tens of minutes under TCG.
 """
 
 import os
@@ -61,16 +62,17 @@ def test_scenario_passes(molecule_test):
     assert rc == 0, out[-8000:]
 
 
-def test_idempotence_ran_and_passed(molecule_test):
+def test_idempotence_and_check_ran_and_passed(molecule_test):
     _rc, out = molecule_test
-    assert re.search(r"idempotence", out), out[-4000:]
+    assert re.search(r"idempotence.*Executed: Successful", out), out[-4000:]
+    assert re.search(r"check.*Executed: Successful", out), out[-4000:]
     assert "Idempotence test failed" not in out
 
 
 def test_verify_ran_every_check(molecule_test):
     _rc, out = molecule_test
     match = re.search(r"(\d+) passed", out)
-    assert match and int(match.group(1)) >= 10, out[-4000:]
+    assert match and int(match.group(1)) >= 11, out[-4000:]
     assert not re.search(r"\d+ failed", out)
 
 

@@ -1,9 +1,10 @@
-"""The molecule `vagrant` scenario end to end: a box built from the lab image, one
-vagrant-libvirt VM (TCG) converged with the deploy roles, verified, destroyed, and the
-host put back exactly as it was (no domain, network, pool, route guard, libvirtd,
-iptables chains or SSH master left; /dev/kvm mode as before).
+"""The molecule `vagrant` scenario end to end: a box built from the lab image, two
+vagrant-libvirt VMs (TCG, server1 and client1) converged with playbooks/deploy.yml,
+verified (molecule/vagrant/tests: swap into the server, a refused teardown, a reboot),
+destroyed, and the host put back exactly as it was (no domain, network, pool, route
+guard, libvirtd, iptables chains or SSH master left; /dev/kvm mode as before).
 
-One VM boot; about 10 minutes on a busy 2-core host (the DKMS build under TCG dominates).
+Two VM boots and one client reboot; the DKMS build under TCG dominates.
 """
 
 import grp
@@ -81,9 +82,10 @@ def test_molecule_vagrant_scenario_passes_and_leaves_nothing(box):
         )
     out = ANSI_RE.sub("", proc.stdout + proc.stderr)
     assert proc.returncode == 0, out[-6000:]
-    for step in ("create", "converge", "idempotence", "verify", "destroy"):
+    for step in ("create", "converge", "verify", "destroy"):
         assert re.search(r"%s: Executed: Successful" % step, out), step
-    assert re.search(r"=+ \d+ passed", out) and not re.search(r"\d+ failed", out), out[-6000:]
+    match = re.search(r"=+ (\d+) passed", out)
+    assert match and int(match.group(1)) >= 6 and not re.search(r"\d+ failed", out), out[-6000:]
     assert vagranthost.leftovers(data_dir) == {}
     assert vm_qemu_processes() == []
     assert host_state() == before

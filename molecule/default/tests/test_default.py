@@ -1,9 +1,10 @@
-"""Verify the default scenario: nswap deployed on the lab (1 client, 3 servers).
+"""Verify the default scenario: nswap deployed on the lab (1 client, 2 servers).
 
 Runs on the controller (molecule verify, testinfra over the lab inventory).  Besides
 the state of each node it checks that pages really reach the servers under memory
-pressure, that a --check deploy after converge reports no change, and that a deploy
-with bad input fails with the fix and changes nothing.  Every wait is bounded.
+pressure, that `--check --diff` of a changed setting shows exactly that change and
+makes none, and that a deploy with bad input fails with the fix and changes nothing.
+(molecule's own idempotence and check steps ran before this.)  Every wait is bounded.
 """
 
 import json
@@ -182,12 +183,35 @@ def test_pages_reach_the_servers_under_memory_pressure(client):
 # --- the deploy playbook against the converged lab ---------------------------------
 
 
-def test_check_mode_after_converge_reports_no_change():
-    rc, out = playbook("--check", "--diff")
+def changed_tasks(output, host_name):
+    """Names of the tasks that reported a change on host_name, in order."""
+    names, task = [], None
+    for line in output.splitlines():
+        match = re.match(r"^TASK \[(.*)\]", line)
+        if match:
+            task = match.group(1)
+        elif re.match(r"^changed: \[%s\]" % re.escape(host_name), line):
+            names.append(task)
+    return names
+
+
+def test_check_diff_shows_exactly_a_priority_change_and_makes_none(client):
+    before = swaps(client)
+    conf_before = client.file("/etc/nswap/client.conf").content_string
+    rc, out = playbook(
+        "--check", "--diff", "-e", "nswap_client_priority=90", "--limit", "nswap_clients"
+    )
     assert rc == 0, out[-4000:]
-    changed = {name: counts["changed"] for name, counts in recap(out).items()}
-    assert set(changed) == set(CLIENTS + SERVERS)
-    assert set(changed.values()) == {0}, (changed, out[-4000:])
+    tasks = changed_tasks(out, CLIENTS[0])
+    assert [name.split(" : ")[-1] for name in tasks] == [
+        "Swap on the nswap device",
+        "Write the device's settings for the boot unit",
+    ], (tasks, out[-4000:])
+    assert re.search(r"^-\s*\"?priority\"?: 100", out, re.M), out[-4000:]
+    assert re.search(r"^\+\s*\"?priority\"?: 90", out, re.M), out[-4000:]
+    assert re.search(r"^\+NSWAP_PRIORITY=90$", out, re.M), out[-4000:]
+    assert swaps(client) == before
+    assert client.file("/etc/nswap/client.conf").content_string == conf_before
 
 
 def test_bad_priority_fails_with_the_fix_and_changes_nothing(client):
@@ -198,3 +222,35 @@ def test_bad_priority_fails_with_the_fix_and_changes_nothing(client):
     assert "must be integers from 0 to 32767" in " ".join(out.split())
     assert recap(out)[CLIENTS[0]]["changed"] == 0
     assert swaps(client) == before
+
+
+def test_unknown_server_fails_with_the_fix_and_changes_nothing(client):
+    before = swaps(client)
+    conf_before = client.file("/etc/nswap/client.conf").content_string
+    rc, out = playbook(
+        "-e", '{"nswap_client_servers": ["%s", "nosuchnode"]}' % SERVERS[0],
+        "--limit", "nswap_clients",
+    )  # fmt: skip
+    assert rc != 0
+    text = " ".join(out.split())
+    assert "Unknown memory server(s) nosuchnode" in text, out[-4000:]
+    assert "10.0.0.2:7405" in text  # the form to use
+    assert recap(out)[CLIENTS[0]]["changed"] == 0
+    assert swaps(client) == before
+    assert client.file("/etc/nswap/client.conf").content_string == conf_before
+
+
+def test_missing_kernel_headers_fail_with_the_fix_and_change_nothing(client):
+    build = "/lib/modules/%s/build" % client.check_output("uname -r")
+    hidden = build + ".nswap-verify"
+    client.check_output("mv %s %s" % (build, hidden))
+    try:
+        rc, out = playbook("-e", "nswap_kmod_install_headers=false", "--limit", "nswap_clients")
+    finally:
+        client.check_output("mv %s %s" % (hidden, build))
+    assert rc != 0
+    text = " ".join(out.split())
+    assert "The headers of the running kernel are missing" in text, out[-4000:]
+    assert "install linux-headers-" in text
+    assert recap(out)[CLIENTS[0]]["changed"] == 0
+    assert client.file("/sys/module/nswap").is_directory

@@ -1,21 +1,27 @@
-"""Verify the vagrant scenario: one node that is nswap server and client at once.
+"""Verify the vagrant scenario: client1 swaps over the network into nswapd on server1.
 
 Runs on the controller (molecule verify, testinfra over molecule's inventory).  The
 same properties as the default scenario checks on the lab: module loaded, device
 present and connected, swap active at the configured priority, nswapd running, and
-pages really reaching nswapd under memory pressure.  Every wait is bounded.
+pages really reaching nswapd under memory pressure; then the client reboots and swap
+over nswap must be back (module, device, swapon at boot).  Every wait is bounded.
 """
 
 import json
 import os
 import shlex
+import subprocess
+import sys
 import time
 
 import pytest
+import testinfra
 import testinfra.utils.ansible_runner
 
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
 testinfra_hosts = RUNNER.get_hosts("nswap_clients")
+SERVER = RUNNER.get_hosts("nswap_servers")[0]
 
 REPO = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
 PROTOCOL = os.path.join(REPO, "plugins", "module_utils", "nswap_protocol.py")
@@ -26,7 +32,7 @@ COUNTERS = "/sys/block/%s/nswap" % DEVICE
 HOG_UNIT = "nswap-verify-hog"
 HOG_DONE = "/run/nswap-verify-hog.done"
 # Allocates MemAvailable + 96 MiB (about 24000 pages more than fit; less than the
-# 256 MiB cache), touches every page, says so, then holds the memory.
+# 384 MiB device), touches every page, says so, then holds the memory.
 HOG = (
     "import time\n"
     "info = dict(l.split(':') for l in open('/proc/meminfo'))\n"
@@ -37,18 +43,39 @@ HOG = (
 )
 
 
-def variables(host):
-    return RUNNER.get_variables(host.backend.get_hostname())
+def variables(name):
+    return RUNNER.get_variables(name)
+
+
+def server_address():
+    return variables(SERVER)["ansible_host"]
 
 
 def server_status(host):
-    """nswapd's STATUS counters, asked on the node itself (nswapd listens on loopback)."""
+    """server1's nswapd STATUS counters, asked from the client over the network."""
     code = (
         "import json, sys; sys.path.insert(0, '/root'); import nswap_verify_protocol as p; "
-        "print(json.dumps(p.Client(%r, 7405, timeout=10).status()._asdict()))"
-        % variables(host)["nswap_address"]
+        "print(json.dumps(p.Client(%r, 7405, timeout=10).status()._asdict()))" % server_address()
     )
     return json.loads(host.check_output("python3 -c %s" % shlex.quote(code)))
+
+
+def teardown():
+    """playbooks/teardown.yml against this scenario's nodes: (rc, output)."""
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook")]
+    argv += ["-i", INVENTORY, os.path.join(REPO, "playbooks", "teardown.yml")]
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO, "build", "collections")
+    proc = subprocess.run(
+        argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def swaps(host):
+    """{path: priority} of the node's active swap areas."""
+    lines = host.file("/proc/swaps").content_string.splitlines()[1:]
+    return {fields[0]: int(fields[4]) for fields in (line.split() for line in lines)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,8 +90,8 @@ def test_module_is_built_by_dkms_and_loaded(host):
     assert "installed" in host.check_output("dkms status -m nswap")
 
 
-def test_device_is_powered_and_connected_over_loopback(host):
-    wanted = "%s:7405" % variables(host)["nswap_address"]
+def test_device_is_powered_and_connected_to_the_server(host):
+    wanted = "%s:7405" % server_address()
     states = {}
     for _attempt in range(30):  # connections come up in the background
         lines = host.file(CONFIG + "/servers").content_string.splitlines()
@@ -78,18 +105,22 @@ def test_device_is_powered_and_connected_over_loopback(host):
 
 
 def test_nswap_is_active_swap_at_the_configured_priority(host):
-    lines = host.file("/proc/swaps").content_string.splitlines()[1:]
-    active = {fields[0]: int(fields[4]) for fields in (line.split() for line in lines)}
-    assert active.get("/dev/" + DEVICE) == int(variables(host)["nswap_client_priority"])
+    wanted = int(variables(host.backend.get_hostname())["nswap_client_priority"])
+    assert swaps(host).get("/dev/" + DEVICE) == wanted
 
 
-def test_nswapd_runs_with_the_configured_cache(host):
-    assert host.service("nswapd").is_running and host.service("nswapd").is_enabled
-    assert host.socket("tcp://%s:7405" % variables(host)["nswap_address"]).is_listening
-    assert server_status(host)["capacity_pages"] == 256 * 256  # 256 MiB of 4 KiB pages
+def test_nswapd_runs_on_the_server_with_the_configured_cache(host):
+    server = testinfra.get_host("ansible://%s?ansible_inventory=%s" % (SERVER, INVENTORY))
+    assert server.service("nswapd").is_running and server.service("nswapd").is_enabled
+    assert server.socket("tcp://0.0.0.0:7405").is_listening
+    assert server.user("nswapd").exists
+    assert server_status(host)["capacity_pages"] == 384 * 256  # 384 MiB of 4 KiB pages
 
 
-def test_pages_reach_nswapd_under_memory_pressure(host):
+def test_pages_reach_nswapd_and_a_teardown_that_cannot_swap_off_keeps_all(host):
+    """The allocator pushes ~100 MiB out to server1; while it holds that memory there is
+    neither RAM nor other swap for those pages, so teardown must refuse and keep the
+    device, the module and the server."""
     puts_before = int(host.file(COUNTERS + "/puts").content_string)
     used_before = server_status(host)["used_pages"]
     host.run("rm -f %s" % HOG_DONE)
@@ -109,8 +140,42 @@ def test_pages_reach_nswapd_under_memory_pressure(host):
         puts_after = int(host.file(COUNTERS + "/puts").content_string)
         used_during = server_status(host)["used_pages"]
         errors = int(host.file(COUNTERS + "/errors").content_string)
+        swaps_during = swaps(host)
+        rc, out = teardown()
+        swaps_after = swaps(host)
+        server_after = server_status(host)
     finally:
         host.run("systemctl stop %s; rm -f %s" % (HOG_UNIT, HOG_DONE))
     assert puts_after - puts_before > 10000, (puts_before, puts_after)
     assert used_during - used_before > 10000, (used_before, used_during)
     assert errors == 0
+    # The refusal names the reason and the fix, and nothing was removed anywhere.
+    assert rc != 0, out[-4000:]
+    text = " ".join(out.split())
+    assert "swapoff /dev/%s would need" % DEVICE in text, out[-4000:]
+    assert "free memory or add swap first" in text, out[-4000:]
+    assert swaps_after == swaps_during
+    assert host.file("/sys/module/nswap").is_directory
+    assert server_after["used_pages"] >= used_during
+
+
+def test_swap_over_nswap_comes_back_after_a_reboot(host):
+    """Module at boot (modules-load.d), device and swapon (nswap-client.service)."""
+    wanted = swaps(host)
+    assert "/dev/" + DEVICE in wanted
+    boot_id = host.file("/proc/sys/kernel/random/boot_id").content_string
+    host.run("systemd-run --on-active=2 systemctl reboot")
+    deadline = time.time() + 600  # a TCG boot takes about a minute
+    after = None
+    while time.time() < deadline:
+        time.sleep(10)
+        try:
+            if host.file("/proc/sys/kernel/random/boot_id").content_string == boot_id:
+                continue
+            after = swaps(host)
+        except Exception:  # noqa: BLE001 - the node is down or its SSH is not up yet
+            continue
+        if "/dev/" + DEVICE in after:
+            break
+    assert after == wanted, (wanted, after)
+    assert host.service("nswap-client").is_running
