@@ -167,7 +167,7 @@ def test_report_has_every_cell_and_no_mismatch(quick_run, tmp_path):
     with open(out / "cells.csv", newline="") as f:
         cells = list(csv.DictReader(f))
     assert sorted((c["link_profile"], c["backend"]) for c in cells) == sorted(
-        [("none", b) for b in BACKENDS] + [("%dmbit" % PROJECTION_RATE, "nswap-3")]
+        [("none", b) for b in BACKENDS] + [("%dmbit" % PROJECTION_RATE, PROJECTED)]
     ), cells
     assert all(c["ok"] == c["runs"] == "1" and c["corrupt"] == "0" for c in cells), cells
     report = (out / "report.md").read_text()

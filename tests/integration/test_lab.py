@@ -22,7 +22,9 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 LAB = "ci"
 LAB_DIR = os.path.expanduser("~/.cache/nswap/labs/%s" % LAB)
 INVENTORY = os.path.join(LAB_DIR, "inventory.yml")
-BASE_ARGS = ["-e", "lab_name=%s" % LAB]
+# One client and one server: every code path of the lab role at half the emulated CPU
+# of the default four VMs (molecule default runs a three-VM lab).
+BASE_ARGS = ["-e", "lab_name=%s" % LAB, "-e", "lab_servers=1"]
 
 
 def env_with_path(path=None):
@@ -127,11 +129,11 @@ def lab_up():
 
 def test_lab_comes_up_and_writes_the_inventory(lab_up):
     hosts = recap(lab_up)
-    assert set(hosts) == {"localhost", "client1", "server1", "server2", "server3"}
+    assert set(hosts) == {"localhost", "client1", "server1"}
     with open(INVENTORY) as handle:
         text = handle.read()
     assert "nswap_clients:" in text and "nswap_servers:" in text
-    assert "nswap_address: 10.77.0.14" in text
+    assert "nswap_address: 10.77.0.12" in text
 
 
 def test_second_present_changes_nothing(lab_up):
@@ -168,7 +170,7 @@ def test_facts_from_every_vm(lab_up):
         m = re.match(r"^(\S+) \| SUCCESS => (\{.*\})$", line)
         if m:
             facts[m.group(1)] = json.loads(m.group(2))["ansible_facts"]
-    assert sorted(facts) == ["client1", "server1", "server2", "server3"], stdout[-3000:]
+    assert sorted(facts) == ["client1", "server1"], stdout[-3000:]
     for host_facts in facts.values():
         assert host_facts["ansible_distribution"] == "Debian"
         assert host_facts["ansible_distribution_major_version"] == "12"
@@ -177,11 +179,7 @@ def test_facts_from_every_vm(lab_up):
 def test_vm_to_vm_tcp_over_the_private_segment(lab_up):
     rc, out = playbook("-i", INVENTORY, "playbooks/smoke.yml", timeout=600)
     assert rc == 0, out[-4000:]
-    for server, ip in (
-        ("server1", "10.77.0.12"),
-        ("server2", "10.77.0.13"),
-        ("server3", "10.77.0.14"),
-    ):
+    for server, ip in (("server1", "10.77.0.12"),):
         assert "client1-to-%s ok via %s:" % (server, ip) in out
 
 
