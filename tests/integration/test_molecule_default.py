@@ -20,6 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 LAB = "molecule"
 TIMEOUT = 3000
+MOLECULE_LOG = "/tmp/nswap-molecule-default.log"
 
 
 def env():
@@ -54,6 +55,8 @@ def molecule_test():
         )
     finally:
         remove_lab()  # also after a timeout or a failed destroy
+    with open(MOLECULE_LOG, "w") as log:  # scripts/test prints each step's times from it
+        log.write(proc.stdout + proc.stderr)
     return proc.returncode, proc.stdout + proc.stderr
 
 

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.vm, pytest.mark.e2e]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 MOLECULE_TIMEOUT_S = 2700
+MOLECULE_LOG = "/tmp/nswap-molecule-vagrant.log"
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -81,6 +82,8 @@ def test_molecule_vagrant_scenario_passes_and_leaves_nothing(box):
             check=False,
         )
     out = ANSI_RE.sub("", proc.stdout + proc.stderr)
+    with open(MOLECULE_LOG, "w") as log:  # scripts/test prints each step's times from it
+        log.write(out)
     assert proc.returncode == 0, out[-6000:]
     for step in ("create", "converge", "verify", "destroy"):
         assert re.search(r"%s: Executed: Successful" % step, out), step
