@@ -183,41 +183,6 @@ def test_vm_to_vm_tcp_over_the_private_segment(lab_up):
         assert "client1-to-%s ok via %s:" % (server, ip) in out
 
 
-def test_nswapd_runs_as_an_unprivileged_systemd_service(lab_up):
-    build = subprocess.run(
-        ["make", "-C", "src/nswapd"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr[-2000:]
-    rc, out = playbook(
-        "-i", INVENTORY, "tests/integration/playbooks/nswapd_service.yml", timeout=600
-    )
-    assert rc == 0, out[-4000:]
-    code = (
-        "import json, sys; sys.path.insert(0, '/tmp'); import nswap_protocol as p; "
-        "print(json.dumps(p.Client('10.77.0.12', 7405, timeout=10).status()._asdict()))"
-    )
-    line = ansible_on("client1", "-m", "command", "-a", 'python3 -c "%s"' % code)
-    status = json.loads(line[line.index("{") :])
-    assert status["capacity_pages"] == 256 * 256  # cache_size = 256M in the example config
-    assert status["used_pages"] == 0
-    shown = ansible_on(
-        "server1", "-m", "command", "-a", "systemctl show -p ActiveState -p User -p MainPID nswapd"
-    )
-    assert "ActiveState=active" in shown and "User=nswapd" in shown
-    pid = re.search(r"MainPID=(\d+)", shown).group(1)
-    assert "nswapd" in ansible_on("server1", "-m", "command", "-a", "ps -o user= -p " + pid)
-    ansible_on("server1", "-m", "command", "-a", "systemctl stop nswapd")
-    stopped = ansible_on(
-        "server1", "-m", "command", "-a", "systemctl show -p Result -p ExecMainStatus nswapd"
-    )
-    assert "Result=success" in stopped and "ExecMainStatus=0" in stopped, stopped
-
-
 def test_killed_run_recovers_and_absent_leaves_nothing(lab_up):
     rc, out = lab("-e", "lab_state=absent")
     assert rc == 0, out[-3000:]

@@ -148,6 +148,9 @@ def test_nswapd_runs_on_each_server(name):
     assert server.service("nswapd").is_running and server.service("nswapd").is_enabled
     assert server.socket("tcp://%s:7405" % nswap_address(name)).is_listening
     assert server.user("nswapd").exists
+    # The unit drops privileges: the running daemon is the nswapd user, not root.
+    pid = server.check_output("systemctl show -p MainPID --value nswapd")
+    assert server.check_output("ps -o user= -p %s" % pid) == "nswapd"
     assert server_status(name)["capacity_pages"] == 384 * 256
 
 
