@@ -63,6 +63,8 @@ def molecule_test():
 def test_scenario_passes(molecule_test):
     rc, out = molecule_test
     assert rc == 0, out[-8000:]
+    # a prerun would reinstall the collection under the other scenario's feet
+    assert "Performing prerun" not in out
 
 
 def test_idempotence_and_check_ran_and_passed(molecule_test):
