@@ -4,7 +4,8 @@ Runs on the controller (molecule verify, testinfra over molecule's inventory).  
 same properties as the default scenario checks on the lab: module loaded, device
 present and connected, swap active at the configured priority, nswapd running, and
 pages really reaching nswapd under memory pressure; then the client reboots and swap
-over nswap must be back (module, device, swapon at boot).  Every wait is bounded.
+over nswap must be back (module, device, swapon at boot), and a teardown that can swap
+off removes nswap from both nodes.  Every wait is bounded.
 """
 
 import json
@@ -179,3 +180,20 @@ def test_swap_over_nswap_comes_back_after_a_reboot(host):
             break
     assert after == wanted, (wanted, after)
     assert host.service("nswap-client").is_running
+
+
+def test_teardown_after_a_possible_swapoff_removes_everything(host):
+    """With the allocator gone the pages fit in RAM again: teardown swaps off, then removes
+    the device, the module (and its DKMS copy) and the server, on every node."""
+    assert "/dev/" + DEVICE in swaps(host)
+    rc, out = teardown()
+    assert rc == 0, out[-4000:]
+    assert "/dev/" + DEVICE not in swaps(host)
+    assert host.run("test -e /dev/%s" % DEVICE).rc != 0
+    assert not host.file("/sys/module/nswap").exists
+    assert host.check_output("dkms status -m nswap") == ""
+    assert not host.file("/etc/modules-load.d/nswap.conf").exists
+    server = testinfra.get_host("ansible://%s?ansible_inventory=%s" % (SERVER, INVENTORY))
+    assert not server.service("nswapd").is_running
+    assert not server.file("/etc/systemd/system/nswapd.service").exists
+    assert not server.file("/usr/local/sbin/nswapd").exists
