@@ -1,5 +1,5 @@
-"""scripts/main (the README's main command): bad arguments stop it before it creates
-a lab or deploys anything."""
+"""scripts/main (the README's main command): bad arguments (disk profiles, repetitions,
+memory.max) stop it before it creates a lab or deploys anything."""
 
 import os
 import subprocess
@@ -24,9 +24,18 @@ def labs():
         ),
         (["--disk-profiles="], "--disk-profiles is empty; give a comma-separated list of none"),
         (["--disk-profiles"], "--disk-profiles needs a list, e.g. hdd,none"),
+        (["--repetitions", "0"], "--repetitions '0' is not a whole number >= 1; use 1 or more"),
+        (["--repetitions=five"], "--repetitions 'five' is not a whole number >= 1"),
+        (["--repetitions="], "--repetitions '' is not a whole number >= 1"),
+        (["--repetitions"], "--repetitions needs a number, e.g. 1"),
+        (
+            ["--memory-max-mib", "16"],
+            "--memory-max-mib '16' is not a whole number >= 32; use 32 or more MiB",
+        ),
+        (["--memory-max-mib=-64"], "--memory-max-mib '-64' is not a whole number >= 32"),
     ],
 )
-def test_bad_disk_profiles_stop_before_the_lab(args, message):
+def test_bad_arguments_stop_before_the_lab(args, message):
     before = labs()
     proc = subprocess.run(
         [os.path.join(REPO, "scripts", "main"), *args],
