@@ -25,6 +25,7 @@ CELL_COLUMNS = [
     "disk_profile", "link_profile", "link_rate_mbit", "workload", "procs", "backend", "runs",
     "ok", "failed", "timeout", "corrupt", "mean_s", "stdev_s", "ratio_vs_disk", "vs_disk",
     "welch_t", "welch_df", "welch_p", "significant", "note",
+    "pswpout_mean", "pswpin_mean", "read_us_per_page", "write_us_per_page", "pages_per_read",
 ]  # fmt: skip
 PROJECTION_COLUMNS = [
     "disk_profile", "workload", "procs", "backend", "rates_mbit", "times_s", "fraction",
@@ -224,7 +225,55 @@ def table1_lines(table, chart_name, alpha):
     lines = [title, ""] + _table(header, rows) + [""]
     lines += ["Crossover (where a backend beats disk here; * significant):", ""]
     lines += crossover_lines(table, alpha) + ["", "![Table 1 chart](%s)" % chart_name, ""]
-    return lines
+    return lines + traffic_lines(table)
+
+
+def _count(value):
+    if value is None:
+        return "-"
+    return "%.1fk" % (value / 1000.0) if value >= 1000 else "%d" % round(value)
+
+
+def traffic_text(cell):
+    if cell is None:
+        return "not run"
+    t = tables.traffic(cell)
+    if t.pswpout is None:
+        return "no timed run"
+    text = "out %s, in %s" % (_count(t.pswpout), _count(t.pswpin))
+    if t.read_us_per_page is not None:
+        text += "; %s µs/page read" % number(t.read_us_per_page, 3)
+        if t.pages_per_read is not None:
+            text += " (%s pages/req)" % number(t.pages_per_read, 2)
+    if t.write_us_per_page is not None:
+        text += ", %s µs/page written" % number(t.write_us_per_page, 3)
+    return text
+
+
+def traffic_lines(table):
+    """Why a cell is fast or slow: what swapped, and what a page cost on the swap device."""
+    header = ["workload, procs"] + list(table.backends)
+    rows = [
+        ["%s, %d" % (row.workload, row.procs)]
+        + [traffic_text(row.cells.get(backend)) for backend in table.backends]
+        for row in table.rows
+    ]
+    title = "### Why: swap traffic and device time per page (disk `%s`, link `%s`)" % (
+        table.disk_profile,
+        table.link_profile,
+    )
+    return (
+        [title, ""]
+        + _table(header, rows)
+        + [
+            "",
+            "Means over the timed runs: pages swapped out and in (`/proc/vmstat` pswpout/pswpin "
+            "deltas); from the swap device's `/sys/block/<dev>/stat` deltas, the time its requests "
+            "spent in flight per 4 KiB page (queueing included, so concurrent requests overlap) "
+            "and the pages per read request (readahead).",
+            "",
+        ]
+    )
 
 
 def crossover_summary_lines(tables1, alpha):
@@ -379,6 +428,8 @@ def runs_csv(runs):
     for run in runs:
         values = dataclasses.asdict(run)
         values["node"] = json.dumps(run.node, sort_keys=True)
+        if run.swap_io is not None:
+            values["swap_io"] = json.dumps(run.swap_io, sort_keys=True)
         rows.append(["" if values[c] is None else values[c] for c in RUN_COLUMNS])
     return _csv(RUN_COLUMNS, rows)
 
@@ -423,6 +474,7 @@ def cells_csv(runs, alpha):
                 if comparison
                 else "",
             ]
+            + [number(value, 12) for value in dataclasses.astuple(tables.traffic(cell))]
         )
     return _csv(CELL_COLUMNS, rows)
 

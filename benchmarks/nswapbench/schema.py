@@ -24,6 +24,10 @@ A results file holds one JSON object per line, of three kinds (``kind``):
     link_rate_mbit  number > 0 | null         the tc rate limit; null = not limited
     projection      bool, optional            a run at a rate chosen for Table 2's fit; absent:
                                               true when link_rate_mbit is set
+    swap_io         object | null, optional   the swap device's /sys/block/<dev>/stat deltas:
+                                              reads, read_sectors, read_ms, writes,
+                                              write_sectors, write_ms (ints >= 0); null/absent:
+                                              not measured
 
 ``link``: a raw rate measured on a link profile (what the paper quotes beside its tables).
 
@@ -79,6 +83,7 @@ class Run:
     link_profile: str
     link_rate_mbit: float | None
     projection: bool
+    swap_io: dict | None = None
 
     @property
     def timed(self):
@@ -276,11 +281,34 @@ def _check_run(obj, values, where):
                 "%s: field 'projection' is %s; it must be %s (or absent)"
                 % (where, json.dumps(obj["projection"]), err)
             )
+    values["swap_io"] = _swap_io(obj.get("swap_io"), where)
     if values["projection"] and values["link_rate_mbit"] is None:
         raise SchemaError(
             "%s: field 'projection' is true but link_rate_mbit is null; a projection run needs "
             "the rate it ran at (or projection: false)" % where
         )
+
+
+SWAP_IO_FIELDS = ("reads", "read_sectors", "read_ms", "writes", "write_sectors", "write_ms")
+
+
+def _swap_io(value, where):
+    if value is None:
+        return None
+    if not isinstance(value, dict) or sorted(value) != sorted(SWAP_IO_FIELDS):
+        raise SchemaError(
+            "%s: field 'swap_io' is %s; it must be null or an object with exactly %s"
+            % (where, json.dumps(value), ", ".join(SWAP_IO_FIELDS))
+        )
+    for key in SWAP_IO_FIELDS:
+        try:
+            _int(0)(value[key])
+        except ValueError as err:
+            raise SchemaError(
+                "%s: field 'swap_io.%s' is %s; it must be %s"
+                % (where, key, json.dumps(value[key]), err)
+            )
+    return dict(value)
 
 
 def _rate_text(rate_mbit):

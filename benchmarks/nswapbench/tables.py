@@ -89,6 +89,48 @@ class Projection:
     disk_s: float | None  # the disk cell's mean in this disk profile (ordinary runs)
 
 
+SECTORS_PER_PAGE = 8  # /sys/block/<dev>/stat counts 512-byte sectors; swap moves 4 KiB pages
+
+
+@dataclasses.dataclass(frozen=True)
+class Traffic:
+    """What a cell's timed runs swapped, and what a page cost on the swap device."""
+
+    pswpout: float | None  # mean pages swapped out per run
+    pswpin: float | None  # mean pages swapped in per run
+    read_us_per_page: float | None  # device time spent reading / pages read, microseconds
+    write_us_per_page: float | None
+    pages_per_read: float | None  # pages per read request (readahead, merging)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _per(total_ms, sectors, scale=1000.0):
+    pages = sectors / SECTORS_PER_PAGE
+    return total_ms * scale / pages if pages else None
+
+
+def traffic(cell):
+    """The cell's swap counters (vmstat) and swap-device latency per page (block stat)."""
+    timed = [run for run in cell.runs if run.timed]
+    io = [run.swap_io for run in timed if run.swap_io]
+    read_ms = sum(i["read_ms"] for i in io)
+    read_sectors = sum(i["read_sectors"] for i in io)
+    write_ms = sum(i["write_ms"] for i in io)
+    write_sectors = sum(i["write_sectors"] for i in io)
+    reads = sum(i["reads"] for i in io)
+    return Traffic(
+        pswpout=_mean(run.pswpout for run in timed),
+        pswpin=_mean(run.pswpin for run in timed),
+        read_us_per_page=_per(read_ms, read_sectors) if io else None,
+        write_us_per_page=_per(write_ms, write_sectors) if io else None,
+        pages_per_read=read_sectors / SECTORS_PER_PAGE / reads if reads else None,
+    )
+
+
 def backend_order(backends):
     """The reference first, then the others by name."""
     return tuple(sorted(set(backends), key=lambda name: (name != REFERENCE_BACKEND, name)))

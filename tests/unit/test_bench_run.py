@@ -21,6 +21,15 @@ def runner(monkeypatch, tmp_path):
     counters = iter([{"pswpin": 10, "pswpout": 100}, {"pswpin": 60, "pswpout": 400}])
     monkeypatch.setattr(module, "vmstat", lambda: next(counters))
     monkeypatch.setattr(module, "active_swaps", lambda: ["/dev/zram0"])
+    stats = iter(
+        [
+            dict(reads=5, read_sectors=40, read_ms=2, writes=7, write_sectors=80, write_ms=3),
+            dict(
+                reads=55, read_sectors=440, read_ms=12, writes=107, write_sectors=2480, write_ms=33
+            ),
+        ]
+    )
+    monkeypatch.setattr(module, "block_stat", lambda device: next(stats))
     monkeypatch.setattr(module, "drop_caches", lambda: None)
     monkeypatch.setattr(module, "reset_swap", lambda device: None)
     cgroup = tmp_path / "cg"
@@ -57,6 +66,9 @@ def test_ok_run_reports_deltas_and_verification(runner, tmp_path):
     result = runner.run(args(runner, prog))
     assert result["status"] == "ok", result
     assert (result["pswpin"], result["pswpout"]) == (50, 300)
+    assert result["swap_io"] == dict(
+        reads=50, read_sectors=400, read_ms=10, writes=100, write_sectors=2400, write_ms=30
+    )
     assert result["bytes_verified"] == 4096 and result["mismatches"] == 0
     assert result["wall_s"] >= 0 and result["error"] is None
 
@@ -95,3 +107,21 @@ def test_bad_arguments_exit_2(runner, capsys):
     with pytest.raises(SystemExit) as info:
         runner.parse_args(["--workload-bin=x", "--workload=W1", "--procs=0"])
     assert info.value.code == 2
+
+
+def test_block_stat_reads_the_swap_devices_counters(tmp_path):
+    """/sys/block/<dev>/stat of the device the swap path resolves to (dm-0 for a
+    /dev/mapper link); None where the kernel keeps no counters for it."""
+    spec = importlib.util.spec_from_file_location("nswap_bench_run_io", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sysfs = tmp_path / "class-block"
+    (sysfs / "dm-0").mkdir(parents=True)
+    (sysfs / "dm-0" / "stat").write_text("  120 3 960 41 250 9 8000 77 0 90 118 0 0 0 0 0 0\n")
+    (tmp_path / "dm-0").write_text("")
+    link = tmp_path / "nswapbench-swap"
+    link.symlink_to(tmp_path / "dm-0")
+    assert module.block_stat(str(link), sysfs=str(sysfs)) == dict(
+        reads=120, read_sectors=960, read_ms=41, writes=250, write_sectors=8000, write_ms=77
+    )
+    assert module.block_stat(str(tmp_path / "zram9"), sysfs=str(sysfs)) is None

@@ -59,8 +59,8 @@ def markdown():
 
 
 def row_of(text, start):
-    (found,) = [line for line in text.splitlines() if line.startswith(start)]
-    return found
+    """The first table row that starts so (Table 1 comes before its "Why" table)."""
+    return next(line for line in text.splitlines() if line.startswith(start))
 
 
 # --- Table 1 ------------------------------------------------------------------------------
@@ -267,6 +267,12 @@ def test_cells_csv(written):
         "true",
     )
     assert float(first["welch_p"]) == pytest.approx(0.0036022326)
+    # the fixture's runs carry vmstat deltas but no block counters
+    assert (first["pswpout_mean"], first["pswpin_mean"], first["read_us_per_page"]) == (
+        "2000",
+        "1000",
+        "",
+    )
     flat = by_key["unlimited", "W2", "4", "nswap-1"]
     assert (flat["welch_p"], flat["note"]) == ("", "no variance on either side")
     failed = by_key["unlimited", "W1", "4", "nswap-1"]
@@ -342,3 +348,30 @@ def test_module_runs_from_the_repo_root_in_a_fresh_interpreter(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "report: %s" % (tmp_path / "o" / "report.md") in done.stdout
+
+
+def test_traffic_table_gives_counters_and_device_time_per_page():
+    # nswap-1: 2 runs, 16+8 pages read in 3 requests taking 12 ms: 500 us/page, 8 pages/req;
+    # 32 pages written in 8 ms: 250 us/page.  disk: no block counters recorded.
+    io = [
+        dict(reads=2, read_sectors=128, read_ms=8, writes=3, write_sectors=128, write_ms=4),
+        dict(reads=1, read_sectors=64, read_ms=4, writes=3, write_sectors=128, write_ms=4),
+    ]
+    records = cell("W2", 1, "disk", [30.0, 31.0])
+    records += [
+        run("W2", 1, "nswap-1", rep, 10.0, swap_io=i, pswpout=3000 + rep * 1000, pswpin=500)
+        for rep, i in enumerate(io)
+    ]
+    records += [run("W2", 1, "nswap-1", 2, None, status="failed", mismatches=None, swap_io=io[0])]
+    results = results_of(records)
+    (table,) = tables.table1(results.runs)
+    traffic = tables.traffic(table.rows[0].cells["nswap-1"])
+    assert traffic.pswpout == 3500 and traffic.pswpin == 500
+    assert traffic.read_us_per_page == 500 and traffic.write_us_per_page == 250
+    assert traffic.pages_per_read == 8
+    text = report.render(results, report.chart_names(results))
+    assert "### Why: swap traffic and device time per page (disk `ssd`, link `unlimited`)" in text
+    why = text[text.index("### Why") :]
+    row = [c.strip() for c in row_of(why, "| W2, 1 |").strip("|").split("|")]
+    assert row[-1] == "out 3.5k, in 500; 500 µs/page read (8 pages/req), 250 µs/page written"
+    assert row[-2] == "out 2.0k, in 1.0k"

@@ -126,6 +126,8 @@ def test_corrupt_run_is_not_timed_whatever_its_status():
         ("disk_profile", None, "a name of letters"),
         ("link_rate_mbit", 0, "a number > 0, or null"),
         ("projection", "yes", "true or false"),
+        ("swap_io", {"reads": 1}, "null or an object with exactly reads, read_sectors"),
+        ("swap_io", [1, 2], "null or an object with exactly"),
     ],
 )
 def test_bad_run_field_is_named_with_its_line(field, value, wanted):
@@ -241,3 +243,18 @@ def test_lines_shaped_like_the_runners_load():
 def test_projection_run_needs_its_rate():
     with pytest.raises(schema.SchemaError, match=r"^r:1: field 'projection' is true but link_rate"):
         schema.parse_lines(lines([run(projection=True)]), "r")
+
+
+IO = dict(reads=10, read_sectors=80, read_ms=5, writes=4, write_sectors=64, write_ms=2)
+
+
+def test_swap_io_is_optional_and_checked_per_counter():
+    results = schema.parse_lines(
+        lines([run(swap_io=IO), run(repetition=1), run(repetition=2, swap_io=None)])
+    )
+    assert [r.swap_io for r in results.runs] == [IO, None, None]
+    with pytest.raises(schema.SchemaError) as caught:
+        schema.parse_lines(lines([run(swap_io=dict(IO, read_ms=-1))]), "r.jsonl")
+    assert str(caught.value) == (
+        "r.jsonl:1: field 'swap_io.read_ms' is -1; it must be an integer >= 0"
+    )

@@ -34,6 +34,30 @@ def vmstat():
     return counters
 
 
+# /sys/block/<dev>/stat, Documentation/block/stat.rst: the fields kept, by position.
+BLOCK_STAT_FIELDS = {
+    "reads": 0,
+    "read_sectors": 2,
+    "read_ms": 3,
+    "writes": 4,
+    "write_sectors": 6,
+    "write_ms": 7,
+}
+
+
+def block_stat(device, sysfs="/sys/class/block"):
+    """The swap device's I/O counters (requests, 512-byte sectors, ms spent), or None
+    when the kernel keeps none for it: with the time spent per sector they show each
+    backend's per-page latency, the "why" beside the wall times."""
+    name = os.path.basename(os.path.realpath(device))
+    try:
+        with open(os.path.join(sysfs, name, "stat")) as handle:
+            values = handle.read().split()
+    except OSError:
+        return None
+    return {key: int(values[index]) for key, index in BLOCK_STAT_FIELDS.items()}
+
+
 def active_swaps():
     with open("/proc/swaps") as handle:
         return [os.path.realpath(line.split()[0]) for line in handle.readlines()[1:]]
@@ -127,6 +151,7 @@ def parse_args(argv):
 def run(args):
     result = {"status": "failed", "error": None, "wall_s": None, "pswpin": None, "pswpout": None}
     result.update({"bytes_verified": 0, "mismatches": None, "workload_result": None})
+    result["swap_io"] = None
     reset_swap(args.expect_swap)
     swaps = active_swaps()
     if swaps != [os.path.realpath(args.expect_swap)]:
@@ -138,6 +163,7 @@ def run(args):
         argv = [args.workload_bin, "--workload", args.workload, "--procs", str(args.procs)]
         argv += ["--ratio", repr(args.ratio), "--file-dir", args.file_dir]
         before = vmstat()
+        io_before = block_stat(args.expect_swap)
         started = time.monotonic()
         proc = subprocess.Popen(
             argv,
@@ -158,10 +184,13 @@ def run(args):
             result["error"] = "killed at the deadline of %d s" % args.deadline_s
         result["wall_s"] = round(time.monotonic() - started, 3)
         after = vmstat()
+        io_after = block_stat(args.expect_swap)
     finally:
         remove_cgroup(cgroup)
     result["pswpin"] = after["pswpin"] - before["pswpin"]
     result["pswpout"] = after["pswpout"] - before["pswpout"]
+    if io_before and io_after:
+        result["swap_io"] = {key: io_after[key] - io_before[key] for key in BLOCK_STAT_FIELDS}
     lines = [line for line in out.splitlines() if line.startswith("{")]
     workload = json.loads(lines[-1]) if lines else None
     result["workload_result"] = workload
