@@ -117,14 +117,15 @@ def binaries():
 class Server:
     """nswapd inside the test namespace."""
 
-    def __init__(self, tapnet, cache="1G"):
+    def __init__(self, tapnet, cache="1G", port=PORT):
         self.tapnet = tapnet
+        self.port = port
         self.proc = subprocess.Popen(
             tapnet.command(
                 [
                     NSWAPD,
                     "--listen",
-                    "%s:%d" % (tapnet.host_ip, PORT),
+                    "%s:%d" % (tapnet.host_ip, port),
                     "--cache-size",
                     cache,
                     "--foreground",
@@ -152,7 +153,7 @@ class Server:
             "from ansible_collections.nswap.cluster.plugins.module_utils "
             "import nswap_protocol as p;"
             "c = p.Client(%r, %d, timeout=5); print(json.dumps(c.status()._asdict()))"
-            % (os.path.join(REPO, "build", "collections"), self.tapnet.host_ip, PORT)
+            % (os.path.join(REPO, "build", "collections"), self.tapnet.host_ip, self.port)
         )
         proc = subprocess.run(
             self.tapnet.command([sys.executable, "-c", code]),
@@ -262,6 +263,57 @@ teardown
     # swapoff freed every slot, and the free hook told the server.
     assert status_after["used_pages"] == 0, (status_after, log[-2000:])
     assert status_after["puts"] >= swapped_out
+
+
+# Host kit only (one more swap run; the policy code is the same on 6.12).
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_two_servers_share_the_pages_a_request_to_one(kit, nswap_ko, binaries):
+    """Writes alternate between the servers a request at a time (nswap_issue_ctx): both
+    get a fair share of the pages and every byte comes back."""
+    ports = (PORT, PORT + 1)
+    with minivm.netns_with_tap("kmodtwo") as tapnet:
+        servers = [Server(tapnet, cache="1G", port=port) for port in ports]
+        try:
+            result = boot(
+                kit,
+                nswap_ko,
+                tapnet,
+                r"""
+load
+mkdir "$cfg" || fail "mkdir $cfg"
+echo 1G > "$cfg/size" || fail size
+echo "add %(server)s:%(port0)d" > "$cfg/servers" || fail "add server 1"
+echo "add %(server)s:%(port1)d" > "$cfg/servers" || fail "add server 2"
+echo 1 > "$cfg/power" || fail "power on"
+swap_on
+echo "pswpout_before=$(vmstat pswpout)"
+nswap-workload --workload W1 --ratio 2 --seed 11
+echo "workload_exit=$?"
+echo "pswpout_after=$(vmstat pswpout)"
+counters
+swapoff /dev/nswap0 || fail swapoff
+teardown
+"""
+                % {"server": tapnet.host_ip, "port0": ports[0], "port1": ports[1]},
+            )
+            status_after = [server.status() for server in servers]
+        finally:
+            logs = [server.stop() for server in servers]
+    assert result.exit_status == 0, result.output + "\n--- console:\n" + result.console_tail(60)
+    assert result.kernel_problems == [], result.kernel_problems
+    counters, values, runs = parse(result.output)
+    assert values["workload_exit"] == 0
+    assert [r["mismatched_pages"] for r in runs] == [0], runs
+    assert runs[0]["bytes_verified"] == runs[0]["size_bytes"] > (VM_MEMORY_MIB << 20)
+    swapped_out = values["pswpout_after"] - values["pswpout_before"]
+    puts = [status["puts"] for status in status_after]
+    print("two-server run: puts per server", puts, "pswpout", swapped_out, counters)
+    assert sum(puts) >= swapped_out > 0, (puts, swapped_out)
+    # Round robin a request at a time: neither server gets less than a third.
+    assert min(puts) * 3 >= sum(puts), puts
+    assert counters["errors"] == 0, counters
+    assert [status["used_pages"] for status in status_after] == [0, 0], logs
+    assert "UNLOADED clean" in result.output
 
 
 def test_bad_server_address_is_refused(kit, nswap_ko, binaries):
