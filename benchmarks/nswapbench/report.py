@@ -89,7 +89,7 @@ def _time_text(cell):
     if summary.mean is None:
         return "no time"
     if summary.stdev is None:
-        return "%s (1 run, no ±)" % seconds(summary.mean)
+        return "%s (1 run)" % seconds(summary.mean)
     return "%s ± %s" % (seconds(summary.mean), seconds(summary.stdev, scale=summary.mean))
 
 
@@ -101,6 +101,9 @@ def cell_text(cell, comparison, alpha):
     if comparison is not None:
         if comparison.ratio is None:
             parts.append("(%s)" % comparison.reason)
+        elif comparison.welch.reason == stats.TOO_FEW_RUNS:
+            # "How to read" says a single run gets no t-test; the cell says "1 run"
+            parts.append("(%s)" % comparison.label)
         elif comparison.welch.p is None:
             parts.append("(%s; t-test n/a: %s)" % (comparison.label, comparison.welch.reason))
         else:

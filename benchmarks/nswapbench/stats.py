@@ -67,11 +67,14 @@ def speed_label(ratio):
     return "%.*fx %s" % (digits, factor, word)
 
 
+TOO_FEW_RUNS = "needs 2+ runs on each side"
+
+
 def welch(a, b):
     """Welch's unequal-variances t-test of two samples, two-sided."""
     a, b = list(a), list(b)
     if len(a) < 2 or len(b) < 2:
-        return Welch(None, None, None, "needs 2+ runs on each side")
+        return Welch(None, None, None, TOO_FEW_RUNS)
     mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
     var_a, var_b = statistics.variance(a), statistics.variance(b)
     se2_a, se2_b = var_a / len(a), var_b / len(b)

@@ -100,8 +100,7 @@ def test_comparison_numbers():
         ),
         (
             "| W3, 1 ",
-            "| W3, 1 | 40.0 (1 run, no ±) | 20.0 (1 run, no ±) (2.0x faster; t-test n/a: needs "
-            "2+ runs on each side) **1/2 ok (1 corrupt)** |",
+            "| W3, 1 | 40.0 (1 run) | 20.0 (1 run) (2.0x faster) **1/2 ok (1 corrupt)** |",
         ),
         ("| W4, 4 ", "| W4, 4 | no runs | 51.0 ± 1.4 (no disk runs in this row) |"),
     ],
