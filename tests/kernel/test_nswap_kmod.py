@@ -49,13 +49,15 @@ load() {
     modprobe crc32c_generic 2>/dev/null
     modprobe nswap || fail "modprobe nswap"
 }
-create() {  # size server [timeout_ms retries]
+create() {  # size server[,server...] [timeout_ms retries]
     mkdir "$cfg" || fail "mkdir $cfg"
     echo "$1" > "$cfg/size" || fail "size"
     if [ $# -ge 4 ]; then
         echo "$3" > "$cfg/timeout_ms" && echo "$4" > "$cfg/retries" || fail "timeouts"
     fi
-    echo "add $2" > "$cfg/servers" || fail "add server"
+    for server in $(echo "$2" | tr , ' '); do
+        echo "add $server" > "$cfg/servers" || fail "add server $server"
+    done
     echo 1 > "$cfg/power" || fail "power on"
     [ -b /dev/nswap0 ] || fail "no /dev/nswap0"
 }
@@ -280,11 +282,7 @@ def test_two_servers_share_the_pages_a_request_to_one(kit, nswap_ko, binaries):
                 tapnet,
                 r"""
 load
-mkdir "$cfg" || fail "mkdir $cfg"
-echo 1G > "$cfg/size" || fail size
-echo "add %(server)s:%(port0)d" > "$cfg/servers" || fail "add server 1"
-echo "add %(server)s:%(port1)d" > "$cfg/servers" || fail "add server 2"
-echo 1 > "$cfg/power" || fail "power on"
+create 1G %(server)s:%(port0)d,%(server)s:%(port1)d
 swap_on
 echo "pswpout_before=$(vmstat pswpout)"
 nswap-workload --workload W1 --ratio 2 --seed 11
