@@ -25,7 +25,8 @@ CELL_COLUMNS = [
     "disk_profile", "link_profile", "link_rate_mbit", "workload", "procs", "backend", "runs",
     "ok", "failed", "timeout", "corrupt", "mean_s", "stdev_s", "ratio_vs_disk", "vs_disk",
     "welch_t", "welch_df", "welch_p", "significant", "note",
-    "pswpout_mean", "pswpin_mean", "read_us_per_page", "write_us_per_page", "pages_per_read",
+    "pswpout_mean", "pswpin_mean", "read_ms_per_request", "pages_per_read",
+    "write_ms_per_request", "pages_per_write",
 ]  # fmt: skip
 PROJECTION_COLUMNS = [
     "disk_profile", "workload", "procs", "backend", "rates_mbit", "times_s", "fraction",
@@ -237,20 +238,27 @@ def _count(value):
     return "%.1fk" % (value / 1000.0) if value >= 1000 else "%d" % round(value)
 
 
+def _requests_text(what, ms, pages):
+    if ms is None:
+        return None
+    return "%s %s ms/req x %s pages" % (what, number(ms, 3), number(pages, 2))
+
+
 def traffic_text(cell):
     if cell is None:
         return "not run"
     t = tables.traffic(cell)
     if t.pswpout is None:
         return "no timed run"
-    text = "out %s, in %s" % (_count(t.pswpout), _count(t.pswpin))
-    if t.read_us_per_page is not None:
-        text += "; %s µs/page read" % number(t.read_us_per_page, 3)
-        if t.pages_per_read is not None:
-            text += " (%s pages/req)" % number(t.pages_per_read, 2)
-    if t.write_us_per_page is not None:
-        text += ", %s µs/page written" % number(t.write_us_per_page, 3)
-    return text
+    parts = ["out %s, in %s" % (_count(t.pswpout), _count(t.pswpin))]
+    for what, ms, pages in (
+        ("read", t.read_ms_per_request, t.pages_per_read),
+        ("write", t.write_ms_per_request, t.pages_per_write),
+    ):
+        text = _requests_text(what, ms, pages)
+        if text:
+            parts.append(text)
+    return "; ".join(parts)
 
 
 def traffic_lines(table):
@@ -261,7 +269,7 @@ def traffic_lines(table):
         + [traffic_text(row.cells.get(backend)) for backend in table.backends]
         for row in table.rows
     ]
-    title = "### Why: swap traffic and device time per page (disk `%s`, link `%s`)" % (
+    title = "### Why: swap traffic and swap-device requests (disk `%s`, link `%s`)" % (
         table.disk_profile,
         table.link_profile,
     )
@@ -271,9 +279,10 @@ def traffic_lines(table):
         + [
             "",
             "Means over the timed runs: pages swapped out and in (`/proc/vmstat` pswpout/pswpin "
-            "deltas); from the swap device's `/sys/block/<dev>/stat` deltas, the time its requests "
-            "spent in flight per 4 KiB page (queueing included, so concurrent requests overlap) "
-            "and the pages per read request (readahead).",
+            "deltas); from the swap device's `/sys/block/<dev>/stat` deltas, the mean time a "
+            "request was in flight (queueing included) and its size in 4 KiB pages.  A faulting "
+            "process waits for its read; writes go out in the background, many at once, so their "
+            "time is mostly queueing.",
             "",
         ]
     )

@@ -14,6 +14,7 @@ import statistics
 
 from . import amdahl, stats
 from .schema import REFERENCE_BACKEND
+from .schema import SWAP_IO_FIELDS as SWAP_IO_KEYS
 
 BITS_PER_BYTE = 8  # MB/s (10^6 bytes) -> Mbit/s (10^6 bits)
 
@@ -94,13 +95,14 @@ SECTORS_PER_PAGE = 8  # /sys/block/<dev>/stat counts 512-byte sectors; swap move
 
 @dataclasses.dataclass(frozen=True)
 class Traffic:
-    """What a cell's timed runs swapped, and what a page cost on the swap device."""
+    """What a cell's timed runs swapped, and what its swap device's requests cost."""
 
     pswpout: float | None  # mean pages swapped out per run
     pswpin: float | None  # mean pages swapped in per run
-    read_us_per_page: float | None  # device time spent reading / pages read, microseconds
-    write_us_per_page: float | None
+    read_ms_per_request: float | None  # mean time a read request was in flight (queueing too)
     pages_per_read: float | None  # pages per read request (readahead, merging)
+    write_ms_per_request: float | None
+    pages_per_write: float | None
 
 
 def _mean(values):
@@ -108,26 +110,24 @@ def _mean(values):
     return statistics.fmean(values) if values else None
 
 
-def _per(total_ms, sectors, scale=1000.0):
-    pages = sectors / SECTORS_PER_PAGE
-    return total_ms * scale / pages if pages else None
+def _ratio(numerator, denominator):
+    return numerator / denominator if denominator else None
 
 
 def traffic(cell):
-    """The cell's swap counters (vmstat) and swap-device latency per page (block stat)."""
+    """The cell's swap counters (vmstat) and its swap device's request latency and size
+    (block stat).  A faulting process waits for its read request, so read latency is the
+    per-page cost it sees; writes go out in the background, many in flight at once."""
     timed = [run for run in cell.runs if run.timed]
     io = [run.swap_io for run in timed if run.swap_io]
-    read_ms = sum(i["read_ms"] for i in io)
-    read_sectors = sum(i["read_sectors"] for i in io)
-    write_ms = sum(i["write_ms"] for i in io)
-    write_sectors = sum(i["write_sectors"] for i in io)
-    reads = sum(i["reads"] for i in io)
+    total = {key: sum(i[key] for i in io) for key in SWAP_IO_KEYS}
     return Traffic(
         pswpout=_mean(run.pswpout for run in timed),
         pswpin=_mean(run.pswpin for run in timed),
-        read_us_per_page=_per(read_ms, read_sectors) if io else None,
-        write_us_per_page=_per(write_ms, write_sectors) if io else None,
-        pages_per_read=read_sectors / SECTORS_PER_PAGE / reads if reads else None,
+        read_ms_per_request=_ratio(total["read_ms"], total["reads"]),
+        pages_per_read=_ratio(total["read_sectors"] / SECTORS_PER_PAGE, total["reads"]),
+        write_ms_per_request=_ratio(total["write_ms"], total["writes"]),
+        pages_per_write=_ratio(total["write_sectors"] / SECTORS_PER_PAGE, total["writes"]),
     )
 
 

@@ -267,7 +267,7 @@ def test_cells_csv(written):
     )
     assert float(first["welch_p"]) == pytest.approx(0.0036022326)
     # the fixture's runs carry vmstat deltas but no block counters
-    assert (first["pswpout_mean"], first["pswpin_mean"], first["read_us_per_page"]) == (
+    assert (first["pswpout_mean"], first["pswpin_mean"], first["read_ms_per_request"]) == (
         "2000",
         "1000",
         "",
@@ -349,12 +349,12 @@ def test_module_runs_from_the_repo_root_in_a_fresh_interpreter(tmp_path):
     assert "report: %s" % (tmp_path / "o" / "report.md") in done.stdout
 
 
-def test_traffic_table_gives_counters_and_device_time_per_page():
-    # nswap-1: 2 runs, 16+8 pages read in 3 requests taking 12 ms: 500 us/page, 8 pages/req;
-    # 32 pages written in 8 ms: 250 us/page.  disk: no block counters recorded.
+def test_traffic_table_gives_counters_and_request_latency():
+    # nswap-1: 2 runs, 16+8 pages read in 3 requests taking 12 ms: 4 ms/req, 8 pages/req;
+    # 32 pages written in 6 requests taking 9 ms: 1.5 ms/req.  disk: no block counters.
     io = [
         dict(reads=2, read_sectors=128, read_ms=8, writes=3, write_sectors=128, write_ms=4),
-        dict(reads=1, read_sectors=64, read_ms=4, writes=3, write_sectors=128, write_ms=4),
+        dict(reads=1, read_sectors=64, read_ms=4, writes=3, write_sectors=128, write_ms=5),
     ]
     records = cell("W2", 1, "disk", [30.0, 31.0])
     records += [
@@ -366,11 +366,11 @@ def test_traffic_table_gives_counters_and_device_time_per_page():
     (table,) = tables.table1(results.runs)
     traffic = tables.traffic(table.rows[0].cells["nswap-1"])
     assert traffic.pswpout == 3500 and traffic.pswpin == 500
-    assert traffic.read_us_per_page == 500 and traffic.write_us_per_page == 250
-    assert traffic.pages_per_read == 8
+    assert (traffic.read_ms_per_request, traffic.pages_per_read) == (4, 8)
+    assert (traffic.write_ms_per_request, traffic.pages_per_write) == (1.5, 32 / 6)
     text = report.render(results, report.chart_names(results))
-    assert "### Why: swap traffic and device time per page (disk `ssd`, link `unlimited`)" in text
+    assert "### Why: swap traffic and swap-device requests (disk `ssd`, link `unlimited`)" in text
     why = text[text.index("### Why") :]
     row = [c.strip() for c in row_of(why, "| W2, 1 |").strip("|").split("|")]
-    assert row[-1] == "out 3.5k, in 500; 500 µs/page read (8 pages/req), 250 µs/page written"
+    assert row[-1] == ("out 3.5k, in 500; read 4 ms/req x 8 pages; write 1.5 ms/req x 5.3 pages")
     assert row[-2] == "out 2.0k, in 1.0k"
