@@ -13,8 +13,7 @@ import dataclasses
 import statistics
 
 from . import amdahl, stats
-from .schema import REFERENCE_BACKEND
-from .schema import SWAP_IO_FIELDS as SWAP_IO_KEYS
+from .schema import REFERENCE_BACKEND, SWAP_IO_FIELDS
 
 BITS_PER_BYTE = 8  # MB/s (10^6 bytes) -> Mbit/s (10^6 bits)
 
@@ -120,7 +119,7 @@ def traffic(cell):
     per-page cost it sees; writes go out in the background, many in flight at once."""
     timed = [run for run in cell.runs if run.timed]
     io = [run.swap_io for run in timed if run.swap_io]
-    total = {key: sum(i[key] for i in io) for key in SWAP_IO_KEYS}
+    total = {key: sum(i[key] for i in io) for key in SWAP_IO_FIELDS}
     return Traffic(
         pswpout=_mean(run.pswpout for run in timed),
         pswpin=_mean(run.pswpin for run in timed),

@@ -610,7 +610,8 @@ bad:
  * them in one sendmsg, and a later readahead of these neighbouring slots
  * finds them in one place.  Spreading page by page over every server and
  * connection woke a tx thread per page and cost more packets and context
- * switches than it gained (measured: nswap-3 slower than nswap-1).
+ * switches than it gained (lab, W1 x1 on the hdd profile: 3 servers took
+ * 30.6 s against 13.5 s for 1 before, 17.2 s against 17.7 s after).
  */
 struct nswap_issue_ctx {
 	struct nswap_server *srv;

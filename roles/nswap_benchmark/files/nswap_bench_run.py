@@ -46,9 +46,11 @@ BLOCK_STAT_FIELDS = {
 
 
 def block_stat(device, sysfs="/sys/class/block"):
-    """The swap device's I/O counters (requests, 512-byte sectors, ms spent), or None
-    when the kernel keeps none for it: with the time spent per sector they show each
-    backend's per-page latency, the "why" beside the wall times."""
+    """The swap device's I/O counters (requests, 512-byte sectors, ms in flight), or None
+    when the kernel keeps none for it: per request they give each backend's latency and
+    request size, the "why" beside the wall times.  The keys are the report's
+    SWAP_IO_FIELDS (benchmarks/nswapbench/schema.py); this script runs on bare nodes and
+    cannot import it."""
     name = os.path.basename(os.path.realpath(device))
     try:
         with open(os.path.join(sysfs, name, "stat")) as handle:
