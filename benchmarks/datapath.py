@@ -29,11 +29,9 @@ import argparse
 import contextlib
 import datetime
 import glob
-import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -44,7 +42,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(REPO, "build", "bench")
 NETBENCH_SRC = os.path.join(REPO, "src", "netbench")
 KMOD_SRC = os.path.join(REPO, "src", "kmod")
-PROTO_H = os.path.join(REPO, "src", "include", "nswap_proto.h")
+INCLUDE_SRC = os.path.join(REPO, "src", "include")
 SLOTMAP_H = os.path.join(KMOD_SRC, "nswap_slotmap.h")
 SLOTMAP_C = os.path.join(KMOD_SRC, "nswap_slotmap.c")
 
@@ -121,20 +119,12 @@ def log(message):
 
 
 def import_lab():
-    """The lab helpers by their collection name, as tests/conftest.py and scripts/minivm do."""
-    collections = os.path.join(REPO, "build", "collections")
-    link = os.path.join(collections, "ansible_collections", "nswap", "cluster")
-    if not os.path.islink(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(REPO, link)
-    if collections not in sys.path:
-        sys.path.insert(0, collections)
-    from ansible_collections.nswap.cluster.plugins.module_utils.lab import (  # noqa: PLC0415
-        kernel,
-        minivm,
-    )
+    """The test harness (repo root on sys.path: this file also runs as a script)."""
+    if REPO not in sys.path:
+        sys.path.insert(0, REPO)
+    from harness import kbuild, kernel, minivm, nswapd  # noqa: PLC0415
 
-    return kernel, minivm
+    return kbuild, kernel, minivm, nswapd
 
 
 def sh(argv, timeout=600, cwd=REPO):
@@ -168,37 +158,13 @@ def build_tools():
     return tools
 
 
-def build_kmod(headers_dir):
-    """A private copy of src/kmod (a colleague may be editing it) built into build/bench/kmod;
-    rebuilt only when the sources (or the headers directory) changed.  Returns (ko, hash)."""
+def build_kmod(kbuild, kit):
+    """nswap.ko for ``kit`` from a private copy of src/kmod (a colleague may be editing it),
+    into build/bench/kmod; rebuilt only when the sources or the kernel changed.
+    Returns (ko, source hash)."""
     kdir = os.path.join(BUILD, "kmod")
-    incdir = os.path.join(BUILD, "include")
-    sources = sorted(
-        path for path in glob.glob(os.path.join(KMOD_SRC, "*.[ch]")) if not path.endswith(".mod.c")
-    ) + [os.path.join(KMOD_SRC, "Kbuild")]
-    digest = hashlib.sha256(headers_dir.encode())
-    for path in sources + [PROTO_H]:
-        with open(path, "rb") as handle:
-            digest.update(os.path.basename(path).encode() + b"\0" + handle.read())
-    source_hash = digest.hexdigest()[:16]
-    ko = os.path.join(kdir, "nswap.ko")
-    stamp = os.path.join(kdir, ".source-hash")
-    with contextlib.suppress(OSError), open(stamp) as handle:
-        if handle.read().strip() == source_hash and os.path.isfile(ko):
-            log(f"reusing {os.path.relpath(ko, REPO)} (sources unchanged, {source_hash})")
-            return ko, source_hash
-    log(f"building a private copy of src/kmod into {os.path.relpath(kdir, REPO)}")
-    shutil.rmtree(kdir, ignore_errors=True)
-    os.makedirs(kdir)
-    os.makedirs(incdir, exist_ok=True)
-    for path in sources:
-        shutil.copy2(path, kdir)
-    shutil.copy2(PROTO_H, incdir)  # Kbuild searches $(src)/../include
-    sh(["make", "-C", headers_dir, f"M={kdir}", "modules"], timeout=900)
-    if not os.path.isfile(ko):
-        raise BenchError(f"kernel build left no {ko}")
-    with open(stamp, "w") as handle:
-        handle.write(source_hash + "\n")
+    (ko,), source_hash = kbuild.build_module_cached(kit, KMOD_SRC, kdir, [INCLUDE_SRC])
+    log(f"nswap.ko: {os.path.relpath(ko, REPO)} (sources {source_hash})")
     return ko, source_hash
 
 
@@ -206,7 +172,8 @@ def build_kmod(headers_dir):
 
 
 class Server:
-    """A server process inside the namespace; stop() sends TERM, then KILL."""
+    """A raw TCP server process inside the namespace (nswapd is harness.nswapd's);
+    stop() sends TERM, then KILL."""
 
     def __init__(self, tapnet, argv, port, what):
         self.what = what
@@ -243,27 +210,6 @@ class Server:
         self.stop()
         raise BenchError(f"{self.what} did not listen on port {self.port} in {SERVER_START_S} s")
 
-    def cpu_seconds(self):
-        """CPU time of the server (all its threads), from schedstat (ns) where the kernel has
-        it, else utime + stime (clock ticks); None if unreadable."""
-        total = 0
-        try:
-            for path in glob.glob(f"/proc/{self.proc.pid}/task/*/schedstat"):
-                with open(path) as handle:
-                    total += int(handle.read().split()[0])
-            if total:
-                return total / 1e9
-            with open(f"/proc/{self.proc.pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except (OSError, ValueError, IndexError):
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def comm(self):
-        with contextlib.suppress(OSError), open(f"/proc/{self.proc.pid}/comm") as handle:
-            return handle.read().strip()
-        return None
-
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -273,6 +219,29 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         return self.proc.stdout.read() if self.proc.stdout else ""
+
+
+def cpu_seconds(pid):
+    """CPU time of process ``pid`` (all its threads), from schedstat (ns) where the kernel has
+    it, else utime + stime (clock ticks); None if unreadable."""
+    total = 0
+    try:
+        for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            with open(path) as handle:
+                total += int(handle.read().split()[0])
+        if total:
+            return total / 1e9
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_comm(pid):
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as handle:
+        return handle.read().strip()
+    return None
 
 
 @contextlib.contextmanager
@@ -623,15 +592,13 @@ def collect_vm(result, rounds):
 # --- native phase ------------------------------------------------------------------------------
 
 
-def run_native(tapnet, tools, p, deadline):
+def run_native(nswapd, tapnet, tools, p, deadline):
     """nswapd (and the raw TCP server) on CPU 0, clients on CPU 1, the namespace's loopback.
     No round starts after ``deadline`` (time.monotonic())."""
     lo = "127.0.0.1"
     limit = str(p["tool_limit_s"])
-    nswapd = [tools["nswapd"], "--listen", f"{lo}:{NATIVE_NSWAPD_PORT}", "--cache-size", "1G"]
     netbench = [tools["netbench"], "server", "--listen", f"{lo}:{NATIVE_NETBENCH_PORT}"]
     specs = [
-        (["taskset", "-c", "0"] + nswapd + ["--foreground"], NATIVE_NSWAPD_PORT, "nswapd"),
         (
             ["taskset", "-c", "0"] + netbench + ["--time-limit", str(p["budget_s"])],
             NATIVE_NETBENCH_PORT,
@@ -656,15 +623,24 @@ def run_native(tapnet, tools, p, deadline):
     }
     rounds = []
     failures = {}
-    with servers(tapnet, specs) as (nswapd_server, _netbench_server):
-        comm = nswapd_server.comm()
+    with (
+        nswapd.running(
+            tools["nswapd"],
+            "--cache-size",
+            "1G",
+            listen=f"{lo}:{NATIVE_NSWAPD_PORT}",
+            command=lambda argv: tapnet.command(["taskset", "-c", "0", *argv]),
+        ) as nswapd_server,
+        servers(tapnet, specs),
+    ):
+        comm = process_comm(nswapd_server.pid)
         for rnd in range(1, p["native_rounds"] + 1):
             if rnd > 1 and time.monotonic() > deadline:
                 log(f"native: time budget spent, {rnd - 1} rounds")
                 break
             this = {}
             for name, argv in runs.items():
-                cpu0 = nswapd_server.cpu_seconds()
+                cpu0 = cpu_seconds(nswapd_server.pid)
                 try:
                     proc = subprocess.run(
                         tapnet.command(argv),
@@ -676,7 +652,7 @@ def run_native(tapnet, tools, p, deadline):
                     out, text, rc = proc.stdout, proc.stdout + proc.stderr, proc.returncode
                 except subprocess.TimeoutExpired:
                     out, text, rc = "", "timed out", None
-                cpu1 = nswapd_server.cpu_seconds()
+                cpu1 = cpu_seconds(nswapd_server.pid)
                 parsed = parse_nswap_bench(text) if name == "nswap_bench" else json_line(out)
                 if parsed is None or rc != 0:
                     failures[f"native {name}@{rnd}"] = {"rc": rc, "output": text[-1500:]}
@@ -1030,7 +1006,7 @@ def host_facts():
 
 
 def run_benchmark(args, p):
-    kernel, minivm = import_lab()
+    kbuild, kernel, minivm, nswapd = import_lab()
     started = time.monotonic()
     facts = host_facts()
     log(f"load average at start: {facts['loadavg_start']}")
@@ -1040,7 +1016,7 @@ def run_benchmark(args, p):
     if args.kmod:
         ko, kmod_hash = os.path.abspath(args.kmod), None
     else:
-        ko, kmod_hash = build_kmod(kernel.host_headers_build_dir(kit.abi))
+        ko, kmod_hash = build_kmod(kbuild, kit)
     facts.update(
         {
             "vm_kernel_abi": kit.abi,
@@ -1056,7 +1032,7 @@ def run_benchmark(args, p):
         facts["netns"] = tapnet.netns
         log("d. native: nswapd on CPU 0, clients on CPU 1, on the namespace's loopback")
         native_deadline = started + p["budget_s"] * 0.25
-        native, native_failures = run_native(tapnet, tools, p, native_deadline)
+        native, native_failures = run_native(nswapd, tapnet, tools, p, native_deadline)
         vm_timeout = max(60, p["budget_s"] - (time.monotonic() - started) - 10)
         specs = [
             (
@@ -1065,14 +1041,17 @@ def run_benchmark(args, p):
                 NETBENCH_PORT,
                 "netbench",
             ),
-            (
-                [tools["nswapd"], "--listen", f"{tapnet.host_ip}:{NSWAPD_PORT}"]
-                + ["--cache-size", "1G", "--foreground"],
-                NSWAPD_PORT,
-                "nswapd",
-            ),
         ]
-        with servers(tapnet, specs):
+        with (
+            servers(tapnet, specs),
+            nswapd.running(
+                tools["nswapd"],
+                "--cache-size",
+                "1G",
+                listen=f"{tapnet.host_ip}:{NSWAPD_PORT}",
+                command=tapnet.command,
+            ),
+        ):
             log(
                 f"a.-c., e.: mini VM on the tap link, {p['rounds']} rounds "
                 f"(limit {vm_timeout:.0f} s)"

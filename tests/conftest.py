@@ -1,24 +1,16 @@
-"""Make the collection importable as ``ansible_collections.nswap.cluster``.
+"""Fixtures for every test folder.
 
-Ansible modules import shared code by its collection path.  Tests run from a
-plain checkout, so a symlink farm under build/ gives the checkout that name.
+Importing the test harness makes this checkout importable as the collection
+``ansible_collections.nswap.cluster`` (harness/bootstrap.py): Ansible modules import
+shared code by that name.
 """
 
-import os
-import sys
+import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(REPO, "build", "collections")
+from harness import nswapd
 
 
-def _link_collection():
-    ns_dir = os.path.join(COLLECTIONS, "ansible_collections", "nswap")
-    link = os.path.join(ns_dir, "cluster")
-    os.makedirs(ns_dir, exist_ok=True)
-    if not os.path.islink(link):
-        os.symlink(REPO, link)
-    if COLLECTIONS not in sys.path:
-        sys.path.insert(0, COLLECTIONS)
-
-
-_link_collection()
+@pytest.fixture(scope="session")
+def nswapd_bin():
+    """nswapd built from src/nswapd once per session, or the binary NSWAPD_BIN names."""
+    return nswapd.build()

@@ -1,14 +1,40 @@
-"""`ansible-galaxy collection build` makes a tarball that installs and whose content
-works by FQCN outside this checkout."""
+"""What ships apart from what develops: `ansible-galaxy collection build` makes a tarball
+that holds the collection and nothing of its development (the harness, tests, CI, scripts,
+benchmark tooling, dev configuration, build products), installs, and works by FQCN outside
+this checkout; and plugins/ holds only code that a plugin uses."""
 
+import ast
+import glob
 import os
 import subprocess
+import sys
 import tarfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(REPO, ".venv", "bin")
+from harness import collection
+
+REPO = collection.REPO
+BIN = collection.VENV_BIN
+COLLECTION = "ansible_collections.nswap.cluster"
+# The checkout's development side (galaxy.yml build_ignore): none of it ships.
+DEVELOPS = (
+    "harness/",
+    "tests/",
+    "molecule/",
+    "scripts/",
+    "benchmarks/",
+    ".ci/",
+    "changelogs/fragments/",
+    ".gitignore",
+    ".ansible-lint",
+    "ansible.cfg",
+    "pyproject.toml",
+    "requirements.txt",
+)
+# Consumed by the build (it becomes MANIFEST.json), not copied.
+BUILD_INPUT = ("galaxy.yml",)
+WRITTEN_BY_THE_BUILD = {"MANIFEST.json", "FILES.json"}
 
 
 def run(argv, cwd, env=None):
@@ -19,68 +45,86 @@ def run(argv, cwd, env=None):
     return proc.stdout
 
 
+def checkout_files():
+    """Files of the checkout as git sees them: tracked or new, never ignored ones (build
+    products, caches, .venv), and only those still in the working tree."""
+    out = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO)
+    return {path for path in out.splitlines() if os.path.isfile(os.path.join(REPO, path))}
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
+    """The tarball installed into a fresh collections path of this test's own."""
     work = tmp_path_factory.mktemp("galaxy")
-    run(
-        [
-            os.path.join(BIN, "ansible-galaxy"),
-            "collection",
-            "build",
-            "--output-path",
-            str(work),
-            REPO,
-        ],
-        cwd=str(work),
-    )
-    tarball = work / "nswap-cluster-0.1.0.tar.gz"
-    assert tarball.exists()
-    target = work / "collections"
-    run(
-        [
-            os.path.join(BIN, "ansible-galaxy"),
-            "collection",
-            "install",
-            # a copy elsewhere (e.g. one molecule installed in ~/.ansible) must not
-            # make ansible-galaxy skip this install as "already installed"
-            "--force",
-            "-p",
-            str(target),
-            str(tarball),
-        ],
-        cwd=str(work),
-    )
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=str(target),
-        PATH="%s:%s" % (BIN, os.environ["PATH"]),
-    )
-    return tarball, work, env
-
-
-def test_tarball_has_the_collection_and_no_build_outputs(installed):
-    tarball, _work, _env = installed
+    path, tarball = collection.install(str(work / "installed"))
     with tarfile.open(tarball) as tar:
-        names = tar.getnames()
-    for wanted in (
-        "MANIFEST.json",
-        "plugins/modules/lab_vm.py",
-        "roles/lab/tasks/main.yml",
-        "src/include/nswap_proto.h",
-    ):
-        assert wanted in names or any(n.endswith("/" + wanted) for n in names), wanted
-    assert not [n for n in names if n.startswith((".venv", "build/", ".git/"))]
-    assert not [n for n in names if n.endswith((".ko", ".o", ".qcow2"))]
+        files = {member.name for member in tar.getmembers() if member.isfile()}
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=path, PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    return files, path, work, env
+
+
+def test_tarball_holds_exactly_the_checkout_less_what_develops(installed):
+    files, _path, _work, _env = installed
+    shipped = {path for path in checkout_files() if not path.startswith(DEVELOPS + BUILD_INPUT)}
+    assert not sorted(name for name in files if name.startswith(DEVELOPS)), "dev files ship"
+    missing = sorted(shipped - files)
+    assert not missing, "left out of the tarball: %s" % missing
+    # Anything else is a build product or an ignored file that build_ignore lets through.
+    extra = sorted(files - shipped - WRITTEN_BY_THE_BUILD)
+    assert not extra, "not part of the checkout (build products?): %s" % extra
+
+
+def test_tarball_has_every_plugin_role_playbook_and_source_tree(installed):
+    files, _path, _work, _env = installed
+    wanted = set(WRITTEN_BY_THE_BUILD) | {"README.md"}
+    wanted |= {os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "plugins/*/*.py"))}
+    wanted |= {os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "playbooks/*.yml"))}
+    assert not sorted(wanted - files)
+    for tree in [
+        *(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "roles", "*", ""))),
+        "src/kmod/",
+        "src/nswapd/",
+        "src/include/",
+        "src/workloads/",
+    ]:
+        assert any(name.startswith(tree.rstrip("/") + "/") for name in files), tree
+    assert len([n for n in files if n.startswith("plugins/modules/")]) >= 8
+
+
+def test_installed_plugins_import_without_the_checkout(installed):
+    """Every module, filter and module_utils file imports from the installed copy alone:
+    none of them needs the harness, tests or anything else left out of the tarball."""
+    _files, path, work, _env = installed
+    root = os.path.join(path, *COLLECTION.split("."))
+    names = [
+        COLLECTION + "." + os.path.relpath(p, root)[:-3].replace(os.sep, ".")
+        for p in glob.glob(os.path.join(root, "plugins", "**", "*.py"), recursive=True)
+    ]
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    # -I: no user site, no PYTHONPATH, no cwd; the installed collection path only.
+    env = dict(os.environ, PYTHONPATH="")
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, %r)\n%s" % (path, code)]
+        + names,
+        cwd=str(work),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(names) > 10
 
 
 def test_modules_document_themselves_by_fqcn(installed):
-    _tarball, work, env = installed
+    _files, _path, work, env = installed
     out = run([os.path.join(BIN, "ansible-doc"), "nswap.cluster.lab_vm"], cwd=str(work), env=env)
     assert "Starts a Debian VM from the lab image" in " ".join(out.split())
 
 
 def test_filter_works_by_fqcn(installed):
-    _tarball, work, env = installed
+    _files, _path, work, env = installed
     play = work / "play.yml"
     play.write_text(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
@@ -93,3 +137,64 @@ def test_filter_works_by_fqcn(installed):
         env=env,
     )
     assert "failed=0" in out
+
+
+# --- plugins/ holds only what plugins use --------------------------------------------------
+
+PLUGINS = os.path.join(REPO, "plugins")
+MODULE_UTILS = "plugins/module_utils/"
+
+
+def _module_path(dotted):
+    """plugins/... path of a collection module name, or None if it is not a file here."""
+    prefix = COLLECTION + "."
+    if not dotted.startswith(prefix):
+        return None
+    path = dotted[len(prefix) :].replace(".", "/") + ".py"
+    return path if os.path.isfile(os.path.join(REPO, path)) else None
+
+
+def collection_imports(path):
+    """plugins/ files that ``path`` imports by collection name, and any other top-level
+    package it imports (to catch the harness or tests)."""
+    with open(os.path.join(REPO, path)) as handle:
+        tree = ast.parse(handle.read(), path)
+    files, packages = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            dotted = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            # `from pkg import name`: name is a module of pkg, or something defined in pkg.
+            dotted = [node.module] + [node.module + "." + a.name for a in node.names]
+        else:
+            continue
+        for name in dotted:
+            packages.add(name.split(".")[0])
+            found = _module_path(name)
+            if found:
+                files.add(found)
+    return files, packages
+
+
+def test_every_module_utils_file_is_used_by_a_plugin():
+    """Test tooling (the mini VM, kernel kits, Vagrant host set-up...) lives in harness/:
+    a module_utils file that no module or filter reaches, directly or through other
+    module_utils, is code that ships for nothing."""
+    sources = sorted(
+        os.path.relpath(p, REPO)
+        for p in glob.glob(os.path.join(PLUGINS, "**", "*.py"), recursive=True)
+    )
+    graph = {path: collection_imports(path) for path in sources}
+    reached = set()
+    todo = [p for p in sources if not p.startswith(MODULE_UTILS)]
+    assert todo, "no modules or filters found under plugins/"
+    while todo:
+        path = todo.pop()
+        for dep in graph[path][0] - reached:
+            reached.add(dep)
+            todo.append(dep)
+    unused = [p for p in sources if p.startswith(MODULE_UTILS) and p not in reached]
+    unused = [p for p in unused if not p.endswith("__init__.py")]
+    assert not unused, "module_utils no plugin imports (move test tooling to harness/): %s" % unused
+    for path, (_files, packages) in graph.items():
+        assert not packages & {"harness", "tests", "benchmarks"}, (path, packages)

@@ -14,7 +14,8 @@ import threading
 import time
 
 import pytest
-from ansible_collections.nswap.cluster.plugins.module_utils.lab import kernel, minivm
+
+from harness import kernel, minivm
 
 BOOT_TIMEOUT_S = 90  # generous: a loaded 2-core host has taken 10 s to boot one VM
 SERVER_TIMEOUT_S = 60

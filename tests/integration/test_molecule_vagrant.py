@@ -14,11 +14,9 @@ import re
 import subprocess
 
 import pytest
-from ansible_collections.nswap.cluster.plugins.module_utils.lab import (
-    image,
-    vagrantbox,
-    vagranthost,
-)
+from ansible_collections.nswap.cluster.plugins.module_utils.lab import image
+
+from harness import vagrantbox, vagranthost
 
 pytestmark = [pytest.mark.vm, pytest.mark.e2e]
 

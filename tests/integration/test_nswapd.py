@@ -1,7 +1,7 @@
 """nswapd against the Python codec, over loopback only.
 
-nswapd is built once per session (``make -C src/nswapd``); set NSWAPD_BIN to
-test another binary (e.g. a sanitizer build).  Every server listens on
+nswapd is built once per session (harness/nswapd.py: ``make -C src/nswapd``); set
+NSWAPD_BIN to test another binary (e.g. a sanitizer build).  Every server listens on
 127.0.0.1 with an ephemeral port that it reports on stderr; every loop here is
 bounded in count and time.
 """
@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
 
+from harness import nswapd
+
 REPO = Path(__file__).resolve().parents[2]
-NSWAPD_DIR = REPO / "src" / "nswapd"
 PAGE = proto.PAGE_SIZE
-START_TIMEOUT = 10.0
 IO_TIMEOUT = 10.0
 
 
@@ -142,111 +142,12 @@ def pump(sock, data, timeout=IO_TIMEOUT, stall=None):
     return sent, bytes(received)
 
 
-class Server:
-    """One nswapd process on 127.0.0.1:<ephemeral>, with its stderr collected."""
-
-    def __init__(self, binary, *args, env=None, listen="127.0.0.1:0", netns=None):
-        prefix = ["ip", "netns", "exec", netns] if netns else []  # ip execs: same pid
-        self.cmd = [*prefix, str(binary), "--foreground", "--listen", listen, *map(str, args)]
-        self.proc = subprocess.Popen(
-            self.cmd,
-            env=dict(os.environ, **(env or {})),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-        m = self.wait_log(r"listening on [0-9.]+:(\d+)", START_TIMEOUT)
-        if not m:
-            self.kill()
-            pytest.fail("nswapd did not start: %s\n%s" % (self.cmd, self.log_text()))
-        self.port = int(m.group(1))
-
-    def _read_stderr(self):
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def log_text(self):
-        with self._cond:
-            return "\n".join(self.lines)
-
-    def wait_log(self, pattern, timeout=5.0):
-        """First match of ``pattern`` in a log line, waiting up to ``timeout``."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self.lines:
-                    m = rx.search(line)
-                    if m:
-                        return m
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    return None
-                self._cond.wait(min(left, 0.2))
-
-    def connect(self, timeout=IO_TIMEOUT):
-        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-
-    def client(self, client_id=None, name="pytest", timeout=IO_TIMEOUT):
-        c = proto.Client("127.0.0.1", self.port, timeout=timeout)
-        if client_id is not None:
-            c.hello(client_id, name)
-        return c
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout=15.0):
-        """SIGTERM and wait; returns the exit status."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail("nswapd did not exit within %.0f s of SIGTERM" % timeout)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-@pytest.fixture(scope="session")
-def nswapd_bin():
-    override = os.environ.get("NSWAPD_BIN")
-    if override:
-        return Path(override)
-    r = subprocess.run(
-        ["make", "-C", str(NSWAPD_DIR), "nswapd"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if r.returncode != 0:
-        pytest.fail("building nswapd failed:\n%s\n%s" % (r.stdout, r.stderr))
-    return NSWAPD_DIR / "nswapd"
-
-
 @pytest.fixture
 def start_server(nswapd_bin):
     servers = []
 
     def start(*args, env=None):
-        srv = Server(nswapd_bin, *args, env=env)
+        srv = nswapd.Nswapd(nswapd_bin, *args, env=env)
         servers.append(srv)
         return srv
 
@@ -647,7 +548,7 @@ VIOLATIONS = {
 
 @pytest.fixture(scope="module")
 def shared_server(nswapd_bin):
-    srv = Server(nswapd_bin, "--cache-size", "4M")
+    srv = nswapd.Nswapd(nswapd_bin, "--cache-size", "4M")
     yield srv
     rc = srv.stop()
     assert rc == 0, srv.log_text()
@@ -1236,7 +1137,13 @@ def test_set_cache_limit_from_a_non_loopback_address_is_refused(nswapd_bin):
     try:
         subprocess.run([*ip, "link", "set", "lo", "up"], check=True, timeout=10)
         subprocess.run([*ip, "addr", "add", "10.254.77.1/32", "dev", "lo"], check=True, timeout=10)
-        srv = Server(nswapd_bin, "--cache-size", "64K", listen="0.0.0.0:0", netns=ns)
+        srv = nswapd.Nswapd(
+            nswapd_bin,
+            "--cache-size",
+            "64K",
+            listen="0.0.0.0:0",
+            command=lambda argv: ["ip", "netns", "exec", ns, *argv],  # ip execs: same pid
+        )
         collections_dir = str(REPO / "build" / "collections")
         r = subprocess.run(
             ["ip", "netns", "exec", ns, sys.executable, "-c", NETNS_CLIENT]

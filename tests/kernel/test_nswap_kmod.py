@@ -7,20 +7,20 @@ only traffic is between the namespace and the VM.
 
 The tests run once per kernel kit: the host's own suite (Debian 12, 6.1; the module is
 built against the host's headers) and Debian 13 "trixie" (6.12; built in a cached trixie
-chroot, see module_utils/lab/kbuild.py).  Both builds must be warning-free with W=1.
+chroot, see harness/kbuild.py).  Both builds must be warning-free with W=1.
 """
 
+import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
-from ansible_collections.nswap.cluster.plugins.module_utils.lab import kbuild, kernel, minivm
+
+from harness import kbuild, kernel, minivm, nswapd
 
 pytestmark = pytest.mark.vm
 
@@ -28,7 +28,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # NSWAP_KMOD_DIR: build the module from another copy of src/kmod (e.g. a work tree).
 KMOD = os.environ.get("NSWAP_KMOD_DIR", os.path.join(REPO, "src", "kmod"))
 KMOD_INCLUDE = os.path.join(os.path.dirname(os.path.abspath(KMOD)), "include")
-NSWAPD = os.path.join(REPO, "src", "nswapd", "nswapd")
 WORKLOAD = os.path.join(REPO, "src", "workloads", "bin", "nswap-workload-static")
 PORT = 7405
 VM_MEMORY_MIB = 256
@@ -105,84 +104,23 @@ def nswap_ko(kit, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def binaries():
-    for target, args in (
-        (NSWAPD, ["-C", "src/nswapd"]),
-        (WORKLOAD, ["-C", "src/workloads", "static"]),
-    ):
-        proc = subprocess.run(
-            ["make"] + args, cwd=REPO, capture_output=True, text=True, timeout=600, check=False
-        )
-        assert proc.returncode == 0 and os.path.exists(target), proc.stderr[-3000:]
+def workload():
+    proc = subprocess.run(
+        ["make", "-C", "src/workloads", "static"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0 and os.path.exists(WORKLOAD), proc.stderr[-3000:]
 
 
-class Server:
-    """nswapd inside the test namespace."""
-
-    def __init__(self, tapnet, cache="1G", port=PORT):
-        self.tapnet = tapnet
-        self.port = port
-        self.proc = subprocess.Popen(
-            tapnet.command(
-                [
-                    NSWAPD,
-                    "--listen",
-                    "%s:%d" % (tapnet.host_ip, port),
-                    "--cache-size",
-                    cache,
-                    "--foreground",
-                ]
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.wait_listening()
-
-    def wait_listening(self):
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.status(check=False) is not None:
-                return
-            assert self.proc.poll() is None, self.proc.stdout.read()
-            time.sleep(0.2)
-        raise AssertionError("nswapd did not start listening")
-
-    def status(self, check=True):
-        """STATUS counters, asked from inside the namespace with the Python codec."""
-        code = (
-            "import json, sys; sys.path.insert(0, %r);"
-            "from ansible_collections.nswap.cluster.plugins.module_utils "
-            "import nswap_protocol as p;"
-            "c = p.Client(%r, %d, timeout=5); print(json.dumps(c.status()._asdict()))"
-            % (os.path.join(REPO, "build", "collections"), self.tapnet.host_ip, self.port)
-        )
-        proc = subprocess.run(
-            self.tapnet.command([sys.executable, "-c", code]),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if proc.returncode != 0:
-            if check:
-                raise AssertionError(proc.stderr)
-            return None
-        return json.loads(proc.stdout)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.stdout.read()
+def serve(nswapd_bin, tapnet, port=PORT):
+    """nswapd inside the test namespace, on the tap's host address."""
+    return nswapd.running(
+        nswapd_bin, "--cache-size", "1G", listen=f"{tapnet.host_ip}:{port}", command=tapnet.command
+    )
 
 
 def boot(kit, nswap_ko, tapnet, script, timeout_s=600):
@@ -216,16 +154,14 @@ echo "workload2_exit=$?"
 """
 
 
-def test_swap_through_nswapd_verifies_every_byte(kit, nswap_ko, binaries):
+def test_swap_through_nswapd_verifies_every_byte(kit, nswap_ko, nswapd_bin, workload):
     second_run = SECOND_RUN if kit.suite == HOST_SUITE else ""
-    with minivm.netns_with_tap("kmodswap") as tapnet:
-        server = Server(tapnet)
-        try:
-            result = boot(
-                kit,
-                nswap_ko,
-                tapnet,
-                r"""
+    with minivm.netns_with_tap("kmodswap") as tapnet, serve(nswapd_bin, tapnet) as server:
+        result = boot(
+            kit,
+            nswap_ko,
+            tapnet,
+            r"""
 load
 create 1G %(server)s:%(port)d
 swap_on
@@ -243,11 +179,10 @@ counters
 swapoff /dev/nswap0 || fail swapoff
 teardown
 """
-                % {"server": tapnet.host_ip, "port": PORT, "second_run": second_run},
-            )
-            status_after = server.status()
-        finally:
-            log = server.stop()
+            % {"server": tapnet.host_ip, "port": PORT, "second_run": second_run},
+        )
+        status_after = server.status()
+    log = server.log_text()
     assert result.exit_status == 0, result.output + "\n--- console:\n" + result.console_tail(60)
     assert result.kernel_problems == [], result.kernel_problems
     counters, values, runs = parse(result.output)
@@ -269,18 +204,17 @@ teardown
 
 # Host kit only (one more swap run; the policy code is the same on 6.12).
 @pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
-def test_two_servers_share_the_pages_a_request_to_one(kit, nswap_ko, binaries):
+def test_two_servers_share_the_pages_a_request_to_one(kit, nswap_ko, nswapd_bin, workload):
     """Writes alternate between the servers a request at a time (nswap_issue_ctx): both
     get a fair share of the pages and every byte comes back."""
     ports = (PORT, PORT + 1)
-    with minivm.netns_with_tap("kmodtwo") as tapnet:
-        servers = [Server(tapnet, cache="1G", port=port) for port in ports]
-        try:
-            result = boot(
-                kit,
-                nswap_ko,
-                tapnet,
-                r"""
+    with minivm.netns_with_tap("kmodtwo") as tapnet, contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(serve(nswapd_bin, tapnet, port)) for port in ports]
+        result = boot(
+            kit,
+            nswap_ko,
+            tapnet,
+            r"""
 load
 create 1G %(server)s:%(port0)d,%(server)s:%(port1)d
 swap_on
@@ -292,11 +226,10 @@ counters
 swapoff /dev/nswap0 || fail swapoff
 teardown
 """
-                % {"server": tapnet.host_ip, "port0": ports[0], "port1": ports[1]},
-            )
-            status_after = [server.status() for server in servers]
-        finally:
-            logs = [server.stop() for server in servers]
+            % {"server": tapnet.host_ip, "port0": ports[0], "port1": ports[1]},
+        )
+        status_after = [server.status() for server in servers]
+    logs = [server.log_text() for server in servers]
     assert result.exit_status == 0, result.output + "\n--- console:\n" + result.console_tail(60)
     assert result.kernel_problems == [], result.kernel_problems
     counters, values, runs = parse(result.output)
@@ -314,7 +247,7 @@ teardown
     assert "UNLOADED clean" in result.output
 
 
-def test_bad_server_address_is_refused(kit, nswap_ko, binaries):
+def test_bad_server_address_is_refused(kit, nswap_ko, workload):
     with minivm.netns_with_tap("kmodbad") as tapnet:
         result = boot(
             kit,
@@ -347,9 +280,8 @@ echo done
 # Host kit only, to keep the suite within its time budget: on a loaded 2-core host one swap
 # run takes 8-10 min of TCG time per kernel; 6.12 gets the swap and refusal checks above.
 @pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
-def test_server_killed_mid_run_gives_errors_not_a_hang(kit, nswap_ko, binaries):
-    with minivm.netns_with_tap("kmodkill") as tapnet:
-        server = Server(tapnet)
+def test_server_killed_mid_run_gives_errors_not_a_hang(kit, nswap_ko, nswapd_bin, workload):
+    with minivm.netns_with_tap("kmodkill") as tapnet, serve(nswapd_bin, tapnet) as server:
         killer_done = threading.Event()
 
         def kill_when_pages_arrive():
@@ -407,7 +339,6 @@ echo "survived=1"
             )
         finally:
             killer.join(timeout=30)
-            server.stop()
     assert killer_done.is_set()
     assert result.exit_status == 0, result.output + "\n--- console:\n" + result.console_tail(60)
     assert "survived=1" in result.output

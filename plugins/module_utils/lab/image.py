@@ -35,7 +35,7 @@ from ansible_collections.nswap.cluster.plugins.module_utils.lab.common import (
     run,
     write_json_atomic,
 )
-from ansible_collections.nswap.cluster.plugins.module_utils.lab.kernel import resolve_kernel_abi
+from ansible_collections.nswap.cluster.plugins.module_utils.lab.kernelabi import resolve_kernel_abi
 
 # Bump when the build procedure below changes in a way the recipe cannot see.
 RECIPE_VERSION = 3

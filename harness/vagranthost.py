@@ -20,10 +20,6 @@ What a session changes, and how it is undone on leaving (also after an exception
 What was changed is written to STATE_FILE first, so `restore()` can undo a killed session.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import contextlib
 import fcntl
 import grp

@@ -17,10 +17,6 @@ Networks: ``"user"`` is QEMU's slirp (guest 10.0.2.15/24, the host's loopback is
 ``netns_with_tap`` for the test topology.
 """
 
-from __future__ import absolute_import, division, print_function  # noqa: UP010
-
-__metaclass__ = type  # noqa: UP001
-
 import contextlib
 import ipaddress
 import os
@@ -39,7 +35,8 @@ from ansible_collections.nswap.cluster.plugins.module_utils.lab.common import (
     LabError,
     run,
 )
-from ansible_collections.nswap.cluster.plugins.module_utils.lab.kernel import (
+
+from harness.kernel import (
     find_tool,
     module_closure,
     read_module_index,

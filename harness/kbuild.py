@@ -11,14 +11,12 @@ Where it builds depends on the kit's suite:
 
 Either way the sources are copied to a fresh directory first (inside the build root for a
 chroot), so the checkout gets no build products and one tree builds for both kernels.
-
-Stdlib only: this file is Ansible module_utils.
+``build_module_cached`` skips the build when the sources and the kernel are those of the
+.ko files already in the output directory (the data-path benchmark reruns often).
 """
 
-from __future__ import absolute_import, division, print_function  # noqa: UP010
-
-__metaclass__ = type  # noqa: UP001
-
+import fnmatch
+import hashlib
 import os
 import re
 import shutil
@@ -26,10 +24,12 @@ import tempfile
 from dataclasses import dataclass
 
 from ansible_collections.nswap.cluster.plugins.module_utils.lab.common import run
-from ansible_collections.nswap.cluster.plugins.module_utils.lab.kernel import (
+
+from harness.kernel import (
     KernelKitError,
     cached_tree,
     find_tool,
+    has_marker,
     host_headers_build_dir,
     host_mirrors,
     suite_sources_list,
@@ -94,11 +94,7 @@ def default_buildroot_cache():
 
 
 def is_complete_buildroot(root):
-    try:
-        with open(os.path.join(root, BUILDROOT_MARKER)) as marker:
-            return marker.read().split()[2:] == ["format=" + BUILDROOT_FORMAT]
-    except OSError:
-        return False
+    return has_marker(root, BUILDROOT_MARKER, BUILDROOT_FORMAT)
 
 
 def _in_root(root, argv, timeout_s, log):
@@ -241,3 +237,44 @@ def build_module(kit, module_dir, output_dir, support_dirs=(), buildroot=None):
         return built
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+SOURCE_HASH_FILE = ".source-hash"
+
+
+def source_hash(kit, source_dirs):
+    """A short hash of the kit's kernel and every source file (build products left out)."""
+    digest = hashlib.sha256(f"{kit.abi} {kit.suite}\n".encode())
+    for top in map(os.path.normpath, source_dirs):
+        for directory, subdirs, files in os.walk(top):
+            subdirs.sort()
+            for name in sorted(files):
+                if any(fnmatch.fnmatch(name, pattern) for pattern in _BUILD_PRODUCTS):
+                    continue
+                path = os.path.join(directory, name)
+                digest.update(os.path.relpath(path, os.path.dirname(top)).encode() + b"\0")
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def build_module_cached(kit, module_dir, output_dir, support_dirs=()):
+    """``build_module``, unless ``output_dir`` already holds the .ko files built from the same
+    sources for the same kernel.  Returns (paths of the .ko files, source hash)."""
+    wanted = source_hash(kit, [module_dir] + list(support_dirs))
+    stamp = os.path.join(output_dir, SOURCE_HASH_FILE)
+    try:
+        with open(stamp) as handle:
+            recorded, *names = handle.read().split()
+    except (OSError, ValueError):
+        recorded, names = None, []
+    kos = [os.path.join(output_dir, name) for name in names]
+    if recorded == wanted and kos and all(os.path.isfile(ko) for ko in kos):
+        return kos, wanted
+    # The stamp goes first, so that a build that fails halfway is never taken for current.
+    if os.path.exists(stamp):
+        os.unlink(stamp)
+    kos = build_module(kit, module_dir, output_dir, support_dirs)
+    with open(stamp, "w") as handle:
+        handle.write(" ".join([wanted] + [os.path.basename(ko) for ko in kos]) + "\n")
+    return kos, wanted

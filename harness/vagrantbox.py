@@ -12,10 +12,6 @@ Everything lives under data_dir (default /var/lib/nswap/vagrant), not under ~roo
 QEMU runs as libvirt-qemu and must reach the kernel, initrd and pool volumes.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import json
 import os
 

@@ -8,21 +8,15 @@ kernel that ``linux-image-amd64`` points at today instead of a number written in
 Kits come from one of two archives (``AptView``): the host's own apt sources (the default,
 Debian 12's 6.1 here), or another Debian suite such as ``trixie`` (6.12), read through a
 private apt configuration under ``~/.cache/nswap/apt/<suite>`` whose mirrors are the host's
-own (``aptsources``), so no mirror host is written in the code.
-
-Stdlib only: this file is Ansible module_utils.
+own (``aptsources``), so no mirror host is written in the code.  Which ABI apt resolves is
+the collection's own ``kernelabi`` (the lab image needs it too).
 """
-
-from __future__ import absolute_import, division, print_function  # noqa: UP010
-
-__metaclass__ = type  # noqa: UP001
 
 import bz2
 import errno
 import fcntl
 import lzma
 import os
-import re
 import shutil
 import struct
 import subprocess
@@ -30,12 +24,22 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 
+from ansible_collections.nswap.cluster.plugins.module_utils.lab import aptsources, image
 from ansible_collections.nswap.cluster.plugins.module_utils.lab.common import (
     LabError,
     run,
 )
+from ansible_collections.nswap.cluster.plugins.module_utils.lab.kernelabi import (
+    APT_TIMEOUT_S,
+    DEFAULT_FLAVOUR,
+    HOST_APT,
+    AptView,
+    KernelAbiError,
+    find_tool,
+    resolve_image_package,
+    resolve_kernel_abi,
+)
 
-DEFAULT_FLAVOUR = "amd64"
 DEFAULT_CACHE_ROOT = os.path.join("~", ".cache", "nswap", "kernel")
 DEFAULT_APT_ROOT = os.path.join("~", ".cache", "nswap", "apt")
 # Written last into a kit directory; a directory without it was left by a killed run.
@@ -43,53 +47,18 @@ COMPLETE_MARKER = ".nswap-kit-complete"
 # Bump when the kit layout changes; kits with another version are rebuilt.
 KIT_FORMAT = "2"
 
-APT_TIMEOUT_S = 60
 APT_UPDATE_TIMEOUT_S = 300
 DOWNLOAD_TIMEOUT_S = 900
 UNPACK_TIMEOUT_S = 600
 DEPMOD_TIMEOUT_S = 300
 
-_SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
-
-class KernelKitError(LabError):
+class KernelKitError(KernelAbiError):
     """A kit could not be resolved or built; the message names the problem and the fix."""
 
 
 class ArchiveUnreachableError(KernelKitError):
     """The archive of a suite could not be read and nothing of it is cached: tests skip."""
-
-
-@dataclass(frozen=True)
-class AptView:
-    """Which archive apt commands read: the host's sources (``suite`` None), or a private
-    configuration in ``state_dir`` (sources.list, lists, download cache) for ``suite``."""
-
-    suite: str = None
-    state_dir: str = None
-
-    def options(self):
-        """``-o`` arguments for apt-get/apt-cache; none for the host's own view."""
-        if self.suite is None:
-            return []
-        return [
-            "-o",
-            "Dir::Etc::SourceList=" + os.path.join(self.state_dir, "sources.list"),
-            "-o",
-            "Dir::Etc::SourceParts=" + os.path.join(self.state_dir, "sources.list.d"),
-            "-o",
-            "Dir::State::Lists=" + os.path.join(self.state_dir, "lists"),
-            "-o",
-            "Dir::Cache=" + os.path.join(self.state_dir, "cache"),
-            # The host's pins and installed packages say nothing about another suite.
-            "-o",
-            "Dir::Etc::Preferences=/dev/null",
-            "-o",
-            "Dir::Etc::PreferencesParts=" + os.path.join(self.state_dir, "preferences.d"),
-        ]
-
-
-HOST_APT = AptView()
 
 
 @dataclass(frozen=True)
@@ -126,63 +95,9 @@ class KernelKit:
         return os.path.join(self.root, "boot", "config-" + self.abi)
 
 
-def find_tool(name, package):
-    """Absolute path of a host tool; root's PATH may lack the sbin dirs, so look there too."""
-    path = shutil.which(name)
-    if path:
-        return path
-    for directory in _SBIN_DIRS:
-        candidate = os.path.join(directory, name)
-        if os.access(candidate, os.X_OK):
-            return candidate
-    raise KernelKitError(f"{name} not found: apt-get install {package}")
-
-
 def _run(argv, timeout_s, cwd=None):
     """Run a command (argv list), return its stdout; failures raise LabError with stderr."""
     return run(argv, timeout=timeout_s, cwd=cwd).stdout
-
-
-# --- ABI resolution -------------------------------------------------------------------------
-
-_IMAGE_DEPENDS_RE = re.compile(r"^\s*\|?Depends:\s*(linux-image-(\d\S*))\s*$")
-
-
-def parse_image_depends(apt_cache_output):
-    """(package, abi) from ``apt-cache depends linux-image-<flavour>`` output.
-
-    The metapackage depends on exactly one versioned image, e.g. ``linux-image-6.1.0-56-amd64``
-    (ABI ``6.1.0-56-amd64``).  Some releases point at an ``-unsigned`` build: the package name
-    keeps the suffix, the ABI (what ``uname -r`` says) does not.  Returns None if there is none.
-    """
-    for line in apt_cache_output.splitlines():
-        match = _IMAGE_DEPENDS_RE.match(line)
-        if match:
-            package, version = match.groups()
-            abi = version.removesuffix("-unsigned")
-            return package, abi
-    return None
-
-
-def resolve_image_package(flavour=DEFAULT_FLAVOUR, apt=HOST_APT):
-    """(package, abi) that ``linux-image-<flavour>`` resolves to in ``apt``'s lists: the
-    candidate, i.e. the newest version the suite and its -security updates offer."""
-    meta = "linux-image-" + flavour
-    apt_cache = find_tool("apt-cache", "apt")
-    output = _run([apt_cache] + apt.options() + ["depends", meta], APT_TIMEOUT_S)
-    resolved = parse_image_depends(output)
-    if resolved is None:
-        where = "the host's apt lists" if apt.suite is None else f"the {apt.suite} lists"
-        raise KernelKitError(
-            f"apt-cache depends {meta} names no linux-image-<abi> package in {where}; "
-            "run apt-get update (are the Debian sources configured?)"
-        )
-    return resolved
-
-
-def resolve_kernel_abi(flavour=DEFAULT_FLAVOUR, apt=HOST_APT):
-    """The kernel ABI (``uname -r`` form) apt resolves, e.g. ``6.1.0-56-amd64``."""
-    return resolve_image_package(flavour, apt)[1]
 
 
 # --- apt views of other suites ----------------------------------------------------------------
@@ -196,12 +111,6 @@ def suite_sources_list(suite, mirrors):
 def host_mirrors():
     """{'main', 'security'} URIs that serve the host's own suite: the same mirrors serve the
     other Debian suites."""
-    # Imported here: image.py imports this module.
-    from ansible_collections.nswap.cluster.plugins.module_utils.lab import (  # noqa: PLC0415
-        aptsources,
-        image,
-    )
-
     return aptsources.mirrors_for(image.host_suite(), aptsources.host_sources())
 
 
@@ -337,12 +246,18 @@ def _kit_from_dir(abi, root, suite=None):
     )
 
 
-def is_complete_kit(root):
+def has_marker(root, marker_name, fmt):
+    """Whether a cached tree is finished: its marker file (written last) exists and its last
+    word says format ``fmt`` (the words before it name what was built)."""
     try:
-        with open(os.path.join(root, COMPLETE_MARKER)) as marker:
-            return marker.read().split()[1:] == ["format=" + KIT_FORMAT]
+        with open(os.path.join(root, marker_name)) as marker:
+            return marker.read().split()[-1:] == ["format=" + fmt]
     except OSError:
         return False
+
+
+def is_complete_kit(root):
+    return has_marker(root, COMPLETE_MARKER, KIT_FORMAT)
 
 
 def _download_deb(package, download_dir, apt=HOST_APT):

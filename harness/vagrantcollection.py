@@ -11,10 +11,6 @@ hosts cannot reach.  The same module (same argument spec) ships in the molecule-
 code lays the module out as an installed collection.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import hashlib
 import json
 import os

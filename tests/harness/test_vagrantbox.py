@@ -10,14 +10,10 @@ import tarfile
 import zipfile
 
 import pytest
-from ansible_collections.nswap.cluster.plugins.module_utils.lab import (
-    common,
-    guestfiles,
-    vagrantbox,
-    vagrantcollection,
-    vagranthost,
-)
+from ansible_collections.nswap.cluster.plugins.module_utils.lab import common, guestfiles
 from ansible_collections.nswap.cluster.plugins.module_utils.lab.common import LabError
+
+from harness import vagrantbox, vagrantcollection, vagranthost
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MOLECULE_YML = os.path.join(REPO, "molecule", "vagrant", "molecule.yml")

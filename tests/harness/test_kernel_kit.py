@@ -8,18 +8,8 @@ import struct
 import subprocess
 
 import pytest
-from ansible_collections.nswap.cluster.plugins.module_utils.lab import kbuild, kernel, minivm
 
-APT_CACHE_DEPENDS = """\
-linux-image-amd64
-  Depends: linux-image-6.1.0-56-amd64
-"""
-
-APT_CACHE_DEPENDS_UNSIGNED = """\
-linux-image-amd64
- |Depends: linux-image-6.1.0-9-amd64-unsigned
-  Recommends: firmware-linux-free
-"""
+from harness import kbuild, kernel, minivm
 
 MODULES_DEP = """\
 kernel/mm/zsmalloc.ko:
@@ -40,37 +30,6 @@ kernel/drivers/some-dashed_mod.ko.xz:
 """.replace("\\\n", "")
 
 MODULES_BUILTIN = "kernel/fs/ext4/ext4.ko\nkernel/drivers/tty/serial/8250/8250.ko\n"
-
-
-# --- apt-cache parsing
-
-
-def test_parse_image_depends_signed():
-    assert kernel.parse_image_depends(APT_CACHE_DEPENDS) == (
-        "linux-image-6.1.0-56-amd64",
-        "6.1.0-56-amd64",
-    )
-
-
-def test_parse_image_depends_unsigned_keeps_package_name_but_not_in_abi():
-    assert kernel.parse_image_depends(APT_CACHE_DEPENDS_UNSIGNED) == (
-        "linux-image-6.1.0-9-amd64-unsigned",
-        "6.1.0-9-amd64",
-    )
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["", "linux-image-amd64\n", "linux-image-amd64\n  Depends: linux-base\n"],
-)
-def test_parse_image_depends_none(text):
-    assert kernel.parse_image_depends(text) is None
-
-
-def test_resolve_image_package_error_names_the_fix(monkeypatch):
-    monkeypatch.setattr(kernel, "_run", lambda argv, timeout_s, cwd=None: "linux-image-amd64\n")
-    with pytest.raises(kernel.KernelKitError, match="apt-get update"):
-        kernel.resolve_image_package()
 
 
 # --- modules.dep
@@ -381,15 +340,6 @@ def _completed(returncode=0, stdout="", stderr=""):
     return subprocess.CompletedProcess([], returncode, stdout, stderr)
 
 
-def test_host_view_has_no_options_and_a_suite_view_has_its_own_files():
-    assert kernel.HOST_APT.options() == []
-    options = kernel.AptView("trixie", "/s").options()
-    assert "Dir::Etc::SourceList=/s/sources.list" in options
-    assert "Dir::State::Lists=/s/lists" in options
-    assert "Dir::Cache=/s/cache" in options
-    assert all(options[i] == "-o" for i in range(0, len(options), 2))
-
-
 def test_suite_sources_list_names_the_suite_and_its_security_updates():
     assert kernel.suite_sources_list("trixie", MIRRORS) == (
         "deb http://mirror.test/debian trixie main\n"
@@ -423,20 +373,6 @@ def test_suite_apt_uses_cached_lists_when_the_archive_is_unreachable(tmp_path, m
     (lists / "mirror.test_debian_dists_trixie_main_binary-amd64_Packages.lz4").write_text("")
     view = kernel.suite_apt("trixie", apt_root=str(tmp_path), mirrors=MIRRORS)
     assert view == kernel.AptView("trixie", str(tmp_path / "trixie"))
-
-
-def test_resolve_image_package_reads_the_view(monkeypatch):
-    seen = []
-    depends = "linux-image-amd64\n  Depends: linux-image-6.12.57+deb13-amd64\n"
-    monkeypatch.setattr(
-        kernel, "_run", lambda argv, timeout_s, cwd=None: seen.append(argv) or depends
-    )
-    view = kernel.AptView("trixie", "/s")
-    assert kernel.resolve_kernel_abi(apt=view) == "6.12.57+deb13-amd64"
-    assert seen[0][1:-2] == view.options()
-    monkeypatch.setattr(kernel, "_run", lambda argv, timeout_s, cwd=None: "")
-    with pytest.raises(kernel.KernelKitError, match="the trixie lists"):
-        kernel.resolve_image_package(apt=view)
 
 
 def test_cached_kit_of_another_suite_needs_no_apt(tmp_path, monkeypatch):
@@ -565,6 +501,33 @@ def test_build_module_in_a_chroot_uses_paths_inside_it(tmp_path, monkeypatch):
     assert next(a for a in argv if a.startswith("M=")).startswith("M=/tmp/nswap-kbuild-")
     assert env["PATH"].startswith("/usr/local/sbin") and env["LC_ALL"] == "C"
     assert os.listdir(root / "tmp") == []
+
+
+def test_build_module_cached_rebuilds_only_when_sources_or_kernel_change(tmp_path, monkeypatch):
+    kmod = _module_tree(tmp_path)
+    include = str(tmp_path / "src" / "include")
+    out = str(tmp_path / "out")
+    seen = []
+    monkeypatch.setattr(kbuild, "run", _fake_make(seen))
+    host = kbuild.BuildRoot(root="/", build_dir="/b")
+    monkeypatch.setattr(kbuild, "buildroot_for", lambda kit: host)
+    kit = _kit(tmp_path)
+    first, digest = kbuild.build_module_cached(kit, str(kmod), out, [include])
+    assert first == [os.path.join(out, "nswap.ko")] and len(seen) == 1
+    # Same sources, same kernel: the .ko is reused.  Build products do not count.
+    (kmod / "nswap_main.o").write_text("other stale object")
+    assert kbuild.build_module_cached(kit, str(kmod), out, [include]) == (first, digest)
+    assert len(seen) == 1
+    # A changed header, another kernel, or a lost .ko each build again.
+    (tmp_path / "src" / "include" / "nswap_proto.h").write_text("/* proto v2 */\n")
+    _ko, digest2 = kbuild.build_module_cached(kit, str(kmod), out, [include])
+    assert digest2 != digest and len(seen) == 2
+    other = _kit(tmp_path, abi="6.1.0-100-amd64")
+    assert kbuild.build_module_cached(other, str(kmod), out, [include])[1] != digest2
+    assert len(seen) == 3
+    os.unlink(first[0])
+    kbuild.build_module_cached(other, str(kmod), out, [include])
+    assert len(seen) == 4
 
 
 def test_build_module_rejects_a_missing_source_dir(tmp_path):
