@@ -4,9 +4,10 @@
 """Pure helpers of the nswap.cluster.nswap_device module.
 
 The rules of nswap.ko's configfs attributes (docs/kmod.md, "Configuration"):
-their ranges, the forms of size and server addresses, which attributes can
+their ranges, the device size, host names of servers, which attributes can
 only change while the device is powered off, and the plan that turns the
-current attributes into the wanted ones.  Nothing here touches the system.
+current attributes into the wanted ones.  Nothing here touches the system;
+nswap_ko reads it, and holds the ADDR:PORT forms nswap.ko reads and prints.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +17,12 @@ __metaclass__ = type
 import re
 import socket
 
+from ansible_collections.nswap.cluster.plugins.module_utils.nswap_ko import (
+    format_server,
+    split_server,
+)
+from ansible_collections.nswap.cluster.plugins.module_utils.swap import parse_size
+
 PAGE = 4096
 MAX_SIZE = 16 << 40
 MAX_SERVERS = 64
@@ -24,8 +31,6 @@ RANGES = dict(connections_per_server=(1, 16), timeout_ms=(100, 3600000), retries
 # attributes nswap.ko refuses to change while the device is powered on
 OFFLINE_ONLY = ("size", "connections_per_server")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,31}$")
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def check_name(name):
@@ -37,16 +42,10 @@ def check_name(name):
     return name
 
 
-def parse_size(value):
-    """Bytes of a device size: bytes or K/M/G/T (powers of 1024), a multiple of 4096."""
-    match = _SIZE_RE.match(str(value))
-    if not match:
-        raise ValueError(
-            "size=%r is not a size; use bytes (1073741824) or a number with a K, M, G or T "
-            "suffix (1G, 512M)" % (value,)
-        )
-    size = int(match.group(1)) * _UNITS[match.group(2).upper()]
-    if size <= 0 or size % PAGE or size > MAX_SIZE:
+def device_size(value):
+    """Bytes of a device size (see swap.parse_size: 512M is 512 MiB), a multiple of 4096."""
+    size = parse_size(value)
+    if size % PAGE or size > MAX_SIZE:
         raise ValueError(
             "size=%r is %d bytes; nswap needs a non-zero multiple of 4096 bytes up to 16T"
             % (value, size)
@@ -59,24 +58,6 @@ def check_range(name, value):
     if value is not None and not low <= value <= high:
         raise ValueError("%s=%d is out of range; nswap accepts %d..%d" % (name, value, low, high))
     return value
-
-
-def split_server(server):
-    """(host, port) of "ADDR:PORT", "[IPV6]:PORT" or "HOSTNAME:PORT"."""
-    text = str(server).strip()
-    match = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", text) or re.match(
-        r"^([^:\s\[\]]+):(\d+)$", text
-    )
-    if not match or not 0 < int(match.group(2)) < 65536:
-        raise ValueError(
-            "server %r is not ADDR:PORT; use 10.0.0.2:7405, [fd00::2]:7405 or "
-            "host.example:7405 (the port is required; nswapd listens on 7405)" % (server,)
-        )
-    return match.group(1), int(match.group(2))
-
-
-def format_server(address, port):
-    return ("[%s]:%d" if ":" in address else "%s:%d") % (address, port)
 
 
 def resolve_server(server, getaddrinfo=socket.getaddrinfo):
@@ -101,20 +82,10 @@ def resolve_server(server, getaddrinfo=socket.getaddrinfo):
     return format_server(addresses[0], port)
 
 
-def parse_servers(text):
-    """[(ADDR:PORT, state)] from the configfs servers attribute."""
-    servers = []
-    for line in (text or "").splitlines():
-        fields = line.split()
-        if fields:
-            servers.append((fields[0], fields[1] if len(fields) > 1 else ""))
-    return servers
-
-
 def wanted_config(params, servers):
     """The attributes the module manages, as nswap.ko reports them (None = leave alone)."""
     return dict(
-        size=parse_size(params["size"]) if params["size"] is not None else None,
+        size=device_size(params["size"]) if params["size"] is not None else None,
         servers=list(servers),
         connections_per_server=check_range(
             "connections_per_server", params["connections_per_server"]
@@ -146,3 +117,24 @@ def plan(current, wanted):
         name in OFFLINE_ONLY or value.startswith("del ") for name, value in writes
     ) and bool(now.get("powered"))
     return writes, offline
+
+
+def config_of(item):
+    """The module's view of a configfs item as nswap_ko.NswapKo.item reads it, or None.
+
+    dict(size, servers: [ADDR:PORT], states: {ADDR:PORT: state}, connections_per_server,
+    timeout_ms, retries, powered: bool, index).
+    """
+    if item is None:
+        return None
+    servers = [server["name"] for server in item["servers"]]
+    return dict(
+        size=item["size"] or 0,
+        servers=servers,
+        states=dict((server["name"], server["state"]) for server in item["servers"]),
+        connections_per_server=item["connections_per_server"],
+        timeout_ms=item["timeout_ms"],
+        retries=item["retries"],
+        powered=item["power"] == 1,
+        index=item["index"],
+    )

@@ -15,6 +15,8 @@ __metaclass__ = type
 
 import re
 
+from ansible.module_utils.common.text.formatters import human_to_bytes
+
 MIN_PRIORITY = -1
 MAX_PRIORITY = 32767
 DISCARD_CHOICES = ("none", "once", "pages", "both")
@@ -29,27 +31,28 @@ MIB = 1024 * KIB
 SWAPOFF_MARGIN_RATIO = 0.10
 SWAPOFF_MARGIN_BYTES = 64 * MIB
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:I?B)?|B)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "K": KIB, "M": MIB, "G": 1024 * MIB, "T": 1024 * 1024 * MIB}
+# "2GiB" -> "2GB": human_to_bytes knows K and KB (both powers of 1024), not KiB
+_IEC_SUFFIX_RE = re.compile(r"([KMGTPEZY])IB$")
 
 
 # --- input validation -----------------------------------------------------------
 
 
 def parse_size(value):
-    """Bytes of a size given as an int, "1073741824", "512K", "512M", "1G", "1.5G", "2GiB"."""
-    if isinstance(value, bool):
-        value = None
-    if isinstance(value, int):
-        size = value
-    else:
-        match = _SIZE_RE.match(str(value)) if value is not None else None
-        if not match:
-            raise ValueError(
-                "size=%r is not a size; use bytes (1073741824) or a number with a K, M, G "
-                "or T suffix (1G, 512M)" % (value,)
-            )
-        size = int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").upper()])
+    """Bytes of a size: an int, or a number with an optional suffix K, M, G or T.
+
+    The suffixes are powers of 1024 (512M is 512 MiB), with or without B or iB
+    (512MB, 512MiB); the number may have a fraction (1.5G).  The one size parser of
+    the collection; ansible-core's human_to_bytes does the arithmetic.
+    """
+    text = "" if value is None or isinstance(value, bool) else str(value).strip().upper()
+    try:
+        size = human_to_bytes(_IEC_SUFFIX_RE.sub(r"\1B", text))
+    except ValueError:
+        raise ValueError(
+            "size=%r is not a size; use bytes (1073741824) or a number with a K, M, G "
+            "or T suffix, powers of 1024 (1G, 512M)" % (value,)
+        )
     if size <= 0:
         raise ValueError("size=%r must be more than 0 bytes" % (value,))
     return size

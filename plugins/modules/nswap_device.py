@@ -28,14 +28,18 @@ description:
 author:
   - nswap developers (@nswap)
 requirements:
-  - The nswap kernel module loaded (C(modprobe nswap)) and configfs mounted at
-    C(/sys/kernel/config).
+  - The nswap kernel module loaded (C(modprobe nswap), or the C(nswap.cluster.nswap_kmod)
+    role) and configfs mounted at C(/sys/kernel/config); not in check mode.
 extends_documentation_fragment:
   - nswap.cluster.attributes
 attributes:
   check_mode:
     support: full
-    details: Reports the configfs writes that would happen in RV(actions).
+    details:
+      - Reports the configfs writes that would happen in RV(actions).
+      - Works on a node where nswap.ko is not loaded yet (never deployed) - the device is
+        reported as it would be created (changed, with a diff from nothing), with a warning.
+        A server that does not answer the STATUS probe gives a warning instead of an error.
   diff_mode:
     support: full
     details: Shows the device's attributes before and after.
@@ -57,8 +61,10 @@ options:
     default: present
   size:
     description:
-      - Size of the device in bytes or with a suffix V(K), V(M), V(G), V(T) (powers of 1024);
-        a non-zero multiple of 4096 up to 16T.
+      - Size of the device in bytes, or a number with a suffix V(K), V(M), V(G) or V(T),
+        powers of 1024 - V(512M) is 512 MiB, and V(512MB) and V(512MiB) mean the same;
+        fractions are allowed (V(1.5G)).  Parsed with ansible-core's C(human_to_bytes).
+      - A non-zero multiple of 4096 bytes, at most 16T.
       - Required to create the device; when not set, an existing device keeps its size.
     type: str
   servers:
@@ -117,7 +123,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 device:
-  description: The block device, or where it would be in check mode; empty when absent.
+  description: The block device, or where it would be in check mode; empty when absent, and
+    in check mode for an item not named V(nswapN) that does not exist yet.
   returned: always
   type: str
   sample: /dev/nswap0
@@ -140,10 +147,11 @@ servers:
   elements: dict
   sample: [{server: 10.77.0.12:7405, state: up}]
 counters:
-  description: The device's counters from C(/sys/block/nswapN/nswap/) (puts, gets, errors...).
-  returned: when the device exists after the run
+  description: The device's counters from C(/sys/block/nswapN/nswap/) (puts, gets, errors...),
+    as M(nswap.cluster.nswap_info) returns them; C(latency_hist) as C([lower_us, count]) pairs.
+  returned: when the device exists after the run (not in check mode before it exists)
   type: dict
-  sample: {puts: 1024, gets: 512, errors: 0}
+  sample: {puts: 1024, gets: 512, errors: 0, latency_hist: [[0, 0], [2, 17]]}
 actions:
   description: The configfs changes done, or in check mode the ones that would be done.
   returned: always
@@ -157,13 +165,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_device as util
-from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_ko, nswap_protocol
 
-# System paths, module-level so that tests can point them at a fake tree.
-CONFIGFS_ROOT = "/sys/kernel/config/nswap"
-SYSFS_BLOCK = "/sys/block"
-PROC_SWAPS = "/proc/swaps"
-COUNTER_LINES = ("latency_hist",)  # multi-line counters, not returned
+# The directory that stands for "/"; module-level so that tests can point it elsewhere.
+ROOT = "/"
 
 
 # The configfs operations, module-level so that tests can simulate nswap.ko.
@@ -186,11 +191,6 @@ def probe_server(address, port, timeout):
         client.status()
 
 
-def read_attr(path):
-    with open(path) as handle:
-        return handle.read().strip()
-
-
 class DeviceError(Exception):
     pass
 
@@ -201,49 +201,18 @@ class NswapDevice(object):
         self.params = module.params
         self.check_mode = module.check_mode
         self.name = self.params["name"]
-        self.item = os.path.join(CONFIGFS_ROOT, self.name)
+        self.ko = nswap_ko.NswapKo(ROOT)
+        self.item = self.ko.item_path(self.name)
         self.actions = []
 
     # --- reading ----------------------------------------------------------------
 
     def read(self):
-        """The item's attributes now, or None when it does not exist."""
-        if not os.path.isdir(self.item):
-            return None
-
-        def attr(name):
-            return read_attr(os.path.join(self.item, name))
-
-        servers = util.parse_servers(attr("servers"))
-        return dict(
-            size=int(attr("size") or 0),
-            servers=[server for server, _state in servers],
-            states=dict(servers),
-            connections_per_server=int(attr("connections_per_server")),
-            timeout_ms=int(attr("timeout_ms")),
-            retries=int(attr("retries")),
-            powered=attr("power") == "1",
-            index=int(attr("index")),
-        )
+        """The item's attributes now (util.config_of), or None when it does not exist."""
+        return util.config_of(self.ko.item(self.name))
 
     def active_swaps(self):
-        try:
-            with open(PROC_SWAPS) as handle:
-                lines = handle.read().splitlines()[1:]
-        except OSError:
-            return []
-        return [line.split()[0] for line in lines if line.split()]
-
-    def counters(self, index):
-        folder = os.path.join(SYSFS_BLOCK, "nswap%d" % index, "nswap")
-        if not os.path.isdir(folder):
-            return None
-        result = {}
-        for name in sorted(os.listdir(folder)):
-            if name not in COUNTER_LINES:
-                value = read_attr(os.path.join(folder, name))
-                result[name] = int(value) if value.isdigit() else value
-        return result
+        return [area["name"] for area in self.ko.swap_areas()]
 
     # --- changing ---------------------------------------------------------------
 
@@ -298,7 +267,7 @@ class NswapDevice(object):
                     % (len(servers), util.MAX_SERVERS)
                 )
             for server in servers:
-                util.split_server(server)
+                nswap_ko.split_server(server)
             wanted = util.wanted_config(self.params, [])
             resolved = []
             for server in servers:
@@ -316,16 +285,20 @@ class NswapDevice(object):
         for server in self.wanted["servers"]:
             if timeout <= 0 or states.get(server) == "up":
                 continue
-            address, port = util.split_server(server)
+            address, port = nswap_ko.split_server(server)
             try:
-                probe_server(address.strip("[]"), port, timeout)
+                probe_server(address, port, timeout)
             except Exception as exc:  # any failure means the server is unusable
-                raise DeviceError(
+                message = (
                     "server %s does not answer an nswap STATUS request within %gs (%s); "
                     "check that nswapd runs there (systemctl status nswapd) and listens on "
                     "that address and port, or remove it from servers"
                     % (server, timeout, exc or type(exc).__name__)
                 )
+                if not self.check_mode:
+                    raise DeviceError(message)
+                # check mode on a cluster not deployed yet: nswapd may come with the run
+                self.module.warn("check mode: %s; the real run fails unless it answers" % message)
 
     def present(self, current):
         if current is None and self.wanted["size"] is None:
@@ -387,7 +360,7 @@ class NswapDevice(object):
         return True
 
     def device_of(self, current):
-        if current is not None and "index" in current:
+        if current is not None and isinstance(current.get("index"), int):
             return "/dev/nswap%d" % current["index"]
         match = self.name[5:] if self.name.startswith("nswap") else ""
         return "/dev/nswap%s" % match if match.isdigit() else ""
@@ -395,13 +368,9 @@ class NswapDevice(object):
     def run(self):
         self.wanted = self.validate()
         state = self.params["state"]
-        if not os.path.isdir(CONFIGFS_ROOT):
-            if state == "absent":
-                return dict(changed=False, device="")
-            raise DeviceError(
-                "%s does not exist: the nswap kernel module is not loaded (modprobe nswap; "
-                "the nswap.cluster.nswap_kmod role installs and loads it)" % CONFIGFS_ROOT
-            )
+        unusable = self.ko.unusable()
+        if unusable is not None:
+            return self.run_without_nswap_ko(state, unusable)
         current = self.read()
         before = self.visible(current)
         if state == "absent":
@@ -411,15 +380,36 @@ class NswapDevice(object):
         else:
             changed = self.present(current)
             after = self.read() if not self.check_mode else self.predicted(current)
-            result = dict(changed=changed, device=self.device_of(after), config=self.visible(after))
-            result["servers"] = [
-                dict(server=server, state=after.get("states", {}).get(server, "idle"))
-                for server in after["servers"]
-            ]
-            counters = self.counters(after["index"]) if "index" in after else None
-            if counters is not None:
-                result["counters"] = counters
-            after = self.visible(after)
+            result = self.present_result(changed, after)
+            after = result["config"]
+        return self.with_diff(result, before, after)
+
+    def run_without_nswap_ko(self, state, unusable):
+        """No configfs: nothing to remove; in check mode (a node not deployed yet) what
+        would be created once nswap.ko is loaded; else an error that names the fix."""
+        if state == "absent":
+            return dict(changed=False, device="")
+        if not self.check_mode:
+            raise DeviceError("cannot create %s: %s" % (self.name, unusable))
+        self.module.warn(
+            "check mode: %s; reporting %s as it would be created" % (unusable, self.name)
+        )
+        self.present(None)
+        result = self.present_result(True, self.predicted(None))
+        return self.with_diff(result, {}, result["config"])
+
+    def present_result(self, changed, after):
+        result = dict(changed=changed, device=self.device_of(after), config=self.visible(after))
+        result["servers"] = [
+            dict(server=server, state=after.get("states", {}).get(server, "idle"))
+            for server in after["servers"]
+        ]
+        counters = self.ko.counters(after.get("index"))
+        if counters:
+            result["counters"] = counters
+        return result
+
+    def with_diff(self, result, before, after):
         if self.module._diff:
             result["diff"] = dict(
                 before_header=self.item, after_header=self.item, before=before, after=after

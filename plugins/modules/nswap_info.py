@@ -15,7 +15,9 @@ version_added: 0.1.0
 description:
   - Reads, and never changes, what nswap looks like on a node; returns it as RV(nswap).
   - The kernel module C(nswap.ko), whether it is loaded, its version and parameters
-    (C(/sys/module/nswap)).
+    (C(/sys/module/nswap)).  A node without it (never deployed, or unloaded) is no error -
+    RV(nswap.module.loaded) is false, RV(nswap.module.error) says why no device can be used
+    and how to fix it, and RV(nswap.devices) is empty.
   - The nswap devices configured in configfs (C(/sys/kernel/config/nswap/<name>/)) with their
     size, client id and power, the memory servers each uses and their connection state, and
     the counters of powered devices (C(/sys/block/nswapN/nswap/)).
@@ -94,11 +96,20 @@ nswap:
           description: Checksum of its sources, to tell builds apart.
           type: str
         parameters:
-          description: Module parameters (C(/sys/module/nswap/parameters)).
+          description: Module parameters (C(/sys/module/nswap/parameters)); empty when not
+            loaded.
           type: dict
-      sample: {loaded: true, version: 0.1.0, srcversion: 8C1E2A4F, parameters: {timeout_ms: 10000}}
+        error:
+          description: Why no nswap device can be used on the node, with the fix - nswap.ko
+            not loaded (load it with C(modprobe nswap) or the C(nswap.cluster.nswap_kmod)
+            role), or configfs not mounted; null when devices can be used.
+          type: str
+          sample: "nswap.ko is not loaded (no /sys/module/nswap); load it: modprobe nswap, or
+            deploy it with the nswap.cluster.nswap_kmod role"
+      sample: {loaded: true, version: 0.1.0, srcversion: 8C1E2A4F, parameters: {timeout_ms: 10000},
+               error: null}
     devices:
-      description: One entry per configfs item.
+      description: One entry per configfs item; empty when nswap.ko is not loaded.
       type: list
       elements: dict
       contains:
@@ -168,7 +179,7 @@ nswap:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.nswap.cluster.plugins.module_utils import nswap_info as info
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_ko
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_server as server_util
 
 # The directory that stands for "/"; module-level so that tests can point it elsewhere.
@@ -190,10 +201,11 @@ def local_server(params):
 
 
 def gather(params, root):
+    ko = nswap_ko.NswapKo(root)
     return dict(
-        module=info.kernel_module(root),
-        devices=info.devices(root),
-        swaps=info.swap_areas(root),
+        module=ko.kernel_module(),
+        devices=ko.devices(),
+        swaps=ko.swap_areas(),
         server=local_server(params),
     )
 

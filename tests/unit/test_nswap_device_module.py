@@ -1,17 +1,20 @@
 """nswap.cluster.nswap_device run in-process against a simulated nswap.ko.
 
-FakeNswapKo keeps a configfs tree and the sysfs counters as real files under
-tmp_path and applies nswap.ko's rules (docs/kmod.md) to every write the module
-makes: mkdir creates the attributes, `add`/`del` edit the server list, power 1
-creates /sys/block/nswapN, powered-off-only attributes and power 0 of an open
-device are refused with EBUSY, bad values with EINVAL.
+FakeNswapKo keeps /sys/module/nswap, the configfs tree, the sysfs counters and
+/proc/swaps as real files under tmp_path (the module's ROOT) and applies
+nswap.ko's rules (docs/kmod.md) to every write the module makes: mkdir creates
+the attributes, `add`/`del` edit the server list, power 1 creates
+/sys/block/nswapN, powered-off-only attributes and power 0 of an open device
+are refused with EBUSY, bad values with EINVAL.
 """
 
 import errno
 import os
 
 import pytest
+from ansible.module_utils import basic
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_device as util
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_ko
 from ansible_collections.nswap.cluster.plugins.modules import nswap_device as module
 
 from .module_harness import run_module
@@ -21,12 +24,15 @@ SERVERS = ["10.77.0.12:7405", "10.77.0.13:7405"]
 
 
 class FakeNswapKo:
-    def __init__(self, tmp_path):
-        self.configfs = tmp_path / "config" / "nswap"
-        self.block = tmp_path / "block"
-        self.proc_swaps = tmp_path / "swaps"
+    def __init__(self, root):
+        self.root = root
+        self.configfs = root / nswap_ko.CONFIGFS
+        self.block = root / nswap_ko.SYS_BLOCK
+        self.proc_swaps = root / nswap_ko.PROC_SWAPS
+        (root / nswap_ko.SYS_MODULE).mkdir(parents=True)
         self.configfs.mkdir(parents=True)
         self.block.mkdir()
+        self.proc_swaps.parent.mkdir()
         self.swapped_on = set()  # devices in /proc/swaps
         self.writes = []
         self.refuse = {}  # (attr, value) -> errno
@@ -102,7 +108,7 @@ class FakeNswapKo:
         elif name == "power":
             self.power(item, value == "1")
         else:
-            self.set(item, name, int(util.parse_size(value) if name == "size" else value))
+            self.set(item, name, int(util.device_size(value) if name == "size" else value))
 
     def power(self, item, on):
         index = self.attr(item, "index")
@@ -155,13 +161,32 @@ class FakeNswapKo:
 
 @pytest.fixture
 def ko(tmp_path, monkeypatch):
-    fake = FakeNswapKo(tmp_path)
-    monkeypatch.setattr(module, "CONFIGFS_ROOT", str(fake.configfs))
-    monkeypatch.setattr(module, "SYSFS_BLOCK", str(fake.block))
-    monkeypatch.setattr(module, "PROC_SWAPS", str(fake.proc_swaps))
+    fake = FakeNswapKo(tmp_path / "loaded")
+    monkeypatch.setattr(module, "ROOT", str(fake.root))
     for name in ("write_attr", "make_item", "remove_item", "probe_server"):
         monkeypatch.setattr(module, name, getattr(fake, name))
     return fake
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    """The module's warnings (module.warn), in order."""
+    messages = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: messages.append(msg))
+    return messages
+
+
+@pytest.fixture
+def bare(tmp_path, monkeypatch, ko):
+    """A node nswap.ko was never loaded on: no /sys/module/nswap, no configfs item tree."""
+    root = tmp_path / "bare"
+    (root / "proc").mkdir(parents=True)
+    monkeypatch.setattr(module, "ROOT", str(root))
+    return root
+
+
+def tree(root):
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
 
 
 def run(monkeypatch, check_mode=False, diff=False, **args):
@@ -201,7 +226,7 @@ def test_creates_configures_and_powers_on(monkeypatch, ko):
         retries=5,
         powered=True,
     )
-    assert result["counters"] == dict(puts=0, gets=0, errors=0)
+    assert result["counters"] == dict(puts=0, gets=0, errors=0, latency_hist=[[0, 0], [2, 0]])
     assert [s["state"] for s in result["servers"]] == ["up", "up"]
     assert sorted(ko.probed) == SERVERS
 
@@ -322,11 +347,60 @@ def test_kernel_refusal_restores_an_existing_device(monkeypatch, ko):
     assert ko.snapshot() == before
 
 
-def test_missing_configfs_says_to_load_the_module(monkeypatch, ko, tmp_path):
-    monkeypatch.setattr(module, "CONFIGFS_ROOT", str(tmp_path / "nope"))
+def test_check_mode_on_a_node_without_nswap_ko_reports_the_device(monkeypatch, ko, bare, warnings):
+    failed, result = present(monkeypatch, check_mode=True, diff=True, timeout_ms=5000)
+    assert not failed, result.get("msg")
+    assert result["changed"] and result["device"] == "/dev/nswap0"
+    configfs = os.path.join(str(bare), nswap_ko.CONFIGFS)
+    assert result["actions"] == [
+        "mkdir %s/nswap0" % configfs,
+        "echo %d > %s/nswap0/size" % (GIB, configfs),
+        "echo 5000 > %s/nswap0/timeout_ms" % configfs,
+        "echo add 10.77.0.12:7405 > %s/nswap0/servers" % configfs,
+        "echo add 10.77.0.13:7405 > %s/nswap0/servers" % configfs,
+        "echo 1 > %s/nswap0/power" % configfs,
+    ]
+    wanted = dict(size=GIB, servers=SERVERS, timeout_ms=5000, powered=True)
+    assert result["diff"]["before"] == {}
+    assert result["diff"]["after"] == wanted and result["config"] == wanted
+    assert [s["state"] for s in result["servers"]] == ["idle", "idle"]
+    assert "counters" not in result
+    assert any("nswap.ko is not loaded" in w for w in warnings)
+    assert tree(bare) == ["proc"] and ko.writes == []
+
+
+def test_check_mode_without_nswap_ko_warns_about_servers_not_up_yet(
+    monkeypatch, ko, bare, warnings
+):
+    ko.dead_servers.add("10.77.0.13:7405")
+    failed, result = present(monkeypatch, check_mode=True, probe_timeout=1)
+    assert not failed and result["changed"]
+    assert any("server 10.77.0.13:7405 does not answer" in w for w in warnings)
+    assert tree(bare) == ["proc"]
+
+
+def test_check_mode_without_nswap_ko_still_checks_the_input(monkeypatch, ko, bare):
+    failed, result = run(monkeypatch, check_mode=True, servers=SERVERS)
+    assert failed and "size is required to create nswap0" in result["msg"]
+    failed, result = present(monkeypatch, check_mode=True, size="1000")
+    assert failed and "multiple of 4096" in result["msg"]
+
+
+def test_without_nswap_ko_the_error_names_the_fix(monkeypatch, ko, bare):
     failed, result = present(monkeypatch)
     assert failed
-    assert "the nswap kernel module is not loaded (modprobe nswap" in result["msg"]
+    assert result["msg"].startswith("cannot create nswap0: nswap.ko is not loaded (no ")
+    assert "modprobe nswap" in result["msg"]
+    assert "nswap.cluster.nswap_kmod role" in result["msg"]
+    assert result["actions"] == [] and tree(bare) == ["proc"]
+
+
+def test_unmounted_configfs_is_named(monkeypatch, ko, bare):
+    (bare / nswap_ko.SYS_MODULE).mkdir(parents=True)
+    failed, result = present(monkeypatch)
+    assert failed
+    assert "nswap.ko is loaded but" in result["msg"]
+    assert "configfs is not mounted at %s" % (bare / nswap_ko.CONFIGFS_MOUNT) in result["msg"]
 
 
 @pytest.mark.parametrize(
@@ -392,19 +466,38 @@ def test_absent_twice_and_in_check_mode(monkeypatch, ko):
     assert not failed and not result["changed"]
 
 
-def test_absent_without_the_module_loaded_is_fine(monkeypatch, ko, tmp_path):
-    monkeypatch.setattr(module, "CONFIGFS_ROOT", str(tmp_path / "nope"))
-    failed, result = run(monkeypatch, state="absent")
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_absent_without_the_module_loaded_is_fine(monkeypatch, ko, bare, check_mode):
+    failed, result = run(monkeypatch, state="absent", check_mode=check_mode)
     assert not failed and not result["changed"]
+    assert result["actions"] == [] and tree(bare) == ["proc"]
 
 
 # --- pure helpers -------------------------------------------------------------------
 
 
 def test_ipv6_servers_keep_their_brackets():
-    assert util.split_server("[fd00::2]:7405") == ("fd00::2", 7405)
-    assert util.format_server("fd00::2", 7405) == "[fd00::2]:7405"
+    assert nswap_ko.split_server("[fd00::2]:7405") == ("fd00::2", 7405)
+    assert nswap_ko.format_server("fd00::2", 7405) == "[fd00::2]:7405"
     assert util.resolve_server("[::1]:7405") == "[::1]:7405"
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ("1073741824", GIB),
+        (GIB, GIB),
+        ("512M", 512 << 20),  # M is MiB, as for nswap.ko's own suffixes
+        ("512MB", 512 << 20),
+        ("512MiB", 512 << 20),
+        ("1G", GIB),
+        ("1.5G", 3 * GIB // 2),
+        ("16T", 16 << 40),
+        ("4K", 4096),
+    ],
+)
+def test_device_sizes(value, size):
+    assert util.device_size(value) == size
 
 
 def test_plan_only_asks_for_power_off_when_powered():

@@ -6,10 +6,11 @@ on loopback (or at a closed port) for the server part.
 """
 
 import pytest
-from ansible_collections.nswap.cluster.plugins.module_utils import nswap_info as info
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_ko
 from ansible_collections.nswap.cluster.plugins.modules import nswap_info as info_module
 
-from ..integration.test_nswapd import Server
+from harness.nswapd import Nswapd as Server
+
 from .module_harness import run_module
 from .test_nswap_server_module import free_port
 
@@ -80,6 +81,7 @@ def test_facts_of_a_node_with_a_device_in_use(monkeypatch, node, check_mode):
         version="0.1.0",
         srcversion="8C1E2A4F0D",
         parameters=dict(connections_per_server=2, timeout_ms=10000),
+        error=None,
     )
     nswap0, spare = facts["devices"]
     assert nswap0["name"] == "nswap0" and nswap0["path"] == "/dev/nswap0"
@@ -113,17 +115,33 @@ def test_facts_of_a_node_with_a_device_in_use(monkeypatch, node, check_mode):
     assert server["error"].startswith("no nswapd answers on 127.0.0.1:")
 
 
-def test_a_node_without_nswap(monkeypatch, tmp_path):
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_node_without_nswap(monkeypatch, tmp_path, check_mode):
     monkeypatch.setattr(info_module, "ROOT", str(tmp_path))
-    failed, result = run(monkeypatch, server=False)
+    failed, result = run(monkeypatch, server=False, check_mode=check_mode)
     assert not failed, result
+    error = (
+        "nswap.ko is not loaded (no %s/sys/module/nswap); load it: modprobe nswap, or deploy "
+        "it with the nswap.cluster.nswap_kmod role" % tmp_path
+    )
     assert result["nswap"] == dict(
-        module=dict(loaded=False, version=None, srcversion=None, parameters={}),
+        module=dict(loaded=False, version=None, srcversion=None, parameters={}, error=error),
         devices=[],
         swaps=[],
         server=dict(running=None, address=result["nswap"]["server"]["address"], error=None,
                     status={}),
     )  # fmt: skip
+
+
+def test_loaded_without_configfs_says_so(monkeypatch, tmp_path):
+    write_tree(tmp_path, {"sys/module/nswap/version": "0.1.0\n", "proc/swaps": PROC_SWAPS})
+    monkeypatch.setattr(info_module, "ROOT", str(tmp_path))
+    failed, result = run(monkeypatch, server=False)
+    assert not failed, result
+    module = result["nswap"]["module"]
+    assert module["loaded"] is True and module["version"] == "0.1.0"
+    assert "configfs is not mounted at %s/sys/kernel/config" % tmp_path in module["error"]
+    assert result["nswap"]["devices"] == [] and len(result["nswap"]["swaps"]) == 2
 
 
 def test_local_server_status(monkeypatch, node, nswapd_bin):
@@ -145,7 +163,18 @@ def test_bad_arguments(monkeypatch, node):
 
 
 def test_parsers_tolerate_odd_lines():
-    assert info.parse_servers("\n10.0.0.1:7405\n") == [
-        dict(name="10.0.0.1:7405", address="10.0.0.1", port=7405, state=None)
+    assert nswap_ko.parse_servers("\n10.0.0.1:7405\n[fd00::2]:7405 up\nbogus idle\n") == [
+        dict(name="10.0.0.1:7405", address="10.0.0.1", port=7405, state=None),
+        dict(name="[fd00::2]:7405", address="fd00::2", port=7405, state="up"),
+        dict(name="bogus", address=None, port=None, state="idle"),
     ]
-    assert info.parse_latency_hist("0 1\nbogus\n2 x\n4 5\n") == [[0, 1], [4, 5]]
+    assert nswap_ko.parse_latency_hist("0 1\nbogus\n2 x\n4 5\n") == [[0, 1], [4, 5]]
+
+
+def test_an_item_with_unreadable_attributes(tmp_path):
+    (tmp_path / nswap_ko.CONFIGFS / "gone").mkdir(parents=True)
+    reader = nswap_ko.NswapKo(str(tmp_path))
+    assert reader.item("missing") is None
+    device = reader.item("gone")  # an item whose attributes cannot be read
+    assert device["size"] is None and device["servers"] == [] and device["client_id"] is None
+    assert reader.counters(None) == {} and reader.devices()[0]["path"] is None

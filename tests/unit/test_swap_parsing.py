@@ -82,13 +82,18 @@ def test_meminfo_and_mem_available():
         ("1.5G", 3 * GIB // 2),
         ("1T", 1024 * GIB),
         ("100B", 100),
+        ("512MB", 512 * MIB),
+        ("512mib", 512 * MIB),
+        (" 1g ", GIB),
     ],
 )
 def test_parse_size(value, size):
     assert util.parse_size(value) == size
 
 
-@pytest.mark.parametrize("value", ["", "G", "1X", "-1G", "1,5G", "0", 0, -5, "1 G B", True])
+@pytest.mark.parametrize(
+    "value", ["", "G", "1X", "-1G", "1,5G", "0", 0, -5, "1 G B", True, None, "1e3", "2GiBB"]
+)
 def test_parse_size_rejects(value):
     with pytest.raises(ValueError, match="size="):
         util.parse_size(value)
