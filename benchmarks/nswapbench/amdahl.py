@@ -9,10 +9,13 @@ slow rate r1 and a faster rate r2 = s * r1 the measured speedup is
 
 the paper's FractionBandwidth f, so f = (1 - 1/S) / (1 - 1/s) (``paper_fraction``).  Two
 rates fix both parameters exactly; with more, ``fit`` takes the least-squares line of T
-against 1/rate, which passes through both points when there are two.
+against 1/rate (numpy.polyfit of degree 1), which passes through both points when there
+are two.
 """
 
 import dataclasses
+
+import numpy
 
 GBIT = 1000.0  # Mbit/s
 PROJECTION_RATES_MBIT = (1 * GBIT, 10 * GBIT, 25 * GBIT)
@@ -69,13 +72,9 @@ def fit(points):
         raise FitError("needs runs at two different link rates, has %d" % len(set(rates)))
     if len(rates) != len(set(rates)):
         raise FitError("one mean time per rate, got the rates %s" % rates)
-    xs = [1 / rate for rate in rates]
     ys = [time_s for _rate, time_s in points]
-    x_mean, y_mean = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - x_mean) ** 2 for x in xs)
-    sxy = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys, strict=True))
-    link_mbit = sxy / sxx
-    other_s = y_mean - link_mbit * x_mean
+    slope, intercept = numpy.polyfit([1 / rate for rate in rates], ys, 1)
+    link_mbit, other_s = float(slope), float(intercept)
     if link_mbit <= 0:
         raise FitError(
             "the faster link was not faster (%s): the link is not what limits this run, or "

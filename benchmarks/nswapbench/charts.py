@@ -24,7 +24,8 @@ def _save(figure, path):
 
 
 def table1_chart(table, path):
-    """Bars: one group per workload x procs row, one bar per backend (mean, stdev whiskers)."""
+    """Bars: one group per workload x procs row, one bar per backend (mean; a stdev whisker
+    only where the cell has one, i.e. two or more timed runs)."""
     labels = ["%s x%d" % (row.workload, row.procs) for row in table.rows]
     width = BAR_GROUP_WIDTH / len(table.backends)
     figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(labels) + 2), 4.5))
@@ -36,10 +37,11 @@ def table1_chart(table, path):
                 continue  # no bar: the table says why
             xs.append(position - BAR_GROUP_WIDTH / 2 + (index + 0.5) * width)
             means.append(cell.summary.mean)
-            errors.append(cell.summary.stdev or 0.0)
+            # NaN: matplotlib draws no whisker (a one-run bar has no spread to show)
+            errors.append(cell.summary.stdev if cell.summary.stdev is not None else float("nan"))
         axes.bar(xs, means, width, yerr=errors, capsize=3, label=backend)
     axes.set_xticks(range(len(labels)), labels)
-    axes.set_ylabel("wall time, s (mean; whiskers: stdev)")
+    axes.set_ylabel("wall time, s (mean; whiskers: stdev of 2+ runs)")
     axes.set_title("disk profile %s, link %s" % (table.disk_profile, table.link_profile))
     axes.legend(fontsize="small")
     axes.grid(axis="y", alpha=0.3)

@@ -35,12 +35,12 @@ def test_full_matrix_counts_and_order():
             )
 
 
-def test_quick_keeps_every_backend_and_one_rate():
-    groups = benchmark_plan(BACKENDS, ["W2", "W3"], [4, 1], 5, "nswap-3", [10, 100], True)
+def test_quick_keeps_every_backend_and_the_two_rates_a_fit_needs():
+    groups = benchmark_plan(BACKENDS, ["W2", "W3"], [4, 1], 5, "nswap-3", [10, 100, 1000], True)
     runs = cells(groups)
-    assert [c["backend"] for c in runs] == BACKENDS + ["nswap-3"]
+    assert [c["backend"] for c in runs] == BACKENDS + ["nswap-3", "nswap-3"]
     assert {(c["workload"], c["procs"], c["repetition"]) for c in runs} == {("W2", 4, 0)}
-    assert runs[-1]["link_rate_mbit"] == 10 and runs[-1]["total"] == 6
+    assert [c["link_rate_mbit"] for c in runs[-2:]] == [10, 100] and runs[-1]["total"] == 7
 
 
 def test_no_projection_rates():

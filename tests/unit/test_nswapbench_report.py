@@ -2,6 +2,7 @@
 
 import csv
 import io
+import math
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import sys
 import pytest
 
 from benchmarks.nswapbench import __main__ as cli
-from benchmarks.nswapbench import report, schema, tables
+from benchmarks.nswapbench import charts, report, schema, tables
 
 from .test_nswapbench_schema import cell, disk, lines, link, run, write_jsonl
 
@@ -374,3 +375,27 @@ def test_traffic_table_gives_counters_and_request_latency():
     row = [c.strip() for c in row_of(why, "| W2, 1 |").strip("|").split("|")]
     assert row[-1] == ("out 3.5k, in 500; read 4 ms/req x 8 pages; write 1.5 ms/req x 5.3 pages")
     assert row[-2] == "out 2.0k, in 1.0k"
+
+
+def test_table1_chart_draws_whiskers_only_for_cells_with_a_stdev(tmp_path, monkeypatch):
+    """A one-run bar (W3 x1 disk: 40 s) gets no zero-length whisker; 12 ± 2 gets one."""
+    figures = []
+    monkeypatch.setattr(charts, "_save", lambda figure, path: figures.append(figure))
+    results = results_of(fixture_records())
+    (table,) = [t for t in tables.table1(results.runs) if t.link_profile == "unlimited"]
+    charts.table1_chart(table, tmp_path / "t.png")
+    whiskers = {}
+    for container in figures[0].axes[0].containers:
+        if getattr(container, "errorbar", None) is None:
+            continue  # not a BarContainer
+        (segments,) = [c.get_segments() for c in container.errorbar.lines[2]]
+        for bar, segment in zip(container.patches, segments, strict=True):
+            drawn = len(segment) > 0 and not any(math.isnan(y) for _x, y in segment)
+            whiskers[round(bar.get_height(), 6)] = (
+                round(max(y for _x, y in segment) - min(y for _x, y in segment), 6)
+                if drawn
+                else None
+            )
+    assert whiskers[12.0] == 4.0  # mean 12, stdev 2: from 10 to 14
+    assert whiskers[40.0] is None  # one run: no whisker
+    assert whiskers[20.0] is None  # W3 x1 nswap-1: one timed run (the other was corrupt)

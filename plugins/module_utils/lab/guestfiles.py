@@ -11,7 +11,7 @@ __metaclass__ = type
 # Packages baked into the image.  Work inside a TCG VM is slow (an apt-get that
 # rebuilds an initrd takes >13 min), so everything later issues need on the
 # nodes is installed here once: build tools, headers and dkms for nswap.ko,
-# and the benchmark baselines (fio, nbd, iperf3).
+# and the benchmark baselines and measuring tools (fio, nbd, iperf3, sockperf).
 BASE_PACKAGES = (
     "systemd-sysv",
     "udev",
@@ -36,6 +36,7 @@ EXTRA_PACKAGES = (
     "dkms",
     "fio",
     "iperf3",
+    "sockperf",
     "nbd-client",
     "nbd-server",
     "stress-ng",
