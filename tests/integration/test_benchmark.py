@@ -1,158 +1,294 @@
-"""The disk-vs-nswap benchmark end to end on its own lab, in quick mode: the backends
-disk, zram, nbd and nswap-1 and one projection run at a limited link rate.
+"""Deploy and benchmark the lab from the installed tarball, as a user of the collection
+would: the quick disk-vs-nswap benchmark (backends disk, zram, nbd and nswap-1, and
+nswap-1's projection runs at 10 and 100 Mbit/s) on nswap deployed by nswap.cluster.deploy.
 
-Checks that every planned run has a record with status ok, zero mismatches, verified
-bytes and real swap traffic; that the link and disk were measured; that the projection
-run had its link rate; and that removing the lab leaves nothing behind.  Boots 2 TCG
-VMs: several minutes.
+The collection is built and installed into a fresh collections path of this test
+(harness.collection.install(); not build/installed, which molecule default rebuilds and
+uses at the same time in scripts/test).  Every playbook runs by FQCN from that copy, with
+the working directory outside the checkout so that its ansible.cfg (collections_path:
+the checkout itself) does not apply: nswap.cluster.lab (lab `bt`, 1 client + 1 server),
+nswap.cluster.deploy, nswap.cluster.benchmark.  Only the report comes from the checkout
+(`python -m benchmarks.nswapbench report`, as scripts/main runs it), and the lab is removed
+with the checkout's playbooks/lab.yml, so that a broken installed copy still cleans up.
+
+Checks: lab, deploy and benchmark succeed; every planned run has a record with status ok,
+zero mismatches, verified bytes and real swap traffic; the link was measured at every
+rate and the disk once; the records follow the report's schema; the report has Table 1 and
+a Table 2 with a fit; every node's /proc/swaps (areas, types, priorities, in order) after
+the benchmark is the one the deploy left and nswap-client.service is still active and
+enabled; removing the lab leaves nothing behind.
+
+Cost: boots 2 TCG VMs and builds nswap.ko with DKMS in the 1-vCPU client (the deploy):
+expect about 20-30 min on a 2-core host, most of it the lab boot and that DKMS build; the
+benchmark itself is 6 runs of 64 MiB, 3 link measurements and one disk measurement of
+3 s each (a few minutes).
 """
 
 import csv
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
-from ansible_collections.nswap.cluster.plugins.module_utils.lab import kernel, net, vm
+from ansible_collections.nswap.cluster.plugins.module_utils.lab import net, vm
 
 from benchmarks.nswapbench import schema
+from harness import collection
 
 pytestmark = pytest.mark.lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 LAB = "bt"
+INVENTORY = os.path.expanduser("~/.cache/nswap/labs/%s/inventory.yml" % LAB)
 # One server: every backend's code path but nswap-3's striping (the same tasks as
 # nswap-1 with more servers; scripts/main runs it) at half the emulated CPU.
 LAB_ARGS = ["-e", "lab_name=%s" % LAB, "-e", "lab_servers=1"]
+NODES = "nswap_clients:nswap_servers"
+CLIENT = "client1"
+SERVERS = ["server1"]
 BACKENDS = ["disk", "zram", "nbd", "nswap-1"]
 PROJECTED = "nswap-1"
-SERVERS = ["server1"]
-PROJECTION_RATE = 10  # the paper's 10BaseT; far below what the TCG lab link does
+# The paper's 10BaseT and 100 Mbit/s: two rates, the fewest that give Table 2 a fit (quick
+# mode keeps the first two).  Both are below what the TCG lab link does unlimited.
+PROJECTION_RATES = [10, 100]
+RUNS = len(BACKENDS) + len(PROJECTION_RATES)
+# What the deploy makes on the client (roles/nswap_client/defaults/main.yml).
+DEPLOYED_SWAP = ("/dev/nswap0", "partition", 100)
+ONE_LINE = re.compile(r"^(\S+) \| (\S+) \| rc=(\d+) \| \(stdout\) (.*?)(?: \(stderr\) .*)?$")
 
 
-def playbook(*args, timeout=2400):
+def installed_env(collections_path, cwd):
+    """The environment of a user's ansible-playbook in `cwd` with the installed collection:
+    the settings the lab needs from the checkout's ansible.cfg, but not its collections_path."""
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
-    env["PATH"] = "%s:%s" % (VENV_BIN, os.environ["PATH"])
+    env.pop("ANSIBLE_CONFIG", None)
+    env.update(
+        PWD=str(cwd),  # what a shell that cd'ed there gives (the role's results default)
+        PATH="%s:%s" % (VENV_BIN, os.environ["PATH"]),
+        ANSIBLE_COLLECTIONS_PATH=collections_path,
+        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="False",
+        ANSIBLE_HOST_KEY_CHECKING="False",
+        ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3",
+        ANSIBLE_PIPELINING="True",
+        ANSIBLE_FORKS="8",
+    )
+    return env
+
+
+def run(argv, cwd, env, timeout):
     proc = subprocess.run(
-        [os.path.join(VENV_BIN, "ansible-playbook"), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def make(*args):
-    proc = subprocess.run(
-        ["make", *args], cwd=REPO, capture_output=True, text=True, timeout=900, check=False
+def ad_hoc(pattern, command, cwd, env):
+    """{host: stdout} of `ansible PATTERN -m command -a COMMAND` on the lab; the hosts that
+    failed are left out (the callers compare host lists)."""
+    rc, output = run(
+        [os.path.join(VENV_BIN, "ansible"), pattern, "-i", INVENTORY, "-o"]
+        + ["-m", "ansible.builtin.command", "-a", command],
+        cwd,
+        env,
+        timeout=300,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = {}
+    for line in output.splitlines():
+        m = ONE_LINE.match(line)
+        if m and m.group(3) == "0":
+            result[m.group(1)] = m.group(4).replace("\\n", "\n")
+    return rc, output, result
+
+
+def swap_areas(proc_swaps):
+    """/proc/swaps as (name, type, priority) rows in its order (sizes and use change)."""
+    rows = [line.split() for line in proc_swaps.splitlines()[1:] if line.strip()]
+    return [(row[0], row[1], int(row[4])) for row in rows]
+
+
+def read_swaps(cwd, env):
+    rc, output, stdout = ad_hoc(NODES, "cat /proc/swaps", cwd, env)
+    assert rc == 0 and sorted(stdout) == sorted([CLIENT] + SERVERS), output[-3000:]
+    return {host: swap_areas(text) for host, text in stdout.items()}
+
+
+@dataclasses.dataclass
+class Outcome:
+    steps: list = dataclasses.field(default_factory=list)  # (name, rc, output) in order
+    records: list = dataclasses.field(default_factory=list)
+    swaps_deployed: dict | None = None  # host -> /proc/swaps rows after the deploy
+    swaps_after: dict | None = None  # ... after the benchmark
+    client_unit: dict | None = None  # nswap-client.service's ActiveState, UnitFileState
+    removal: tuple | None = None  # (rc, output) of removing the lab
+
+    def step(self, name):
+        """(rc, output) of that playbook; fails the test naming what ran when it did not."""
+        for step_name, rc, output in self.steps:
+            if step_name == name:
+                return rc, output
+        ran = ", ".join("%s (rc %d)" % (n, rc) for n, rc, _ in self.steps) or "nothing"
+        last = self.steps[-1][2][-6000:] if self.steps else ""
+        pytest.fail("%s did not run; before it ran: %s\n%s" % (name, ran, last))
+
+
+def lab_deploy_benchmark(outcome, work, env):
+    """The user's three playbooks, each only when the one before succeeded."""
+    ansible_playbook = os.path.join(VENV_BIN, "ansible-playbook")
+
+    def playbook(name, *args, timeout):
+        rc, output = run([ansible_playbook, *args], work, env, timeout)
+        outcome.steps.append((name, rc, output))
+        return rc == 0
+
+    if not playbook("lab", "nswap.cluster.lab", *LAB_ARGS, timeout=1800):
+        return
+    if not playbook("deploy", "-i", INVENTORY, "nswap.cluster.deploy", timeout=2700):
+        return
+    outcome.swaps_deployed = read_swaps(work, env)
+    playbook(
+        "benchmark",
+        "-i",
+        INVENTORY,
+        "nswap.cluster.benchmark",
+        "-e",
+        "nswap_benchmark_quick=true",
+        "-e",
+        "nswap_benchmark_results_dir=%s" % (work / "results"),
+        # built from the installed src/ in a folder of its own
+        "-e",
+        "nswap_benchmark_build_dir=%s" % (work / "build"),
+        "-e",
+        "nswap_benchmark_run_timeout_s=900",
+        "-e",
+        json.dumps(
+            {
+                "nswap_benchmark_backends": BACKENDS,
+                "nswap_benchmark_projection_backend": PROJECTED,
+                "nswap_benchmark_projection_rates_mbit": PROJECTION_RATES,
+            }
+        ),
+        timeout=2400,
+    )
+    # also after a failed benchmark: the role puts the swap state back either way
+    outcome.swaps_after = read_swaps(work, env)
+    _rc, output, stdout = ad_hoc(
+        "nswap_clients",
+        "systemctl show -p ActiveState -p UnitFileState nswap-client.service",
+        work,
+        env,
+    )
+    assert CLIENT in stdout, output[-3000:]
+    outcome.client_unit = dict(line.split("=", 1) for line in stdout[CLIENT].splitlines() if line)
 
 
 @pytest.fixture(scope="module")
-def programs():
-    """What the benchmark copies to the nodes, built from the working tree."""
-    make("-C", "src/workloads", "static")
-    make("-C", "src/netbench", "static")
-    make("-C", "src/nswapd")
-    make("-C", kernel.host_headers_build_dir(), "M=" + os.path.join(REPO, "src", "kmod"), "modules")
-
-
-@pytest.fixture(scope="module")
-def quick_run(programs, tmp_path_factory):
-    """One quick benchmark on a fresh lab (created by the playbook itself), then removal."""
-    results = tmp_path_factory.mktemp("bench")
+def bench(tmp_path_factory):
+    """Install the tarball; lab, deploy and quick benchmark from it; then remove the lab."""
+    collections_path, _tarball = collection.install(str(tmp_path_factory.mktemp("installed")))
+    work = tmp_path_factory.mktemp("user")  # ansible-playbook's working directory
+    outcome = Outcome()
     try:
-        rc, output = playbook(
-            "playbooks/benchmark.yml",
-            *LAB_ARGS,
-            "-e",
-            "nswap_benchmark_quick=true",
-            "-e",
-            "nswap_benchmark_results_dir=%s" % results,
-            "-e",
-            "nswap_benchmark_run_timeout_s=900",
-            "-e",
-            json.dumps(
-                {
-                    "nswap_benchmark_backends": BACKENDS,
-                    "nswap_benchmark_projection_backend": PROJECTED,
-                    "nswap_benchmark_projection_rates_mbit": [PROJECTION_RATE],
-                }
-            ),
-        )
+        lab_deploy_benchmark(outcome, work, installed_env(collections_path, work))
     finally:
-        absent_rc, absent_output = playbook(
-            "playbooks/lab.yml", *LAB_ARGS, "-e", "lab_state=absent"
+        outcome.removal = run(
+            [os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/lab.yml", *LAB_ARGS]
+            + ["-e", "lab_state=absent"],
+            REPO,
+            dict(
+                os.environ, ANSIBLE_FORCE_COLOR="0", PATH="%s:%s" % (VENV_BIN, os.environ["PATH"])
+            ),
+            timeout=900,
         )
-    path = results / "runs.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return rc, output, records, (absent_rc, absent_output)
+    path = work / "results" / "runs.jsonl"
+    if path.exists():
+        outcome.records = [json.loads(line) for line in path.read_text().splitlines()]
+    return outcome
 
 
-def test_playbook_succeeds_and_shows_progress(quick_run):
-    rc, output, _records, _removal = quick_run
-    assert rc == 0, output[-6000:]
-    assert "cell 1/5 W1 procs=1 disk rep 1" in output
-    assert "cell 5/5 W1 procs=1 %s rep 1" % PROJECTED in output and "ETA" in output
+def test_lab_deploy_and_benchmark_succeed_from_the_installed_collection(bench):
+    for name in ("lab", "deploy", "benchmark"):
+        rc, output = bench.step(name)
+        assert rc == 0, "%s failed:\n%s" % (name, output[-6000:])
+    _rc, output = bench.step("benchmark")
+    assert "cell 1/%d W1 procs=1 disk rep 1" % RUNS in output
+    assert "cell %d/%d W1 procs=1 %s rep 1" % (RUNS, RUNS, PROJECTED) in output
+    assert "ETA" in output
+    # the role ran from the installed copy: its records name the collection's version,
+    # not the checkout's git commit (there is no .git in an installed collection)
+    runs = [r for r in bench.records if r["kind"] == "run"]
+    assert runs and all(r["commit"].startswith("nswap.cluster ") for r in runs), runs[:1]
 
 
-def test_every_cell_recorded_ok_with_every_byte_verified(quick_run):
-    _rc, output, records, _removal = quick_run
-    runs = [r for r in records if r["kind"] == "run"]
-    assert [r["backend"] for r in runs] == BACKENDS + [PROJECTED], output[-4000:]
-    for run in runs:
-        assert run["status"] == "ok", run
-        assert run["mismatches"] == 0 and run["bytes_verified"] > 0, run
-        # ratio 1.5 of memory.max: the run must really have swapped out and back in
-        assert run["pswpout"] > 0 and run["pswpin"] > 0, run
-        assert run["wall_s"] > 0 and run["repetition"] == 0 and run["procs"] == 1
-        for key in ("kernel", "commit", "started_at"):
-            assert run[key], (key, run)
-        assert run["node"]["mem_mib"] > 0 and run["node"]["cpus"] >= 1
-        assert run["disk_profile"] == "none"
-    assert [(r["link_profile"], r["link_rate_mbit"]) for r in runs] == [("none", None)] * 4 + [
-        ("%dmbit" % PROJECTION_RATE, PROJECTION_RATE)
+def test_swap_state_after_the_benchmark_is_the_deployed_one(bench):
+    bench.step("benchmark")
+    assert bench.swaps_deployed is not None and bench.swaps_after is not None
+    # the deploy's nswap device is there, so the comparison below is not of two empty lists
+    assert DEPLOYED_SWAP in bench.swaps_deployed[CLIENT], bench.swaps_deployed
+    assert bench.swaps_after == bench.swaps_deployed
+    assert bench.client_unit == {"ActiveState": "active", "UnitFileState": "enabled"}, (
+        bench.client_unit
+    )
+
+
+def test_every_cell_recorded_ok_with_every_byte_verified(bench):
+    _rc, output = bench.step("benchmark")
+    runs = [r for r in bench.records if r["kind"] == "run"]
+    assert [r["backend"] for r in runs] == BACKENDS + [PROJECTED] * len(PROJECTION_RATES), output[
+        -4000:
     ]
+    for record in runs:
+        assert record["status"] == "ok", record
+        assert record["mismatches"] == 0 and record["bytes_verified"] > 0, record
+        # ratio 1.5 of memory.max: the run must really have swapped out and back in
+        assert record["pswpout"] > 0 and record["pswpin"] > 0, record
+        assert record["wall_s"] > 0 and record["repetition"] == 0 and record["procs"] == 1
+        for key in ("kernel", "commit", "started_at"):
+            assert record[key], (key, record)
+        assert record["node"]["mem_mib"] > 0 and record["node"]["cpus"] >= 1
+        assert record["disk_profile"] == "none"
+        assert record["memory_max_mib"] == 64  # quick mode
+    assert [(r["link_profile"], r["link_rate_mbit"]) for r in runs] == [("none", None)] * len(
+        BACKENDS
+    ) + [("%dmbit" % rate, rate) for rate in PROJECTION_RATES]
 
 
-def test_link_and_disk_measured_at_every_rate(quick_run):
-    _rc, _output, records, _removal = quick_run
-    links = [r for r in records if r["kind"] == "link"]
+def test_link_and_disk_measured_at_every_rate(bench):
+    bench.step("benchmark")
+    links = [r for r in bench.records if r["kind"] == "link"]
     assert sorted((r["link_rate_mbit"] or 0, r["server"]) for r in links) == [
-        (rate, server) for rate in (0, PROJECTION_RATE) for server in SERVERS
+        (rate, server) for rate in [0] + PROJECTION_RATES for server in SERVERS
     ]
     assert all(r["stream_mbs"] > 0 and r["rtt_4k_us"] > 0 for r in links)
-    limited = [r["stream_mbs"] for r in links if r["link_rate_mbit"] == PROJECTION_RATE]
-    # tc really limits: a stream cannot beat the rate (MB/s = Mbit/s / 8, 10 % slack)
-    assert max(limited) <= PROJECTION_RATE / 8 * 1.1, limited
-    disks = [r for r in records if r["kind"] == "disk"]
+    for rate in PROJECTION_RATES:
+        limited = [r["stream_mbs"] for r in links if r["link_rate_mbit"] == rate]
+        # tc really limits: a stream cannot beat the rate (MB/s = Mbit/s / 8, 10 % slack)
+        assert max(limited) <= rate / 8 * 1.1, (rate, limited)
+    disks = [r for r in bench.records if r["kind"] == "disk"]
     assert len(disks) == 1 and disks[0]["seq_mbs"] > 0 and disks[0]["rand_4k_iops"] > 0
 
 
-def test_records_follow_the_report_schema(quick_run):
-    _rc, _output, records, _removal = quick_run
-    results = schema.parse_lines([json.dumps(r) for r in records], name="runs.jsonl")
-    assert len(results.runs) == 5 and len(results.link_rates) == 2
+def test_records_follow_the_report_schema(bench):
+    bench.step("benchmark")
+    results = schema.parse_lines([json.dumps(r) for r in bench.records], name="runs.jsonl")
+    assert len(results.runs) == RUNS and len(results.link_rates) == 1 + len(PROJECTION_RATES)
 
 
-def test_lab_removed_without_leftovers(quick_run):
-    _rc, _output, _records, (absent_rc, absent_output) = quick_run
+def test_lab_removed_without_leftovers(bench):
+    absent_rc, absent_output = bench.removal
     assert absent_rc == 0, absent_output[-3000:]
     assert vm.lab_processes(LAB) == []
     assert not net.netns_exists("nswap-lab-%s" % LAB)
 
 
-def test_report_has_every_cell_and_no_mismatch(quick_run, tmp_path):
-    """The README main command's last step, on this run's records."""
-    _rc, _output, records, _removal = quick_run
+def test_report_has_table1_and_a_table2_fit_and_no_mismatch(bench, tmp_path):
+    """scripts/main's last step, on this run's records."""
+    bench.step("benchmark")
     runs_file = tmp_path / "runs.jsonl"
-    runs_file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    runs_file.write_text("".join(json.dumps(r) + "\n" for r in bench.records))
     out = tmp_path / "report"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.nswapbench", "report", str(runs_file)]
@@ -167,10 +303,19 @@ def test_report_has_every_cell_and_no_mismatch(quick_run, tmp_path):
     with open(out / "cells.csv", newline="") as f:
         cells = list(csv.DictReader(f))
     assert sorted((c["link_profile"], c["backend"]) for c in cells) == sorted(
-        [("none", b) for b in BACKENDS] + [("%dmbit" % PROJECTION_RATE, PROJECTED)]
+        [("none", b) for b in BACKENDS] + [("%dmbit" % r, PROJECTED) for r in PROJECTION_RATES]
     ), cells
     assert all(c["ok"] == c["runs"] == "1" and c["corrupt"] == "0" for c in cells), cells
+    with open(out / "projections.csv", newline="") as f:
+        projections = list(csv.DictReader(f))
+    assert {(p["workload"], p["procs"], p["backend"]) for p in projections} == {
+        ("W1", "1", PROJECTED)
+    }, projections
+    assert all(not p["problem"] and p["fraction"] for p in projections), projections
     report = (out / "report.md").read_text()
+    assert "## Table 1: disk profile `none`, link profile `none`" in report
+    assert "## Table 2: projection to faster links" in report
+    assert "no fit" not in report and "No projection runs" not in report
     assert "DATA CORRUPTION" not in report
     assert "No run read back a wrong page" in report
     assert all(b in report for b in BACKENDS)
