@@ -162,7 +162,7 @@ def measure_disk(device, size_mib, seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="what", required=True)
     link = sub.add_parser("link")
     link.add_argument("address")

@@ -361,7 +361,7 @@ def restore_and_check(system, path):
 
 
 def main(argv=None, system=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("command", choices=("begin", "restore"))
     parser.add_argument("--state", required=True, help="the saved state file")
     args = parser.parse_args(argv)
