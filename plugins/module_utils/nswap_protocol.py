@@ -403,7 +403,7 @@ class Client(object):
     while a simple call waits for its own are kept for later ``wait``/``recv``.
     """
 
-    def __init__(self, host=None, port=DEFAULT_PORT, timeout=5.0):
+    def __init__(self, host=None, port=DEFAULT_PORT, timeout=5.0, source_address=None):
         self.sock = None
         self.client_id = 0
         self.version = PROTO_VERSION
@@ -413,12 +413,14 @@ class Client(object):
         self._buf = bytearray()
         self._early = collections.OrderedDict()  # tag -> Frame received while waiting
         if host is not None:
-            self.connect(host, port, timeout)
+            self.connect(host, port, timeout, source_address)
 
     # connection ---------------------------------------------------------------
 
-    def connect(self, host, port=DEFAULT_PORT, timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def connect(self, host, port=DEFAULT_PORT, timeout=5.0, source_address=None):
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout, source_address=source_address
+        )
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout)
         return self

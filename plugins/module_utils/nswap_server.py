@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import socket
 import time
 
@@ -67,9 +68,23 @@ def status_dict(status):
     return result
 
 
+def loopback_source(address):
+    """The local end for a connection to ``address`` on this node: nswapd takes control
+    requests only from a loopback peer, so a server bound to one of the node's own
+    addresses is reached from 127.0.0.1 (::1 for IPv6); None for a loopback address or a
+    name."""
+    try:
+        ip = ipaddress.ip_address("%s" % address)
+    except ValueError:
+        return None
+    if ip.is_loopback:
+        return None
+    return ("::1", 0) if ip.version == 6 else ("127.0.0.1", 0)
+
+
 def _connect(address, port, timeout):
     try:
-        return proto.Client(address, port, timeout=timeout)
+        return proto.Client(address, port, timeout=timeout, source_address=loopback_source(address))
     except (OSError, socket.timeout) as exc:
         raise ServerError(
             "no nswapd answers on %s: %s; start it (state=started) or set address/port "

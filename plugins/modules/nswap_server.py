@@ -44,8 +44,9 @@ options:
   state:
     description:
       - V(started) starts C(nswapd) if it is not running, V(stopped) stops it if it is,
-        V(restarted) always restarts it (pages the server held are lost; clients must have
-        swapped off or have other servers).
+        V(restarted) restarts it; a running server that holds pages is not restarted (the
+        task fails and changes nothing) unless O(allow_restart_with_pages=true), since a
+        restart drops every page and the clients' processes that own them die.
       - When not set, the service is left as it is and must be running.
     type: str
     choices: [started, stopped, restarted]
@@ -57,11 +58,19 @@ options:
       - When not set, the limit is left as it is.
       - Not allowed with O(state=stopped).
     type: str
+  allow_restart_with_pages:
+    description:
+      - With O(state=restarted), restart also a server whose STATUS shows pages held
+        (C(used_pages) above 0); they are lost.  Drain the server first instead when you can.
+    type: bool
+    default: false
   address:
     description:
-      - Address the server's STATUS and control requests go to.  nswapd takes control
-        requests only from loopback, so keep the default unless C(nswapd) listens elsewhere
-        on this node (for example V(::1)).
+      - Address the server's STATUS and control requests go to, where C(nswapd) listens on
+        this node (C(listen) in C(nswapd.conf)).
+      - nswapd takes control requests only from a loopback peer, so for an address of this
+        node that is not loopback the module connects from V(127.0.0.1) (V(::1) for IPv6);
+        the task must run on the server's node.
     type: str
     default: 127.0.0.1
   port:
@@ -243,6 +252,21 @@ class NswapServer(object):
             )
         self.started_here = verb in ("start", "restart")
 
+    def refuse_restart_with_pages(self, endpoint):
+        held = util.read_status(*endpoint)
+        if held.used_pages > 0:
+            raise util.ServerError(
+                "refusing to restart %s: nswapd on %s holds %s of clients' swap, and a restart "
+                "drops them (the clients' processes that own them die); nothing was changed.  "
+                "Drain the server first (swap the clients off it), or set "
+                "allow_restart_with_pages=true to restart anyway"
+                % (
+                    self.params["service"],
+                    util.where(endpoint[0], endpoint[1]),
+                    util.mib(held.used_pages),
+                )
+            )
+
     # --- run --------------------------------------------------------------------
 
     def validate(self):
@@ -274,6 +298,8 @@ class NswapServer(object):
         elif state == "stopped" and was_active:
             self.change_service("stop")
         elif state == "restarted":
+            if was_active and not params["allow_restart_with_pages"]:
+                self.refuse_restart_with_pages(endpoint)
             self.change_service("restart")
 
         before_limit = after_limit = None
@@ -339,6 +365,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             state=dict(type="str", choices=["started", "stopped", "restarted"]),
+            allow_restart_with_pages=dict(type="bool", default=False),
             cache_limit=dict(type="str"),
             address=dict(type="str", default="127.0.0.1"),
             port=dict(type="int", default=util.proto.DEFAULT_PORT),

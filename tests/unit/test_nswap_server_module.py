@@ -13,7 +13,8 @@ from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protoco
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_server as util
 from ansible_collections.nswap.cluster.plugins.modules import nswap_server as server_module
 
-from ..integration.test_nswapd import Server
+from harness.nswapd import Nswapd as Server
+
 from .module_harness import run_module
 
 PAGES = 16  # --cache-size 64K
@@ -241,3 +242,55 @@ def test_a_failing_start_is_reported(monkeypatch, systemd):
         "systemctl start nswapd.service failed (rc=1): Job for nswapd.service failed.; "
         "see journalctl -u nswapd.service"
     )
+
+
+def put_pages(port, count, cid=0x52):
+    with proto.Client("127.0.0.1", port, timeout=5) as c:
+        c.hello(cid)
+        for slot in range(count):
+            assert c.put(slot, 1, bytes([slot]) * proto.PAGE_SIZE) == proto.OK
+
+
+def test_restart_of_a_server_holding_pages_is_refused(monkeypatch, systemd):
+    assert not run(monkeypatch, systemd.port, state="started")[0]
+    put_pages(systemd.port, 3)
+    pid = systemd.server.proc.pid
+    for check_mode in (True, False):
+        failed, result = run(monkeypatch, systemd.port, check_mode=check_mode, state="restarted")
+        assert failed, result
+        assert result["msg"].startswith(
+            "refusing to restart nswapd.service: nswapd on 127.0.0.1:%d holds 12 KiB (3 pages) "
+            "of clients' swap" % systemd.port
+        ), result["msg"]
+        assert "Drain the server first" in result["msg"]
+        assert "allow_restart_with_pages=true" in result["msg"]
+    assert systemd.changes() == [["start", "nswapd.service"]]
+    assert systemd.server.proc.pid == pid
+    assert util.read_status("127.0.0.1", systemd.port, 5).used_pages == 3
+
+
+def test_restart_with_pages_when_allowed_and_without_pages(monkeypatch, systemd):
+    assert not run(monkeypatch, systemd.port, state="started")[0]
+    failed, result = run(monkeypatch, systemd.port, state="restarted")  # no pages: restarts
+    assert not failed and result["changed"] is True, result
+    put_pages(systemd.port, 2)
+    failed, result = run(
+        monkeypatch, systemd.port, state="restarted", allow_restart_with_pages=True
+    )
+    assert not failed, result
+    assert result["status"]["used_pages"] == 0  # the pages went with the old process
+    assert systemd.starts == 3
+
+
+def test_a_stopped_server_is_restarted_without_asking(monkeypatch, systemd):
+    failed, result = run(monkeypatch, systemd.port, state="restarted")
+    assert not failed and result["changed"] is True, result
+    assert systemd.starts == 1
+
+
+def test_a_server_on_a_node_address_is_reached_from_loopback():
+    assert util.loopback_source("127.0.0.1") is None
+    assert util.loopback_source("::1") is None
+    assert util.loopback_source("localhost") is None
+    assert util.loopback_source("10.77.0.12") == ("127.0.0.1", 0)
+    assert util.loopback_source("fd00::5") == ("::1", 0)

@@ -22,6 +22,9 @@ SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(SCENARIO))
 INVENTORY = os.path.expanduser("~/.cache/nswap/labs/molecule/inventory.yml")
 DEPLOY_VARS = os.path.join(SCENARIO, "vars", "deploy.yml")
+INSTALLED = os.path.join(REPO, "build", "installed", "collections")
+# Written by converge.yml in check mode: each node's nswap state before and after a check run.
+CHECK_STATES = os.path.expanduser("~/.cache/nswap/labs/molecule/check-states.jsonl")
 RUNNER = AnsibleRunner(INVENTORY)
 CLIENTS = RUNNER.get_hosts("nswap_clients")
 SERVERS = RUNNER.get_hosts("nswap_servers")
@@ -77,10 +80,13 @@ def server_status(name):
 
 
 def playbook(*args, timeout=1500):
+    """nswap.cluster.deploy from the installed collection (the one converge used)."""
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_DEPRECATION_WARNINGS="0")
     env["PATH"] = "%s:%s" % (os.path.join(REPO, ".venv", "bin"), os.environ["PATH"])
+    if os.path.isdir(INSTALLED):
+        env["ANSIBLE_COLLECTIONS_PATH"] = INSTALLED
     argv = [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", INVENTORY]
-    argv += ["playbooks/deploy.yml", "-e", "@" + DEPLOY_VARS] + list(args)
+    argv += ["nswap.cluster.deploy", "-e", "@" + DEPLOY_VARS] + list(args)
     proc = subprocess.run(
         argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
@@ -100,6 +106,31 @@ def recap(output):
 @pytest.fixture(scope="module")
 def client():
     return host(CLIENTS[0])
+
+
+# --- the check step on the never-deployed lab ------------------------------------
+
+
+def test_first_check_found_nothing_and_changed_nothing():
+    with open(CHECK_STATES) as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    hosts = set(CLIENTS + SERVERS)
+    first = records[: 2 * len(hosts)]  # the check before converge: before, then after
+    before = {r["host"]: r["state"] for r in first if r["when"] == "before"}
+    after = {r["host"]: r["state"] for r in first if r["when"] == "after"}
+    assert set(before) == set(after) == hosts, records
+    for name in hosts:
+        assert before[name] == after[name], (name, before[name], after[name])
+        assert "/usr/local/sbin/nswapd" not in before[name], before[name]
+        assert "dkms:" not in before[name] and "/sys/module/nswap" not in before[name]
+        assert "nswapd: active" not in before[name]
+    # the check after converge (molecule's second check step) changed nothing either
+    later = records[2 * len(hosts) :]
+    assert later, "no check run after converge was recorded"
+    for name in hosts:
+        states = [r for r in later if r["host"] == name]
+        assert states[0]["when"] == "before" and states[1]["when"] == "after", states
+        assert states[0]["state"] == states[1]["state"]
 
 
 # --- state after converge ----------------------------------------------------------
@@ -148,6 +179,12 @@ def test_nswapd_runs_on_each_server(name):
     assert server.service("nswapd").is_running and server.service("nswapd").is_enabled
     assert server.socket("tcp://%s:7405" % nswap_address(name)).is_listening
     assert server.user("nswapd").exists
+    # its nswap address only, not every address
+    assert not server.socket("tcp://0.0.0.0:7405").is_listening
+    assert (
+        "listen = %s:7405" % nswap_address(name)
+        in server.file("/etc/nswap/nswapd.conf").content_string
+    )
     # The unit drops privileges: the running daemon is the nswapd user, not root.
     pid = server.check_output("systemctl show -p MainPID --value nswapd")
     assert server.check_output("ps -o user= -p %s" % pid) == "nswapd"
@@ -257,3 +294,63 @@ def test_missing_kernel_headers_fail_with_the_fix_and_change_nothing(client):
     assert "install linux-headers-" in text
     assert recap(out)[CLIENTS[0]]["changed"] == 0
     assert client.file("/sys/module/nswap").is_directory
+
+
+# --- safe server changes ------------------------------------------------------------
+
+
+def nswapd_pid(server):
+    return server.check_output("systemctl show -p MainPID --value nswapd")
+
+
+def test_cache_size_change_is_applied_at_run_time_without_restart():
+    name = SERVERS[0]
+    server = host(name)
+    pid = nswapd_pid(server)
+    arena = 384 * 256
+    try:
+        rc, out = playbook("-e", "nswap_server_cache_size=256M", "--limit", name)
+        assert rc == 0, out[-4000:]
+        assert recap(out)[name]["changed"] > 0
+        status = server_status(name)
+        assert (status["limit_pages"], status["capacity_pages"]) == (256 * 256, arena)
+        assert nswapd_pid(server) == pid  # no restart
+        assert server.file("/etc/nswap/nswapd.conf").contains("^cache_size = 256M$")
+    finally:
+        rc, out = playbook("--limit", name)  # back up to 384M, inside the arena
+    assert rc == 0, out[-4000:]
+    assert server_status(name)["limit_pages"] == arena
+    assert nswapd_pid(server) == pid
+
+
+def test_restart_of_a_page_holding_nswapd_is_refused(client):
+    name = SERVERS[0]
+    server = host(name)
+    client.check_output(
+        "systemd-run --unit=%s --property=RuntimeMaxSec=900 python3 -c %s"
+        % (HOG_UNIT, shlex.quote(HOG))
+    )
+    try:
+        held = 0
+        for _attempt in range(120):  # at most ~10 minutes under TCG
+            held = server_status(name)["used_pages"]
+            if held > 256:
+                break
+            time.sleep(5)
+        assert held > 256, held
+        pid = nswapd_pid(server)
+        conf = server.file("/etc/nswap/nswapd.conf").content_string
+        # max_clients needs a restart: refused before anything is written
+        rc, out = playbook("-e", "nswap_server_max_clients=128", "--limit", name)
+        assert rc != 0
+        text = " ".join(out.split())
+        assert "Refusing to restart nswapd on %s" % name in text, out[-4000:]
+        assert "Drain the server first" in text
+        assert "nswap_server_allow_restart_with_pages=true" in text
+        assert "Nothing was changed" in text
+        assert recap(out)[name]["changed"] == 0
+        assert nswapd_pid(server) == pid
+        assert server.file("/etc/nswap/nswapd.conf").content_string == conf
+        assert server_status(name)["used_pages"] > 0  # the pages are still there
+    finally:
+        client.run("systemctl stop %s; systemctl reset-failed %s" % (HOG_UNIT, HOG_UNIT))
