@@ -2,7 +2,7 @@
 
 Welch's test is scipy.stats.ttest_ind(equal_var=False); the degenerate cases (one run on a
 side, no variance on either) are caught before it, so that they get a reason instead of a
-NaN.  tests/unit/test_nswapbench_stats.py checks it against a value computed by hand.
+NaN.  tests/nswapbench/test_stats.py checks it against a value computed by hand.
 """
 
 import dataclasses

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import REPO
+
 SCRIPT = os.path.join(REPO, "roles", "nswap_benchmark", "files", "nswap_bench_run.py")
 
 

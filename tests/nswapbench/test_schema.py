@@ -1,6 +1,6 @@
 """benchmarks/nswapbench/schema.py: valid records load, bad ones name the line and field.
 
-The record builders here are also the fixture of test_nswapbench_report.py.
+The record builders here are also the fixture of tests/nswapbench/test_report.py.
 """
 
 import json

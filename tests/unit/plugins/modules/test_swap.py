@@ -14,7 +14,7 @@ from ansible.module_utils import basic
 from ansible_collections.nswap.cluster.plugins.module_utils import swap as util
 from ansible_collections.nswap.cluster.plugins.modules import swap as swap_module
 
-from .module_harness import run_module
+from tests.unit.module_harness import run_module
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

@@ -14,8 +14,7 @@ from ansible_collections.nswap.cluster.plugins.module_utils import nswap_server 
 from ansible_collections.nswap.cluster.plugins.modules import nswap_server as server_module
 
 from harness.nswapd import Nswapd as Server
-
-from .module_harness import run_module
+from tests.unit.module_harness import run_module
 
 PAGES = 16  # --cache-size 64K
 KIB = 1024

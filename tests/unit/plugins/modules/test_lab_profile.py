@@ -11,7 +11,7 @@ from ansible_collections.nswap.cluster.plugins.module_utils.lab import profiles
 from ansible_collections.nswap.cluster.plugins.module_utils.lab.common import LabError
 from ansible_collections.nswap.cluster.plugins.modules import lab_profile
 
-from .module_harness import run_module
+from tests.unit.module_harness import run_module
 
 INFO_BLOCK_THROTTLED = """swap (#block545): /x/client1-swap.raw (raw)
     Attached to:      /machine/peripheral-anon/device[2]/virtio-backend

@@ -11,10 +11,8 @@ import pytest
 
 from benchmarks.nswapbench import __main__ as cli
 from benchmarks.nswapbench import charts, report, schema, tables
-
-from .test_nswapbench_schema import cell, disk, lines, link, run, write_jsonl
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import REPO
+from tests.nswapbench.test_schema import cell, disk, lines, link, run, write_jsonl
 
 
 def fixture_records():

@@ -17,7 +17,7 @@ from ansible_collections.nswap.cluster.plugins.module_utils import nswap_device 
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_ko
 from ansible_collections.nswap.cluster.plugins.modules import nswap_device as module
 
-from .module_harness import run_module
+from tests.unit.module_harness import run_module
 
 GIB = 1 << 30
 SERVERS = ["10.77.0.12:7405", "10.77.0.13:7405"]

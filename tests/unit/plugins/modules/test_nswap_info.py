@@ -10,9 +10,8 @@ from ansible_collections.nswap.cluster.plugins.module_utils import nswap_ko
 from ansible_collections.nswap.cluster.plugins.modules import nswap_info as info_module
 
 from harness.nswapd import Nswapd as Server
-
-from .module_harness import run_module
-from .test_nswap_server_module import free_port
+from tests.unit.module_harness import run_module
+from tests.unit.plugins.modules.test_nswap_server import free_port
 
 PROC_SWAPS = (
     "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
 
-REPO = Path(__file__).resolve().parents[2]
+from tests import REPO as _REPO
+
+REPO = Path(_REPO)
 HEADER = REPO / "src" / "include" / "nswap_proto.h"
 
 C_TYPE_SIZES = {"__u8": 1, "__le16": 2, "__le32": 4, "__le64": 8, "char": 1}

@@ -4,7 +4,7 @@ import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils.lab import image, net, vm
 from ansible_collections.nswap.cluster.plugins.modules import lab_image, lab_network, lab_vm
 
-from .module_harness import run_module
+from tests.unit.module_harness import run_module
 
 IMAGE = {
     "key": "bookworm-abc",
