@@ -198,8 +198,9 @@ def remove_libvirt_chains():
 
 
 def ensure_pool(pool_dir):
+    # also when the pool is still defined: its directory may be gone (a killed session)
+    os.makedirs(pool_dir, mode=0o755, exist_ok=True)
     if virsh("pool-info", POOL, check=False).returncode != 0:
-        os.makedirs(pool_dir, mode=0o755, exist_ok=True)
         virsh("pool-define-as", POOL, "dir", "--target", pool_dir)
     if "running" not in virsh("pool-info", POOL).stdout.split("State:", 1)[-1].split("\n")[0]:
         virsh("pool-start", POOL)
@@ -327,12 +328,24 @@ def restore(data_dir):
     if state is None:
         return False
     errors = []
+    started = dict(state.get("started") or {})
+    if not libvirtd_answers():
+        # A killed session's libvirtd may be gone while its persistent definitions
+        # (domains, network, pool) are not: without a libvirtd to undefine them, the pool
+        # would stay defined over a deleted directory and the next pool-start fail.  Start
+        # one for the purpose; it is stopped below with the session's own.
+        try:
+            start_daemons(files["run"], started)
+        except (LabError, OSError) as exc:
+            errors.append("libvirtd: %s" % exc)
+        state["started"] = started
+        write_json_atomic(files["state"], state)
     steps = (
         ("ssh masters", lambda: kill_processes(ssh_to_vms(), grace_s=5)),
         ("domains", remove_domains),
         ("networks", remove_networks),
         ("pool", lambda: remove_pool(files["pool"])),
-        ("daemons", lambda: stop_daemons(state.get("started", {}))),
+        ("daemons", lambda: stop_daemons(started)),
         (
             "iptables chains",
             lambda: (

@@ -3,15 +3,21 @@ vagrant-libvirt VMs (TCG, server1 and client1) converged with playbooks/deploy.y
 verified (molecule/vagrant/tests: swap into the server, a refused teardown, a reboot,
 a teardown that succeeds), destroyed, and the host put back exactly as it was (no
 domain, network, pool, route guard, libvirtd, iptables chains or SSH master left;
-/dev/kvm mode as before).
+/dev/kvm mode as before).  First, a session killed together with its libvirtd is undone
+by the next one, which then works (no VMs: seconds).
 
 Two VM boots and one client reboot; the DKMS build under TCG dominates.
 """
 
+import contextlib
 import grp
 import os
 import re
+import select
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils.lab import image
@@ -53,12 +59,63 @@ def vm_qemu_processes():
 
 
 @pytest.fixture(scope="module")
-def box():
+def root():
     if os.geteuid() != 0:
         pytest.skip("needs root (libvirt system instance, routes, /dev/kvm)")
+
+
+@pytest.fixture(scope="module")
+def box(root):
     _image_changed, image_info = image.ensure_image(os.path.expanduser("~/.cache/nswap"))
     _box_changed, info = vagrantbox.ensure_box(vagrantbox.DEFAULT_DATA_DIR, image_info)
     return info
+
+
+# A session that is killed together with the libvirtd it started (a killed test run, a
+# reboot): its pool stays defined in libvirt's persistent config while nothing answers.
+KILLED_SESSION = """
+import sys, time
+sys.path.insert(0, %r)
+import harness
+from harness import vagranthost
+with vagranthost.session(%r):
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_session_killed_with_its_libvirtd_is_undone_by_the_next(root):
+    data_dir = vagrantbox.DEFAULT_DATA_DIR
+    before = host_state()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SESSION % (REPO, data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    state = None
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 180)
+        assert ready and proc.stdout.readline().strip() == "ready"
+        state = vagranthost.read_json(vagranthost.paths(data_dir)["state"])
+        assert state and state["started"], state  # it started libvirtd: none answered
+        assert vagranthost.virsh("pool-info", vagranthost.POOL, check=False).returncode == 0
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    for pid in (state or {}).get("started", {}).values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 60
+    while vagranthost.libvirtd_answers() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not vagranthost.libvirtd_answers()
+    assert os.path.exists(vagranthost.paths(data_dir)["state"])  # what it left
+    with vagranthost.session(data_dir) as files:
+        assert os.path.isdir(files["pool"])
+        info = vagranthost.virsh("pool-info", vagranthost.POOL).stdout
+        assert re.search(r"State:\s+running", info), info
+    assert vagranthost.leftovers(data_dir) == {}
+    assert host_state() == before
 
 
 def test_molecule_vagrant_scenario_passes_and_leaves_nothing(box):
