@@ -123,6 +123,7 @@ def test_first_check_found_nothing_and_changed_nothing():
         assert before[name] == after[name], (name, before[name], after[name])
         assert "/usr/local/sbin/nswapd" not in before[name], before[name]
         assert "dkms:" not in before[name] and "/sys/module/nswap" not in before[name]
+        assert "package:" not in before[name]
         assert "nswapd: active" not in before[name]
     # the check after converge (molecule's second check step) changed nothing either
     later = records[2 * len(hosts) :]
@@ -136,9 +137,17 @@ def test_first_check_found_nothing_and_changed_nothing():
 # --- state after converge ----------------------------------------------------------
 
 
-def test_module_is_built_by_dkms_and_loaded(client):
+def test_module_is_the_controller_built_package_and_loaded(client):
+    # the lab's inventory selects nswap_kmod_install_method=package
+    kernel = client.check_output("uname -r")
+    package = client.package("nswap-modules-%s" % kernel)
+    assert package.is_installed
+    assert re.match(r"^0\.1\.0\+src[0-9a-f]{12}$", package.version), package.version
+    assert client.check_output("modinfo -n nswap") == (
+        "/lib/modules/%s/updates/nswap/nswap.ko" % kernel
+    )
+    assert client.check_output("dkms status -m nswap") == ""  # nothing built on the node
     assert client.file("/sys/module/nswap").is_directory
-    assert "installed" in client.check_output("dkms status -m nswap")
     assert client.file("/etc/modules-load.d/nswap.conf").contains("^nswap$")
 
 
@@ -281,11 +290,20 @@ def test_unknown_server_fails_with_the_fix_and_changes_nothing(client):
 
 
 def test_missing_kernel_headers_fail_with_the_fix_and_change_nothing(client):
-    build = "/lib/modules/%s/build" % client.check_output("uname -r")
+    # a switch to the per-node DKMS build that cannot build keeps the installed package
+    kernel = client.check_output("uname -r")
+    build = "/lib/modules/%s/build" % kernel
     hidden = build + ".nswap-verify"
     client.check_output("mv %s %s" % (build, hidden))
     try:
-        rc, out = playbook("-e", "nswap_kmod_install_headers=false", "--limit", "nswap_clients")
+        rc, out = playbook(
+            "-e",
+            "nswap_kmod_install_method=dkms",
+            "-e",
+            "nswap_kmod_install_headers=false",
+            "--limit",
+            "nswap_clients",
+        )
     finally:
         client.check_output("mv %s %s" % (hidden, build))
     assert rc != 0
@@ -294,6 +312,7 @@ def test_missing_kernel_headers_fail_with_the_fix_and_change_nothing(client):
     assert "install linux-headers-" in text
     assert recap(out)[CLIENTS[0]]["changed"] == 0
     assert client.file("/sys/module/nswap").is_directory
+    assert client.package("nswap-modules-%s" % kernel).is_installed
 
 
 # --- safe server changes ------------------------------------------------------------

@@ -113,7 +113,9 @@ def test_nswap_is_active_swap_at_the_configured_priority(host):
 def test_nswapd_runs_on_the_server_with_the_configured_cache(host):
     server = testinfra.get_host("ansible://%s?ansible_inventory=%s" % (SERVER, INVENTORY))
     assert server.service("nswapd").is_running and server.service("nswapd").is_enabled
-    assert server.socket("tcp://0.0.0.0:7405").is_listening
+    # only on its nswap address (nswap_address: ansible_host here), not on every address
+    assert server.socket("tcp://%s:7405" % server_address()).is_listening
+    assert not server.socket("tcp://0.0.0.0:7405").is_listening
     assert server.user("nswapd").exists
     assert server_status(host)["capacity_pages"] == 384 * 256  # 384 MiB of 4 KiB pages
 
