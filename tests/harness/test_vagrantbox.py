@@ -263,6 +263,7 @@ def test_restore_without_a_recorded_session_does_nothing(tmp_path):
 
 def test_restore_undoes_the_recorded_changes_in_order(tmp_path, monkeypatch):
     done = []
+    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: True)
     for name in ("remove_domains", "remove_networks", "remove_libvirt_chains"):
         monkeypatch.setattr(vagranthost, name, lambda name=name: done.append(name))
     monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
@@ -292,6 +293,7 @@ def test_restore_undoes_the_recorded_changes_in_order(tmp_path, monkeypatch):
 
 def test_restore_leaves_what_it_did_not_create(tmp_path, monkeypatch):
     done = []
+    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: True)
     monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
     for name in ("remove_domains", "remove_networks"):
         monkeypatch.setattr(vagranthost, name, lambda: None)
@@ -306,10 +308,67 @@ def test_restore_leaves_what_it_did_not_create(tmp_path, monkeypatch):
     assert done == [{}]  # a libvirtd that was already running is not stopped
 
 
+def test_restore_starts_a_libvirtd_to_undefine_what_a_killed_session_left(tmp_path, monkeypatch):
+    """A session killed together with its libvirtd left persistent definitions that only a
+    running libvirtd can remove: restore starts one first, and stops it at the end with
+    what the session had started."""
+    done = []
+    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: False)
+
+    def start_daemons(run_dir, started):
+        done.append("start_daemons")
+        started.update(libvirtd=22, virtlogd=21)
+
+    monkeypatch.setattr(vagranthost, "start_daemons", start_daemons)
+    for name in ("remove_domains", "remove_networks", "remove_libvirt_chains"):
+        monkeypatch.setattr(vagranthost, name, lambda name=name: done.append(name))
+    monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
+    monkeypatch.setattr(vagranthost, "remove_pool", lambda path: done.append("remove_pool"))
+    monkeypatch.setattr(vagranthost, "stop_daemons", lambda started: done.append(dict(started)))
+    monkeypatch.setattr(vagranthost, "remove_route_guard", lambda: done.append("route"))
+    monkeypatch.setattr(vagranthost, "restore_kvm", lambda before: done.append("kvm"))
+    state = {"kvm": None, "chains_existed": False, "started": {"libvirtd": 12, "virtlogd": 11}}
+    common.write_json_atomic(vagranthost.paths(str(tmp_path))["state"], state)
+    assert vagranthost.restore(str(tmp_path)) is True
+    assert done == [
+        "start_daemons",
+        "remove_domains",
+        "remove_networks",
+        "remove_pool",
+        {"libvirtd": 22, "virtlogd": 21},
+        "remove_libvirt_chains",
+        "kvm",
+    ]
+    assert not os.path.exists(vagranthost.paths(str(tmp_path))["state"])
+
+
+def test_restore_that_cannot_start_libvirtd_keeps_the_record(tmp_path, monkeypatch):
+    def start_daemons(run_dir, started):
+        raise LabError("libvirtd did not start")
+
+    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: False)
+    monkeypatch.setattr(vagranthost, "start_daemons", start_daemons)
+    for name in ("remove_domains", "remove_networks", "remove_libvirt_chains"):
+        monkeypatch.setattr(vagranthost, name, lambda: None)
+    monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
+    monkeypatch.setattr(vagranthost, "remove_pool", lambda path: None)
+    monkeypatch.setattr(vagranthost, "stop_daemons", lambda started: None)
+    monkeypatch.setattr(vagranthost, "remove_route_guard", lambda: None)
+    monkeypatch.setattr(vagranthost, "restore_kvm", lambda before: None)
+    state_file = vagranthost.paths(str(tmp_path))["state"]
+    common.write_json_atomic(state_file, {"kvm": None, "started": {}})
+    with pytest.raises(LabError) as err:
+        vagranthost.restore(str(tmp_path))
+    assert "libvirtd: libvirtd did not start" in str(err.value)
+    assert "scripts/vagrant-lab cleanup" in str(err.value)
+    assert os.path.exists(state_file)
+
+
 def test_failed_restore_keeps_the_record_and_names_the_fix(tmp_path, monkeypatch):
     def broken():
         raise LabError("virsh hung")
 
+    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: True)
     monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
     monkeypatch.setattr(vagranthost, "remove_domains", broken)
     for name in ("remove_networks", "remove_libvirt_chains", "remove_route_guard"):
