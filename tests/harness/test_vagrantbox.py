@@ -15,6 +15,19 @@ from ansible_collections.nswap.cluster.plugins.module_utils.lab.common import La
 
 from harness import vagrantbox, vagrantcollection, vagranthost
 
+
+@pytest.fixture(autouse=True)
+def no_real_libvirt(monkeypatch):
+    """These tests fake the host: a real virsh or libvirtd here would change this machine
+    (and the e2e vagrant test that runs beside them).  A test fakes what it uses."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a unit test reached the real libvirt: %r" % (args,))
+
+    monkeypatch.setattr(vagranthost, "virsh", refuse)
+    monkeypatch.setattr(vagranthost, "start_daemons", refuse)
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MOLECULE_YML = os.path.join(REPO, "molecule", "vagrant", "molecule.yml")
 
