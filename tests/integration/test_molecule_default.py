@@ -19,7 +19,7 @@ import subprocess
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils.lab import net, vm
 
-from harness import collection
+from harness import collection, molecule
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -54,20 +54,17 @@ def molecule_test():
     path, _tarball = collection.install()
     assert path == os.path.join(REPO, "build", "installed", "collections"), path
     try:
-        proc = subprocess.run(
-            [os.path.join(VENV_BIN, "molecule"), "test", "-s", "default"],
-            cwd=REPO,
-            env=env(),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
+        # the log (with each step's time) is what scripts/test's phase table reads
+        return molecule.run(
+            "default",
+            REPO,
+            env(),
+            TIMEOUT,
+            MOLECULE_LOG,
+            molecule=os.path.join(VENV_BIN, "molecule"),
         )
     finally:
         remove_lab()  # also after a timeout or a failed destroy
-    with open(MOLECULE_LOG, "w") as log:  # scripts/test prints each step's times from it
-        log.write(proc.stdout + proc.stderr)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 def test_scenario_passes(molecule_test):
