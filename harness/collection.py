@@ -12,8 +12,8 @@ import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
-# One installed copy per test run, shared by its users (molecule default, the benchmark
-# test); `install()` rebuilds it from the checkout each time it is called.
+# One installed copy per test run, shared by its users (molecule default's deploy and
+# benchmark); `install()` rebuilds it from the checkout each time it is called.
 INSTALLED = os.path.join(REPO, "build", "installed")
 
 

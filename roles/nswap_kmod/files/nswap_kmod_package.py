@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+# Copyright: nswap developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build nswap.ko once, on the controller, into a binary Debian package for one kernel.
 
     nswap_kmod_package.py --sources nswap-src.tar.gz --build-dir /lib/modules/KREL/build \
