@@ -1,6 +1,6 @@
 """The quick benchmark on the deployed lab, from the installed tarball, as a user of the
 collection would run it: backends disk, zram, nbd and nswap-1, and nswap-1's projection
-runs at 50 and 100 Mbit/s, by FQCN (nswap.cluster.benchmark) from the copy converge
+runs at 20 and 100 Mbit/s, by FQCN (nswap.cluster.benchmark) from the copy converge
 deployed from (build/installed/collections), with the working directory outside the
 checkout so that its ansible.cfg does not apply.  Only the report comes from the checkout
 (`python -m benchmarks.nswapbench report`, as scripts/main runs it).
@@ -43,9 +43,11 @@ SERVERS = RUNNER.get_hosts("nswap_servers")
 BACKENDS = ["disk", "zram", "nbd", "nswap-1"]
 PROJECTED = "nswap-1"
 # Two rates, the fewest that give Table 2 a fit (quick mode keeps the first two); both
-# below what the TCG lab link does unlimited.  Not the paper's 10 Mbit/s: 64 MiB out and
-# back in at 10 Mbit/s alone takes minutes.
-PROJECTION_RATES = [50, 100]
+# below what the TCG lab link does unlimited.  The slow one must dominate the run time:
+# at 50 and 100 Mbit/s (measured 44 s and 21 s beside the vagrant scenario) the noise of
+# a shared 2-core host gave a negative intercept; at the paper's 10 Mbit/s the run alone
+# took 166 s.  At 20 Mbit/s the link time is about three times the rest.
+PROJECTION_RATES = [20, 100]
 RUNS = len(BACKENDS) + len(PROJECTION_RATES)
 # What the deploy makes on the client (vars/deploy.yml).
 DEPLOYED_SWAP = ("/dev/nswap0", "partition", 100)
