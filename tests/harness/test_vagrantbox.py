@@ -274,16 +274,24 @@ def test_restore_without_a_recorded_session_does_nothing(tmp_path):
     assert vagranthost.restore(str(tmp_path)) is False
 
 
-def test_restore_undoes_the_recorded_changes_in_order(tmp_path, monkeypatch):
+def fake_restore_steps(monkeypatch, answers=True):
+    """Every host-changing step of restore() replaced by a note in the returned list: the
+    step's name, or what it was given (stop_daemons the PIDs, restore_kvm the old mode);
+    libvirtd_answers() returns `answers`.  A test replaces a step again to make it fail."""
     done = []
-    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: True)
+    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: answers)
+    monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
     for name in ("remove_domains", "remove_networks", "remove_libvirt_chains"):
         monkeypatch.setattr(vagranthost, name, lambda name=name: done.append(name))
-    monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
     monkeypatch.setattr(vagranthost, "remove_pool", lambda path: done.append("remove_pool"))
-    monkeypatch.setattr(vagranthost, "stop_daemons", done.append)
+    monkeypatch.setattr(vagranthost, "stop_daemons", lambda started: done.append(dict(started)))
     monkeypatch.setattr(vagranthost, "remove_route_guard", lambda: done.append("route"))
     monkeypatch.setattr(vagranthost, "restore_kvm", done.append)
+    return done
+
+
+def test_restore_undoes_the_recorded_changes_in_order(tmp_path, monkeypatch):
+    done = fake_restore_steps(monkeypatch)
     state = {
         "kvm": {"mode": 0o600, "gid": 0},
         "chains_existed": False,
@@ -305,41 +313,25 @@ def test_restore_undoes_the_recorded_changes_in_order(tmp_path, monkeypatch):
 
 
 def test_restore_leaves_what_it_did_not_create(tmp_path, monkeypatch):
-    done = []
-    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: True)
-    monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
-    for name in ("remove_domains", "remove_networks"):
-        monkeypatch.setattr(vagranthost, name, lambda: None)
-    monkeypatch.setattr(vagranthost, "remove_pool", lambda path: None)
-    monkeypatch.setattr(vagranthost, "stop_daemons", done.append)
-    monkeypatch.setattr(vagranthost, "remove_libvirt_chains", lambda: done.append("chains"))
-    monkeypatch.setattr(vagranthost, "remove_route_guard", lambda: done.append("route"))
-    monkeypatch.setattr(vagranthost, "restore_kvm", lambda before: None)
+    done = fake_restore_steps(monkeypatch)
     state = {"kvm": None, "chains_existed": True, "started": {}, "route_added": False}
     common.write_json_atomic(vagranthost.paths(str(tmp_path))["state"], state)
     vagranthost.restore(str(tmp_path))
-    assert done == [{}]  # a libvirtd that was already running is not stopped
+    assert {} in done  # a libvirtd that was already running is not stopped
+    assert "remove_libvirt_chains" not in done and "route" not in done
 
 
 def test_restore_starts_a_libvirtd_to_undefine_what_a_killed_session_left(tmp_path, monkeypatch):
     """A session killed together with its libvirtd left persistent definitions that only a
     running libvirtd can remove: restore starts one first, and stops it at the end with
     what the session had started."""
-    done = []
-    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: False)
+    done = fake_restore_steps(monkeypatch, answers=False)
 
     def start_daemons(run_dir, started):
         done.append("start_daemons")
         started.update(libvirtd=22, virtlogd=21)
 
     monkeypatch.setattr(vagranthost, "start_daemons", start_daemons)
-    for name in ("remove_domains", "remove_networks", "remove_libvirt_chains"):
-        monkeypatch.setattr(vagranthost, name, lambda name=name: done.append(name))
-    monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
-    monkeypatch.setattr(vagranthost, "remove_pool", lambda path: done.append("remove_pool"))
-    monkeypatch.setattr(vagranthost, "stop_daemons", lambda started: done.append(dict(started)))
-    monkeypatch.setattr(vagranthost, "remove_route_guard", lambda: done.append("route"))
-    monkeypatch.setattr(vagranthost, "restore_kvm", lambda before: done.append("kvm"))
     state = {"kvm": None, "chains_existed": False, "started": {"libvirtd": 12, "virtlogd": 11}}
     common.write_json_atomic(vagranthost.paths(str(tmp_path))["state"], state)
     assert vagranthost.restore(str(tmp_path)) is True
@@ -350,7 +342,7 @@ def test_restore_starts_a_libvirtd_to_undefine_what_a_killed_session_left(tmp_pa
         "remove_pool",
         {"libvirtd": 22, "virtlogd": 21},
         "remove_libvirt_chains",
-        "kvm",
+        None,  # /dev/kvm as it was
     ]
     assert not os.path.exists(vagranthost.paths(str(tmp_path))["state"])
 
@@ -359,15 +351,8 @@ def test_restore_that_cannot_start_libvirtd_keeps_the_record(tmp_path, monkeypat
     def start_daemons(run_dir, started):
         raise LabError("libvirtd did not start")
 
-    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: False)
+    fake_restore_steps(monkeypatch, answers=False)
     monkeypatch.setattr(vagranthost, "start_daemons", start_daemons)
-    for name in ("remove_domains", "remove_networks", "remove_libvirt_chains"):
-        monkeypatch.setattr(vagranthost, name, lambda: None)
-    monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
-    monkeypatch.setattr(vagranthost, "remove_pool", lambda path: None)
-    monkeypatch.setattr(vagranthost, "stop_daemons", lambda started: None)
-    monkeypatch.setattr(vagranthost, "remove_route_guard", lambda: None)
-    monkeypatch.setattr(vagranthost, "restore_kvm", lambda before: None)
     state_file = vagranthost.paths(str(tmp_path))["state"]
     common.write_json_atomic(state_file, {"kvm": None, "started": {}})
     with pytest.raises(LabError) as err:
@@ -381,14 +366,8 @@ def test_failed_restore_keeps_the_record_and_names_the_fix(tmp_path, monkeypatch
     def broken():
         raise LabError("virsh hung")
 
-    monkeypatch.setattr(vagranthost, "libvirtd_answers", lambda: True)
-    monkeypatch.setattr(vagranthost, "ssh_to_vms", lambda: [])
+    fake_restore_steps(monkeypatch)
     monkeypatch.setattr(vagranthost, "remove_domains", broken)
-    for name in ("remove_networks", "remove_libvirt_chains", "remove_route_guard"):
-        monkeypatch.setattr(vagranthost, name, lambda: None)
-    monkeypatch.setattr(vagranthost, "remove_pool", lambda path: None)
-    monkeypatch.setattr(vagranthost, "stop_daemons", lambda started: None)
-    monkeypatch.setattr(vagranthost, "restore_kvm", lambda before: None)
     state_file = vagranthost.paths(str(tmp_path))["state"]
     common.write_json_atomic(state_file, {"kvm": None, "started": {}})
     with pytest.raises(LabError) as err:
