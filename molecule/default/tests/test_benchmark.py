@@ -232,7 +232,9 @@ def test_link_and_disk_measured_at_every_rate(bench):
     bench.step("benchmark")
     links = [r for r in bench.records if r["kind"] == "link"]
     assert sorted((r["link_rate_mbit"] or 0, r["server"]) for r in links) == [
-        (rate, server) for rate in [0] + PROJECTION_RATES for server in SERVERS
+        # to the first server, the one nbd and nswap-1 use (roles/nswap_benchmark/tasks/measure.yml)
+        (rate, SERVERS[0])
+        for rate in [0] + PROJECTION_RATES
     ]
     assert all(r["stream_mbs"] > 0 and r["rtt_4k_us"] > 0 for r in links)
     for rate in PROJECTION_RATES:
