@@ -15,8 +15,9 @@
  *
  * The sockets are set up for swapping the way drivers/block/nbd.c does it:
  * sk_set_memalloc(), sk_allocation = GFP_NOIO | __GFP_MEMALLOC, no task
- * page frag, and memalloc_noreclaim_save() around every send/receive, so
- * that swap-out does not recurse into reclaim and may use the reserves.
+ * page frag, and memalloc_noreclaim_save() around every send/receive and
+ * around connect, HELLO, purge and teardown of a connection, so that
+ * swap-out does not recurse into reclaim and may use the reserves.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -666,9 +667,22 @@ static int nswap_conn_thread(void *data)
 	int err;
 
 	while (!kthread_should_stop()) {
+		unsigned int noreclaim;
+
+		/*
+		 * Socket creation, connect, HELLO and purge allocate.  Reclaim
+		 * from here could write to this device, whose requests may all
+		 * be waiting for this very connection: sleeping on a tag then
+		 * stalls them until their retry budget ends and they are
+		 * marked lost.  No reclaim, reserves allowed, as sunrpc does
+		 * around its swap transport's connect (xs_tcp_setup_socket).
+		 */
+		noreclaim = memalloc_noreclaim_save();
 		err = nswap_conn_establish(conn);
-		if (err) {
+		if (err)
 			nswap_conn_release_sock(conn);
+		memalloc_noreclaim_restore(noreclaim);
+		if (err) {
 			if (!logged && !conn->stopping) {
 				pr_warn("nswap%d: cannot connect to %s (connection %u): %d; retrying\n",
 					srv->dev->index, srv->name, conn->idx,
@@ -685,7 +699,9 @@ static int nswap_conn_thread(void *data)
 		logged = false;
 		nswap_conn_up(conn);
 		err = nswap_conn_rx_loop(conn);
+		noreclaim = memalloc_noreclaim_save();	/* as for the connect */
 		nswap_conn_down(conn, err);
+		memalloc_noreclaim_restore(noreclaim);
 	}
 	return 0;
 }
