@@ -102,6 +102,12 @@ struct nswap_conn {
 	struct mutex sock_mutex;	/* publishes/clears sock, shutdown */
 	struct mutex tx_lock;		/* one sendmsg() at a time on the socket */
 	struct socket *sock;
+	/*
+	 * Bumped with every socket published (under tx_lock and sock_mutex):
+	 * a kill decided earlier names the epoch it saw, so that it cannot
+	 * shut a connection re-established since (nswap_conn_kill_epoch).
+	 */
+	unsigned int epoch;
 
 	struct task_struct *conn_thread;
 	struct task_struct *tx_thread;
@@ -209,14 +215,15 @@ struct nswap_frame {
 	u64 gen;			/* PUT: new generation; GET: expected */
 	u64 start_ns;
 	struct nswap_conn *conn;	/* connection of the current attempt */
+	unsigned int conn_epoch;	/* conn->epoch when it was queued */
 	u8 idx;
 	u8 state;
 	u8 srv;				/* server index of the current attempt */
 	bool queued;			/* on conn->txq (txq_lock) */
 	bool tx_busy;			/* tx thread is sending it (cmd->lock) */
 	bool abandon;			/* give up once the send returns */
-	bool early;			/* PUT reply arrived during the send */
-	u16 early_status;
+	bool early;			/* reply arrived during the send */
+	u16 early_status;		/* its status (GET: after the copy) */
 	/* the last PUT attempt, until acknowledged */
 	bool prev_valid;
 	u8 prev_srv;
@@ -244,6 +251,8 @@ struct nswap_cmd {
 	bool fatal;		/* unrecoverable (e.g. page lost on server) */
 	bool failed;		/* this attempt had a retryable failure */
 	bool nowait;		/* some frame found no connection */
+	bool reached;		/* some attempt queued a frame on a connection
+				 * (sticky for the request: see nswap_cmd_settle) */
 	blk_status_t status;
 	unsigned long first_issue;	/* jiffies */
 	u64 first_gen;		/* generation counter when first issued */
@@ -304,6 +313,7 @@ bool nswap_conn_queue_frame(struct nswap_conn *conn,
 void nswap_conn_dequeue_frame(struct nswap_conn *conn,
 			      struct nswap_frame *frame);
 void nswap_conn_kill(struct nswap_conn *conn);
+void nswap_conn_kill_epoch(struct nswap_conn *conn, unsigned int epoch);
 int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
 		    const void *buf);
 int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,

@@ -7,7 +7,9 @@
  *                server's stale pages of this client on first contact, then
  *                receives replies until the connection fails; it then marks
  *                the connection down, has the device reissue the frames that
- *                were on it, and reconnects with exponential back-off.
+ *                were on it, and reconnects: at once after a connection
+ *                that stayed up NSWAP_STABLE_MS, else (and after a failed
+ *                connect) with exponential back-off.
  *   tx thread    sends the request frames queued on conn->txq.  Request
  *                submission never touches the socket: blk-mq ->queue_rq may
  *                run in a user task with a signal pending, and a signal in
@@ -34,6 +36,8 @@
 #include "nswap_compat.h"
 
 #define NSWAP_BACKOFF_MIN_MS	100
+/* A connection up this long resets the reconnect back-off. */
+#define NSWAP_STABLE_MS		1000
 #define NSWAP_KEEPIDLE_S	10
 #define NSWAP_KEEPINTVL_S	5
 #define NSWAP_KEEPCNT		3
@@ -188,6 +192,20 @@ void nswap_conn_kill(struct nswap_conn *conn)
 	mutex_unlock(&conn->sock_mutex);
 }
 
+/*
+ * Shut the socket down if it is still the one of @epoch.  For kills decided
+ * before the lock is taken (a request timeout, a failed send): by then the
+ * connection may have gone down and come back with a new socket, which has
+ * done nothing wrong.
+ */
+void nswap_conn_kill_epoch(struct nswap_conn *conn, unsigned int epoch)
+{
+	mutex_lock(&conn->sock_mutex);
+	if (conn->sock && conn->epoch == epoch)
+		kernel_sock_shutdown(conn->sock, SHUT_RDWR);
+	mutex_unlock(&conn->sock_mutex);
+}
+
 /**
  * nswap_conn_send - send one frame on an established connection
  * @conn: connection
@@ -202,9 +220,11 @@ void nswap_conn_kill(struct nswap_conn *conn)
 int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
 		    const void *buf)
 {
+	unsigned int epoch;
 	int err;
 
 	mutex_lock(&conn->tx_lock);
+	epoch = conn->epoch;
 	/* acquire: pairs with the release in nswap_conn_up(), handshake done */
 	if (smp_load_acquire(&conn->state) != NSWAP_CONN_UP || !conn->sock)
 		err = -ENOTCONN;
@@ -212,7 +232,7 @@ int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
 		err = nswap_sock_send_frame(conn, hdr, buf);
 	mutex_unlock(&conn->tx_lock);
 	if (err && err != -ENOTCONN)
-		nswap_conn_kill(conn);
+		nswap_conn_kill_epoch(conn, epoch);
 	return err;
 }
 
@@ -229,6 +249,9 @@ bool nswap_conn_queue_frame(struct nswap_conn *conn,
 		wake = list_empty(&conn->txq);
 		list_add_tail(&frame->txnode, &conn->txq);
 		frame->queued = true;
+		/* UP: the epoch of the socket published before UP, stable
+		 * until DOWN, which needs txq_lock */
+		frame->conn_epoch = READ_ONCE(conn->epoch);
 		ok = true;
 	}
 	spin_unlock(&conn->txq_lock);
@@ -302,6 +325,7 @@ static void nswap_tx_batch(struct nswap_conn *conn, unsigned int n)
 	struct bio_vec *bv = conn->txvec;
 	unsigned int i, nvec = 0;
 	struct iov_iter it;
+	unsigned int epoch;
 	size_t len = 0;
 	int err = 0;
 
@@ -327,6 +351,7 @@ static void nswap_tx_batch(struct nswap_conn *conn, unsigned int n)
 		return;
 
 	mutex_lock(&conn->tx_lock);
+	epoch = conn->epoch;
 	/* acquire: pairs with the release in nswap_conn_up(), handshake done */
 	if (smp_load_acquire(&conn->state) != NSWAP_CONN_UP || !conn->sock) {
 		err = -ENOTCONN;
@@ -339,7 +364,7 @@ static void nswap_tx_batch(struct nswap_conn *conn, unsigned int n)
 	mutex_unlock(&conn->tx_lock);
 	/* a failed send leaves the byte stream unusable */
 	if (err && err != -ENOTCONN)
-		nswap_conn_kill(conn);
+		nswap_conn_kill_epoch(conn, epoch);
 
 	for (i = 0; i < n; i++)
 		if (conn->txframe[i])
@@ -474,9 +499,16 @@ static int nswap_server_purge(struct nswap_conn *conn)
 	if (srv->purged)
 		goto out;
 	if (!(conn->features & NSWAP_FEAT_RANGE_INVALIDATE)) {
-		pr_warn("nswap%d: server %s lacks range invalidation; stale pages of client 0x%016llx are not purged\n",
-			dev->index, srv->name, dev->client_id);
-		goto done;
+		/*
+		 * Without the purge, pages an earlier incarnation left there
+		 * may carry newer generations than ours: PUTs would be refused
+		 * ESTALE, and reads could not tell them apart.  Not used.
+		 */
+		pr_warn_ratelimited("nswap%d: server %s lacks range invalidation (protocol feature 0x%x), so stale pages of client 0x%016llx cannot be purged: not using it; upgrade its nswapd\n",
+				    dev->index, srv->name,
+				    NSWAP_FEAT_RANGE_INVALIDATE, dev->client_id);
+		err = -EPROTONOSUPPORT;
+		goto out;
 	}
 	count = cpu_to_le64(NSWAP_ALL_SLOTS);
 	nswap_hdr_init(&hdr, conn->version, NSWAP_INVALIDATE, NSWAP_F_RANGE,
@@ -497,7 +529,6 @@ static int nswap_server_purge(struct nswap_conn *conn)
 		err = -EREMOTEIO;
 		goto out;
 	}
-done:
 	/* release: PUTPAGEs to this server only after the purge reply */
 	smp_store_release(&srv->purged, true);
 out:
@@ -548,8 +579,10 @@ static int nswap_conn_establish(struct nswap_conn *conn)
 	mutex_lock(&conn->tx_lock);
 	mutex_lock(&conn->sock_mutex);
 	stopping = conn->stopping;
-	if (!stopping)
+	if (!stopping) {
 		conn->sock = sock;
+		WRITE_ONCE(conn->epoch, conn->epoch + 1);
+	}
 	mutex_unlock(&conn->sock_mutex);
 	mutex_unlock(&conn->tx_lock);
 	if (stopping) {
@@ -663,6 +696,7 @@ static int nswap_conn_thread(void *data)
 	struct nswap_conn *conn = data;
 	struct nswap_server *srv = conn->srv;
 	unsigned int backoff = NSWAP_BACKOFF_MIN_MS;
+	unsigned long up_at;
 	bool logged = false;
 	int err;
 
@@ -695,13 +729,28 @@ static int nswap_conn_thread(void *data)
 			backoff = min(backoff * 2, nswap_reconnect_max_ms);
 			continue;
 		}
-		backoff = NSWAP_BACKOFF_MIN_MS;
 		logged = false;
+		up_at = jiffies;
 		nswap_conn_up(conn);
 		err = nswap_conn_rx_loop(conn);
 		noreclaim = memalloc_noreclaim_save();	/* as for the connect */
 		nswap_conn_down(conn, err);
 		memalloc_noreclaim_restore(noreclaim);
+		/*
+		 * A connection that stayed up reconnects at once.  One that
+		 * went down within NSWAP_STABLE_MS (a server that accepts and
+		 * then drops us, or kills in a row) keeps backing off, so a
+		 * flapping server costs a reconnect per back-off, not a loop.
+		 */
+		if (time_before(jiffies, up_at +
+				msecs_to_jiffies(NSWAP_STABLE_MS))) {
+			wait_event_interruptible_timeout(conn->backoff_wait,
+							 kthread_should_stop(),
+							 msecs_to_jiffies(backoff));
+			backoff = min(backoff * 2, nswap_reconnect_max_ms);
+		} else {
+			backoff = NSWAP_BACKOFF_MIN_MS;
+		}
 	}
 	return 0;
 }

@@ -18,8 +18,10 @@
  *   cookie   changes with every attempt; replies carrying an older cookie
  *            are ignored, so a requeued request never sees stale replies.
  * A frame that the tx thread is sending (tx_busy) is not settled under it:
- * abandoning it only flags it, and the tx thread settles it when sendmsg
- * returns, so request pages are never freed while being sent.
+ * abandoning it only flags it, and a reply that arrives first is only
+ * recorded (a GET's page is copied at once), and the tx thread settles it
+ * when sendmsg returns, so a request is never completed -- nor its pages
+ * or, with an I/O scheduler, the request itself freed -- while being sent.
  *
  * Failure handling: a request that times out (blk-mq ->timeout) has its
  * frames abandoned and their connections shut down; a connection that
@@ -217,9 +219,15 @@ fail:
 	/*
 	 * Lose a write only when no server could be reached at all: while one
 	 * is connected but slow or refusing, the error keeps the page dirty in
-	 * memory and the kernel writes it again later.
+	 * memory and the kernel writes it again later.  "At all" is over every
+	 * attempt of the request (cmd->reached), not only the last: a timeout
+	 * shuts the connections it used, so the attempt after it can find
+	 * none up while they reconnect, although the server is alive.  A
+	 * server that is really gone costs one more budget: the kernel's
+	 * rewrite of the still-dirty page is a new request that reaches no one.
 	 */
-	if (rq_data_dir(rq) == WRITE && cmd->nowait && !READ_ONCE(dev->dying)) {
+	if (rq_data_dir(rq) == WRITE && cmd->nowait && !cmd->reached &&
+	    !READ_ONCE(dev->dying)) {
 		pr_err_ratelimited("%s: write of %u page(s) at slot %llu failed after %u retries: %s; slots marked lost, reading them back gives I/O errors\n",
 				   dev->disk->disk_name, cmd->nr_frames,
 				   cmd->frames[0].slot, cmd->retries, why);
@@ -356,31 +364,70 @@ static void nswap_put_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
 }
 
+/* Not a wire status: a GETPAGE reply said OK but its payload was unusable. */
+#define NSWAP_GET_BAD_PAYLOAD	0xffff
+
+/*
+ * Copy a GETPAGE reply's page into the request (cmd->lock held): at once,
+ * also while the frame is tx_busy, because @payload lives in the
+ * connection's receive buffer only until this reply is handled.  The
+ * request's pages stay while the frame is SENT.  Returns the status
+ * nswap_get_result() acts on.
+ */
+static u16 nswap_get_copy(struct nswap_frame *fr, unsigned int status,
+			  u32 len, const void *payload, bool payload_ok)
+{
+	if (status != NSWAP_OK)
+		return status;
+	if (len != NSWAP_PAGE_SIZE || !payload_ok)
+		return NSWAP_GET_BAD_PAYLOAD;
+	memcpy_to_page(fr->page, fr->offset, payload, NSWAP_PAGE_SIZE);
+	return NSWAP_OK;
+}
+
+/* Does the slot map no longer name the copy @fr asked for? */
+static bool nswap_get_word_changed(struct nswap_dev *dev,
+				   struct nswap_frame *fr)
+{
+	u64 e = nswap_slotmap_get(&dev->map, fr->slot);
+
+	return !nswap_se_live(e) || nswap_se_srv(e) != fr->srv ||
+	       nswap_se_gen(e) != fr->gen;
+}
+
 static void nswap_get_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
-			     struct nswap_frame *fr, unsigned int status,
-			     u32 len, const void *payload, bool payload_ok)
+			     struct nswap_frame *fr, u16 status)
 {
 	struct nswap_server *srv = nswap_srv(dev, fr->srv);
 	const char *name = srv ? srv->name : "?";
 
 	switch (status) {
 	case NSWAP_OK:
-		if (len != NSWAP_PAGE_SIZE || !payload_ok) {
-			pr_warn_ratelimited("%s: GETPAGE slot %llu from %s: bad payload, retrying\n",
-					    dev->disk->disk_name, fr->slot,
-					    name);
-			cmd->failed = true;
-			break;
-		}
-		memcpy_to_page(fr->page, fr->offset, payload, NSWAP_PAGE_SIZE);
 		atomic64_inc(&dev->stats.gets);
 		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_DONE);
 		return;
+	case NSWAP_GET_BAD_PAYLOAD:
+		pr_warn_ratelimited("%s: GETPAGE slot %llu from %s: bad payload, retrying\n",
+				    dev->disk->disk_name, fr->slot, name);
+		cmd->failed = true;
+		break;
 	case NSWAP_ESHUTDOWN:
 		cmd->failed = true;
 		break;
+	case NSWAP_ENOENT:
+	case NSWAP_ESTALE:
+		if (nswap_get_word_changed(dev, fr)) {
+			/*
+			 * A write or discard of this slot overtook the read (raw
+			 * device I/O; swap never overlaps them): the copy asked
+			 * for was replaced.  Read what the slot holds now.
+			 */
+			cmd->failed = true;
+			break;
+		}
+		fallthrough;
 	default:
-		/* ENOENT, ESTALE, ...: the only copy is gone */
+		/* the only copy is gone */
 		pr_err_ratelimited("%s: GETPAGE slot %llu generation %llu from %s: %s, page lost\n",
 				   dev->disk->disk_name, fr->slot, fr->gen,
 				   name, nswap_status_name(status));
@@ -388,6 +435,16 @@ static void nswap_get_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 		break;
 	}
 	nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
+}
+
+/* Act on a reply's status (GET: after nswap_get_copy); cmd->lock held. */
+static void nswap_frame_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
+			       struct nswap_frame *fr, bool write, u16 status)
+{
+	if (write)
+		nswap_put_result(dev, cmd, fr, status);
+	else
+		nswap_get_result(dev, cmd, fr, status);
 }
 
 /* Called by the conn thread for every PUTPAGE/GETPAGE reply. */
@@ -428,19 +485,22 @@ void nswap_dev_handle_reply(struct nswap_conn *conn,
 			  NSWAP_REPLY))
 		goto stale_unlock;
 	nswap_stats_latency(&dev->stats, fr->start_ns);
-	if (write) {
-		if (fr->tx_busy) {
-			/* sendmsg has not returned yet: let the tx thread do it */
-			fr->early = true;
-			fr->early_status = status;
-			spin_unlock(&cmd->lock);
-			return;
-		}
-		nswap_put_result(dev, cmd, fr, status);
-	} else {
-		nswap_get_result(dev, cmd, fr, status,
-				 le32_to_cpu(hdr->length), payload, payload_ok);
+	if (!write)
+		status = nswap_get_copy(fr, status, le32_to_cpu(hdr->length),
+					payload, payload_ok);
+	if (fr->tx_busy) {
+		/*
+		 * sendmsg has not returned yet: the tx thread settles the frame
+		 * when it has (nswap_tx_frame_end).  Settling here could
+		 * complete the request -- and with an I/O scheduler free it --
+		 * while the tx thread still uses the frame.
+		 */
+		fr->early = true;
+		fr->early_status = status;
+		spin_unlock(&cmd->lock);
+		return;
 	}
+	nswap_frame_result(dev, cmd, fr, write, status);
 	act = nswap_cmd_settle(dev, cmd);
 	spin_unlock(&cmd->lock);
 	nswap_do_action(rq, act);
@@ -507,7 +567,9 @@ void nswap_tx_frame_end(struct nswap_conn *conn, struct nswap_frame *fr,
 		if (fr->state == NSWAP_FR_SENT) {
 			if (fr->early) {
 				fr->early = false;
-				nswap_put_result(dev, cmd, fr, fr->early_status);
+				nswap_frame_result(dev, cmd, fr,
+						   rq_data_dir(rq) == WRITE,
+						   fr->early_status);
 			} else if (err || fr->abandon) {
 				fr->abandon = false;
 				nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
@@ -586,6 +648,7 @@ static blk_status_t nswap_cmd_init(struct nswap_dev *dev,
 	cmd->nr_frames = n;
 	cmd->retries = 0;
 	cmd->fatal = false;
+	cmd->reached = false;
 	cmd->status = BLK_STS_OK;
 	cmd->first_issue = jiffies;
 	cmd->first_gen = nswap_dev_gen_snapshot(dev);
@@ -719,10 +782,13 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
 		cmd->nowait = true;
 		ctx->conn = NULL;
-	} else if (write) {
-		fr->prev_valid = true;
-		fr->prev_srv = srv->index;
-		fr->prev_gen = gen;
+	} else {
+		cmd->reached = true;
+		if (write) {
+			fr->prev_valid = true;
+			fr->prev_srv = srv->index;
+			fr->prev_gen = gen;
+		}
 	}
 	spin_unlock(&cmd->lock);
 }
@@ -810,6 +876,7 @@ static enum blk_eh_timer_return nswap_timeout(struct request *rq)
 	struct nswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
 	struct nswap_dev *dev = rq->q->queuedata;
 	struct nswap_conn *victims[NSWAP_MAX_FRAMES];
+	unsigned int epochs[NSWAP_MAX_FRAMES];
 	enum nswap_action act;
 	unsigned int i, j, nv = 0;
 
@@ -825,10 +892,13 @@ static enum blk_eh_timer_return nswap_timeout(struct request *rq)
 
 		if (fr->state != NSWAP_FR_SENT)
 			continue;
-		for (j = 0; j < nv && victims[j] != fr->conn; j++)
+		for (j = 0; j < nv && (victims[j] != fr->conn ||
+				       epochs[j] != fr->conn_epoch); j++)
 			;
-		if (j == nv)
-			victims[nv++] = fr->conn;
+		if (j == nv) {
+			victims[nv] = fr->conn;
+			epochs[nv++] = fr->conn_epoch;
+		}
 		nswap_frame_abandon(dev, cmd, fr);
 	}
 	cmd->failed = true;
@@ -838,9 +908,10 @@ static enum blk_eh_timer_return nswap_timeout(struct request *rq)
 	pr_warn_ratelimited("%s: request at slot %llu (%u pages) timed out after %u ms, resetting %u connection(s)\n",
 			    dev->disk->disk_name, cmd->frames[0].slot,
 			    cmd->nr_frames, READ_ONCE(dev->timeout_ms), nv);
-	/* a server that does not answer in time: reconnect to it */
+	/* a server that does not answer in time: reconnect to it (unless the
+	 * connection has been re-established since the frame was queued) */
 	for (j = 0; j < nv; j++)
-		nswap_conn_kill(victims[j]);
+		nswap_conn_kill_epoch(victims[j], epochs[j]);
 
 	if (act == NSWAP_ACT_NONE)
 		return BLK_EH_RESET_TIMER;	/* a frame is still being sent */

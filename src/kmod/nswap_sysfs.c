@@ -90,10 +90,14 @@ static struct attribute *nswap_stat_attrs[] = {
 	&nswap_stat_attr_list[6].attr.attr,
 	&nswap_stat_attr_list[7].attr.attr,
 	&nswap_stat_attr_list[8].attr.attr,
+	&nswap_stat_attr_list[9].attr.attr,
 	&dev_attr_inflight.attr,
 	&dev_attr_latency_hist.attr,
 	NULL,
 };
+/* every counter of the list above has its file (reconnects once had none) */
+static_assert(ARRAY_SIZE(nswap_stat_attrs) ==
+	      ARRAY_SIZE(nswap_stat_attr_list) + 3);
 
 static const struct attribute_group nswap_stat_group = {
 	.name	= "nswap",

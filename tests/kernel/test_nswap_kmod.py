@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -65,6 +66,18 @@ swap_on() {
     swapon /dev/nswap0 || fail swapon
 }
 vmstat() { grep -E "^$1 " /proc/vmstat | cut -d' ' -f2; }
+# Only what runs in the cgroup "wl" swaps: pages of the shell running the script (PID 1
+# here) stay in RAM, as they would for init on a real node, and a shell outside it never
+# waits on reclaim.
+limit_memory() {  # memory.max of the cgroup
+    mount -t cgroup2 none /sys/fs/cgroup || fail "mount cgroup2"
+    echo +memory > /sys/fs/cgroup/cgroup.subtree_control || fail "memory controller"
+    mkdir /sys/fs/cgroup/wl && echo "$1" > /sys/fs/cgroup/wl/memory.max || fail "memory.max"
+}
+# command...: in the cgroup, in the background (its pid is $!), stdout to /tmp/wl.json
+run_limited() {
+    sh -c 'echo $$ > /sys/fs/cgroup/wl/cgroup.procs && exec "$@"' sh "$@" > /tmp/wl.json &
+}
 counters() {
     for f in /sys/block/nswap0/nswap/*; do echo "counter $(basename $f) $(head -n 1 $f)"; done
 }
@@ -80,6 +93,10 @@ teardown() {
 }
 """ % {"cfg": CFG, "min_free_kbytes": MIN_FREE_KBYTES}
 
+
+# Kernel parameters that poison freed memory and check it on reuse (SLUB red zones and
+# poison, page poisoning): a use after free shows in the console as a "BUG" line.
+FREED_MEMORY_CHECKS = "page_poison=1 init_on_free=1 slub_debug=FZP"
 
 # The kits the tests run on; None is the host's own suite (Debian 12, 6.1).
 HOST_SUITE = None
@@ -123,7 +140,7 @@ def serve(nswapd_bin, tapnet, port=PORT):
     )
 
 
-def boot(kit, nswap_ko, tapnet, script, timeout_s=600):
+def boot(kit, nswap_ko, tapnet, script, timeout_s=600, append=""):
     return minivm.run_script(
         kit,
         GUEST_PRELUDE + script,
@@ -132,7 +149,16 @@ def boot(kit, nswap_ko, tapnet, script, timeout_s=600):
         memory_mib=VM_MEMORY_MIB,
         net=tapnet.nettap,
         timeout_s=timeout_s,
+        append=append,
     )
+
+
+def passed(result):
+    """The counters, NAME=VALUE lines and workload JSON lines of a guest script that must
+    have ended with exit 0 and a clean kernel log."""
+    assert result.exit_status == 0, result.output + "\n--- console:\n" + result.console_tail(60)
+    assert result.kernel_problems == [], result.kernel_problems
+    return parse(result.output)
 
 
 def parse(output):
@@ -183,9 +209,7 @@ teardown
         )
         status_after = server.status()
     log = server.log_text()
-    assert result.exit_status == 0, result.output + "\n--- console:\n" + result.console_tail(60)
-    assert result.kernel_problems == [], result.kernel_problems
-    counters, values, runs = parse(result.output)
+    counters, values, runs = passed(result)
     expected_runs = 2 if second_run else 1
     assert [r["mismatched_pages"] for r in runs] == [0] * expected_runs, runs
     assert values["workload_exit"] == 0 and values.get("workload2_exit", 0) == 0
@@ -230,9 +254,7 @@ teardown
         )
         status_after = [server.status() for server in servers]
     logs = [server.log_text() for server in servers]
-    assert result.exit_status == 0, result.output + "\n--- console:\n" + result.console_tail(60)
-    assert result.kernel_problems == [], result.kernel_problems
-    counters, values, runs = parse(result.output)
+    counters, values, runs = passed(result)
     assert values["workload_exit"] == 0
     assert [r["mismatched_pages"] for r in runs] == [0], runs
     assert runs[0]["bytes_verified"] == runs[0]["size_bytes"] > (VM_MEMORY_MIB << 20)
@@ -244,6 +266,190 @@ teardown
     assert min(puts) * 3 >= sum(puts), puts
     assert counters["errors"] == 0, counters
     assert [status["used_pages"] for status in status_after] == [0, 0], logs
+    assert "UNLOADED clean" in result.output
+
+
+# Host kit only: one more swap run.
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_io_scheduler_switched_while_swapping_loses_nothing(kit, nswap_ko, nswapd_bin, workload):
+    """With an I/O scheduler, a request lives in the scheduler's tags, which an elevator
+    switch or an nr_requests change frees: a reply that completed a request while the tx
+    thread was still sending its frame used freed memory (GET replies did, before the
+    tx thread settled them too).  The workload swaps in a cgroup while the shell switches
+    the scheduler and nr_requests over and over, with freed memory poisoned and checked;
+    every byte must come back and the kernel log stay clean."""
+    with minivm.netns_with_tap("kmodsched") as tapnet, serve(nswapd_bin, tapnet):
+        result = boot(
+            kit,
+            nswap_ko,
+            tapnet,
+            r"""
+load
+create 1G %(server)s:%(port)d
+swap_on
+q=/sys/block/nswap0/queue
+grep -q mq-deadline $q/scheduler || fail "no mq-deadline: $(cat $q/scheduler)"
+# the switching shell, outside the cgroup, never waits on reclaim while the queue is
+# frozen for a switch
+limit_memory 96M
+run_limited nswap-workload --workload W1 --ratio 2 --passes 1 --seed 12
+wl=$!
+switches=0
+while [ $switches -lt 5000 ] && kill -0 $wl 2>/dev/null; do
+    echo mq-deadline > $q/scheduler || fail "set mq-deadline"
+    echo 32 > $q/nr_requests || fail "nr_requests 32"
+    echo 64 > $q/nr_requests || fail "nr_requests 64"
+    echo none > $q/scheduler || fail "set none"
+    switches=$((switches+1))
+done
+wait $wl
+echo "workload_exit=$?"
+echo "switches=$switches"
+cat /tmp/wl.json
+counters
+swapoff /dev/nswap0 || fail swapoff
+teardown
+"""
+            % {"server": tapnet.host_ip, "port": PORT},
+            # Debian's 6.1 has no KASAN: poison freed pages and slab objects and check the
+            # poison, so a write to freed request memory is reported ("BUG ...").
+            append=FREED_MEMORY_CHECKS,
+        )
+    counters, values, runs = passed(result)
+    print("scheduler run:", values, {k: counters[k] for k in ("puts", "gets", "errors")})
+    assert values["workload_exit"] == 0
+    assert [r["mismatched_pages"] for r in runs] == [0], runs
+    assert runs[0]["bytes_verified"] == runs[0]["size_bytes"] > (96 << 20)
+    assert values["switches"] > 10, values
+    assert counters["gets"] > 0 and counters["errors"] == 0 and counters["lost_pages"] == 0
+    assert "UNLOADED clean" in result.output
+
+
+# Host kit only: one more swap run.
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_link_drop_and_server_stall_mid_swap_out_lose_no_page(kit, nswap_ko, nswapd_bin, workload):
+    """In the middle of a heavy swap-out under a memory cgroup, the client's link goes
+    down for 4 s (its connections time out and reconnect, not the server's fault), then
+    the server stalls (SIGSTOP) for 3 s, longer than the 1 s request timeout.  Both are
+    shorter than the 8 s retry budget and a server stays alive: no write may be marked
+    lost (a reconnect that sleeps in reclaim on its own device, or a write whose last
+    attempt found its connection still reconnecting, used to be), every byte comes back."""
+    with minivm.netns_with_tap("kmoddrop") as tapnet, serve(nswapd_bin, tapnet) as server:
+        done = []
+
+        def disrupt():
+            deadline = time.time() + 400
+            while time.time() < deadline:
+                status = server.status(check=False)
+                if status and status["used_pages"] > 4000:
+                    break
+                time.sleep(0.5)
+            else:
+                return
+            link = ["ip", "link", "set", tapnet.tap]
+            subprocess.run(tapnet.command(link + ["down"]), check=True, timeout=30)
+            time.sleep(4)
+            subprocess.run(tapnet.command(link + ["up"]), check=True, timeout=30)
+            time.sleep(3)
+            server.signal(signal.SIGSTOP)
+            time.sleep(3)
+            server.signal(signal.SIGCONT)
+            done.append(True)
+
+        disrupter = threading.Thread(target=disrupt, daemon=True)
+        disrupter.start()
+        try:
+            result = boot(
+                kit,
+                nswap_ko,
+                tapnet,
+                r"""
+load
+create 1G %(server)s:%(port)d 1000 7
+swap_on
+limit_memory 96M
+run_limited nswap-workload --workload W1 --ratio 2 --passes 1 --seed 13
+wl=$!
+wait $wl
+echo "workload_exit=$?"
+cat /tmp/wl.json
+counters
+swapoff /dev/nswap0 || fail swapoff
+teardown
+"""
+                % {"server": tapnet.host_ip, "port": PORT},
+            )
+        finally:
+            disrupter.join(timeout=60)
+            server.signal(signal.SIGCONT)
+    counters, values, runs = passed(result)
+    shown = ("puts", "gets", "errors", "lost_pages", "reconnects", "retries")
+    print("disrupted run:", {k: counters[k] for k in shown}, values)
+    assert done, "the run ended before the disruption: " + result.output[-2000:]
+    assert counters["reconnects"] > 0, counters  # the connections really went down
+    assert counters["lost_pages"] == 0, counters
+    assert counters["errors"] == 0, counters
+    assert values["workload_exit"] == 0
+    assert [r["mismatched_pages"] for r in runs] == [0], runs
+    assert runs[0]["bytes_verified"] == runs[0]["size_bytes"] > (96 << 20)
+    assert "UNLOADED clean" in result.output
+
+
+# Host kit only: the slot-map logic is the same on 6.12.
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_overlapping_raw_io_reads_old_or_new_never_an_error(kit, nswap_ko, nswapd_bin, workload):
+    """On the raw device (not swap), a read of a page may race a write or discard of it:
+    the write replaces the copy the read asked for (ESTALE/ENOENT from the server).  The
+    read must return the old or the new page (or zeroes after a discard), not EIO."""
+    with minivm.netns_with_tap("kmodraw") as tapnet, serve(nswapd_bin, tapnet):
+        result = boot(
+            kit,
+            nswap_ko,
+            tapnet,
+            r"""
+load
+create 64M %(server)s:%(port)d
+d=/dev/nswap0
+page() { dd if=/dev/zero bs=4096 count=1 2>/dev/null | tr '\0' "$1"; }
+page A > /tmp/A; page B > /tmp/B; dd if=/dev/zero of=/tmp/Z bs=4096 count=1 2>/dev/null
+dd if=/tmp/A of=$d bs=4096 count=1 oflag=direct conv=notrunc 2>/dev/null || fail "first write"
+(
+    i=0; errs=0
+    while [ $i -lt 300 ]; do
+        dd if=/tmp/B of=$d bs=4096 count=1 oflag=direct conv=notrunc 2>/dev/null || errs=$((errs+1))
+        [ $((i %% 10)) -eq 5 ] && { blkdiscard -o 0 -l 4096 $d || errs=$((errs+1)); }
+        dd if=/tmp/A of=$d bs=4096 count=1 oflag=direct conv=notrunc 2>/dev/null || errs=$((errs+1))
+        i=$((i+1))
+    done
+    echo "writer_errors=$errs"
+) &
+w=$!
+reads=0; eio=0; other=0
+while [ $reads -lt 3000 ] && kill -0 $w 2>/dev/null; do
+    if dd if=$d of=/tmp/r bs=4096 count=1 iflag=direct 2>/dev/null; then
+        cmp -s /tmp/r /tmp/A || cmp -s /tmp/r /tmp/B || cmp -s /tmp/r /tmp/Z || other=$((other+1))
+    else
+        eio=$((eio+1))
+    fi
+    reads=$((reads+1))
+done
+wait $w
+echo "reads=$reads"
+echo "read_errors=$eio"
+echo "torn_or_foreign=$other"
+counters
+teardown
+"""
+            % {"server": tapnet.host_ip, "port": PORT},
+            timeout_s=400,
+        )
+    counters, values, _runs = passed(result)
+    print("overlap run:", values, {k: counters[k] for k in ("puts", "gets", "errors")})
+    assert values["reads"] > 50, values  # the reads overlapped the writes
+    assert values["writer_errors"] == 0, values
+    assert values["read_errors"] == 0, result.output[-3000:]
+    assert values["torn_or_foreign"] == 0, values
+    assert counters["errors"] == 0, counters
     assert "UNLOADED clean" in result.output
 
 
@@ -305,13 +511,8 @@ def test_server_killed_mid_run_gives_errors_not_a_hang(kit, nswap_ko, nswapd_bin
 load
 create 1G %(server)s:%(port)d 2000 1
 swap_on
-# Only the workload swaps (a cgroup limit): pages of the shell running this script
-# (PID 1 here) stay in RAM, as they would for init on a real node.
-mount -t cgroup2 none /sys/fs/cgroup || fail "mount cgroup2"
-echo +memory > /sys/fs/cgroup/cgroup.subtree_control || fail "memory controller"
-mkdir /sys/fs/cgroup/wl && echo 96M > /sys/fs/cgroup/wl/memory.max || fail "memory.max"
-sh -c 'echo $$ > /sys/fs/cgroup/wl/cgroup.procs &&
-       exec nswap-workload --workload W1 --ratio 2 --passes 3 --seed 9' > /tmp/wl.json &
+limit_memory 96M
+run_limited nswap-workload --workload W1 --ratio 2 --passes 3 --seed 9
 wl=$!
 # Wait until the server is gone (the host kills it once pages arrive) or the run ends.
 i=0
@@ -340,10 +541,8 @@ echo "survived=1"
         finally:
             killer.join(timeout=30)
     assert killer_done.is_set()
-    assert result.exit_status == 0, result.output + "\n--- console:\n" + result.console_tail(60)
+    counters, values, _workload = passed(result)
     assert "survived=1" in result.output
-    assert result.kernel_problems == [], result.kernel_problems
-    counters, values, _workload = parse(result.output)
     shown = ("puts", "gets", "errors", "lost_pages")
     print("server-loss run:", {k: counters[k] for k in shown}, values)
     assert values["workload_ended_by_itself"] == 1, "reclaim stalled: " + result.output
