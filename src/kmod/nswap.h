@@ -67,21 +67,29 @@ extern int nswap_major;
 struct nswap_dev;
 struct nswap_server;
 
-/* Per-device counters, exported under /sys/block/nswapN/nswap/. */
+/*
+ * Per-device counters, exported under /sys/block/nswapN/nswap/.  One copy
+ * per CPU, summed when read: a page costs no write to a cache line that
+ * every CPU shares.  Only add with nswap_stat_add()/nswap_stat_inc().
+ */
 struct nswap_stats {
-	atomic64_t puts;		/* PUTPAGE acknowledged OK */
-	atomic64_t gets;		/* GETPAGE answered with a valid page */
-	atomic64_t invalidates;		/* INVALIDATE frames sent */
-	atomic64_t invalidates_dropped;	/* queue full or server unreachable */
-	atomic64_t bytes_out;		/* bytes written to sockets */
-	atomic64_t bytes_in;		/* bytes read from sockets */
-	atomic64_t errors;		/* requests completed with an error */
-	atomic64_t lost_pages;		/* writes no server took: slot LOST */
-	atomic64_t retries;		/* request re-issues after a failure */
-	atomic64_t reconnects;		/* connections re-established */
-	atomic_t inflight;		/* frames sent or queued, not answered */
-	atomic64_t lat[NSWAP_LAT_BUCKETS];	/* PUT/GET round trips */
+	u64 puts;			/* PUTPAGE acknowledged OK */
+	u64 gets;			/* GETPAGE answered with a valid page */
+	u64 invalidates;		/* INVALIDATE frames sent */
+	u64 invalidates_dropped;	/* queue full or server unreachable */
+	u64 bytes_out;			/* bytes written to sockets */
+	u64 bytes_in;			/* bytes read from sockets */
+	u64 errors;			/* requests completed with an error */
+	u64 lost_pages;			/* writes no server took: slot LOST */
+	u64 retries;			/* request re-issues after a failure */
+	u64 reconnects;			/* connections re-established */
+	u64 timeouts;			/* requests not answered in time */
+	u64 lat[NSWAP_LAT_BUCKETS];	/* PUT/GET round trips */
 };
+
+/* this_cpu ops: safe in any context, no lock, no shared atomic */
+#define nswap_stat_add(dev, field, n)	this_cpu_add((dev)->stats->field, (n))
+#define nswap_stat_inc(dev, field)	this_cpu_inc((dev)->stats->field)
 
 enum nswap_conn_state {
 	NSWAP_CONN_DOWN = 0,		/* connecting, handshaking or backing off */
@@ -108,6 +116,12 @@ struct nswap_conn {
 	 * shut a connection re-established since (nswap_conn_kill_epoch).
 	 */
 	unsigned int epoch;
+	/*
+	 * jiffies of the last reply read (conn thread; set when the socket is
+	 * published): a request that times out on a connection still
+	 * answering others is retried without shutting the connection.
+	 */
+	unsigned long last_reply;
 
 	struct task_struct *conn_thread;
 	struct task_struct *tx_thread;
@@ -193,7 +207,8 @@ struct nswap_dev {
 	bool inval_rescan;		/* FREED words wait in the slot map */
 	struct delayed_work inval_work;
 
-	struct nswap_stats stats;
+	struct nswap_stats __percpu *stats;
+	atomic_t inflight;		/* frames sent or queued, not answered */
 };
 
 /* ---- per-request data ---- */
@@ -344,6 +359,7 @@ void nswap_swap_slot_free_notify(struct block_device *bdev,
 
 /* nswap_sysfs.c: counters */
 extern const struct attribute_group *nswap_disk_groups[];
-void nswap_stats_latency(struct nswap_stats *st, u64 start_ns);
+void nswap_stats_latency(struct nswap_dev *dev, u64 start_ns);
+void nswap_stats_reset(struct nswap_dev *dev);
 
 #endif /* NSWAP_H */

@@ -159,7 +159,7 @@ static int nswap_sock_recv(struct nswap_conn *conn, void *buf, size_t len)
 	iov_iter_kvec(&it, ITER_DEST, &kv, 1, len);
 	err = nswap_sock_xfer(conn->sock, false, &it, MSG_WAITALL);
 	if (!err)
-		atomic64_add(len, &conn->srv->dev->stats.bytes_in);
+		nswap_stat_add(conn->srv->dev, bytes_in, len);
 	return err;
 }
 
@@ -178,8 +178,7 @@ static int nswap_sock_send_frame(struct nswap_conn *conn,
 	iov_iter_kvec(&it, ITER_SOURCE, kv, len ? 2 : 1, sizeof(*hdr) + len);
 	err = nswap_sock_xfer(conn->sock, true, &it, 0);
 	if (!err)
-		atomic64_add(sizeof(*hdr) + len,
-			     &conn->srv->dev->stats.bytes_out);
+		nswap_stat_add(conn->srv->dev, bytes_out, sizeof(*hdr) + len);
 	return err;
 }
 
@@ -359,7 +358,7 @@ static void nswap_tx_batch(struct nswap_conn *conn, unsigned int n)
 		iov_iter_bvec(&it, ITER_SOURCE, bv, nvec, len);
 		err = nswap_sock_xfer(conn->sock, true, &it, 0);
 		if (!err)
-			atomic64_add(len, &conn->srv->dev->stats.bytes_out);
+			nswap_stat_add(conn->srv->dev, bytes_out, len);
 	}
 	mutex_unlock(&conn->tx_lock);
 	/* a failed send leaves the byte stream unusable */
@@ -520,7 +519,7 @@ static int nswap_server_purge(struct nswap_conn *conn)
 				       NSWAP_PURGE_TAG);
 	if (err)
 		goto out;
-	atomic64_inc(&dev->stats.invalidates);
+	nswap_stat_inc(dev, invalidates);
 	status = le16_to_cpu(hdr.status);
 	if (status != NSWAP_OK && status != NSWAP_ENOENT) {
 		pr_err("nswap%d: server %s refused the purge of client 0x%016llx: %s\n",
@@ -612,11 +611,12 @@ static void nswap_conn_up(struct nswap_conn *conn)
 
 	spin_lock(&conn->txq_lock);
 	/* release: sock, version and features are set before UP is seen */
+	WRITE_ONCE(conn->last_reply, jiffies);
 	smp_store_release(&conn->state, NSWAP_CONN_UP);
 	spin_unlock(&conn->txq_lock);
 	atomic_inc(&srv->nr_up);
 	if (conn->ever_up)
-		atomic64_inc(&dev->stats.reconnects);
+		nswap_stat_inc(dev, reconnects);
 	conn->ever_up = true;
 	pr_info("nswap%d: connected to %s (connection %u, protocol %u)\n",
 		dev->index, srv->name, conn->idx, conn->version);
@@ -668,6 +668,8 @@ static int nswap_conn_rx_loop(struct nswap_conn *conn)
 			ok = nswap_crc32c(conn->rxbuf, len) ==
 			     le32_to_cpu(hdr.crc);
 		}
+		if (ok)
+			WRITE_ONCE(conn->last_reply, jiffies);
 		switch (hdr.type) {
 		case NSWAP_PUTPAGE | NSWAP_REPLY:
 		case NSWAP_GETPAGE | NSWAP_REPLY:
@@ -1036,7 +1038,7 @@ int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 			       nswap_crc32c(&lecount, sizeof(lecount)));
 		err = nswap_conn_send(conn, &hdr, &lecount);
 		if (!err)
-			atomic64_inc(&dev->stats.invalidates);
+			nswap_stat_inc(dev, invalidates);
 		return err;
 	}
 	if (count > NSWAP_MAX_SINGLES)
@@ -1047,7 +1049,7 @@ int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 		err = nswap_conn_send(conn, &hdr, NULL);
 		if (err)
 			return err;
-		atomic64_inc(&dev->stats.invalidates);
+		nswap_stat_inc(dev, invalidates);
 	}
 	return 0;
 }

@@ -24,7 +24,8 @@
  * or, with an I/O scheduler, the request itself freed -- while being sent.
  *
  * Failure handling: a request that times out (blk-mq ->timeout) has its
- * frames abandoned and their connections shut down; a connection that
+ * frames abandoned; their connections are shut down unless they are still
+ * answering other requests (nswap_conn_answering); a connection that
  * fails has every frame on it reissued (nswap_dev_abandon_conn).  A request
  * is retried up to max_retries times and for at most
  * (max_retries + 1) * timeout_ms in total.  Then a READ fails with
@@ -101,7 +102,7 @@ static void nswap_frame_finish(struct nswap_dev *dev, struct nswap_cmd *cmd,
 {
 	if (fr->state == NSWAP_FR_SENT) {
 		cmd->pending--;
-		atomic_dec(&dev->stats.inflight);
+		atomic_dec(&dev->inflight);
 	}
 	fr->state = state;
 }
@@ -165,7 +166,7 @@ static void nswap_write_lost(struct nswap_dev *dev, struct nswap_cmd *cmd)
 					 fr->stale_gen, fr->stale_gen);
 		fr->prev_valid = false;
 		fr->stale_valid = false;
-		atomic64_inc(&dev->stats.lost_pages);
+		nswap_stat_inc(dev, lost_pages);
 	}
 }
 
@@ -210,7 +211,7 @@ static enum nswap_action nswap_cmd_settle(struct nswap_dev *dev,
 			goto fail;
 		}
 		cmd->retries++;
-		atomic64_inc(&dev->stats.retries);
+		nswap_stat_inc(dev, retries);
 	}
 	cmd->state = NSWAP_CMD_IDLE;
 	return cmd->failed || !cmd->nowait ? NSWAP_ACT_REQUEUE :
@@ -337,7 +338,7 @@ static void nswap_put_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 			nswap_inval_post(dev, fr->stale_srv, fr->slot, 1,
 					 fr->stale_gen, fr->stale_gen);
 		fr->stale_valid = false;
-		atomic64_inc(&dev->stats.puts);
+		nswap_stat_inc(dev, puts);
 		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_DONE);
 		return;
 	case NSWAP_ENOSPC:
@@ -403,7 +404,7 @@ static void nswap_get_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 
 	switch (status) {
 	case NSWAP_OK:
-		atomic64_inc(&dev->stats.gets);
+		nswap_stat_inc(dev, gets);
 		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_DONE);
 		return;
 	case NSWAP_GET_BAD_PAYLOAD:
@@ -484,7 +485,7 @@ void nswap_dev_handle_reply(struct nswap_conn *conn,
 	    hdr->type != ((write ? NSWAP_PUTPAGE : NSWAP_GETPAGE) |
 			  NSWAP_REPLY))
 		goto stale_unlock;
-	nswap_stats_latency(&dev->stats, fr->start_ns);
+	nswap_stats_latency(dev, fr->start_ns);
 	if (!write)
 		status = nswap_get_copy(fr, status, le32_to_cpu(hdr->length),
 					payload, payload_ok);
@@ -776,7 +777,7 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	fr->start_ns = ktime_get_ns();
 	fr->state = NSWAP_FR_SENT;
 	cmd->pending++;
-	atomic_inc(&dev->stats.inflight);
+	atomic_inc(&dev->inflight);
 	if (!nswap_conn_queue_frame(conn, fr)) {
 		/* went down since we looked */
 		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
@@ -827,7 +828,7 @@ static blk_status_t nswap_queue_rq(struct blk_mq_hw_ctx *hctx,
 		blk_status_t st = nswap_cmd_init(dev, cmd, rq);
 
 		if (st) {
-			atomic64_inc(&dev->stats.errors);
+			nswap_stat_inc(dev, errors);
 			return st;
 		}
 	}
@@ -867,8 +868,20 @@ static void nswap_complete_rq(struct request *rq)
 	/* state is DONE: nobody else touches the frames any more */
 	cmd->started = false;
 	if (cmd->status)
-		atomic64_inc(&dev->stats.errors);
+		nswap_stat_inc(dev, errors);
 	blk_mq_end_request(rq, cmd->status);
+}
+
+/*
+ * A connection that read a reply within the last timeout period is healthy:
+ * the server answers, only this request's frame went missing (dropped by a
+ * faulty peer, or stuck behind a slow page), so the request is retried and
+ * the connection kept -- with every frame on it, which would otherwise all
+ * be reissued.  One that read nothing is shut and reconnects.
+ */
+static bool nswap_conn_answering(struct nswap_conn *conn, unsigned long tmo)
+{
+	return time_after(READ_ONCE(conn->last_reply), jiffies - tmo);
 }
 
 static enum blk_eh_timer_return nswap_timeout(struct request *rq)
@@ -877,8 +890,10 @@ static enum blk_eh_timer_return nswap_timeout(struct request *rq)
 	struct nswap_dev *dev = rq->q->queuedata;
 	struct nswap_conn *victims[NSWAP_MAX_FRAMES];
 	unsigned int epochs[NSWAP_MAX_FRAMES];
+	unsigned int timeout_ms = READ_ONCE(dev->timeout_ms);
+	unsigned long tmo = msecs_to_jiffies(timeout_ms);
 	enum nswap_action act;
-	unsigned int i, j, nv = 0;
+	unsigned int i, j, nv = 0, nkill = 0;
 
 	spin_lock(&cmd->lock);
 	if (cmd->state != NSWAP_CMD_ACTIVE) {
@@ -904,14 +919,19 @@ static enum blk_eh_timer_return nswap_timeout(struct request *rq)
 	cmd->failed = true;
 	act = nswap_cmd_settle(dev, cmd);
 	spin_unlock(&cmd->lock);
+	nswap_stat_inc(dev, timeouts);
 
-	pr_warn_ratelimited("%s: request at slot %llu (%u pages) timed out after %u ms, resetting %u connection(s)\n",
-			    dev->disk->disk_name, cmd->frames[0].slot,
-			    cmd->nr_frames, READ_ONCE(dev->timeout_ms), nv);
 	/* a server that does not answer in time: reconnect to it (unless the
 	 * connection has been re-established since the frame was queued) */
-	for (j = 0; j < nv; j++)
+	for (j = 0; j < nv; j++) {
+		if (nswap_conn_answering(victims[j], tmo))
+			continue;
 		nswap_conn_kill_epoch(victims[j], epochs[j]);
+		nkill++;
+	}
+	pr_warn_ratelimited("%s: request at slot %llu (%u pages) timed out after %u ms; %u connection(s) reset, %u still answering kept\n",
+			    dev->disk->disk_name, cmd->frames[0].slot,
+			    cmd->nr_frames, timeout_ms, nkill, nv - nkill);
 
 	if (act == NSWAP_ACT_NONE)
 		return BLK_EH_RESET_TIMER;	/* a frame is still being sent */
@@ -978,7 +998,8 @@ int nswap_dev_power_on(struct nswap_dev *dev)
 	if (err)
 		goto err_map;
 
-	memset(&dev->stats, 0, sizeof(dev->stats));
+	nswap_stats_reset(dev);
+	atomic_set(&dev->inflight, 0);
 	atomic64_set(&dev->next_gen, 0);
 	dev->open_count = 0;
 	dev->dying = false;

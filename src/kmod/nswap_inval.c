@@ -129,7 +129,7 @@ void nswap_inval_post(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
 		      u64 gen, u64 dgen)
 {
 	if (!nswap_inval_queue(dev, srv, slot, count, gen, dgen))
-		atomic64_add(count, &dev->stats.invalidates_dropped);
+		nswap_stat_add(dev, invalidates_dropped, count);
 }
 
 static int nswap_inval_cmp(const void *a, const void *b)
@@ -151,7 +151,7 @@ static void nswap_inval_send(struct nswap_dev *dev, u8 idx, u64 slot,
 	if (idx < NSWAP_MAX_SERVERS)
 		srv = READ_ONCE(dev->servers[idx]);
 	if (!srv || nswap_server_send_invalidate(srv, slot, count, gen, true))
-		atomic64_add(count, &dev->stats.invalidates_dropped);
+		nswap_stat_add(dev, invalidates_dropped, count);
 }
 
 /* Drain the ring once (work item only). */
@@ -337,6 +337,6 @@ void nswap_swap_slot_free_notify(struct block_device *bdev,
 		nswap_inval_want_rescan(dev);
 	} else {
 		nswap_server_put_page(dev, idx);
-		atomic64_inc(&dev->stats.invalidates_dropped);
+		nswap_stat_inc(dev, invalidates_dropped);
 	}
 }

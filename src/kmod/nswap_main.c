@@ -427,6 +427,7 @@ static void nswap_item_release(struct config_item *item)
 	for (i = 0; i < NSWAP_MAX_SERVERS; i++)
 		nswap_server_free(dev->servers[i]);
 	ida_free(&nswap_index_ida, dev->index);
+	free_percpu(dev->stats);
 	kfree(dev);
 }
 
@@ -465,8 +466,14 @@ static struct config_item *nswap_make_item(struct config_group *group,
 	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
 	if (!dev)
 		return ERR_PTR(-ENOMEM);
+	dev->stats = alloc_percpu(struct nswap_stats);
+	if (!dev->stats) {
+		kfree(dev);
+		return ERR_PTR(-ENOMEM);
+	}
 	index = nswap_alloc_index(name);
 	if (index < 0) {
+		free_percpu(dev->stats);
 		kfree(dev);
 		return ERR_PTR(index);
 	}

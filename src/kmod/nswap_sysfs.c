@@ -10,16 +10,42 @@
 #include <linux/device.h>
 #include <linux/ktime.h>
 #include <linux/log2.h>
+#include <linux/percpu.h>
 #include <linux/sysfs.h>
 
 #include "nswap.h"
 
-static struct nswap_stats *dev_to_stats(struct device *d)
+static struct nswap_dev *dev_to_nswap(struct device *d)
 {
-	return &nswap_dev_from_disk(dev_to_disk(d))->stats;
+	return nswap_dev_from_disk(dev_to_disk(d));
 }
 
-/* A counter file: the atomic64_t at @offset in struct nswap_stats. */
+/*
+ * The u64 at @offset in struct nswap_stats, summed over the CPUs.  Each CPU's
+ * copy only grows, so the sum is a value the counter had while it was read
+ * (a 64-bit load: the module runs on x86-64 and arm64, docs/kmod.md).
+ */
+static u64 nswap_stat_sum(struct nswap_dev *dev, size_t offset)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(*(u64 *)((void *)per_cpu_ptr(dev->stats, cpu) +
+					  offset));
+	return sum;
+}
+
+/* Zero every CPU's counters (power on: nothing runs on the device yet). */
+void nswap_stats_reset(struct nswap_dev *dev)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		memset(per_cpu_ptr(dev->stats, cpu), 0, sizeof(struct nswap_stats));
+}
+
+/* A counter file: the u64 at @offset in struct nswap_stats. */
 struct nswap_stat_attr {
 	struct device_attribute attr;
 	size_t offset;
@@ -30,9 +56,7 @@ static ssize_t nswap_stat_show(struct device *d,
 {
 	struct nswap_stat_attr *sa = container_of(attr, struct nswap_stat_attr,
 						  attr);
-	atomic64_t *v = (void *)dev_to_stats(d) + sa->offset;
-
-	return sysfs_emit(buf, "%lld\n", atomic64_read(v));
+	return sysfs_emit(buf, "%llu\n", nswap_stat_sum(dev_to_nswap(d), sa->offset));
 }
 
 static struct nswap_stat_attr nswap_stat_attr_list[] = {
@@ -56,26 +80,29 @@ static struct nswap_stat_attr nswap_stat_attr_list[] = {
 	  offsetof(struct nswap_stats, retries) },
 	{ __ATTR(reconnects, 0444, nswap_stat_show, NULL),
 	  offsetof(struct nswap_stats, reconnects) },
+	{ __ATTR(timeouts, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, timeouts) },
 };
 
 static ssize_t inflight_show(struct device *d, struct device_attribute *attr,
 			     char *buf)
 {
-	return sysfs_emit(buf, "%d\n", atomic_read(&dev_to_stats(d)->inflight));
+	return sysfs_emit(buf, "%d\n", atomic_read(&dev_to_nswap(d)->inflight));
 }
 static DEVICE_ATTR_RO(inflight);
 
 static ssize_t latency_hist_show(struct device *d,
 				 struct device_attribute *attr, char *buf)
 {
-	struct nswap_stats *st = dev_to_stats(d);
+	struct nswap_dev *dev = dev_to_nswap(d);
 	int len = 0;
 	int i;
 
 	for (i = 0; i < NSWAP_LAT_BUCKETS; i++)
-		len += sysfs_emit_at(buf, len, "%llu %lld\n",
+		len += sysfs_emit_at(buf, len, "%llu %llu\n",
 				     i ? 1ULL << i : 0ULL,
-				     atomic64_read(&st->lat[i]));
+				     nswap_stat_sum(dev, offsetof(struct nswap_stats,
+								  lat[i])));
 	return len;
 }
 static DEVICE_ATTR_RO(latency_hist);
@@ -91,6 +118,7 @@ static struct attribute *nswap_stat_attrs[] = {
 	&nswap_stat_attr_list[7].attr.attr,
 	&nswap_stat_attr_list[8].attr.attr,
 	&nswap_stat_attr_list[9].attr.attr,
+	&nswap_stat_attr_list[10].attr.attr,
 	&dev_attr_inflight.attr,
 	&dev_attr_latency_hist.attr,
 	NULL,
@@ -110,12 +138,12 @@ const struct attribute_group *nswap_disk_groups[] = {
 };
 
 /* Account one round trip that started at @start_ns (ktime_get_ns()). */
-void nswap_stats_latency(struct nswap_stats *st, u64 start_ns)
+void nswap_stats_latency(struct nswap_dev *dev, u64 start_ns)
 {
 	u64 us = div_u64(ktime_get_ns() - start_ns, NSEC_PER_USEC);
 	unsigned int b = us < 2 ? 0 : ilog2(us);
 
 	if (b >= NSWAP_LAT_BUCKETS)
 		b = NSWAP_LAT_BUCKETS - 1;
-	atomic64_inc(&st->lat[b]);
+	nswap_stat_inc(dev, lat[b]);
 }

@@ -1,0 +1,210 @@
+"""A faulty middlebox for the nswap protocol, for fault tests: it forwards every byte from its
+clients to one nswapd unchanged, and nswapd's replies back frame by frame, except that it
+drops the reply to every Nth PUTPAGE/GETPAGE (at most --max-drops of them).  The server stays
+alive and keeps answering; only those requests go unanswered, as with a lossy peer.
+
+Run it where the server is reachable, e.g. inside a mini VM's network namespace::
+
+    ip netns exec NS python3 -m harness.faultproxy --listen 10.77.5.1:7405 \\
+        --server 127.0.0.1:7406 --drop-every 2000 --max-drops 6
+
+It prints ``listening on HOST:PORT`` once it accepts connections and, on SIGTERM or SIGINT,
+one JSON line ``{"connections": C, "replies": R, "dropped": D}``, then exits 0.
+Used in Python through ``running()``.
+"""
+
+import argparse
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
+
+from harness import bootstrap
+
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+DROPPABLE = {proto.PUTPAGE | proto.REPLY, proto.GETPAGE | proto.REPLY}
+_LENGTH = proto.HEADER_FIELDS.index("length")
+_TYPE = proto.HEADER_FIELDS.index("type")
+
+
+class FaultProxyError(Exception):
+    """The proxy did not start or stop as it should; the message carries its output."""
+
+
+class Dropper:
+    """Which replies to drop: the Nth, 2Nth, ... droppable reply over all connections."""
+
+    def __init__(self, every, max_drops):
+        self.every = every
+        self.max_drops = max_drops
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.replies = 0
+        self.dropped = 0
+
+    def drop(self, msg_type):
+        if msg_type not in DROPPABLE:
+            return False
+        with self.lock:
+            self.replies += 1
+            if self.dropped < self.max_drops and self.replies % self.every == 0:
+                self.dropped += 1
+                return True
+            return False
+
+    def summary(self):
+        with self.lock:
+            return {
+                "connections": self.connections,
+                "replies": self.replies,
+                "dropped": self.dropped,
+            }
+
+
+def _recv_exact(sock, size):
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = sock.recv(size - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def _close_both(a, b):
+    for s in (a, b):
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+
+
+def _client_to_server(client, server):
+    try:
+        while True:
+            data = client.recv(65536)
+            if not data:
+                break
+            server.sendall(data)
+    except OSError:
+        pass
+    _close_both(client, server)
+
+
+def _server_to_client(server, client, dropper):
+    try:
+        while True:
+            hdr = _recv_exact(server, proto.HDR_SIZE)
+            if hdr is None:
+                break
+            fields = proto.HEADER_STRUCT.unpack(hdr)
+            payload = _recv_exact(server, fields[_LENGTH]) if fields[_LENGTH] else b""
+            if payload is None:
+                break
+            if not dropper.drop(fields[_TYPE]):
+                client.sendall(hdr + payload)
+    except OSError:
+        pass
+    _close_both(client, server)
+
+
+def _split(addr):
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def serve(listen, server_addr, dropper):
+    """Accept connections forever (daemon threads carry each one)."""
+    family = socket.AF_INET6 if ":" in listen.rpartition(":")[0] else socket.AF_INET
+    lsock = socket.socket(family, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(_split(listen))
+    lsock.listen(64)
+    host, port = lsock.getsockname()[:2]
+    print("listening on %s:%d" % (host, port), flush=True)
+    while True:
+        client, _ = lsock.accept()
+        try:
+            server = socket.create_connection(_split(server_addr), timeout=10)
+        except OSError:
+            client.close()
+            continue
+        server.settimeout(None)
+        for s in (client, server):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with dropper.lock:
+            dropper.connections += 1
+        threading.Thread(target=_client_to_server, args=(client, server), daemon=True).start()
+        threading.Thread(
+            target=_server_to_client, args=(server, client, dropper), daemon=True
+        ).start()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listen", required=True, help="HOST:PORT the clients connect to")
+    parser.add_argument("--server", required=True, help="HOST:PORT of nswapd")
+    parser.add_argument(
+        "--drop-every", type=int, required=True, help="drop every Nth PUT/GET reply"
+    )
+    parser.add_argument("--max-drops", type=int, default=10, help="drop at most this many")
+    args = parser.parse_args(argv)
+    if args.drop_every < 1 or args.max_drops < 0:
+        parser.error("--drop-every must be at least 1 and --max-drops at least 0")
+    dropper = Dropper(args.drop_every, args.max_drops)
+
+    def stop(_sig, _frame):
+        print(json.dumps(dropper.summary()), flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    serve(args.listen, args.server, dropper)
+
+
+@contextlib.contextmanager
+def running(listen, server, drop_every, max_drops, command=None):
+    """The proxy for the ``with`` block (``command`` prefixes its argv, e.g. to run it in a
+    namespace); yields a dict that holds its summary once the block has ended."""
+    argv = [sys.executable, "-m", "harness.faultproxy", "--listen", listen, "--server", server]
+    argv += ["--drop-every", str(drop_every), "--max-drops", str(max_drops)]
+    proc = subprocess.Popen(
+        (command or list)(argv),
+        cwd=bootstrap.REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    summary = {}
+    try:
+        ready = threading.Event()
+        lines = []
+
+        def read_first_line():
+            lines.append(proc.stdout.readline())
+            ready.set()
+
+        threading.Thread(target=read_first_line, daemon=True).start()
+        if not ready.wait(START_TIMEOUT_S) or not lines[0].startswith("listening on"):
+            raise FaultProxyError("the fault proxy did not start: %r" % "".join(lines))
+        yield summary
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=STOP_TIMEOUT_S)
+        last = out.strip().splitlines()[-1:] or ["(no output)"]
+        try:
+            summary.update(json.loads(last[0]))
+        except ValueError as err:
+            raise FaultProxyError("the fault proxy's summary is not JSON: %r" % out) from err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT_S)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The fault proxy (harness/faultproxy.py) between a protocol client and a real nswapd on
+loopback: it passes requests and replies through unchanged, except that it drops every Nth
+PUTPAGE/GETPAGE reply, at most --max-drops of them, and says so in its summary."""
+
+import socket
+
+import pytest
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
+
+from harness import faultproxy, nswapd
+
+CLIENT_ID = 0x6E737761705F7078
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def page(i):
+    return bytes([i % 251]) * proto.PAGE_SIZE
+
+
+def test_every_third_reply_is_dropped_up_to_the_limit_and_the_rest_pass(nswapd_bin):
+    listen = "127.0.0.1:%d" % free_port()
+    with nswapd.running(nswapd_bin, "--cache-size", "1M") as server:
+        target = "127.0.0.1:%d" % server.port
+        with faultproxy.running(listen, target, drop_every=3, max_drops=2) as summary:
+            with proto.Client("127.0.0.1", int(listen.rpartition(":")[2]), timeout=5) as client:
+                client.hello(CLIENT_ID)  # HELLO replies are never dropped
+                tags = [client.put_frame(slot, 1, page(slot)) for slot in range(8)]
+                answered = [client.recv() for _ in range(6)]
+                client.settimeout(1.0)
+                with pytest.raises(socket.timeout):
+                    client.recv()
+                # replies 3 and 6 dropped; 9 would be, but two is the limit
+                assert [f.header.tag for f in answered] == [tags[i] for i in (0, 1, 3, 4, 6, 7)]
+                assert {f.header.status for f in answered} == {proto.OK}
+                # the server stored all eight: the proxy dropped replies, not requests
+                client.settimeout(5)
+                for slot in range(8):
+                    assert client.get(slot, 1) == (proto.OK, page(slot))
+        assert server.status()["used_pages"] == 8
+    assert summary == {"connections": 1, "replies": 16, "dropped": 2}
+
+
+def test_bad_arguments_are_refused(capsys):
+    with pytest.raises(SystemExit) as info:
+        faultproxy.main(["--listen", "127.0.0.1:1", "--server", "127.0.0.1:2", "--drop-every", "0"])
+    assert info.value.code == 2
+    assert "--drop-every must be at least 1" in capsys.readouterr().err
