@@ -13,12 +13,12 @@ short_description: The runs of the disk-vs-nswap benchmark, grouped by backend s
 version_added: 0.1.0
 description:
   - Crosses backends, workloads, process counts and repetitions into runs, grouped so
-    that a backend is set up once per group.  For each repetition, for each backend (then
-    each projection rate), one group with a run per workload and process count.  The
-    repetition is the outermost loop, so slow drift of the machine (other load) falls on
-    every backend alike.
+    that a backend is set up once per group.  For each repetition, for each backend, one
+    group with a run per workload and process count.  The repetition is the outermost
+    loop, so slow drift of the machine (other load) falls on every backend alike.
   - Projection runs (Table 2 of the Nswap paper) are O(projection_backend) with the link
-    limited to each of O(projection_rates_mbit).
+    limited to each of O(projection_rates_mbit); they follow that backend's own runs in
+    its group (the link rate is set per run), so they cost no setup of their own.
   - With O(quick), keeps one repetition, the first workload, the first process count,
     every backend and the first two projection rates (the fewest runs that still give
     Table 1 and a Table 2 fit, which needs two rates).
@@ -66,9 +66,9 @@ groups: >-
 RETURN = r"""
 _value:
   description: One dict per backend setup, with C(backend), C(repetition) (0-based, as in
-    the results schema), C(link_rate_mbit) (null for the lab's own profile) and C(cells),
-    its runs in order, each with C(index) (1-based over all runs), C(total), C(workload),
-    C(procs), C(backend), C(repetition) and C(link_rate_mbit).
+    the results schema) and C(cells), its runs in order, each with C(index) (1-based over
+    all runs), C(total), C(workload), C(procs), C(backend), C(repetition) and
+    C(link_rate_mbit) (null for the lab's own profile).
   type: list
   elements: dict
 """
@@ -123,9 +123,8 @@ def benchmark_plan(
         workloads, procs, repetitions, rates = workloads[:1], procs[:1], 1, rates[:2]
     groups = []
     for repetition in range(repetitions):
-        setups = [(backend, None) for backend in backends]
-        setups += [(projection_backend, rate) for rate in rates]
-        for backend, rate in setups:
+        for backend in backends:
+            link_rates = [None] + (rates if backend == projection_backend else [])
             cells = [
                 dict(
                     workload=workload,
@@ -134,12 +133,11 @@ def benchmark_plan(
                     repetition=repetition,
                     link_rate_mbit=rate,
                 )
+                for rate in link_rates
                 for workload in workloads
                 for count in procs
             ]
-            groups.append(
-                dict(backend=backend, repetition=repetition, link_rate_mbit=rate, cells=cells)
-            )
+            groups.append(dict(backend=backend, repetition=repetition, cells=cells))
     total = sum(len(group["cells"]) for group in groups)
     index = 0
     for group in groups:

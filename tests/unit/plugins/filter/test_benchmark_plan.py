@@ -13,32 +13,33 @@ def cells(groups):
 
 def test_full_matrix_counts_and_order():
     groups = benchmark_plan(BACKENDS, ["W1", "W2", "W3", "W4"], [1, 4], 5, "nswap-3", [10, 100])
-    # per repetition: one setup per backend and per projection rate, 4 x 2 runs in each
-    assert len(groups) == 5 * 7
+    # per repetition: one setup per backend, 4 x 2 runs in each; the projection
+    # backend's setup also holds its 4 x 2 runs at each projection rate
+    assert len(groups) == 5 * 5
     runs = cells(groups)
     assert len(runs) == 5 * 7 * 4 * 2
     assert [c["index"] for c in runs] == list(range(1, len(runs) + 1))
     assert {c["total"] for c in runs} == {len(runs)}
-    first = groups[:7]
-    assert [g["backend"] for g in first] == BACKENDS + ["nswap-3", "nswap-3"]
-    assert [g["link_rate_mbit"] for g in first] == [None] * 5 + [10, 100]
+    first = groups[:5]
+    assert [g["backend"] for g in first] == BACKENDS
     assert {g["repetition"] for g in first} == {0} and groups[-1]["repetition"] == 4
-    assert [(c["workload"], c["procs"]) for c in first[0]["cells"]] == [
-        (w, p) for w in ("W1", "W2", "W3", "W4") for p in (1, 4)
+    every_run = [(w, p) for w in ("W1", "W2", "W3", "W4") for p in (1, 4)]
+    assert [(c["workload"], c["procs"]) for c in first[0]["cells"]] == every_run
+    assert [(c["link_rate_mbit"], c["workload"], c["procs"]) for c in first[4]["cells"]] == [
+        (rate, w, p) for rate in (None, 10, 100) for w, p in every_run
     ]
     for group in groups:
         for cell in group["cells"]:
-            assert (cell["backend"], cell["repetition"], cell["link_rate_mbit"]) == (
-                group["backend"],
-                group["repetition"],
-                group["link_rate_mbit"],
-            )
+            assert (cell["backend"], cell["repetition"]) == (group["backend"], group["repetition"])
+            if group["backend"] != "nswap-3":
+                assert cell["link_rate_mbit"] is None
 
 
 def test_quick_keeps_every_backend_and_the_two_rates_a_fit_needs():
     groups = benchmark_plan(BACKENDS, ["W2", "W3"], [4, 1], 5, "nswap-3", [10, 100, 1000], True)
     runs = cells(groups)
     assert [c["backend"] for c in runs] == BACKENDS + ["nswap-3", "nswap-3"]
+    assert [g["backend"] for g in groups] == BACKENDS  # no setup of their own
     assert {(c["workload"], c["procs"], c["repetition"]) for c in runs} == {("W2", 4, 0)}
     assert [c["link_rate_mbit"] for c in runs[-2:]] == [10, 100] and runs[-1]["total"] == 7
 
