@@ -1,7 +1,10 @@
 """A faulty middlebox for the nswap protocol, for fault tests: it forwards every byte from its
 clients to one nswapd unchanged, and nswapd's replies back frame by frame, except that it
 drops the reply to every Nth PUTPAGE/GETPAGE (at most --max-drops of them).  The server stays
-alive and keeps answering; only those requests go unanswered, as with a lossy peer.
+alive and keeps answering; only those requests go unanswered, as with a lossy peer.  With
+--delay-ms it holds those replies for that long instead of dropping them, and picks among
+PUTPAGE replies only: a write the server has taken but whose answer is late, as on a
+congested path (its connection's later replies wait behind it, as in TCP).
 
 Run it where the server is reachable, e.g. inside a mini VM's network namespace::
 
@@ -9,7 +12,7 @@ Run it where the server is reachable, e.g. inside a mini VM's network namespace:
         --server 127.0.0.1:7406 --drop-every 2000 --max-drops 6
 
 It prints ``listening on HOST:PORT`` once it accepts connections and, on SIGTERM or SIGINT,
-one JSON line ``{"connections": C, "replies": R, "dropped": D}``, then exits 0.
+one JSON line ``{"connections": C, "replies": R, "dropped": D, "delayed": L}``, then exits 0.
 Used in Python through ``running()``.
 """
 
@@ -21,6 +24,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
 
@@ -29,6 +33,7 @@ from harness import bootstrap
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 DROPPABLE = {proto.PUTPAGE | proto.REPLY, proto.GETPAGE | proto.REPLY}
+DELAYABLE = {proto.PUTPAGE | proto.REPLY}
 _LENGTH = proto.HEADER_FIELDS.index("length")
 _TYPE = proto.HEADER_FIELDS.index("type")
 
@@ -38,23 +43,31 @@ class FaultProxyError(Exception):
 
 
 class Dropper:
-    """Which replies to drop: the Nth, 2Nth, ... droppable reply over all connections."""
+    """Which replies to drop (or, with delay_s, hold for delay_s): the Nth, 2Nth, ... of the
+    replies it may pick, over all connections, at most max_drops of them."""
 
-    def __init__(self, every, max_drops):
+    def __init__(self, every, max_drops, delay_s=0.0):
         self.every = every
         self.max_drops = max_drops
+        self.delay_s = delay_s
         self.lock = threading.Lock()
         self.connections = 0
         self.replies = 0
         self.dropped = 0
+        self.delayed = 0
 
     def drop(self, msg_type):
-        if msg_type not in DROPPABLE:
+        """True when this reply is picked (dropped, or delayed when delay_s is set)."""
+        if msg_type not in (DELAYABLE if self.delay_s else DROPPABLE):
             return False
         with self.lock:
             self.replies += 1
-            if self.dropped < self.max_drops and self.replies % self.every == 0:
-                self.dropped += 1
+            picked = self.dropped + self.delayed
+            if picked < self.max_drops and self.replies % self.every == 0:
+                if self.delay_s:
+                    self.delayed += 1
+                else:
+                    self.dropped += 1
                 return True
             return False
 
@@ -64,6 +77,7 @@ class Dropper:
                 "connections": self.connections,
                 "replies": self.replies,
                 "dropped": self.dropped,
+                "delayed": self.delayed,
             }
 
 
@@ -105,8 +119,11 @@ def _server_to_client(server, client, dropper):
             payload = _recv_exact(server, fields[_LENGTH]) if fields[_LENGTH] else b""
             if payload is None:
                 break
-            if not dropper.drop(fields[_TYPE]):
-                client.sendall(hdr + payload)
+            if dropper.drop(fields[_TYPE]):
+                if not dropper.delay_s:
+                    continue
+                time.sleep(dropper.delay_s)
+            client.sendall(hdr + payload)
     except OSError:
         pass
     _close_both(client, server)
@@ -152,10 +169,16 @@ def main(argv=None):
         "--drop-every", type=int, required=True, help="drop every Nth PUT/GET reply"
     )
     parser.add_argument("--max-drops", type=int, default=10, help="drop at most this many")
+    parser.add_argument(
+        "--delay-ms",
+        type=int,
+        default=0,
+        help="hold the picked replies this long instead of dropping them (PUTPAGE replies only)",
+    )
     args = parser.parse_args(argv)
-    if args.drop_every < 1 or args.max_drops < 0:
-        parser.error("--drop-every must be at least 1 and --max-drops at least 0")
-    dropper = Dropper(args.drop_every, args.max_drops)
+    if args.drop_every < 1 or args.max_drops < 0 or args.delay_ms < 0:
+        parser.error("--drop-every must be at least 1, --max-drops and --delay-ms at least 0")
+    dropper = Dropper(args.drop_every, args.max_drops, args.delay_ms / 1000.0)
 
     def stop(_sig, _frame):
         print(json.dumps(dropper.summary()), flush=True)
@@ -167,11 +190,12 @@ def main(argv=None):
 
 
 @contextlib.contextmanager
-def running(listen, server, drop_every, max_drops, command=None):
+def running(listen, server, drop_every, max_drops, command=None, delay_ms=0):
     """The proxy for the ``with`` block (``command`` prefixes its argv, e.g. to run it in a
     namespace); yields a dict that holds its summary once the block has ended."""
     argv = [sys.executable, "-m", "harness.faultproxy", "--listen", listen, "--server", server]
     argv += ["--drop-every", str(drop_every), "--max-drops", str(max_drops)]
+    argv += ["--delay-ms", str(delay_ms)]
     proc = subprocess.Popen(
         (command or list)(argv),
         cwd=bootstrap.REPO,

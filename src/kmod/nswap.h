@@ -266,6 +266,8 @@ struct nswap_cmd {
 	bool fatal;		/* unrecoverable (e.g. page lost on server) */
 	bool failed;		/* this attempt had a retryable failure */
 	bool nowait;		/* some frame found no connection */
+	bool overtaken;		/* a GET found a newer copy on the server: a
+				 * write of the slot is still being answered */
 	bool reached;		/* some attempt queued a frame on a connection
 				 * (sticky for the request: see nswap_cmd_settle) */
 	blk_status_t status;

@@ -14,7 +14,7 @@
  *            all frames acknowledged -> complete; page lost on the server
  *            or budget exhausted -> complete with BLK_STS_IOERR; otherwise
  *            requeue (at once after a failure, after NSWAP_WAIT_CONN_MS if
- *            no connection was available).
+ *            no connection was available or a write overtook a read).
  *   cookie   changes with every attempt; replies carrying an older cookie
  *            are ignored, so a requeued request never sees stale replies.
  * A frame that the tx thread is sending (tx_busy) is not settled under it:
@@ -206,14 +206,22 @@ static enum nswap_action nswap_cmd_settle(struct nswap_dev *dev,
 		goto fail;
 	}
 	if (cmd->failed) {
-		if (cmd->retries >= READ_ONCE(dev->max_retries)) {
+		/* an overtaken read is no server's fault: only the budget bounds it */
+		if (!cmd->overtaken &&
+		    cmd->retries >= READ_ONCE(dev->max_retries)) {
 			why = "retries exhausted";
 			goto fail;
 		}
-		cmd->retries++;
+		if (!cmd->overtaken)
+			cmd->retries++;
 		nswap_stat_inc(dev, retries);
 	}
 	cmd->state = NSWAP_CMD_IDLE;
+	if (cmd->overtaken) {
+		/* give the write's reply time to update the slot map */
+		cmd->overtaken = false;
+		return NSWAP_ACT_REQUEUE_DELAYED;
+	}
 	return cmd->failed || !cmd->nowait ? NSWAP_ACT_REQUEUE :
 					     NSWAP_ACT_REQUEUE_DELAYED;
 fail:
@@ -415,14 +423,21 @@ static void nswap_get_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	case NSWAP_ESHUTDOWN:
 		cmd->failed = true;
 		break;
-	case NSWAP_ENOENT:
 	case NSWAP_ESTALE:
+		/*
+		 * The server holds another generation of this slot: a write
+		 * of it overtook the read (raw device I/O; swap never
+		 * overlaps them).  Its reply may not have been handled yet
+		 * (it can come on another connection), so the slot map may
+		 * still name the old copy: retry, within the retry budget,
+		 * until the map names what the server holds.
+		 */
+		cmd->failed = true;
+		cmd->overtaken = true;
+		break;
+	case NSWAP_ENOENT:
 		if (nswap_get_word_changed(dev, fr)) {
-			/*
-			 * A write or discard of this slot overtook the read (raw
-			 * device I/O; swap never overlaps them): the copy asked
-			 * for was replaced.  Read what the slot holds now.
-			 */
+			/* a discard or a write elsewhere dropped the copy */
 			cmd->failed = true;
 			break;
 		}
@@ -841,6 +856,7 @@ static blk_status_t nswap_queue_rq(struct blk_mq_hw_ctx *hctx,
 	cmd->pending = 1;		/* held until every frame is issued */
 	cmd->failed = false;
 	cmd->nowait = false;
+	cmd->overtaken = false;
 	for (i = 0; i < cmd->nr_frames; i++) {
 		cmd->frames[i].tx_busy = false;
 		cmd->frames[i].abandon = false;

@@ -1,8 +1,10 @@
 """The fault proxy (harness/faultproxy.py) between a protocol client and a real nswapd on
 loopback: it passes requests and replies through unchanged, except that it drops every Nth
-PUTPAGE/GETPAGE reply, at most --max-drops of them, and says so in its summary."""
+PUTPAGE/GETPAGE reply, at most --max-drops of them (or, with --delay-ms, holds every Nth
+PUTPAGE reply), and says so in its summary."""
 
 import socket
+import time
 
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
@@ -42,7 +44,28 @@ def test_every_third_reply_is_dropped_up_to_the_limit_and_the_rest_pass(nswapd_b
                 for slot in range(8):
                     assert client.get(slot, 1) == (proto.OK, page(slot))
         assert server.status()["used_pages"] == 8
-    assert summary == {"connections": 1, "replies": 16, "dropped": 2}
+    assert summary == {"connections": 1, "replies": 16, "dropped": 2, "delayed": 0}
+
+
+def test_delay_holds_every_second_put_reply_and_drops_nothing(nswapd_bin):
+    """--delay-ms: the picked PUTPAGE replies come late (and the connection's later replies
+    behind them), none is lost, GETPAGE replies are never picked."""
+    listen = "127.0.0.1:%d" % free_port()
+    with nswapd.running(nswapd_bin, "--cache-size", "1M") as server:
+        target = "127.0.0.1:%d" % server.port
+        with faultproxy.running(listen, target, drop_every=2, max_drops=2, delay_ms=400) as summary:
+            with proto.Client("127.0.0.1", int(listen.rpartition(":")[2]), timeout=5) as client:
+                client.hello(CLIENT_ID)
+                started = time.monotonic()
+                tags = [client.put_frame(slot, 1, page(slot)) for slot in range(4)]
+                answered = [client.recv() for _ in range(4)]
+                elapsed = time.monotonic() - started
+                assert [f.header.tag for f in answered] == tags  # late, in order, all there
+                assert {f.header.status for f in answered} == {proto.OK}
+                assert elapsed >= 0.8, elapsed  # replies 2 and 4 were each held 0.4 s
+                for slot in range(4):
+                    assert client.get(slot, 1) == (proto.OK, page(slot))
+    assert summary == {"connections": 1, "replies": 4, "dropped": 0, "delayed": 2}
 
 
 def test_bad_arguments_are_refused(capsys):
