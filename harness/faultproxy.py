@@ -56,7 +56,7 @@ class Dropper:
         self.dropped = 0
         self.delayed = 0
 
-    def drop(self, msg_type):
+    def pick(self, msg_type):
         """True when this reply is picked (dropped, or delayed when delay_s is set)."""
         if msg_type not in (DELAYABLE if self.delay_s else DROPPABLE):
             return False
@@ -119,7 +119,7 @@ def _server_to_client(server, client, dropper):
             payload = _recv_exact(server, fields[_LENGTH]) if fields[_LENGTH] else b""
             if payload is None:
                 break
-            if dropper.drop(fields[_TYPE]):
+            if dropper.pick(fields[_TYPE]):
                 if not dropper.delay_s:
                     continue
                 time.sleep(dropper.delay_s)

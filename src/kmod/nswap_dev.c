@@ -205,17 +205,16 @@ static enum nswap_action nswap_cmd_settle(struct nswap_dev *dev,
 		why = cmd->nowait ? "no server reachable" : "timed out";
 		goto fail;
 	}
-	if (cmd->failed) {
-		/* an overtaken read is no server's fault: only the budget bounds it */
-		if (!cmd->overtaken &&
-		    cmd->retries >= READ_ONCE(dev->max_retries)) {
+	/* an overtaken read is no server's fault: only the budget bounds it */
+	if (cmd->failed && !cmd->overtaken) {
+		if (cmd->retries >= READ_ONCE(dev->max_retries)) {
 			why = "retries exhausted";
 			goto fail;
 		}
-		if (!cmd->overtaken)
-			cmd->retries++;
-		nswap_stat_inc(dev, retries);
+		cmd->retries++;
 	}
+	if (cmd->failed)
+		nswap_stat_inc(dev, retries);
 	cmd->state = NSWAP_CMD_IDLE;
 	if (cmd->overtaken) {
 		/* give the write's reply time to update the slot map */
@@ -429,7 +428,7 @@ static void nswap_get_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 		 * of it overtook the read (raw device I/O; swap never
 		 * overlaps them).  Its reply may not have been handled yet
 		 * (it can come on another connection), so the slot map may
-		 * still name the old copy: retry, within the retry budget,
+		 * still name the old copy: retry, within the time budget,
 		 * until the map names what the server holds.
 		 */
 		cmd->failed = true;

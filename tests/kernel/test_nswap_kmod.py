@@ -140,6 +140,23 @@ def serve(nswapd_bin, tapnet, port=PORT):
     )
 
 
+@contextlib.contextmanager
+def serve_behind_faultproxy(nswapd_bin, tapnet, **faults):
+    """nswapd on PORT + 1 and harness/faultproxy.py in front of it on the tap's PORT, where
+    the guest scripts connect; `faults` are faultproxy.running()'s drop_every, max_drops,
+    delay_ms.  Yields the proxy's summary (filled in when the block ends)."""
+    with (
+        serve(nswapd_bin, tapnet, port=PORT + 1),
+        faultproxy.running(
+            "%s:%d" % (tapnet.host_ip, PORT),
+            "%s:%d" % (tapnet.host_ip, PORT + 1),
+            command=tapnet.command,
+            **faults,
+        ) as summary,
+    ):
+        yield summary
+
+
 def boot(kit, nswap_ko, tapnet, script, timeout_s=600, append=""):
     return minivm.run_script(
         kit,
@@ -432,14 +449,7 @@ def test_a_dropped_reply_retries_the_request_and_keeps_the_connection(
     so the other requests on it are not reissued -- and every byte comes back."""
     with (
         minivm.netns_with_tap("kmodlossy") as tapnet,
-        serve(nswapd_bin, tapnet, port=PORT + 1),
-        faultproxy.running(
-            "%s:%d" % (tapnet.host_ip, PORT),
-            "%s:%d" % (tapnet.host_ip, PORT + 1),
-            drop_every=1500,
-            max_drops=6,
-            command=tapnet.command,
-        ) as proxy,
+        serve_behind_faultproxy(nswapd_bin, tapnet, drop_every=1500, max_drops=6) as proxy,
     ):
         counters, _result = swap_out_w1_and_verify(kit, nswap_ko, tapnet, timeout_ms=2000, seed=17)
     shown = ("puts", "gets", "errors", "lost_pages", "reconnects", "retries", "timeouts")
@@ -450,11 +460,31 @@ def test_a_dropped_reply_retries_the_request_and_keeps_the_connection(
     assert counters["reconnects"] == 0, counters  # no connection was shut for a lost reply
 
 
-# A raw-device writer (page B, a discard every tenth round, page A; 300 rounds) and a
-# reader of the same page: every read must give A, B or zeroes, never an error.
-OVERLAP_SCRIPT = r"""
+# Host kit only: the slot-map logic is the same on 6.12.
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_overlapping_raw_io_reads_old_or_new_never_an_error(kit, nswap_ko, nswapd_bin, workload):
+    """On the raw device (not swap), a read of a page may race a write or discard of it:
+    the write replaces the copy the read asked for (ESTALE/ENOENT from the server).  The
+    read must return the old or the new page (or zeroes after a discard), not EIO.
+    A middlebox holds every 10th PUTPAGE reply for 300 ms (at most 20), which widens the
+    race a late reply opens: the server has the new page, but the client's slot map names
+    the old one until the reply comes; a read in that window (on the device's other
+    connection) is answered ESTALE and must wait for the write's reply.  Before that was
+    handled, 21 of 174 reads failed here (and 1 read once in a cold suite run without
+    the middlebox)."""
+    with (
+        minivm.netns_with_tap("kmodraw") as tapnet,
+        serve_behind_faultproxy(
+            nswapd_bin, tapnet, drop_every=10, max_drops=20, delay_ms=300
+        ) as proxy,
+    ):
+        result = boot(
+            kit,
+            nswap_ko,
+            tapnet,
+            r"""
 load
-create 64M %(server)s:%(port)d 10000 3
+create 64M %(server)s:%(port)d
 d=/dev/nswap0
 page() { dd if=/dev/zero bs=4096 count=1 2>/dev/null | tr '\0' "$1"; }
 page A > /tmp/A; page B > /tmp/B; dd if=/dev/zero of=/tmp/Z bs=4096 count=1 2>/dev/null
@@ -486,58 +516,20 @@ echo "torn_or_foreign=$other"
 counters
 teardown
 """
-
-
-def overlapping_raw_io(kit, nswap_ko, tapnet):
-    """OVERLAP_SCRIPT against the server at the tap's host address (the module's default
-    timeout and retries); asserts that no read failed or returned other data, and returns
-    (counters, values)."""
-    result = boot(
-        kit,
-        nswap_ko,
-        tapnet,
-        OVERLAP_SCRIPT % {"server": tapnet.host_ip, "port": PORT},
-        timeout_s=400,
-    )
+            % {"server": tapnet.host_ip, "port": PORT},
+            timeout_s=400,
+        )
     counters, values, _runs = passed(result)
     print("overlap run:", values, {k: counters[k] for k in ("puts", "gets", "errors", "retries")})
+    print("middlebox:", proxy)
+    assert proxy["delayed"] == 20, proxy
     assert values["reads"] > 50, values  # the reads overlapped the writes
     assert values["writer_errors"] == 0, values
     assert values["read_errors"] == 0, result.output[-3000:]
     assert values["torn_or_foreign"] == 0, values
     assert counters["errors"] == 0, counters
-    assert "UNLOADED clean" in result.output
-    return counters, values
-
-
-# Host kit only: the slot-map logic is the same on 6.12.
-@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
-def test_overlapping_raw_io_reads_old_or_new_never_an_error(kit, nswap_ko, nswapd_bin, workload):
-    """On the raw device (not swap), a read of a page may race a write or discard of it:
-    the write replaces the copy the read asked for (ESTALE/ENOENT from the server).  The
-    read must return the old or the new page (or zeroes after a discard), not EIO.
-    A middlebox holds every 10th PUTPAGE reply for 300 ms (at most 20), which widens the
-    race a late reply opens: the server has the new page, but the client's slot map names
-    the old one until the reply comes; a read in that window (on the device's other
-    connection) is answered ESTALE and must wait for the write's reply.  Before that was
-    handled, 21 of 174 reads failed here (and 1 read once in a cold suite run without
-    the middlebox)."""
-    with (
-        minivm.netns_with_tap("kmodraw") as tapnet,
-        serve(nswapd_bin, tapnet, port=PORT + 1),
-        faultproxy.running(
-            "%s:%d" % (tapnet.host_ip, PORT),
-            "%s:%d" % (tapnet.host_ip, PORT + 1),
-            drop_every=10,
-            max_drops=20,
-            command=tapnet.command,
-            delay_ms=300,
-        ) as proxy,
-    ):
-        counters, _values = overlapping_raw_io(kit, nswap_ko, tapnet)
-    print("middlebox:", proxy)
-    assert proxy["delayed"] == 20, proxy
     assert counters["retries"] > 0, counters  # reads were overtaken and waited
+    assert "UNLOADED clean" in result.output
 
 
 def test_bad_server_address_is_refused(kit, nswap_ko, workload):
