@@ -13,6 +13,7 @@ import tarfile
 import pytest
 
 from harness import collection
+from tests.unit.plugins.plugin_utils.nswapbench.test_schema import cell, link, write_jsonl
 
 REPO = collection.REPO
 BIN = collection.VENV_BIN
@@ -139,10 +140,27 @@ def test_filter_works_by_fqcn(installed):
     assert "failed=0" in out
 
 
+def test_benchmark_report_renders_from_the_installed_collection(installed):
+    """The report's renderer ships (plugin_utils) and its module runs by FQCN: a user of the
+    installed collection gets the report without a checkout."""
+    _files, _path, work, env = installed
+    results = work / "results"
+    results.mkdir()
+    write_jsonl(results / "runs.jsonl", cell("W1", 1, "disk", [10.0, 12.0]) + [link()])
+    out = run(
+        [os.path.join(BIN, "ansible"), "localhost", "-m", "nswap.cluster.nswap_bench_report"]
+        + ["-a", "src=results/runs.jsonl"],
+        cwd=str(work),
+        env=dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal"),
+    )
+    assert "localhost | CHANGED" in out, out[-3000:]
+    assert "## Table 1" in (results / "report" / "report.md").read_text()
+
+
 # --- plugins/ holds only what plugins use --------------------------------------------------
 
 PLUGINS = os.path.join(REPO, "plugins")
-MODULE_UTILS = "plugins/module_utils/"
+SHARED = ("plugins/module_utils/", "plugins/plugin_utils/")  # code only other plugins import
 
 
 def _module_path(dotted):
@@ -163,9 +181,15 @@ def collection_imports(path):
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             dotted = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            # `from pkg import name`: name is a module of pkg, or something defined in pkg.
-            dotted = [node.module] + [node.module + "." + a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or node.level):
+            # `from pkg import name`: name is a module of pkg, or something defined in pkg;
+            # `from . import name` / `from .mod import name`: pkg is relative to this file's.
+            module = node.module or ""
+            if node.level:
+                package = (COLLECTION + "." + path[:-3].replace("/", ".")).split(".")
+                base = ".".join(package[: -node.level])
+                module = base + ("." + module if module else "")
+            dotted = [module] + [module + "." + a.name for a in node.names]
         else:
             continue
         for name in dotted:
@@ -176,7 +200,7 @@ def collection_imports(path):
     return files, packages
 
 
-def test_every_module_utils_file_is_used_by_a_plugin():
+def test_every_module_utils_and_plugin_utils_file_is_used_by_a_plugin():
     """Test tooling (the mini VM, kernel kits, Vagrant host set-up...) lives in harness/:
     a module_utils file that no module or filter reaches, directly or through other
     module_utils, is code that ships for nothing."""
@@ -186,14 +210,14 @@ def test_every_module_utils_file_is_used_by_a_plugin():
     )
     graph = {path: collection_imports(path) for path in sources}
     reached = set()
-    todo = [p for p in sources if not p.startswith(MODULE_UTILS)]
+    todo = [p for p in sources if not p.startswith(SHARED)]
     assert todo, "no modules or filters found under plugins/"
     while todo:
         path = todo.pop()
         for dep in graph[path][0] - reached:
             reached.add(dep)
             todo.append(dep)
-    unused = [p for p in sources if p.startswith(MODULE_UTILS) and p not in reached]
+    unused = [p for p in sources if p.startswith(SHARED) and p not in reached]
     unused = [p for p in unused if not p.endswith("__init__.py")]
     assert not unused, "module_utils no plugin imports (move test tooling to harness/): %s" % unused
     for path, (_files, packages) in graph.items():

@@ -2,8 +2,8 @@
 collection would run it: backends disk, zram, nbd and nswap-1, and nswap-1's projection
 runs at 20 and 100 Mbit/s, by FQCN (nswap.cluster.benchmark) from the copy converge
 deployed from (build/installed/collections), with the working directory outside the
-checkout so that its ansible.cfg does not apply.  Only the report comes from the checkout
-(`python -m benchmarks.nswapbench report`, as scripts/main runs it).
+checkout so that its ansible.cfg does not apply.  The role renders the report itself at its
+end (nswap.cluster.nswap_bench_report, from the installed copy too).
 
 It runs on the scenario's lab after the deploy checks (conftest.py orders it last): one
 lab and one deploy serve both, where a lab of its own cost a boot and a deploy.
@@ -19,6 +19,7 @@ Cost: 6 runs of 64 MiB, 3 link measurements and one disk measurement of 3 s each
 
 import csv
 import dataclasses
+import importlib
 import json
 import os
 import re
@@ -30,8 +31,13 @@ from testinfra.utils.ansible_runner import AnsibleRunner
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(SCENARIO))
-sys.path.insert(0, REPO)  # the report's schema, from the checkout
-from benchmarks.nswapbench import schema  # noqa: E402
+sys.path.insert(0, REPO)
+import harness  # noqa: E402,F401  (makes the checkout the collection, for the schema below)
+
+# By name, after the harness import: the report's schema, from the checkout.
+schema = importlib.import_module(
+    "ansible_collections.nswap.cluster.plugins.plugin_utils.nswapbench.schema"
+)
 
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 INSTALLED = os.path.join(REPO, "build", "installed", "collections")
@@ -112,6 +118,7 @@ def read_swaps(cwd, env):
 @dataclasses.dataclass
 class Outcome:
     steps: list = dataclasses.field(default_factory=list)  # (name, rc, output) in order
+    results: object = None  # the results directory (runs.jsonl, report/)
     records: list = dataclasses.field(default_factory=list)
     swaps_deployed: dict | None = None  # host -> /proc/swaps rows after the deploy
     swaps_after: dict | None = None  # ... after the benchmark
@@ -177,7 +184,8 @@ def bench(tmp_path_factory):
     work = tmp_path_factory.mktemp("user")  # ansible-playbook's working directory
     outcome = Outcome()
     run_benchmark(outcome, work, installed_env(INSTALLED, work))
-    path = work / "results" / "runs.jsonl"
+    outcome.results = work / "results"
+    path = outcome.results / "runs.jsonl"
     if path.exists():
         outcome.records = [json.loads(line) for line in path.read_text().splitlines()]
     return outcome
@@ -251,22 +259,12 @@ def test_records_follow_the_report_schema(bench):
     assert len(results.runs) == RUNS and len(results.link_rates) == 1 + len(PROJECTION_RATES)
 
 
-def test_report_has_table1_and_a_table2_fit_and_no_mismatch(bench, tmp_path):
-    """scripts/main's last step, on this run's records."""
-    bench.step("benchmark")
-    runs_file = tmp_path / "runs.jsonl"
-    runs_file.write_text("".join(json.dumps(r) + "\n" for r in bench.records))
-    out = tmp_path / "report"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.nswapbench", "report", str(runs_file)]
-        + ["--out", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_report_has_table1_and_a_table2_fit_and_no_mismatch(bench):
+    """The report the role rendered at its end, beside runs.jsonl."""
+    _rc, output = bench.step("benchmark")
+    out = bench.results / "report"
+    assert (out / "report.md").is_file(), output[-4000:]
+    assert "report %s" % (out / "report.md") in output  # the role's summary names it
     with open(out / "cells.csv", newline="") as f:
         cells = list(csv.DictReader(f))
     assert sorted((c["link_profile"], c["backend"]) for c in cells) == sorted(

@@ -49,7 +49,7 @@ def block_stat(device, sysfs="/sys/class/block"):
     """The swap device's I/O counters (requests, 512-byte sectors, ms in flight), or None
     when the kernel keeps none for it: per request they give each backend's latency and
     request size, the "why" beside the wall times.  The keys are the report's
-    SWAP_IO_FIELDS (benchmarks/nswapbench/schema.py); this script runs on bare nodes and
+    SWAP_IO_FIELDS (plugins/plugin_utils/nswapbench/schema.py); this script runs on bare nodes and
     cannot import it."""
     name = os.path.basename(os.path.realpath(device))
     try:

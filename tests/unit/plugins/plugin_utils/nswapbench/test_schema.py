@@ -1,13 +1,12 @@
-"""benchmarks/nswapbench/schema.py: valid records load, bad ones name the line and field.
+"""plugins/plugin_utils/nswapbench/schema.py: valid records load, bad ones name the line and field.
 
-The record builders here are also the fixture of tests/nswapbench/test_report.py.
+The record builders here are also the fixture of test_report.py and of tests/unit/plugins/action/.
 """
 
 import json
 
 import pytest
-
-from benchmarks.nswapbench import schema
+from ansible_collections.nswap.cluster.plugins.plugin_utils.nswapbench import schema
 
 NODE = {"name": "client1", "cpus": 1, "mem_mib": 1024}
 

@@ -2,14 +2,15 @@
 
 Welch's test is scipy.stats.ttest_ind(equal_var=False); the degenerate cases (one run on a
 side, no variance on either) are caught before it, so that they get a reason instead of a
-NaN.  tests/nswapbench/test_stats.py checks it against a value computed by hand.
+NaN.  tests/unit/plugins/plugin_utils/nswapbench/test_stats.py checks it against a value
+computed by hand.
 """
 
 import dataclasses
 import statistics
 import warnings
 
-from scipy.stats import ttest_ind
+from .libraries import ttest_ind
 
 ALPHA = 0.05  # significance level of the marker; mmtests marks p < 0.05 the same way
 # Below this factor "1.04x" needs two decimals: "1.0x" would hide which side won.

@@ -15,7 +15,7 @@ are two.
 
 import dataclasses
 
-import numpy
+from .libraries import numpy
 
 GBIT = 1000.0  # Mbit/s
 PROJECTION_RATES_MBIT = (1 * GBIT, 10 * GBIT, 25 * GBIT)

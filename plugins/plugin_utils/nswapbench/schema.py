@@ -251,7 +251,7 @@ def parse_record(obj, where):
         if field not in obj:
             raise SchemaError(
                 "%s: field '%s' is missing from a %s record; add it (see "
-                "benchmarks/nswapbench/schema.py)" % (where, field, kind)
+                "plugins/plugin_utils/nswapbench/schema.py)" % (where, field, kind)
             )
         try:
             values[field] = check(obj[field])

@@ -1,4 +1,4 @@
-"""results/<date>/: the raw JSON lines, CSVs, report.md and PNG charts of one results file.
+"""The report directory: the raw JSON lines, CSVs, report.md and PNG charts of one results file.
 
 Everything written depends only on the input (no clock, sorted iteration, PNGs without
 metadata), so the same input gives the same files.  The directory is built next to its
@@ -7,13 +7,15 @@ destination and renamed into place, so a failed report leaves the old one as it 
 
 import csv
 import dataclasses
+import filecmp
 import io
 import json
 import os
 import shutil
 import statistics
+import tempfile
 
-from . import amdahl, charts, schema, stats, tables
+from . import amdahl, charts, libraries, schema, stats, tables
 
 RAW_NAME = "results.jsonl"
 REPORT_NAME = "report.md"
@@ -560,30 +562,60 @@ def build(source_path, directory, alpha=stats.ALPHA):
     return results
 
 
-def write(source_path, out, force=False, alpha=stats.ALPHA):
-    """Build the report in a sibling directory, then put it in place of `out`."""
+def same_files(new, old):
+    """True when directory `old` holds exactly the files of `new`, byte for byte (the
+    report is deterministic: the same records give the same bytes, PNGs included)."""
+    if not os.path.isdir(old):
+        return False
+    names = sorted(os.listdir(new))
+    if names != sorted(os.listdir(old)):
+        return False
+    return all(
+        filecmp.cmp(os.path.join(new, n), os.path.join(old, n), shallow=False) for n in names
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    results: schema.Results
+    changed: bool  # False: `out` already held these very files
+    text: str  # report.md
+    files: list  # the directory's file names, sorted
+
+
+def write(source_path, out, force=False, alpha=stats.ALPHA, check=False):
+    """Build the report in a staging directory, then put it in place of `out`, unless `out`
+    already holds the same files.  With check=True nothing is put in place: the staging
+    directory is a temporary one, removed afterwards."""
+    libraries.require()
     out = os.path.abspath(out)
     if os.path.isdir(out) and os.listdir(out) and not force:
         raise ReportError("%s exists and is not empty; choose another --out or pass --force" % out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ReportError("%s exists and is not a directory; choose another --out" % out)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    staging = "%s.new-%d" % (out, os.getpid())
+    if check:
+        staging = tempfile.mkdtemp(prefix="nswapbench-check-")
+    else:
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        staging = "%s.new-%d" % (out, os.getpid())
+        os.mkdir(staging)
     old = "%s.old-%d" % (out, os.getpid())
-    os.mkdir(staging)
     try:
         results = build(source_path, staging, alpha)
-        if os.path.isdir(out):
-            os.rename(out, old)
-        try:
-            os.rename(staging, out)
-        except OSError:
-            if os.path.isdir(old):
-                os.rename(old, out)  # put the previous report back
-            raise
-    except BaseException:
+        changed = not same_files(staging, out)
+        with open(os.path.join(staging, REPORT_NAME), encoding="utf-8") as handle:
+            text = handle.read()
+        files = sorted(os.listdir(staging))
+        if changed and not check:
+            if os.path.isdir(out):
+                os.rename(out, old)
+            try:
+                os.rename(staging, out)
+            except OSError:
+                if os.path.isdir(old):
+                    os.rename(old, out)  # put the previous report back
+                raise
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     shutil.rmtree(old, ignore_errors=True)
-    return results
+    return Written(results, changed, text, files)

@@ -1,6 +1,9 @@
-"""benchmarks/nswapbench: Table 1, crossover, Table 2, CSVs, charts and the CLI on fixed data."""
+"""plugins/plugin_utils/nswapbench: Table 1, crossover, Table 2, CSVs, charts and the CLI on
+fixed data."""
 
 import csv
+import importlib.machinery
+import importlib.util
 import io
 import math
 import os
@@ -8,11 +11,30 @@ import subprocess
 import sys
 
 import pytest
+from ansible_collections.nswap.cluster.plugins.plugin_utils.nswapbench import (
+    charts,
+    libraries,
+    report,
+    schema,
+    tables,
+)
 
-from benchmarks.nswapbench import __main__ as cli
-from benchmarks.nswapbench import charts, report, schema, tables
 from tests import REPO
-from tests.nswapbench.test_schema import cell, disk, lines, link, run, write_jsonl
+
+# scripts/nswapbench, the checkout's shell command (a script without .py: loaded by path)
+_LOADER = importlib.machinery.SourceFileLoader(
+    "nswapbench_cli", os.path.join(REPO, "scripts", "nswapbench")
+)
+cli = importlib.util.module_from_spec(importlib.util.spec_from_loader(_LOADER.name, _LOADER))
+_LOADER.exec_module(cli)
+from tests.unit.plugins.plugin_utils.nswapbench.test_schema import (
+    cell,
+    disk,
+    lines,
+    link,
+    run,
+    write_jsonl,
+)
 
 
 def fixture_records():
@@ -326,26 +348,46 @@ def test_cli_exit_status_and_messages(tmp_path, capsys):
     assert caught.value.code == 2
 
 
-def test_module_runs_from_the_repo_root_in_a_fresh_interpreter(tmp_path):
-    source = write_jsonl(tmp_path / "in.jsonl", cell("W1", 1, "disk", [1.0, 2.0]))
+def test_checkout_script_writes_report_beside_the_results(tmp_path):
+    """scripts/nswapbench in a fresh interpreter, from outside the checkout: report/ goes
+    beside the results file (the benchmark role's layout), never into the checkout."""
+    source = write_jsonl(tmp_path / "runs.jsonl", cell("W1", 1, "disk", [1.0, 2.0]))
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.nswapbench",
-            "report",
-            str(source),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        cwd=REPO,
+        [sys.executable, os.path.join(REPO, "scripts", "nswapbench"), "report", str(source)],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "report: %s" % (tmp_path / "o" / "report.md") in done.stdout
+    assert "report: %s" % (tmp_path / "report" / "report.md") in done.stdout
+
+
+def test_same_records_change_nothing_and_check_mode_writes_nothing(tmp_path):
+    source = write_jsonl(tmp_path / "runs.jsonl", cell("W1", 1, "disk", [1.0, 2.0]))
+    out = tmp_path / "report"
+    changed = report.write(source, out, check=True).changed
+    assert changed and sorted(os.listdir(tmp_path)) == ["runs.jsonl"]
+    changed = report.write(source, out).changed
+    assert changed and "report.md" in os.listdir(out)
+    before = {n: (out / n).stat().st_mtime_ns for n in os.listdir(out)}
+    changed = report.write(source, out, force=True).changed
+    assert not changed and before == {n: (out / n).stat().st_mtime_ns for n in os.listdir(out)}
+    assert sorted(os.listdir(tmp_path)) == ["report", "runs.jsonl"]  # no staging left
+    write_jsonl(source, cell("W1", 1, "disk", [1.0, 3.0]))
+    changed = report.write(source, out, force=True, check=True).changed
+    assert changed and before == {n: (out / n).stat().st_mtime_ns for n in os.listdir(out)}
+
+
+def test_missing_library_is_named_with_the_fix_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(libraries, "MISSING", ["scipy"])
+    monkeypatch.setattr(libraries, "REASONS", ["No module named 'scipy'"])
+    source = write_jsonl(tmp_path / "runs.jsonl", cell("W1", 1, "disk", [1.0, 2.0]))
+    with pytest.raises(libraries.MissingLibraries, match="needs scipy in the Python that runs"):
+        report.write(source, tmp_path / "report")
+    assert sorted(os.listdir(tmp_path)) == ["runs.jsonl"]
+    assert cli.main(["report", str(source)]) == 1
 
 
 def test_traffic_table_gives_counters_and_request_latency():

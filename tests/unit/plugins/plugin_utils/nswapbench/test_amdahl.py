@@ -1,8 +1,7 @@
-"""benchmarks/nswapbench/amdahl.py: the paper's Amdahl fit, projection and validation."""
+"""plugins/plugin_utils/nswapbench/amdahl.py: the paper's Amdahl fit, projection and validation."""
 
 import pytest
-
-from benchmarks.nswapbench import amdahl
+from ansible_collections.nswap.cluster.plugins.plugin_utils.nswapbench import amdahl
 
 # T(rate) = 10 s + 9000 Mbit / rate:  910 s at 10 Mbit/s, 100 s at 100 Mbit/s.
 POINTS = [(100.0, 100.0), (10.0, 910.0)]

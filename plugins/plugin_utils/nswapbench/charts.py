@@ -1,16 +1,11 @@
 """PNG charts of the report: Table 1 as grouped bars, Table 2 as time against link rate.
 
-matplotlib's Agg backend (no display needed); the PNGs carry no software/version metadata,
-so the same input gives the same bytes.
+matplotlib's Agg backend (no display needed; libraries.py chooses it); the PNGs carry no
+software/version metadata, so the same input gives the same bytes.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-
-from . import amdahl  # noqa: E402
+from . import amdahl
+from .libraries import pyplot as plt
 
 DPI = 100
 PNG_METADATA = {"Software": None}  # no matplotlib version in the file: same input, same bytes

@@ -1,13 +1,12 @@
-"""benchmarks/nswapbench/stats.py on fixed, hand-checkable numbers."""
+"""plugins/plugin_utils/nswapbench/stats.py on fixed, hand-checkable numbers."""
 
 import math
 import statistics
 
 import pytest
+from ansible_collections.nswap.cluster.plugins.plugin_utils.nswapbench import stats
 from scipy.stats import t as t_distribution
 from scipy.stats import ttest_ind
-
-from benchmarks.nswapbench import stats
 
 DISK = [10.0, 12.0, 14.0]  # mean 12, sample stdev 2
 NSWAP = [20.0, 22.0, 24.0]  # mean 22, sample stdev 2
