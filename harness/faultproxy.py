@@ -4,7 +4,10 @@ drops the reply to every Nth PUTPAGE/GETPAGE (at most --max-drops of them).  The
 alive and keeps answering; only those requests go unanswered, as with a lossy peer.  With
 --delay-ms it holds those replies for that long instead of dropping them, and picks among
 PUTPAGE replies only: a write the server has taken but whose answer is late, as on a
-congested path (its connection's later replies wait behind it, as in TCP).
+congested path (its connection's later replies wait behind it, as in TCP).  With --corrupt it
+flips one byte in the page of every Nth GETPAGE reply that carries one and forwards it (the
+header and its payload CRC unchanged): a page damaged on the way, which the client must
+detect and read again, never hand to the process that swapped it.
 
 Run it where the server is reachable, e.g. inside a mini VM's network namespace::
 
@@ -12,7 +15,8 @@ Run it where the server is reachable, e.g. inside a mini VM's network namespace:
         --server 127.0.0.1:7406 --drop-every 2000 --max-drops 6
 
 It prints ``listening on HOST:PORT`` once it accepts connections and, on SIGTERM or SIGINT,
-one JSON line ``{"connections": C, "replies": R, "dropped": D, "delayed": L}``, then exits 0.
+one JSON line ``{"connections": C, "replies": R, "dropped": D, "delayed": L, "corrupted": X}``,
+then exits 0.
 Used in Python through ``running()``.
 """
 
@@ -34,6 +38,7 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 DROPPABLE = {proto.PUTPAGE | proto.REPLY, proto.GETPAGE | proto.REPLY}
 DELAYABLE = {proto.PUTPAGE | proto.REPLY}
+CORRUPTIBLE = {proto.GETPAGE | proto.REPLY}  # those with a page
 _LENGTH = proto.HEADER_FIELDS.index("length")
 _TYPE = proto.HEADER_FIELDS.index("type")
 
@@ -43,28 +48,37 @@ class FaultProxyError(Exception):
 
 
 class Dropper:
-    """Which replies to drop (or, with delay_s, hold for delay_s): the Nth, 2Nth, ... of the
-    replies it may pick, over all connections, at most max_drops of them."""
+    """Which replies to drop (or, with delay_s, hold for delay_s; with corrupt, damage): the
+    Nth, 2Nth, ... of the replies it may pick, over all connections, at most max_drops."""
 
-    def __init__(self, every, max_drops, delay_s=0.0):
+    def __init__(self, every, max_drops, delay_s=0.0, corrupt=False):
         self.every = every
         self.max_drops = max_drops
         self.delay_s = delay_s
+        self.corrupt = corrupt
         self.lock = threading.Lock()
         self.connections = 0
         self.replies = 0
         self.dropped = 0
         self.delayed = 0
+        self.corrupted = 0
 
-    def pick(self, msg_type):
-        """True when this reply is picked (dropped, or delayed when delay_s is set)."""
-        if msg_type not in (DELAYABLE if self.delay_s else DROPPABLE):
+    def _candidates(self):
+        if self.corrupt:
+            return CORRUPTIBLE
+        return DELAYABLE if self.delay_s else DROPPABLE
+
+    def pick(self, msg_type, payload=b""):
+        """True when this reply is picked (dropped, delayed or corrupted, by the mode)."""
+        if msg_type not in self._candidates() or (self.corrupt and not payload):
             return False
         with self.lock:
             self.replies += 1
-            picked = self.dropped + self.delayed
+            picked = self.dropped + self.delayed + self.corrupted
             if picked < self.max_drops and self.replies % self.every == 0:
-                if self.delay_s:
+                if self.corrupt:
+                    self.corrupted += 1
+                elif self.delay_s:
                     self.delayed += 1
                 else:
                     self.dropped += 1
@@ -78,6 +92,7 @@ class Dropper:
                 "replies": self.replies,
                 "dropped": self.dropped,
                 "delayed": self.delayed,
+                "corrupted": self.corrupted,
             }
 
 
@@ -119,14 +134,23 @@ def _server_to_client(server, client, dropper):
             payload = _recv_exact(server, fields[_LENGTH]) if fields[_LENGTH] else b""
             if payload is None:
                 break
-            if dropper.pick(fields[_TYPE]):
-                if not dropper.delay_s:
+            if dropper.pick(fields[_TYPE], payload):
+                if dropper.corrupt:
+                    payload = damaged(payload)
+                elif dropper.delay_s:
+                    time.sleep(dropper.delay_s)
+                else:
                     continue
-                time.sleep(dropper.delay_s)
             client.sendall(hdr + payload)
     except OSError:
         pass
     _close_both(client, server)
+
+
+def damaged(payload):
+    """The payload with its middle byte flipped: same length, a CRC that no longer matches."""
+    middle = len(payload) // 2
+    return payload[:middle] + bytes([payload[middle] ^ 0xFF]) + payload[middle + 1 :]
 
 
 def _split(addr):
@@ -175,10 +199,17 @@ def main(argv=None):
         default=0,
         help="hold the picked replies this long instead of dropping them (PUTPAGE replies only)",
     )
+    parser.add_argument(
+        "--corrupt",
+        action="store_true",
+        help="damage one byte of the picked replies' page instead (GETPAGE replies with a page)",
+    )
     args = parser.parse_args(argv)
     if args.drop_every < 1 or args.max_drops < 0 or args.delay_ms < 0:
         parser.error("--drop-every must be at least 1, --max-drops and --delay-ms at least 0")
-    dropper = Dropper(args.drop_every, args.max_drops, args.delay_ms / 1000.0)
+    if args.corrupt and args.delay_ms:
+        parser.error("--corrupt and --delay-ms pick different replies: give one of them")
+    dropper = Dropper(args.drop_every, args.max_drops, args.delay_ms / 1000.0, args.corrupt)
 
     def stop(_sig, _frame):
         print(json.dumps(dropper.summary()), flush=True)
@@ -190,12 +221,12 @@ def main(argv=None):
 
 
 @contextlib.contextmanager
-def running(listen, server, drop_every, max_drops, command=None, delay_ms=0):
+def running(listen, server, drop_every, max_drops, command=None, delay_ms=0, corrupt=False):
     """The proxy for the ``with`` block (``command`` prefixes its argv, e.g. to run it in a
     namespace); yields a dict that holds its summary once the block has ended."""
     argv = [sys.executable, "-m", "harness.faultproxy", "--listen", listen, "--server", server]
     argv += ["--drop-every", str(drop_every), "--max-drops", str(max_drops)]
-    argv += ["--delay-ms", str(delay_ms)]
+    argv += ["--delay-ms", str(delay_ms)] + (["--corrupt"] if corrupt else [])
     proc = subprocess.Popen(
         (command or list)(argv),
         cwd=bootstrap.REPO,

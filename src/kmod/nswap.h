@@ -37,6 +37,7 @@
 #define NSWAP_MAX_SERVERS	64	/* server index is 8 bits in the slot map */
 #define NSWAP_MAX_CONNS		16	/* per server */
 #define NSWAP_MAX_FRAMES	32	/* pages per request (128 KiB) */
+#define NSWAP_MAX_HW_QUEUES	256
 /*
  * Frames the tx thread hands to one sendmsg(): TCP then builds full-size
  * (TSO) segments instead of one skb -- and one virtio kick -- per frame.
@@ -58,6 +59,7 @@ extern unsigned int nswap_conns_per_server;
 extern unsigned int nswap_timeout_ms;
 extern unsigned int nswap_max_retries;
 extern unsigned int nswap_queue_depth;
+extern unsigned int nswap_hw_queues;
 extern unsigned int nswap_connect_timeout_ms;
 extern unsigned int nswap_reconnect_max_ms;
 
@@ -149,7 +151,7 @@ struct nswap_server {
 
 	unsigned int nconns;
 	struct nswap_conn *conns;
-	atomic_t rr;			/* connection round robin */
+	atomic_t rr;			/* connection round robin (invalidates) */
 	atomic_t nr_up;
 
 	struct mutex purge_lock;	/* serializes the first-contact purge */
@@ -260,7 +262,8 @@ struct nswap_cmd {
 	u32 cookie;		/* 24-bit attempt cookie, part of every tag */
 	u8 state;
 	u8 nr_frames;
-	u8 pending;		/* SENT frames (+1 while queue_rq issues) */
+	u8 pending;		/* SENT frames (+1 while queue_rq issues,
+				 * +1 while a GET's page is received) */
 	u8 retries;
 	bool started;		/* frames describe the current request */
 	bool fatal;		/* unrecoverable (e.g. page lost on server) */
@@ -303,6 +306,10 @@ void nswap_disk_release(struct gendisk *disk);
 void nswap_dev_handle_reply(struct nswap_conn *conn,
 			    const struct nswap_hdr *hdr, const void *payload,
 			    bool payload_ok);
+struct nswap_frame *nswap_rx_page_begin(struct nswap_conn *conn,
+					const struct nswap_hdr *hdr);
+void nswap_rx_page_end(struct nswap_conn *conn, struct nswap_frame *frame,
+		       int err, bool crc_ok);
 void nswap_dev_abandon_conn(struct nswap_conn *conn);
 bool nswap_tx_frame_begin(struct nswap_conn *conn, struct nswap_frame *frame,
 			  u32 cookie, struct nswap_hdr *hdr);
@@ -322,7 +329,8 @@ int nswap_server_start(struct nswap_server *srv);
 void nswap_server_quiesce(struct nswap_server *srv);
 void nswap_server_stop(struct nswap_server *srv, unsigned long deadline);
 const char *nswap_server_state(struct nswap_server *srv);
-struct nswap_conn *nswap_server_pick_conn(struct nswap_server *srv);
+struct nswap_conn *nswap_server_pick_conn(struct nswap_server *srv,
+					  unsigned int hint);
 struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
 					     int avoid);
 bool nswap_conn_queue_frame(struct nswap_conn *conn,

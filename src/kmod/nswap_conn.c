@@ -163,6 +163,67 @@ static int nswap_sock_recv(struct nswap_conn *conn, void *buf, size_t len)
 	return err;
 }
 
+static void nswap_bvec(struct bio_vec *bv, struct page *page,
+		       unsigned int offset, unsigned int len)
+{
+	bv->bv_page = page;
+	bv->bv_offset = offset;
+	bv->bv_len = len;
+}
+
+/* One page of payload, straight into @page at @offset (a request's page). */
+static int nswap_sock_recv_page(struct nswap_conn *conn, struct page *page,
+				unsigned int offset)
+{
+	struct bio_vec bv;
+	struct iov_iter it;
+	int err;
+
+	nswap_bvec(&bv, page, offset, NSWAP_PAGE_SIZE);
+	iov_iter_bvec(&it, ITER_DEST, &bv, 1, NSWAP_PAGE_SIZE);
+	err = nswap_sock_xfer(conn->sock, false, &it, MSG_WAITALL);
+	if (!err)
+		nswap_stat_add(conn->srv->dev, bytes_in, NSWAP_PAGE_SIZE);
+	return err;
+}
+
+/*
+ * A GETPAGE reply with a page: into the request's page (one copy) when its
+ * frame is this attempt's.  Return: 1 handled, 0 not (read it into rxbuf),
+ * or an error that ends the connection.
+ */
+static int nswap_rx_get_page(struct nswap_conn *conn,
+			     const struct nswap_hdr *hdr)
+{
+	struct nswap_dev *dev = conn->srv->dev;
+	struct nswap_frame *fr;
+	bool ok = false;
+	int err;
+
+	if (hdr->type != (NSWAP_GETPAGE | NSWAP_REPLY) ||
+	    le16_to_cpu(hdr->status) != NSWAP_OK ||
+	    le32_to_cpu(hdr->length) != NSWAP_PAGE_SIZE)
+		return 0;
+	fr = nswap_rx_page_begin(conn, hdr);
+	if (!fr)
+		return 0;
+	err = nswap_sock_recv_page(conn, fr->page, fr->offset);
+	if (!err)
+		ok = nswap_crc32c_page(fr->page, fr->offset) ==
+		     le32_to_cpu(hdr->crc);
+	nswap_rx_page_end(conn, fr, err, ok);
+	if (err)
+		return err;
+	if (!ok) {
+		/* protocol.md section 9: close, retry elsewhere */
+		pr_warn_ratelimited("nswap%d: payload checksum error from %s, closing connection\n",
+				    dev->index, conn->srv->name);
+		return -EBADMSG;
+	}
+	WRITE_ONCE(conn->last_reply, jiffies);
+	return 1;
+}
+
 /* Header and payload (@buf, hdr->length bytes) with one sendmsg(). */
 static int nswap_sock_send_frame(struct nswap_conn *conn,
 				 struct nswap_hdr *hdr, const void *buf)
@@ -278,14 +339,6 @@ static bool nswap_tx_ready(struct nswap_conn *conn)
 	ready = conn->state == NSWAP_CONN_UP && !list_empty(&conn->txq);
 	spin_unlock(&conn->txq_lock);
 	return ready;
-}
-
-static void nswap_bvec(struct bio_vec *bv, struct page *page,
-		       unsigned int offset, unsigned int len)
-{
-	bv->bv_page = page;
-	bv->bv_offset = offset;
-	bv->bv_len = len;
 }
 
 /* Take up to NSWAP_TX_BATCH frames off the queue; return how many. */
@@ -660,6 +713,11 @@ static int nswap_conn_rx_loop(struct nswap_conn *conn)
 					   dev->index, conn->srv->name);
 			return -EPROTO;
 		}
+		err = nswap_rx_get_page(conn, &hdr);
+		if (err < 0)
+			return err;
+		if (err)
+			continue;
 		len = le32_to_cpu(hdr.length);
 		if (len) {
 			err = nswap_sock_recv(conn, conn->rxbuf, len);
@@ -948,13 +1006,13 @@ const char *nswap_server_state(struct nswap_server *srv)
 	return "connecting";
 }
 
-struct nswap_conn *nswap_server_pick_conn(struct nswap_server *srv)
+struct nswap_conn *nswap_server_pick_conn(struct nswap_server *srv,
+					  unsigned int hint)
 {
-	unsigned int start = atomic_inc_return(&srv->rr);
 	unsigned int k;
 
 	for (k = 0; k < srv->nconns; k++) {
-		struct nswap_conn *conn = &srv->conns[(start + k) % srv->nconns];
+		struct nswap_conn *conn = &srv->conns[(hint + k) % srv->nconns];
 
 		/* acquire: pairs with nswap_conn_up(); rechecked on queueing */
 		if (smp_load_acquire(&conn->state) == NSWAP_CONN_UP)
@@ -1027,7 +1085,7 @@ int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 	u64 i;
 	int err;
 
-	conn = nswap_server_pick_conn(srv);
+	conn = nswap_server_pick_conn(srv, atomic_inc_return(&srv->rr));
 	if (!conn)
 		return -ENOTCONN;
 	if (count > 1 && (conn->features & NSWAP_FEAT_RANGE_INVALIDATE)) {

@@ -19,9 +19,12 @@
  *            are ignored, so a requeued request never sees stale replies.
  * A frame that the tx thread is sending (tx_busy) is not settled under it:
  * abandoning it only flags it, and a reply that arrives first is only
- * recorded (a GET's page is copied at once), and the tx thread settles it
+ * recorded (a GET's page is already in place), and the tx thread settles it
  * when sendmsg returns, so a request is never completed -- nor its pages
  * or, with an I/O scheduler, the request itself freed -- while being sent.
+ * Likewise while the conn thread receives a GET's page straight into the
+ * request's page (one copy: nswap_rx_page_begin/end), the request holds one
+ * more pending and cannot settle.
  *
  * Failure handling: a request that times out (blk-mq ->timeout) has its
  * frames abandoned; their connections are shut down unless they are still
@@ -376,11 +379,11 @@ static void nswap_put_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 #define NSWAP_GET_BAD_PAYLOAD	0xffff
 
 /*
- * Copy a GETPAGE reply's page into the request (cmd->lock held): at once,
- * also while the frame is tx_busy, because @payload lives in the
- * connection's receive buffer only until this reply is handled.  The
- * request's pages stay while the frame is SENT.  Returns the status
- * nswap_get_result() acts on.
+ * A GETPAGE reply read into the connection's receive buffer (cmd->lock
+ * held): an error status, a bad length, or -- normally never, since
+ * nswap_rx_get_page() receives this attempt's pages in place -- a page,
+ * copied at once (also while tx_busy: @payload lives only until this reply
+ * is handled).  Returns the status nswap_get_result() acts on.
  */
 static u16 nswap_get_copy(struct nswap_frame *fr, unsigned int status,
 			  u32 len, const void *payload, bool payload_ok)
@@ -462,10 +465,14 @@ static void nswap_frame_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 		nswap_get_result(dev, cmd, fr, status);
 }
 
-/* Called by the conn thread for every PUTPAGE/GETPAGE reply. */
-void nswap_dev_handle_reply(struct nswap_conn *conn,
-			    const struct nswap_hdr *hdr, const void *payload,
-			    bool payload_ok)
+/*
+ * The frame a PUTPAGE/GETPAGE reply answers, with its request's lock held;
+ * NULL (lock not held) for a stale reply: an older attempt's, another
+ * connection's, or for a request that is gone.
+ */
+static struct nswap_frame *nswap_reply_frame(struct nswap_conn *conn,
+					     const struct nswap_hdr *hdr,
+					     bool *write)
 {
 	struct nswap_dev *dev = conn->srv->dev;
 	u64 tag = le64_to_cpu(hdr->tag);
@@ -474,12 +481,9 @@ void nswap_dev_handle_reply(struct nswap_conn *conn,
 	unsigned int idx = tag & 0xff;
 	unsigned int hwq = blk_mq_unique_tag_to_hwq(utag);
 	unsigned int t = blk_mq_unique_tag_to_tag(utag);
-	enum nswap_action act = NSWAP_ACT_NONE;
-	unsigned int status = le16_to_cpu(hdr->status);
 	struct nswap_frame *fr;
 	struct nswap_cmd *cmd;
 	struct request *rq;
-	bool write;
 
 	if (hwq >= dev->tag_set.nr_hw_queues || t >= dev->tag_set.queue_depth)
 		goto stale;
@@ -487,7 +491,7 @@ void nswap_dev_handle_reply(struct nswap_conn *conn,
 	if (!rq || !blk_mq_request_started(rq))
 		goto stale;
 	cmd = blk_mq_rq_to_pdu(rq);
-	write = rq_data_dir(rq) == WRITE;
+	*write = rq_data_dir(rq) == WRITE;
 
 	spin_lock(&cmd->lock);
 	if (cmd->state != NSWAP_CMD_ACTIVE || cmd->cookie != cookie ||
@@ -496,13 +500,30 @@ void nswap_dev_handle_reply(struct nswap_conn *conn,
 	fr = &cmd->frames[idx];
 	if (fr->state != NSWAP_FR_SENT || fr->conn != conn ||
 	    le64_to_cpu(hdr->slot) != fr->slot ||
-	    hdr->type != ((write ? NSWAP_PUTPAGE : NSWAP_GETPAGE) |
+	    hdr->type != ((*write ? NSWAP_PUTPAGE : NSWAP_GETPAGE) |
 			  NSWAP_REPLY))
 		goto stale_unlock;
+	return fr;
+
+stale_unlock:
+	spin_unlock(&cmd->lock);
+stale:
+	pr_debug("nswap%d: ignoring stale reply tag %016llx from %s\n",
+		 dev->index, tag, conn->srv->name);
+	return NULL;
+}
+
+/*
+ * Act on @status for @fr, a frame of this attempt still SENT, then settle
+ * its request; called with cmd->lock held, returns with it released.
+ */
+static void nswap_reply_settle(struct nswap_dev *dev, struct nswap_frame *fr,
+			       bool write, u16 status)
+{
+	struct nswap_cmd *cmd = fr->cmd;
+	enum nswap_action act;
+
 	nswap_stats_latency(dev, fr->start_ns);
-	if (!write)
-		status = nswap_get_copy(fr, status, le32_to_cpu(hdr->length),
-					payload, payload_ok);
 	if (fr->tx_busy) {
 		/*
 		 * sendmsg has not returned yet: the tx thread settles the frame
@@ -518,14 +539,86 @@ void nswap_dev_handle_reply(struct nswap_conn *conn,
 	nswap_frame_result(dev, cmd, fr, write, status);
 	act = nswap_cmd_settle(dev, cmd);
 	spin_unlock(&cmd->lock);
-	nswap_do_action(rq, act);
-	return;
+	nswap_do_action(blk_mq_rq_from_pdu(cmd), act);
+}
 
-stale_unlock:
+/*
+ * Called by the conn thread for every PUTPAGE/GETPAGE reply whose payload
+ * (if any) it read into its receive buffer: PUT replies, GET errors, and
+ * GET pages nswap_rx_page_begin() had no frame for.
+ */
+void nswap_dev_handle_reply(struct nswap_conn *conn,
+			    const struct nswap_hdr *hdr, const void *payload,
+			    bool payload_ok)
+{
+	unsigned int status = le16_to_cpu(hdr->status);
+	struct nswap_frame *fr;
+	bool write;
+
+	fr = nswap_reply_frame(conn, hdr, &write);
+	if (!fr)
+		return;
+	if (!write)
+		status = nswap_get_copy(fr, status, le32_to_cpu(hdr->length),
+					payload, payload_ok);
+	nswap_reply_settle(conn->srv->dev, fr, write, status);
+}
+
+/*
+ * One-copy receive of a GETPAGE reply's page: the conn thread reads the
+ * payload straight into the request's page and checks its CRC there,
+ * instead of into its receive buffer and then copying it.
+ *
+ * nswap_rx_page_begin() finds the frame of a GETPAGE reply with status OK
+ * and a page of payload, and holds its request: one more pending, so the
+ * request cannot settle -- complete, fail or be requeued, and so have its
+ * page handed back or the frame reissued -- while the socket writes into
+ * the page.  A timeout or a connection failure meanwhile only abandons the
+ * frame; the request settles when the hold is dropped.
+ * Return: the frame, or NULL (stale: read the payload into the receive
+ * buffer and drop it, as nswap_dev_handle_reply does).
+ */
+struct nswap_frame *nswap_rx_page_begin(struct nswap_conn *conn,
+					const struct nswap_hdr *hdr)
+{
+	struct nswap_frame *fr;
+	bool write;
+
+	fr = nswap_reply_frame(conn, hdr, &write);
+	if (!fr)
+		return NULL;
+	if (write) {		/* the caller only asks for GET replies */
+		spin_unlock(&fr->cmd->lock);
+		return NULL;
+	}
+	fr->cmd->pending++;
+	spin_unlock(&fr->cmd->lock);
+	return fr;
+}
+
+/*
+ * The payload for @fr (from nswap_rx_page_begin) was read into its page
+ * (@err 0) with a CRC that matched or not (@crc_ok), or the read failed
+ * (@err: the connection is going down and reissues the frame).
+ */
+void nswap_rx_page_end(struct nswap_conn *conn, struct nswap_frame *fr,
+		       int err, bool crc_ok)
+{
+	struct nswap_dev *dev = conn->srv->dev;
+	struct nswap_cmd *cmd = fr->cmd;
+	enum nswap_action act;
+
+	spin_lock(&cmd->lock);
+	cmd->pending--;		/* the hold of nswap_rx_page_begin */
+	if (!err && fr->state == NSWAP_FR_SENT && fr->conn == conn) {
+		/* a bad page is read again: the retry overwrites it */
+		nswap_reply_settle(dev, fr, false,
+				   crc_ok ? NSWAP_OK : NSWAP_GET_BAD_PAYLOAD);
+		return;
+	}
+	act = nswap_cmd_settle(dev, cmd);
 	spin_unlock(&cmd->lock);
-stale:
-	pr_debug("nswap%d: ignoring stale reply tag %016llx from %s\n",
-		 dev->index, tag, conn->srv->name);
+	nswap_do_action(blk_mq_rq_from_pdu(cmd), act);
 }
 
 /* ---- sending (tx thread) ---- */
@@ -694,6 +787,7 @@ bad:
 struct nswap_issue_ctx {
 	struct nswap_server *srv;
 	struct nswap_conn *conn;
+	unsigned int hwq;	/* hardware queue: the connection it prefers */
 };
 
 static struct nswap_server *nswap_issue_put_server(struct nswap_dev *dev,
@@ -716,7 +810,7 @@ static struct nswap_conn *nswap_issue_conn(struct nswap_issue_ctx *ctx,
 	    smp_load_acquire(&ctx->conn->state) == NSWAP_CONN_UP)
 		return ctx->conn;
 	ctx->srv = srv;
-	ctx->conn = nswap_server_pick_conn(srv);
+	ctx->conn = nswap_server_pick_conn(srv, ctx->hwq);
 	return ctx->conn;
 }
 
@@ -814,7 +908,7 @@ static blk_status_t nswap_queue_rq(struct blk_mq_hw_ctx *hctx,
 	struct request *rq = bd->rq;
 	struct nswap_dev *dev = hctx->queue->queuedata;
 	struct nswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
-	struct nswap_issue_ctx ctx = {};
+	struct nswap_issue_ctx ctx = { .hwq = hctx->queue_num };
 	enum nswap_action act;
 	bool write;
 	unsigned int i;
@@ -1021,7 +1115,9 @@ int nswap_dev_power_on(struct nswap_dev *dev)
 
 	memset(set, 0, sizeof(*set));
 	set->ops = &nswap_mq_ops;
-	set->nr_hw_queues = 1;
+	set->nr_hw_queues = nswap_hw_queues ?: num_online_cpus();
+	set->nr_hw_queues = min_t(unsigned int, set->nr_hw_queues,
+				  NSWAP_MAX_HW_QUEUES);
 	set->queue_depth = nswap_queue_depth;
 	set->numa_node = NUMA_NO_NODE;
 	set->cmd_size = sizeof(struct nswap_cmd);

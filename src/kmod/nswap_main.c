@@ -56,6 +56,17 @@ unsigned int nswap_queue_depth = 128;
 module_param_named(queue_depth, nswap_queue_depth, uint, 0444);
 MODULE_PARM_DESC(queue_depth, "blk-mq queue depth (1-1024, default 128)");
 
+/*
+ * One hardware queue per CPU by default: a CPU that swaps issues on its own
+ * queue (its own tags, its own dispatch), and each queue prefers its own
+ * connection to a server (nswap_server_pick_conn), as nbd gives each
+ * connection a queue.  0 is resolved at power on.
+ */
+unsigned int nswap_hw_queues;
+module_param_named(hw_queues, nswap_hw_queues, uint, 0444);
+MODULE_PARM_DESC(hw_queues,
+		 "blk-mq hardware queues per device (0: one per online CPU at power on, default; 1-256)");
+
 unsigned int nswap_connect_timeout_ms = 3000;
 module_param_named(connect_timeout_ms, nswap_connect_timeout_ms, uint, 0444);
 MODULE_PARM_DESC(connect_timeout_ms,
@@ -583,6 +594,8 @@ static int __init nswap_init(void)
 			  10000);
 	nswap_check_param("max_retries", &nswap_max_retries, 0, 100, 3);
 	nswap_check_param("queue_depth", &nswap_queue_depth, 1, 1024, 128);
+	nswap_check_param("hw_queues", &nswap_hw_queues, 0, NSWAP_MAX_HW_QUEUES,
+			  0);
 	nswap_check_param("connect_timeout_ms", &nswap_connect_timeout_ms,
 			  100, 60000, 3000);
 	nswap_check_param("reconnect_max_ms", &nswap_reconnect_max_ms, 100,

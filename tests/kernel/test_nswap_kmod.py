@@ -144,7 +144,7 @@ def serve(nswapd_bin, tapnet, port=PORT):
 def serve_behind_faultproxy(nswapd_bin, tapnet, **faults):
     """nswapd on PORT + 1 and harness/faultproxy.py in front of it on the tap's PORT, where
     the guest scripts connect; `faults` are faultproxy.running()'s drop_every, max_drops,
-    delay_ms.  Yields the proxy's summary (filled in when the block ends)."""
+    delay_ms, corrupt.  Yields the proxy's summary (filled in when the block ends)."""
     with (
         serve(nswapd_bin, tapnet, port=PORT + 1),
         faultproxy.running(
@@ -157,7 +157,7 @@ def serve_behind_faultproxy(nswapd_bin, tapnet, **faults):
         yield summary
 
 
-def boot(kit, nswap_ko, tapnet, script, timeout_s=600, append=""):
+def boot(kit, nswap_ko, tapnet, script, timeout_s=600, append="", cpus=1):
     return minivm.run_script(
         kit,
         GUEST_PRELUDE + script,
@@ -167,6 +167,7 @@ def boot(kit, nswap_ko, tapnet, script, timeout_s=600, append=""):
         net=tapnet.nettap,
         timeout_s=timeout_s,
         append=append,
+        cpus=cpus,
     )
 
 
@@ -249,12 +250,24 @@ def parse(output):
     )
 
 
-# The random-access, 2-process run on the host kernel only: one TCG swap run costs minutes,
-# and the suite has a time budget; 6.12 gets the sequential run and every other check.
+# The random-access run on the host kernel only, with 2 vCPUs: one TCG swap run costs
+# minutes, and the suite has a time budget; 6.12 gets the sequential run and every other
+# check.  hw_queues defaults to one hardware queue per online CPU, each CPU mapped to its
+# own (mq/N/cpu_list); one W2 process pinned to each CPU then swaps through both queues at
+# once, with every byte verified.
 SECOND_RUN = r"""
-nswap-workload --workload W2 --procs 2 --ratio 1.5 --seed 8
-echo "workload2_exit=$?"
+echo "cpus=$(nproc)"
+echo "hw_queues=$(ls /sys/block/nswap0/mq | wc -l)"
+taskset -c 0 nswap-workload --workload W2 --size 192M --seed 8 > /tmp/w2a.json &
+a=$!
+taskset -c 1 nswap-workload --workload W2 --size 192M --seed 9 > /tmp/w2b.json &
+b=$!
+wait $a; echo "workload2_exit=$?"
+wait $b; echo "workload3_exit=$?"
+cat /tmp/w2a.json /tmp/w2b.json
+for q in 0 1; do echo "cpu_list_hctx$q=$(cat /sys/block/nswap0/mq/$q/cpu_list)"; done
 """
+SECOND_RUN_CPUS = 2
 
 
 def test_swap_through_nswapd_verifies_every_byte(kit, nswap_ko, nswapd_bin, workload):
@@ -283,15 +296,24 @@ swapoff /dev/nswap0 || fail swapoff
 teardown
 """
             % {"server": tapnet.host_ip, "port": PORT, "second_run": second_run},
+            cpus=SECOND_RUN_CPUS if second_run else 1,
         )
         status_after = server.status()
     log = server.log_text()
     counters, values, runs = passed(result)
-    expected_runs = 2 if second_run else 1
+    expected_runs = 3 if second_run else 1
     assert [r["mismatched_pages"] for r in runs] == [0] * expected_runs, runs
-    assert values["workload_exit"] == 0 and values.get("workload2_exit", 0) == 0
-    for run in runs:
-        assert run["bytes_verified"] == run["size_bytes"] > (VM_MEMORY_MIB << 20)
+    assert [values.get(k, 0) for k in ("workload_exit", "workload2_exit", "workload3_exit")] == [
+        0,
+        0,
+        0,
+    ], values
+    assert all(run["bytes_verified"] == run["size_bytes"] for run in runs), runs
+    assert runs[0]["size_bytes"] > (VM_MEMORY_MIB << 20)
+    if second_run:
+        assert sum(run["size_bytes"] for run in runs[1:]) > (VM_MEMORY_MIB << 20), runs
+        assert values["cpus"] == values["hw_queues"] == SECOND_RUN_CPUS, values
+        assert (values["cpu_list_hctx0"], values["cpu_list_hctx1"]) == (0, 1), values
     swapped_out = values["pswpout_after"] - values["pswpout_before"]
     assert swapped_out > 0
     assert counters["puts"] >= swapped_out, counters
@@ -458,6 +480,31 @@ def test_a_dropped_reply_retries_the_request_and_keeps_the_connection(
     assert counters["timeouts"] > 0, (counters, proxy)
     assert counters["retries"] >= counters["timeouts"], counters
     assert counters["reconnects"] == 0, counters  # no connection was shut for a lost reply
+
+
+# Host kit only: the receive path is the same on 6.12.
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_a_page_damaged_on_the_way_is_read_again_never_handed_out(
+    kit, nswap_ko, nswapd_bin, workload
+):
+    """A middlebox flips one byte in the page of every 400th GETPAGE reply (at most 5),
+    leaving the server's CRC.  nswap.ko receives a page straight into the swapped-in page
+    (one copy) and checks the CRC there, so the damaged bytes do land in the process's page
+    first: the read must not complete with them -- the connection is closed (protocol.md
+    section 9), the read reissued, and every byte the workload reads back is right."""
+    with (
+        minivm.netns_with_tap("kmodcrc") as tapnet,
+        serve_behind_faultproxy(
+            nswapd_bin, tapnet, drop_every=400, max_drops=5, corrupt=True
+        ) as proxy,
+    ):
+        counters, _result = swap_out_w1_and_verify(kit, nswap_ko, tapnet, timeout_ms=2000, seed=19)
+    shown = ("puts", "gets", "errors", "lost_pages", "reconnects", "retries", "timeouts")
+    print("damaging run:", {k: counters[k] for k in shown}, proxy)
+    assert proxy["corrupted"] > 0, proxy
+    # each damaged page closed its connection and had its read issued again
+    assert counters["reconnects"] >= proxy["corrupted"], (counters, proxy)
+    assert counters["retries"] >= proxy["corrupted"], (counters, proxy)
 
 
 # Host kit only: the slot-map logic is the same on 6.12.
