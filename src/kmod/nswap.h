@@ -39,6 +39,13 @@
 #define NSWAP_MAX_FRAMES	32	/* pages per request (128 KiB) */
 #define NSWAP_MAX_HW_QUEUES	256
 /*
+ * hw_queues=0: one per online CPU, at most this many.  Every queue
+ * preallocates queue_depth commands of ~3.6 KiB (32 frames each): 16 queues
+ * of 128 are ~7.4 MiB per device; one per CPU on a 256-CPU node would be
+ * ~120 MiB.
+ */
+#define NSWAP_DEFAULT_HW_QUEUES	16
+/*
  * Frames the tx thread hands to one sendmsg(): TCP then builds full-size
  * (TSO) segments instead of one skb -- and one virtio kick -- per frame.
  */

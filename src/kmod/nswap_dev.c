@@ -1115,9 +1115,9 @@ int nswap_dev_power_on(struct nswap_dev *dev)
 
 	memset(set, 0, sizeof(*set));
 	set->ops = &nswap_mq_ops;
-	set->nr_hw_queues = nswap_hw_queues ?: num_online_cpus();
-	set->nr_hw_queues = min_t(unsigned int, set->nr_hw_queues,
-				  NSWAP_MAX_HW_QUEUES);
+	set->nr_hw_queues = nswap_hw_queues ?:
+			    min_t(unsigned int, num_online_cpus(),
+				  NSWAP_DEFAULT_HW_QUEUES);
 	set->queue_depth = nswap_queue_depth;
 	set->numa_node = NUMA_NO_NODE;
 	set->cmd_size = sizeof(struct nswap_cmd);

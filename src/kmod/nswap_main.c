@@ -60,12 +60,12 @@ MODULE_PARM_DESC(queue_depth, "blk-mq queue depth (1-1024, default 128)");
  * One hardware queue per CPU by default: a CPU that swaps issues on its own
  * queue (its own tags, its own dispatch), and each queue prefers its own
  * connection to a server (nswap_server_pick_conn), as nbd gives each
- * connection a queue.  0 is resolved at power on.
+ * connection a queue.  0 is resolved at power on (NSWAP_DEFAULT_HW_QUEUES).
  */
 unsigned int nswap_hw_queues;
 module_param_named(hw_queues, nswap_hw_queues, uint, 0444);
 MODULE_PARM_DESC(hw_queues,
-		 "blk-mq hardware queues per device (0: one per online CPU at power on, default; 1-256)");
+		 "blk-mq hardware queues per device (0: one per online CPU at power on, at most 16, default; 1-256)");
 
 unsigned int nswap_connect_timeout_ms = 3000;
 module_param_named(connect_timeout_ms, nswap_connect_timeout_ms, uint, 0444);

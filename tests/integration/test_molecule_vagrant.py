@@ -59,8 +59,13 @@ def vm_qemu_processes():
 
 @pytest.fixture(scope="module")
 def root():
+    """Root, and a host without what a killed earlier test run left (its libvirtd, VMs,
+    pool, route guard...: vagranthost.restore, what every session does first), so that
+    the tests compare the host before and after their own sessions only."""
     if os.geteuid() != 0:
         pytest.skip("needs root (libvirt system instance, routes, /dev/kvm)")
+    with vagranthost.session_lock(vagrantbox.DEFAULT_DATA_DIR):
+        vagranthost.restore(vagrantbox.DEFAULT_DATA_DIR)
 
 
 @pytest.fixture(scope="module")
