@@ -584,13 +584,10 @@ struct nswap_frame *nswap_rx_page_begin(struct nswap_conn *conn,
 	struct nswap_frame *fr;
 	bool write;
 
+	/* a GETPAGE reply only matches a read's frame: write is false here */
 	fr = nswap_reply_frame(conn, hdr, &write);
 	if (!fr)
 		return NULL;
-	if (write) {		/* the caller only asks for GET replies */
-		spin_unlock(&fr->cmd->lock);
-		return NULL;
-	}
 	fr->cmd->pending++;
 	spin_unlock(&fr->cmd->lock);
 	return fr;
