@@ -36,6 +36,7 @@ from harness import bootstrap
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
+ACCEPT_POLL_S = 0.2
 DROPPABLE = {proto.PUTPAGE | proto.REPLY, proto.GETPAGE | proto.REPLY}
 DELAYABLE = {proto.PUTPAGE | proto.REPLY}
 CORRUPTIBLE = {proto.GETPAGE | proto.REPLY}  # those with a page
@@ -56,7 +57,8 @@ class Dropper:
         self.max_drops = max_drops
         self.delay_s = delay_s
         self.corrupt = corrupt
-        self.lock = threading.Lock()
+        # re-entrant: the SIGTERM handler (summary) may run while this thread holds it
+        self.lock = threading.RLock()
         self.connections = 0
         self.replies = 0
         self.dropped = 0
@@ -167,8 +169,15 @@ def serve(listen, server_addr, dropper):
     lsock.listen(64)
     host, port = lsock.getsockname()[:2]
     print("listening on %s:%d" % (host, port), flush=True)
+    # SIGTERM may be delivered to any thread; Python runs the handler only in this one, when
+    # it runs Python code: a bounded accept() lets it do so (a test run once waited in vain).
+    lsock.settimeout(ACCEPT_POLL_S)
     while True:
-        client, _ = lsock.accept()
+        try:
+            client, _ = lsock.accept()
+        except TimeoutError:
+            continue
+        client.settimeout(None)
         try:
             server = socket.create_connection(_split(server_addr), timeout=10)
         except OSError:

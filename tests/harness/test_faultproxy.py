@@ -119,3 +119,20 @@ def test_bad_arguments_are_refused(capsys):
         faultproxy.main(["--listen", "127.0.0.1:1", "--server", "127.0.0.1:2", "--drop-every", "0"])
     assert info.value.code == 2
     assert "--drop-every must be at least 1" in capsys.readouterr().err
+
+
+def test_stops_with_its_summary_while_clients_are_still_connected(nswapd_bin):
+    """SIGTERM while connections are open (their threads blocked in recv) still ends the
+    proxy with its summary, each of several times."""
+    with nswapd.running(nswapd_bin, "--cache-size", "1M") as server:
+        target = "127.0.0.1:%d" % server.port
+        for _attempt in range(5):
+            listen = "127.0.0.1:%d" % free_port()
+            with faultproxy.running(listen, target, drop_every=1000, max_drops=0) as summary:
+                port = int(listen.rpartition(":")[2])
+                clients = [proto.Client("127.0.0.1", port, timeout=5) for _ in range(3)]
+                for client in clients:
+                    client.hello(CLIENT_ID)
+            for client in clients:
+                client.close()
+            assert summary["connections"] == 3, summary
