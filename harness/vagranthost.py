@@ -45,6 +45,11 @@ PREFIX = "nswap-vagrant-"
 POOL = "nswap-vagrant"
 NETWORK = "nswap-vagrant-mgmt"
 NETWORK_CIDR = "192.168.121.0/24"
+# Each VM's serial console (kernel and systemd messages, also at shutdown) goes to
+# <CONSOLE_DIR>/<name>.log; a session empties it first, so what is there after a failed
+# run is that run's.
+CONSOLE_DIR = "/var/log/nswap-vagrant"
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # systemd's colours on the console
 GUARD_CIDR = "192.168.120.0/22"
 KVM_DEVICE = "/dev/kvm"
 KVM_MODE = 0o660
@@ -387,8 +392,28 @@ def session_env(box, base=None):
         NSWAP_VAGRANT_POOL=POOL,
         NSWAP_VAGRANT_NETWORK=NETWORK,
         NSWAP_VAGRANT_NETWORK_CIDR=NETWORK_CIDR,
+        NSWAP_VAGRANT_CONSOLE_DIR=CONSOLE_DIR,
     )
     return env
+
+
+def reset_consoles():
+    os.makedirs(CONSOLE_DIR, mode=0o755, exist_ok=True)
+    for name in os.listdir(CONSOLE_DIR):
+        if name.endswith(".log"):
+            os.unlink(os.path.join(CONSOLE_DIR, name))
+
+
+def console_tails(lines=40):
+    """{VM name: the last lines of its console} of the last session's VMs."""
+    tails = {}
+    with contextlib.suppress(FileNotFoundError):
+        for name in sorted(os.listdir(CONSOLE_DIR)):
+            if name.endswith(".log"):
+                with open(os.path.join(CONSOLE_DIR, name), errors="replace") as handle:
+                    text = ANSI_RE.sub("", handle.read().replace("\r", ""))
+                tails[name[: -len(".log")]] = "\n".join(text.splitlines()[-lines:])
+    return tails
 
 
 @contextlib.contextmanager
@@ -398,6 +423,7 @@ def session(data_dir):
     files = paths(data_dir)
     with session_lock(data_dir):
         restore(data_dir)  # what a killed earlier session left
+        reset_consoles()
         state = {"kvm": kvm_state(), "chains_existed": libvirt_chains_exist(), "started": {}}
         write_json_atomic(files["state"], state)
         try:

@@ -237,6 +237,29 @@ def test_scenario_uses_the_names_the_session_exports():
     assert env["VAGRANT_CHECKPOINT_DISABLE"] == "1"
 
 
+def test_every_vm_logs_its_console_where_a_failed_run_reads_it(tmp_path, monkeypatch):
+    import yaml  # noqa: PLC0415
+
+    with open(MOLECULE_YML) as handle:
+        platforms = yaml.safe_load(handle)["platforms"]
+    for platform in platforms:
+        (arg,) = platform["provider_raw_config_args"]
+        path = "${NSWAP_VAGRANT_CONSOLE_DIR:-%s}/%s.log" % (
+            vagranthost.CONSOLE_DIR,
+            platform["name"],
+        )
+        assert arg == 'serial :type => "file", :source => {:path => "%s"}' % path
+    # a session starts with no console of an older run; tails come without CRs and colours
+    monkeypatch.setattr(vagranthost, "CONSOLE_DIR", str(tmp_path / "consoles"))
+    os.makedirs(vagranthost.CONSOLE_DIR)
+    (tmp_path / "consoles" / "old.log").write_text("older run\n")
+    vagranthost.reset_consoles()
+    assert vagranthost.console_tails() == {}
+    lines = "".join("line %d\r\n" % i for i in range(99)) + "\x1b[0;32mline 99\x1b[0m\r\n"
+    (tmp_path / "consoles" / "client1.log").write_text(lines)
+    assert vagranthost.console_tails(3) == {"client1": "line 97\nline 98\nline 99"}
+
+
 @pytest.mark.parametrize(
     "cmdline, wanted",
     [

@@ -57,6 +57,19 @@ def vm_qemu_processes():
     return pids
 
 
+def failure_report(out):
+    """What a failed run shows first (CI keeps only the start and the end of a message):
+    how verify went, then the end of each VM's console -- kernel and systemd messages,
+    also of a shutdown or boot that hung -- then the end of molecule's output."""
+    start = out.find("[vagrant > verify] Executing")
+    verify = out[start:] if start >= 0 else "(verify did not start)"
+    parts = ["== molecule verify\n" + verify[-3000:]]
+    for name, tail in vagranthost.console_tails(30).items():
+        parts.append("== console of %s\n%s" % (name, tail))
+    parts.append("== end of molecule's output\n" + out[-2500:])
+    return "\n".join(parts)
+
+
 @pytest.fixture(scope="module")
 def root():
     """Root, and a host without what a killed earlier test run left (its libvirtd, VMs,
@@ -141,13 +154,14 @@ def test_molecule_vagrant_scenario_passes_and_leaves_nothing(box):
             MOLECULE_LOG,
             molecule=os.path.join(VENV_BIN, "molecule"),
         )
-    assert returncode == 0, out[-6000:]
+    assert returncode == 0, failure_report(out)
     # a prerun would reinstall the collection under the other scenario's feet
     assert "Performing prerun" not in out
     for step in ("create", "converge", "verify", "destroy"):
         assert re.search(r"%s: Executed: Successful" % step, out), step
     match = re.search(r"=+ (\d+) passed", out)
-    assert match and int(match.group(1)) >= 7 and not re.search(r"\d+ failed", out), out[-6000:]
+    passed = int(match.group(1)) if match else 0
+    assert passed >= 7 and not re.search(r"\d+ failed", out), failure_report(out)
     assert vagranthost.leftovers(data_dir) == {}
     assert vm_qemu_processes() == []
     assert host_state() == before

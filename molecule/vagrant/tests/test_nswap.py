@@ -73,6 +73,10 @@ def teardown():
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def server_host():
+    return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (SERVER, INVENTORY))
+
+
 def swaps(host):
     """{path: priority} of the node's active swap areas."""
     lines = host.file("/proc/swaps").content_string.splitlines()[1:]
@@ -111,7 +115,7 @@ def test_nswap_is_active_swap_at_the_configured_priority(host):
 
 
 def test_nswapd_runs_on_the_server_with_the_configured_cache(host):
-    server = testinfra.get_host("ansible://%s?ansible_inventory=%s" % (SERVER, INVENTORY))
+    server = server_host()
     assert server.service("nswapd").is_running and server.service("nswapd").is_enabled
     # only on its nswap address (nswap_address: ansible_host here), not on every address
     assert server.socket("tcp://%s:7405" % server_address()).is_listening
@@ -162,26 +166,43 @@ def test_pages_reach_nswapd_and_a_teardown_that_cannot_swap_off_keeps_all(host):
     assert server_after["used_pages"] >= used_during
 
 
+def node_output(name, command, timeout_s=60):
+    """stdout of @command on node @name over a new SSH connection of its own (no
+    connection master), or None when it fails or has not ended in @timeout_s: testinfra
+    waits on ssh without a bound, and a rebooting node may accept a connection it never
+    serves."""
+    hostvars = variables(name)
+    argv = ["ssh", "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "BatchMode=yes"]
+    argv += ["-o", "ConnectTimeout=10"] + shlex.split(hostvars.get("ansible_ssh_common_args", ""))
+    argv += ["-p", str(hostvars.get("ansible_port", 22)), "-l", hostvars["ansible_user"]]
+    argv += ["-i", hostvars["ansible_private_key_file"], hostvars["ansible_host"], command]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
 def test_swap_over_nswap_comes_back_after_a_reboot(host):
     """Module at boot (modules-load.d), device and swapon (nswap-client.service)."""
+    name = host.backend.get_hostname()
     wanted = swaps(host)
     assert "/dev/" + DEVICE in wanted
-    boot_id = host.file("/proc/sys/kernel/random/boot_id").content_string
+    boot_id = host.file("/proc/sys/kernel/random/boot_id").content_string.strip()
     host.run("systemd-run --on-active=2 systemctl reboot")
     deadline = time.time() + 600  # a TCG boot takes about a minute
     after = None
     while time.time() < deadline:
         time.sleep(10)
-        try:
-            if host.file("/proc/sys/kernel/random/boot_id").content_string == boot_id:
-                continue
-            after = swaps(host)
-        except Exception:  # noqa: BLE001 - the node is down or its SSH is not up yet
-            continue
+        out = node_output(name, "cat /proc/sys/kernel/random/boot_id /proc/swaps")
+        if out is None or out.split("\n", 1)[0] == boot_id:
+            continue  # down, not up yet, or not rebooted yet
+        lines = out.splitlines()[2:]  # boot id, /proc/swaps's heading
+        after = {fields[0]: int(fields[4]) for fields in (line.split() for line in lines)}
         if "/dev/" + DEVICE in after:
             break
     assert after == wanted, (wanted, after)
-    assert host.service("nswap-client").is_running
+    assert node_output(name, "systemctl is-active nswap-client") == "active\n"
 
 
 def test_teardown_after_a_possible_swapoff_removes_everything(host):
@@ -195,7 +216,7 @@ def test_teardown_after_a_possible_swapoff_removes_everything(host):
     assert not host.file("/sys/module/nswap").exists
     assert host.check_output("dkms status -m nswap") == ""
     assert not host.file("/etc/modules-load.d/nswap.conf").exists
-    server = testinfra.get_host("ansible://%s?ansible_inventory=%s" % (SERVER, INVENTORY))
+    server = server_host()
     assert not server.service("nswapd").is_running
     assert not server.file("/etc/systemd/system/nswapd.service").exists
     assert not server.file("/usr/local/sbin/nswapd").exists
