@@ -188,6 +188,17 @@ static int nswap_sock_recv_page(struct nswap_conn *conn, struct page *page,
 }
 
 /*
+ * A payload whose CRC-32C does not match: protocol.md section 9, close the
+ * connection; its frames are reissued, on this server or another.
+ */
+static int nswap_rx_bad_payload(struct nswap_conn *conn)
+{
+	pr_warn_ratelimited("nswap%d: payload checksum error from %s, closing connection\n",
+			    conn->srv->dev->index, conn->srv->name);
+	return -EBADMSG;
+}
+
+/*
  * A GETPAGE reply with a page: into the request's page (one copy) when its
  * frame is this attempt's.  Return: 1 handled, 0 not (read it into rxbuf),
  * or an error that ends the connection.
@@ -195,7 +206,6 @@ static int nswap_sock_recv_page(struct nswap_conn *conn, struct page *page,
 static int nswap_rx_get_page(struct nswap_conn *conn,
 			     const struct nswap_hdr *hdr)
 {
-	struct nswap_dev *dev = conn->srv->dev;
 	struct nswap_frame *fr;
 	bool ok = false;
 	int err;
@@ -214,12 +224,8 @@ static int nswap_rx_get_page(struct nswap_conn *conn,
 	nswap_rx_page_end(conn, fr, err, ok);
 	if (err)
 		return err;
-	if (!ok) {
-		/* protocol.md section 9: close, retry elsewhere */
-		pr_warn_ratelimited("nswap%d: payload checksum error from %s, closing connection\n",
-				    dev->index, conn->srv->name);
-		return -EBADMSG;
-	}
+	if (!ok)
+		return nswap_rx_bad_payload(conn);
 	WRITE_ONCE(conn->last_reply, jiffies);
 	return 1;
 }
@@ -742,12 +748,8 @@ static int nswap_conn_rx_loop(struct nswap_conn *conn)
 				 dev->index, hdr.type, conn->srv->name);
 			break;
 		}
-		if (!ok) {
-			/* protocol.md section 9: close, retry elsewhere */
-			pr_warn_ratelimited("nswap%d: payload checksum error from %s, closing connection\n",
-					    dev->index, conn->srv->name);
-			return -EBADMSG;
-		}
+		if (!ok)
+			return nswap_rx_bad_payload(conn);
 	}
 }
 
