@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static inline uint32_t key_hash(uint64_t client_id, uint64_t slot)
+/* The low 32 bits pick the position in a shard's table, the high bits the
+ * shard (independent bits of the same mix). */
+static inline uint64_t key_hash(uint64_t client_id, uint64_t slot)
 {
 	uint64_t h = client_id * 0x9e3779b97f4a7c15ULL ^ slot;
 
@@ -15,23 +17,46 @@ static inline uint32_t key_hash(uint64_t client_id, uint64_t slot)
 	h ^= h >> 33;
 	h *= 0xc4ceb9fe1a85ec53ULL;
 	h ^= h >> 33;
-	return (uint32_t)h;
+	return h;
+}
+
+static inline struct cache_shard *shard_of(const struct cache *c, uint64_t h)
+{
+	return &c->shards[c->nshards == 1 ? 0 : h >> c->shard_shift];
 }
 
 int cache_init(struct cache *c, uint64_t pages, int lock)
 {
-	uint64_t tsize = 16;
+	uint64_t tsize = 16, per;
+	unsigned int bits = 0;
 
 	memset(c, 0, sizeof(*c));
 	if (pages == 0 || pages > CACHE_MAX_PAGES) {
 		errno = EINVAL;
 		return -1;
 	}
-	while (tsize < 2 * pages)	/* load factor <= 1/2 */
+	c->nshards = 1;
+	while (c->nshards < CACHE_MAX_SHARDS &&
+	       pages / (2ULL * c->nshards) >= CACHE_SHARD_MIN_PAGES) {
+		c->nshards *= 2;
+		bits++;
+	}
+	c->shard_shift = 64 - bits;
+	/* One shard: the table of the unsharded cache (load factor <= 1/2), and
+	 * the shard never fills before the arena does.  Several: each table has
+	 * room for 4x its share (load <= 1/4 on average); keys are spread by a
+	 * hash, so a shard can get more than its share, and one that reaches
+	 * 3/4 load refuses new keys (ENOSPC) rather than probe on.  With at
+	 * least CACHE_SHARD_MIN_PAGES per shard that needs a shard to hold
+	 * three times its share, which a fair hash makes vanishingly rare; a
+	 * client that crafts colliding slots only fills its own shard early.
+	 * Tables cost 16 bytes per page instead of 8. */
+	per = (pages + c->nshards - 1) / c->nshards;
+	while (tsize < (c->nshards == 1 ? 2 : 4) * per)
 		tsize <<= 1;
 	c->capacity = (uint32_t)pages;
-	c->limit = c->capacity;
-	c->mask = (uint32_t)(tsize - 1);
+	atomic_init(&c->limit, c->capacity);
+	atomic_init(&c->used, 0);
 	c->arena_bytes = (size_t)pages * NSWAP_PAGE_SIZE;
 	c->arena = mmap(NULL, c->arena_bytes, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -45,13 +70,24 @@ int cache_init(struct cache *c, uint64_t pages, int lock)
 #endif
 	c->meta = calloc(pages, sizeof(*c->meta));
 	c->free_stack = malloc(pages * sizeof(*c->free_stack));
-	c->table = malloc(tsize * sizeof(*c->table));
-	if (!c->meta || !c->free_stack || !c->table) {
+	c->tables = malloc(tsize * c->nshards * sizeof(*c->tables));
+	c->shards = aligned_alloc(64, c->nshards * sizeof(*c->shards));
+	if (!c->meta || !c->free_stack || !c->tables || !c->shards) {
 		cache_destroy(c);
 		errno = ENOMEM;
 		return -1;
 	}
-	memset(c->table, 0xff, tsize * sizeof(*c->table));
+	memset(c->tables, 0xff, tsize * c->nshards * sizeof(*c->tables));
+	pthread_mutex_init(&c->free_lock, NULL);
+	for (uint32_t i = 0; i < c->nshards; i++) {
+		struct cache_shard *sh = &c->shards[i];
+
+		memset(sh, 0, sizeof(*sh));
+		pthread_mutex_init(&sh->lock, NULL);
+		sh->table = c->tables + (size_t)i * tsize;
+		sh->mask = (uint32_t)(tsize - 1);
+		sh->max = c->nshards == 1 ? (uint32_t)(tsize / 2) : (uint32_t)(tsize - tsize / 4);
+	}
 	for (uint32_t i = 0; i < c->capacity; i++)	/* pop order: 0, 1, 2, ... */
 		c->free_stack[i] = c->capacity - 1 - i;
 	c->free_top = c->capacity;
@@ -64,83 +100,127 @@ void cache_destroy(struct cache *c)
 {
 	if (c->arena)
 		munmap(c->arena, c->arena_bytes);
+	if (c->shards) {
+		for (uint32_t i = 0; i < c->nshards; i++)
+			pthread_mutex_destroy(&c->shards[i].lock);
+		pthread_mutex_destroy(&c->free_lock);
+	}
 	free(c->meta);
 	free(c->free_stack);
-	free(c->table);
+	free(c->tables);
+	free(c->shards);
 	memset(c, 0, sizeof(*c));
 }
 
-/* Table position holding `idx`'s key, or of the empty cell ending its probe. */
-static uint32_t probe(const struct cache *c, uint64_t client_id, uint64_t slot)
+struct cache_shard *cache_lock(struct cache *c, uint64_t client_id, uint64_t slot)
 {
-	uint32_t i = key_hash(client_id, slot) & c->mask;
+	struct cache_shard *sh = shard_of(c, key_hash(client_id, slot));
+
+	pthread_mutex_lock(&sh->lock);
+	return sh;
+}
+
+/* Table position holding the key, or of the empty cell ending its probe. */
+static uint32_t probe(const struct cache *c, const struct cache_shard *sh,
+		      uint64_t client_id, uint64_t slot)
+{
+	uint32_t i = (uint32_t)key_hash(client_id, slot) & sh->mask;
 
 	for (;;) {
-		uint32_t e = c->table[i];
+		uint32_t e = sh->table[i];
 
 		if (e == CACHE_NONE ||
 		    (c->meta[e].slot == slot && c->meta[e].client_id == client_id))
 			return i;
-		i = (i + 1) & c->mask;
+		i = (i + 1) & sh->mask;
 	}
 }
 
-uint32_t cache_lookup(const struct cache *c, uint64_t client_id, uint64_t slot)
+uint32_t cache_lookup(const struct cache *c, const struct cache_shard *sh,
+		      uint64_t client_id, uint64_t slot)
 {
-	return c->table[probe(c, client_id, slot)];
+	return sh->table[probe(c, sh, client_id, slot)];
 }
 
-uint32_t cache_insert(struct cache *c, uint64_t client_id, uint64_t slot)
+uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_id,
+		      uint64_t slot)
 {
 	uint32_t pos, idx;
 
-	if (c->free_top == 0 || c->used >= c->limit)
+	if (sh->count >= sh->max)
 		return CACHE_NONE;
-	pos = probe(c, client_id, slot);
-	if (c->table[pos] != CACHE_NONE)	/* caller's bug; keep the table sane */
-		return c->table[pos];
+	pos = probe(c, sh, client_id, slot);
+	if (sh->table[pos] != CACHE_NONE)	/* caller's bug; keep the table sane */
+		return sh->table[pos];
+	/* The check against the limit and the count that it guards are one
+	 * step under free_lock: two loops cannot both take the last page. */
+	pthread_mutex_lock(&c->free_lock);
+	if (c->free_top == 0 ||
+	    atomic_load_explicit(&c->used, memory_order_relaxed) >=
+	    atomic_load_explicit(&c->limit, memory_order_relaxed)) {
+		pthread_mutex_unlock(&c->free_lock);
+		return CACHE_NONE;
+	}
 	idx = c->free_stack[--c->free_top];
+	atomic_store_explicit(&c->used, atomic_load_explicit(&c->used, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	pthread_mutex_unlock(&c->free_lock);
+	/* The page was free: no shard points to it, so its metadata is ours
+	 * (under sh->lock) from here on. */
 	c->meta[idx] = (struct cache_meta){
 		.client_id = client_id, .slot = slot, .in_use = 1,
 	};
-	c->table[pos] = idx;
-	c->used++;
+	sh->table[pos] = idx;
+	sh->count++;
 	return idx;
 }
 
-void cache_remove(struct cache *c, uint32_t idx)
+/* Remove the entry at table position i of sh. */
+static void remove_at(struct cache *c, struct cache_shard *sh, uint32_t i)
 {
-	struct cache_meta *m = &c->meta[idx];
-	uint32_t i = probe(c, m->client_id, m->slot), j = i;
+	uint32_t idx = sh->table[i], j = i;
 
-	if (c->table[i] != idx)
-		return;
 	/* Backward-shift deletion: pull later entries of the cluster into the
 	 * hole unless their home position lies cyclically in (i, j]. */
 	for (;;) {
 		uint32_t e, k;
 
-		j = (j + 1) & c->mask;
-		e = c->table[j];
+		j = (j + 1) & sh->mask;
+		e = sh->table[j];
 		if (e == CACHE_NONE)
 			break;
-		k = key_hash(c->meta[e].client_id, c->meta[e].slot) & c->mask;
+		k = (uint32_t)key_hash(c->meta[e].client_id, c->meta[e].slot) & sh->mask;
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
-		c->table[i] = e;
+		sh->table[i] = e;
 		i = j;
 	}
-	c->table[i] = CACHE_NONE;
-	m->in_use = 0;
+	sh->table[i] = CACHE_NONE;
+	sh->count--;
+	c->meta[idx].in_use = 0;
+	pthread_mutex_lock(&c->free_lock);
 	c->free_stack[c->free_top++] = idx;
-	c->used--;
+	atomic_store_explicit(&c->used, atomic_load_explicit(&c->used, memory_order_relaxed) - 1,
+			      memory_order_relaxed);
+	pthread_mutex_unlock(&c->free_lock);
+}
+
+void cache_remove(struct cache *c, struct cache_shard *sh, uint32_t idx)
+{
+	const struct cache_meta *m = &c->meta[idx];
+	uint32_t i = probe(c, sh, m->client_id, m->slot);
+
+	if (sh->table[i] == idx)
+		remove_at(c, sh, i);
 }
 
 int cache_set_limit(struct cache *c, uint64_t pages)
 {
 	if (pages == 0 || pages > c->capacity)
 		return -1;
-	c->limit = (uint32_t)pages;
+	/* Read by cache_insert under free_lock; a PUT racing with the change
+	 * sees the old or the new limit, either is fine. */
+	atomic_store_explicit(&c->limit, (uint32_t)pages, memory_order_relaxed);
 	return 0;
 }
 
@@ -151,25 +231,40 @@ uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t sl
 
 	if (count < c->capacity / 4 + 64) {
 		for (uint64_t s = slot; s - slot < count; s++) {
-			uint32_t idx = cache_lookup(c, client_id, s);
+			struct cache_shard *sh = cache_lock(c, client_id, s);
+			uint32_t idx = cache_lookup(c, sh, client_id, s);
 
 			if (idx != CACHE_NONE && c->meta[idx].generation <= generation) {
-				cache_remove(c, idx);
+				cache_remove(c, sh, idx);
 				dropped++;
 			}
+			cache_unlock(sh);
 		}
 		return dropped;
 	}
-	/* Wide range: one pass over the page metadata is cheaper.  Removal
-	 * never moves metadata, so the scan stays valid while it deletes. */
-	for (uint32_t idx = 0; idx < c->capacity; idx++) {
-		const struct cache_meta *m = &c->meta[idx];
+	/* Wide range: one pass over every shard's table, each under its lock
+	 * (one at a time, so PUTs to other shards go on meanwhile).  After a
+	 * removal at position i the backward shift may have moved a later
+	 * entry into i, so i is examined again; entries only ever move to
+	 * earlier positions of their cluster, so none is skipped (one pulled
+	 * across the table's end was seen at the start and is seen again). */
+	for (uint32_t n = 0; n < c->nshards; n++) {
+		struct cache_shard *sh = &c->shards[n];
 
-		if (m->in_use && m->client_id == client_id && m->slot - slot < count &&
-		    m->generation <= generation) {
-			cache_remove(c, idx);
-			dropped++;
+		pthread_mutex_lock(&sh->lock);
+		for (uint32_t i = 0; i <= sh->mask && sh->count;) {
+			uint32_t e = sh->table[i];
+			const struct cache_meta *m = e != CACHE_NONE ? &c->meta[e] : NULL;
+
+			if (m && m->client_id == client_id && m->slot - slot < count &&
+			    m->generation <= generation) {
+				remove_at(c, sh, i);
+				dropped++;
+				continue;
+			}
+			i++;
 		}
+		pthread_mutex_unlock(&sh->lock);
 	}
 	return dropped;
 }

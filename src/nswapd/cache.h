@@ -1,11 +1,28 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR MIT */
 /* The page cache: one mmap'ed arena of `capacity` 4 KiB pages, a free-page
  * stack, and an open-addressing (linear probing, backward-shift deletion)
- * hash table keyed by (client_id, slot).  Everything is allocated by
- * cache_init(); no operation allocates memory afterwards. */
+ * hash table keyed by (client_id, slot), split into shards.  Everything is
+ * allocated by cache_init(); no operation allocates memory afterwards.
+ *
+ * Concurrency (one event loop per thread, see server.c):
+ *  - A key lives in the shard chosen by the high bits of its hash.  The
+ *    shard's mutex protects its part of the table and the cache_meta and
+ *    page contents of every page that part of the table points to.  Callers
+ *    take it with cache_lock() and hold it across lookup, insert, remove and
+ *    the copy of the page (a GETPAGE copies the page into the reply with the
+ *    lock held: once it is dropped a PUT or INVALIDATE may reuse the page).
+ *  - The free-page stack and `used` are global, under free_lock (held for a
+ *    few instructions); `used` and `limit` are atomics so that STATUS reads
+ *    them without a lock.  Taking a page and counting it happen together
+ *    under free_lock, so `used` never passes `limit` however many shards
+ *    insert at once.
+ *  - Lock order: a shard lock, then free_lock.  Nothing takes two shard
+ *    locks at once. */
 #ifndef NSWAPD_CACHE_H
 #define NSWAPD_CACHE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +31,11 @@
 #define CACHE_NONE	UINT32_MAX
 /* 8 TiB: keeps page indices and the table mask (2 x capacity) in 32 bits. */
 #define CACHE_MAX_PAGES	(1ULL << 31)
+/* Shards: at most 64 (>= 4 per event loop at the default loop cap of 16),
+ * and at least CACHE_SHARD_MIN_PAGES pages each, so that a small cache (the
+ * tests' 16 pages) stays one shard and behaves exactly as an unsharded one. */
+#define CACHE_MAX_SHARDS	64
+#define CACHE_SHARD_MIN_PAGES	256
 
 struct cache_meta {
 	uint64_t client_id;
@@ -24,17 +46,28 @@ struct cache_meta {
 	uint8_t in_use;
 };
 
+struct cache_shard {
+	pthread_mutex_t lock;
+	uint32_t *table;	/* page index or CACHE_NONE */
+	uint32_t mask;		/* table size - 1 */
+	uint32_t count;		/* keys in this shard */
+	uint32_t max;		/* no new key in this shard once count reaches it */
+} __attribute__((aligned(64)));	/* one cache line each: no false sharing */
+
 struct cache {
 	unsigned char *arena;
 	size_t arena_bytes;
 	uint32_t capacity;	/* pages in the arena: the most `limit` may be */
-	uint32_t limit;		/* runtime limit, 1..capacity: no new key while used >= limit */
-	uint32_t used;
+	_Atomic uint32_t limit;	/* runtime limit, 1..capacity: no new key while used >= limit */
+	_Atomic uint32_t used;	/* written under free_lock */
 	struct cache_meta *meta;	/* capacity entries, indexed by page */
-	uint32_t *free_stack;	/* capacity entries */
+	pthread_mutex_t free_lock;
+	uint32_t *free_stack;	/* capacity entries, under free_lock */
 	uint32_t free_top;
-	uint32_t *table;	/* page index or CACHE_NONE */
-	uint32_t mask;		/* table size - 1 */
+	struct cache_shard *shards;
+	uint32_t nshards;	/* power of two */
+	unsigned int shard_shift;	/* 64 - log2(nshards); hash >> shift = shard */
+	uint32_t *tables;	/* one allocation for every shard's table */
 	int locked;		/* arena is mlock'ed */
 };
 
@@ -43,18 +76,40 @@ struct cache {
 int cache_init(struct cache *c, uint64_t pages, int lock);
 void cache_destroy(struct cache *c);
 
-uint32_t cache_lookup(const struct cache *c, uint64_t client_id, uint64_t slot);
+/* Lock and return the shard that holds (client_id, slot). */
+struct cache_shard *cache_lock(struct cache *c, uint64_t client_id, uint64_t slot);
+static inline void cache_unlock(struct cache_shard *sh)
+{
+	pthread_mutex_unlock(&sh->lock);
+}
+
+/* The following three need sh = cache_lock(c, client_id, slot) held. */
+uint32_t cache_lookup(const struct cache *c, const struct cache_shard *sh,
+		      uint64_t client_id, uint64_t slot);
 /* Take a free page for a key that is not present.  CACHE_NONE when full,
  * i.e. when `used` has reached `limit` (or is above it after the limit was
- * lowered: stored pages are never dropped to honour a limit). */
-uint32_t cache_insert(struct cache *c, uint64_t client_id, uint64_t slot);
-void cache_remove(struct cache *c, uint32_t idx);
+ * lowered: stored pages are never dropped to honour a limit), or, rarely,
+ * when the key's shard is full (see CACHE_SHARD_MIN_PAGES in cache.c). */
+uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_id,
+		      uint64_t slot);
+void cache_remove(struct cache *c, struct cache_shard *sh, uint32_t idx);
 /* Set the runtime limit.  Returns 0, or -1 when pages is 0 or > capacity. */
 int cache_set_limit(struct cache *c, uint64_t pages);
 /* Drop pages of client_id in [slot, slot + count) whose generation is
- * <= generation.  Returns the number dropped. */
+ * <= generation.  Returns the number dropped.  Takes the shard locks itself,
+ * one at a time. */
 uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t slot,
 				uint64_t count, uint64_t generation);
+
+static inline uint32_t cache_used(const struct cache *c)
+{
+	return atomic_load_explicit(&c->used, memory_order_relaxed);
+}
+
+static inline uint32_t cache_limit(const struct cache *c)
+{
+	return atomic_load_explicit(&c->limit, memory_order_relaxed);
+}
 
 static inline unsigned char *cache_page(const struct cache *c, uint32_t idx)
 {

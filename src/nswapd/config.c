@@ -14,7 +14,7 @@
 #include "log.h"
 #include "nswap_proto.h"
 
-#define VALID_KEYS "listen, cache_size, name, max_clients, log_level, lock_memory"
+#define VALID_KEYS "listen, cache_size, name, max_clients, log_level, lock_memory, loops"
 
 void config_defaults(struct config *cfg)
 {
@@ -27,6 +27,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_clients = CONFIG_DEFAULT_CLIENTS;
 	cfg->log_level = L_INFO;
 	cfg->lock_memory = 0;
+	cfg->loops = 0;
 }
 
 static int bad(const char *where, const char *value, const char *what)
@@ -194,6 +195,13 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 		if (b < 0)
 			return bad(where, value, "is not a boolean; use yes or no");
 		cfg->lock_memory = b;
+	} else if (!strcmp(key, "loops")) {
+		if (!strcasecmp(value, "auto"))
+			u = 0;
+		else if (parse_uint(value, CONFIG_MAX_LOOPS, &u) != 0)
+			return bad(where, value, "is not a loop count; use auto, 0 (auto) "
+				   "or an integer 1-64");
+		cfg->loops = (unsigned int)u;
 	} else {
 		fprintf(stderr, "nswapd: %s: unknown key; valid keys: " VALID_KEYS "\n", where);
 		return -1;
@@ -293,4 +301,8 @@ void config_print(const struct config *cfg)
 	printf("max_clients = %u\n", cfg->max_clients);
 	printf("log_level = %s\n", log_level_name(cfg->log_level));
 	printf("lock_memory = %s\n", cfg->lock_memory ? "yes" : "no");
+	if (cfg->loops)
+		printf("loops = %u\n", cfg->loops);
+	else
+		printf("loops = auto\n");
 }

@@ -12,6 +12,14 @@
 #define CONFIG_DEFAULT_CACHE	(256ULL << 20)
 #define CONFIG_DEFAULT_CLIENTS	256
 #define CONFIG_MAX_CLIENTS	65536
+/* loops = auto (0): one event loop per online CPU, at most CONFIG_AUTO_LOOPS.
+ * The cap: the issue's measurements stop at 16 cores; past that the loops
+ * share one free-page lock and one accepting thread, and a memory server
+ * should not take a thread on every core of a big host unasked.  An explicit
+ * value may go up to CONFIG_MAX_LOOPS (the cache's shard count, see
+ * CACHE_MAX_SHARDS: more loops than shards would only queue on the locks). */
+#define CONFIG_AUTO_LOOPS	16
+#define CONFIG_MAX_LOOPS	64
 
 struct config {
 	char listen[128];
@@ -20,6 +28,7 @@ struct config {
 	unsigned int max_clients;
 	int log_level;
 	int lock_memory;
+	unsigned int loops;	/* event-loop threads; 0 = auto */
 };
 
 void config_defaults(struct config *cfg);

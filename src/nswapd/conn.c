@@ -18,10 +18,9 @@
 /* Reads per wakeup before other connections get their turn. */
 #define READS_PER_WAKEUP 16
 
-struct conn *conn_new(struct server *s, int fd, const char *peer)
+struct conn *conn_alloc(int fd, const char *peer)
 {
 	struct conn *c = malloc(sizeof(*c) + CONN_RBUF + CONN_OBUF);
-	struct epoll_event ev = { .events = EPOLLIN };
 
 	if (!c) {
 		log_peer(L_WARN, "%s: out of memory for a connection; closing", peer);
@@ -35,20 +34,28 @@ struct conn *conn_new(struct server *s, int fd, const char *peer)
 	c->rbuf = (unsigned char *)(c + 1);
 	c->obuf = c->rbuf + CONN_RBUF;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	ev.data.ptr = c;
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-		log_msg(L_ERR, "epoll_ctl(ADD): %s", strerror(errno));
-		close(fd);
-		free(c);
-		return NULL;
-	}
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	s->nconns++;
-	log_msg(L_DEBUG, "%s: connected (%u connections)", c->peer, s->nconns);
 	return c;
+}
+
+int conn_attach(struct loop *l, struct conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+		log_msg(L_ERR, "epoll_ctl(ADD): %s", strerror(errno));
+		close(c->fd);
+		free(c);
+		atomic_fetch_sub(&l->nconns, 1);
+		atomic_fetch_sub(&l->srv->nconns, 1);
+		return -1;
+	}
+	c->next = l->conns;
+	if (l->conns)
+		l->conns->prev = c;
+	l->conns = c;
+	log_msg(L_DEBUG, "%s: connected (%u connections)", c->peer,
+		atomic_load_explicit(&l->srv->nconns, memory_order_relaxed));
+	return 0;
 }
 
 static void ring_put(struct conn *c, const void *data, size_t len)
@@ -76,7 +83,7 @@ void conn_reply(struct conn *c, struct frame_hdr *h, const void *payload, size_t
 }
 
 /* Write queued output.  Returns bytes written, or -1 on a fatal error. */
-static ssize_t conn_flush(struct server *s, struct conn *c)
+static ssize_t conn_flush(struct loop *l, struct conn *c)
 {
 	ssize_t total = 0;
 
@@ -98,7 +105,7 @@ static ssize_t conn_flush(struct server *s, struct conn *c)
 			return -1;
 		}
 		c->ohead += (uint64_t)n;
-		s->st.bytes_out += (uint64_t)n;
+		stat_add(&l->st.bytes_out, (uint64_t)n);
 		total += n;
 	}
 	if (!conn_out_used(c))
@@ -108,7 +115,7 @@ static ssize_t conn_flush(struct server *s, struct conn *c)
 
 /* Cut complete frames out of rbuf and execute them while the ring has room
  * for a reply. */
-static void conn_process(struct server *s, struct conn *c)
+static void conn_process(struct loop *l, struct conn *c)
 {
 	char reason[160];
 
@@ -125,7 +132,7 @@ static void conn_process(struct server *s, struct conn *c)
 			ok = frame_hdr_decode(&c->hdr, c->rbuf + c->rpos);
 			why = request_check(c, &c->hdr, ok, reason, sizeof(reason), &trusted);
 			if (why) {
-				conn_violation(s, c, trusted ? &c->hdr : NULL, why);
+				conn_violation(l, c, trusted ? &c->hdr : NULL, why);
 				return;
 			}
 			c->have_hdr = 1;
@@ -137,7 +144,7 @@ static void conn_process(struct server *s, struct conn *c)
 			c->blocked = 1;
 			break;
 		}
-		request_handle(s, c, &c->hdr, c->rbuf + c->rpos + NSWAP_HDR_SIZE);
+		request_handle(l, c, &c->hdr, c->rbuf + c->rpos + NSWAP_HDR_SIZE);
 		if (c->dead)
 			return;
 		c->rpos += need;
@@ -155,15 +162,15 @@ static void conn_process(struct server *s, struct conn *c)
 /* One read.  Returns 2 if bytes arrived and filled the buffer, 1 if fewer
  * arrived (the socket is probably empty now), 0 on EAGAIN or EOF, -1 on
  * error. */
-static int conn_read(struct server *s, struct conn *c)
+static int conn_read(struct loop *l, struct conn *c)
 {
 	size_t space = CONN_RBUF - c->rlen;
 	ssize_t n = read(c->fd, c->rbuf + c->rlen, space);
 
 	if (n > 0) {
 		c->rlen += (size_t)n;
-		s->st.bytes_in += (uint64_t)n;
-		if (s->draining)
+		stat_add(&l->st.bytes_in, (uint64_t)n);
+		if (l->draining)
 			c->last_rx_ms = now_ms();
 		return (size_t)n == space ? 2 : 1;
 	}
@@ -176,9 +183,9 @@ static int conn_read(struct server *s, struct conn *c)
 	if (errno == EAGAIN || errno == EWOULDBLOCK) {
 		/* Draining: stop reading once the peer has been quiet for a while
 		 * at a frame boundary; what it sent before the signal is in. */
-		if (s->draining && c->rpos == c->rlen) {
-			int64_t since = c->last_rx_ms > s->drain_start_ms ? c->last_rx_ms
-									  : s->drain_start_ms;
+		if (l->draining && c->rpos == c->rlen) {
+			int64_t since = c->last_rx_ms > l->drain_start_ms ? c->last_rx_ms
+									  : l->drain_start_ms;
 
 			if (now_ms() - since >= NSWAPD_DRAIN_QUIET_MS)
 				c->rd_closed = 1;
@@ -189,7 +196,7 @@ static int conn_read(struct server *s, struct conn *c)
 	return -1;
 }
 
-static void conn_set_events(struct server *s, struct conn *c)
+static void conn_set_events(struct loop *l, struct conn *c)
 {
 	uint32_t want = 0;
 
@@ -200,9 +207,9 @@ static void conn_set_events(struct server *s, struct conn *c)
 	if (want != c->events) {
 		struct epoll_event ev = { .events = want, .data.ptr = c };
 
-		if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+		if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
 			log_msg(L_ERR, "%s: epoll_ctl(MOD): %s", c->peer, strerror(errno));
-			conn_close(s, c, NULL);
+			conn_close(l, c, NULL);
 			return;
 		}
 		c->events = want;
@@ -210,7 +217,7 @@ static void conn_set_events(struct server *s, struct conn *c)
 }
 
 /* Move data in both directions until nothing more can be done now. */
-static void conn_pump(struct server *s, struct conn *c, int readable)
+static void conn_pump(struct loop *l, struct conn *c, int readable)
 {
 	int reads = 0;
 
@@ -218,23 +225,23 @@ static void conn_pump(struct server *s, struct conn *c, int readable)
 		int progress = 0;
 		ssize_t wrote;
 
-		conn_process(s, c);
+		conn_process(l, c);
 		if (c->dead)
 			return;
-		wrote = conn_flush(s, c);
+		wrote = conn_flush(l, c);
 		if (wrote < 0) {
-			conn_close(s, c, "write error");
+			conn_close(l, c, "write error");
 			return;
 		}
 		if (wrote > 0 && c->blocked)
 			progress = 1;	/* room for the waiting frame, maybe */
 		if (!c->rd_closed && !c->blocked && c->rlen < CONN_RBUF &&
-		    (readable || s->draining) && reads < READS_PER_WAKEUP) {
-			int r = conn_read(s, c);
+		    (readable || l->draining) && reads < READS_PER_WAKEUP) {
+			int r = conn_read(l, c);
 
 			reads++;
 			if (r < 0) {
-				conn_close(s, c, "read error");
+				conn_close(l, c, "read error");
 				return;
 			}
 			if (r > 0)
@@ -251,32 +258,32 @@ static void conn_pump(struct server *s, struct conn *c, int readable)
 	if (c->rd_closed && !conn_out_used(c)) {
 		/* Peer finished sending (or the drain sweep is done) and every
 		 * reply is out; a trailing partial frame is dropped. */
-		conn_close(s, c, s->draining ? "drained" : "closed by peer");
+		conn_close(l, c, l->draining ? "drained" : "closed by peer");
 		return;
 	}
-	conn_set_events(s, c);
+	conn_set_events(l, c);
 }
 
-void conn_event(struct server *s, struct conn *c, uint32_t events)
+void conn_event(struct loop *l, struct conn *c, uint32_t events)
 {
 	if (c->dead)
 		return;
-	conn_pump(s, c, (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0);
+	conn_pump(l, c, (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0);
 }
 
-void conn_drain(struct server *s, struct conn *c)
+void conn_drain(struct loop *l, struct conn *c)
 {
 	if (!c->dead && !c->rd_closed)
-		conn_pump(s, c, 1);
+		conn_pump(l, c, 1);
 }
 
-void conn_close(struct server *s, struct conn *c, const char *why)
+void conn_close(struct loop *l, struct conn *c, const char *why)
 {
 	if (c->dead)
 		return;
 	if (why)
 		log_msg(L_DEBUG, "%s: %s", c->peer, why);
-	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	/* Swallow what the peer already sent, so that close() sends FIN, not
 	 * an RST that could overtake our last reply. */
 	for (int i = 0; i < 4; i++)
@@ -286,32 +293,33 @@ void conn_close(struct server *s, struct conn *c, const char *why)
 	c->fd = -1;
 	c->dead = 1;
 	if (c->hello_done)
-		s->nclients--;
-	s->nconns--;
+		atomic_fetch_sub(&l->srv->nclients, 1);
+	atomic_fetch_sub(&l->nconns, 1);
+	atomic_fetch_sub(&l->srv->nconns, 1);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		s->conns = c->next;
+		l->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	c->next_dead = s->dead;
-	s->dead = c;
+	c->next_dead = l->dead;
+	l->dead = c;
 }
 
-void conn_free_dead(struct server *s)
+void conn_free_dead(struct loop *l)
 {
-	while (s->dead) {
-		struct conn *c = s->dead;
+	while (l->dead) {
+		struct conn *c = l->dead;
 
-		s->dead = c->next_dead;
+		l->dead = c->next_dead;
 		free(c);
 	}
 }
 
-void conn_violation(struct server *s, struct conn *c, const struct frame_hdr *h,
+void conn_violation(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		    const char *reason)
 {
-	s->st.errors++;
+	stat_add(&l->st.errors, 1);
 	log_peer(L_WARN, "%s: protocol violation: %s; closing connection", c->peer, reason);
 	if (h && CONN_OBUF - conn_out_used(c) >= NSWAP_HDR_SIZE) {
 		struct frame_hdr r;
@@ -320,12 +328,12 @@ void conn_violation(struct server *s, struct conn *c, const struct frame_hdr *h,
 		r.status = NSWAP_EPROTO;
 		conn_reply(c, &r, NULL, 0, 0);
 	}
-	conn_finish(s, c, NULL);
+	conn_finish(l, c, NULL);
 }
 
-void conn_finish(struct server *s, struct conn *c, const char *why)
+void conn_finish(struct loop *l, struct conn *c, const char *why)
 {
-	if (conn_flush(s, c) >= 0)
+	if (conn_flush(l, c) >= 0)
 		shutdown(c->fd, SHUT_WR);
-	conn_close(s, c, why);
+	conn_close(l, c, why);
 }

@@ -49,26 +49,31 @@ struct conn {
 	unsigned char *obuf;
 };
 
-/* Accept-side setup; returns NULL (and closes fd) on allocation failure. */
-struct conn *conn_new(struct server *s, int fd, const char *peer);
+/* Accept side (main thread): a connection not yet owned by a loop; NULL
+ * (and fd closed) on allocation failure. */
+struct conn *conn_alloc(int fd, const char *peer);
+/* In its loop's thread: register with the loop's epoll and list.  -1 (c
+ * closed, freed and uncounted) on failure.  The counts were raised by the
+ * main thread when it queued c. */
+int conn_attach(struct loop *l, struct conn *c);
 /* Handle epoll events for c.  May close it. */
-void conn_event(struct server *s, struct conn *c, uint32_t events);
+void conn_event(struct loop *l, struct conn *c, uint32_t events);
 /* SIGTERM drain: keep reading c until it is quiet, then stop (see
  * NSWAPD_DRAIN_QUIET_MS).  Called repeatedly by the drain loop. */
-void conn_drain(struct server *s, struct conn *c);
+void conn_drain(struct loop *l, struct conn *c);
 /* Close now (unsent replies are dropped) and queue for freeing. */
-void conn_close(struct server *s, struct conn *c, const char *why);
-void conn_free_dead(struct server *s);
+void conn_close(struct loop *l, struct conn *c, const char *why);
+void conn_free_dead(struct loop *l);
 
 /* For request.c: queue a reply.  Space was reserved before dispatch. */
 void conn_reply(struct conn *c, struct frame_hdr *h, const void *payload, size_t len,
 		uint32_t payload_crc);
 /* Protocol violation: log, answer EPROTO when the header could be trusted
  * (h != NULL), close. */
-void conn_violation(struct server *s, struct conn *c, const struct frame_hdr *h,
+void conn_violation(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		    const char *reason);
 /* Reply already queued; send what we can and close (EVERSION). */
-void conn_finish(struct server *s, struct conn *c, const char *why);
+void conn_finish(struct loop *l, struct conn *c, const char *why);
 
 static inline size_t conn_out_used(const struct conn *c)
 {

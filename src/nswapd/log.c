@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR MIT */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,11 @@
 #include <unistd.h>
 
 static int cur_level = L_INFO;
-static int journal = -1;
+/* Event-loop threads log concurrently: every line is one write(2), and the
+ * few shared variables are an atomic (journal, the same value whoever sets
+ * it) and the rate limiter's state under peer_lock. */
+static _Atomic int journal = -1;
+static pthread_mutex_t peer_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const names[] = { "error", "warning", "info", "debug" };
 static const int syslog_prio[] = { 3, 4, 6, 7 };
@@ -47,9 +53,13 @@ static void vlog(int level, const char *fmt, va_list ap)
 	char buf[1024];
 	int n;
 
-	if (journal < 0)
-		journal = getenv("JOURNAL_STREAM") != NULL;
-	if (journal)
+	int j = atomic_load_explicit(&journal, memory_order_relaxed);
+
+	if (j < 0) {
+		j = getenv("JOURNAL_STREAM") != NULL;
+		atomic_store_explicit(&journal, j, memory_order_relaxed);
+	}
+	if (j)
 		n = snprintf(buf, sizeof(buf), "<%d>", syslog_prio[level]);
 	else
 		n = snprintf(buf, sizeof(buf), "nswapd: %s%s", level == L_INFO ? "" : names[level],
@@ -86,20 +96,25 @@ void log_peer(int level, const char *fmt, ...)
 
 	if (!log_enabled(level))
 		return;
+	unsigned long dropped;
+
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&peer_lock);
 	if (ts.tv_sec != window) {
 		window = ts.tv_sec;
 		lines = 0;
 	}
 	if (++lines > LOG_BURST) {
 		suppressed++;
+		pthread_mutex_unlock(&peer_lock);
 		return;
 	}
-	if (suppressed) {
+	dropped = suppressed;
+	suppressed = 0;
+	pthread_mutex_unlock(&peer_lock);
+	if (dropped)
 		log_msg(L_WARN, "%lu peer messages suppressed (more than %d per second)",
-			suppressed, LOG_BURST);
-		suppressed = 0;
-	}
+			dropped, LOG_BURST);
 	va_start(ap, fmt);
 	vlog(level, fmt, ap);
 	va_end(ap);

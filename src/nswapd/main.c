@@ -20,7 +20,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: nswapd [-c FILE] [--listen ADDR:PORT] [--cache-size SIZE] [--name NAME]\n"
-		"              [--max-clients N] [--log-level LEVEL] [--foreground] [--check-config]\n"
+		"              [--max-clients N] [--loops N] [--log-level LEVEL] [--foreground]\n"
+		"              [--check-config]\n"
 		"\n"
 		"  -c, --config FILE     read `key = value` settings from FILE (no file is read\n"
 		"                        without -c); command-line options override it\n"
@@ -28,6 +29,8 @@ static void usage(FILE *f)
 		"  -s, --cache-size SIZE   page cache size, bytes or K/M/G suffix (default 256M)\n"
 		"  -n, --name NAME         node name reported in HELLO and STATUS (default hostname)\n"
 		"  -m, --max-clients N     maximum simultaneous connections (default %d)\n"
+		"      --loops N           event-loop threads: auto (default: one per online CPU,\n"
+		"                        at most %d) or 1-%d\n"
 		"      --log-level LEVEL   error, warning, info (default) or debug\n"
 		"  -f, --foreground        do not detach (use under systemd)\n"
 		"      --check-config      validate the configuration, print it, exit\n"
@@ -35,7 +38,7 @@ static void usage(FILE *f)
 		"\n"
 		"Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime error,\n"
 		"2 on a usage or configuration error.  SIGHUP logs the status counters.\n",
-		CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_CLIENTS);
+		CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_CLIENTS, CONFIG_AUTO_LOOPS, CONFIG_MAX_LOOPS);
 }
 
 /* Detach; the parent exits once the child reports whether it started. */
@@ -83,7 +86,7 @@ static void notify(int *fd, char rc)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK = 256, OPT_LOGLEVEL };
+	enum { OPT_CHECK = 256, OPT_LOGLEVEL, OPT_LOOPS };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -91,6 +94,7 @@ int main(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "max-clients", required_argument, NULL, 'm' },
 		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
+		{ "loops", required_argument, NULL, OPT_LOOPS },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, 'V' },
@@ -113,6 +117,7 @@ int main(int argc, char **argv)
 		case 'n': key = "name"; name = "--name"; break;
 		case 'm': key = "max_clients"; name = "--max-clients"; break;
 		case OPT_LOGLEVEL: key = "log_level"; name = "--log-level"; break;
+		case OPT_LOOPS: key = "loops"; name = "--loops"; break;
 		case 'f': foreground = 1; break;
 		case OPT_CHECK: check = 1; break;
 		case 'V':

@@ -1,8 +1,32 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR MIT */
-/* The server state shared by the event loop, connections and requests. */
+/* The server state shared by the event loops, connections and requests.
+ *
+ * Threads: the main thread owns the listening socket and the signals; it
+ * accepts and hands each connection to one of `nloops` event-loop threads
+ * (struct loop), which own their connections from then on.  What more than
+ * one thread touches, and why that is safe:
+ *  - the page cache: sharded locks, see cache.h;
+ *  - struct stats: one per loop, written only by that loop's thread with
+ *    relaxed atomic stores (plain moves on x86), read by any thread that
+ *    answers STATUS or logs status; a reader may see another loop's counters
+ *    a few requests behind, never torn;
+ *  - nconns, nclients and each loop's nconns: atomics.  Only the main thread
+ *    adds connections, so its check against max_clients cannot be overtaken
+ *    by another accept; loops only ever lower the count;
+ *  - draining, stop and the drain deadlines: written by the main thread
+ *    before the release store to `draining`/`stop`, read after an acquire
+ *    load (loops are woken through their eventfd);
+ *  - cfg, started, nloops: written before the loop threads start, read-only
+ *    afterwards.
+ * Client-wide state: the protocol keeps none across connections (a
+ * connection's client_id, version and features are its own; generations are
+ * per key and checked under the key's shard lock), so two connections of one
+ * client on different loops need nothing more. */
 #ifndef NSWAPD_H
 #define NSWAPD_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -19,40 +43,84 @@
 #define NSWAPD_DRAIN_QUIET_MS	100
 
 struct conn;
+struct server;
 
+/* Counters of one loop; see the comment at the top for the atomics. */
 struct stats {
-	uint64_t puts;		/* PUTPAGE answered OK */
-	uint64_t gets;		/* GETPAGE requests */
-	uint64_t invalidates;	/* INVALIDATE requests executed */
-	uint64_t get_misses;	/* GETPAGE answered ENOENT or ESTALE */
-	uint64_t errors;	/* other non-OK answers, plus protocol violations */
-	uint64_t bytes_in;
-	uint64_t bytes_out;
+	_Atomic uint64_t puts;		/* PUTPAGE answered OK */
+	_Atomic uint64_t gets;		/* GETPAGE requests */
+	_Atomic uint64_t invalidates;	/* INVALIDATE requests executed */
+	_Atomic uint64_t get_misses;	/* GETPAGE answered ENOENT or ESTALE */
+	_Atomic uint64_t errors;	/* other non-OK answers, plus protocol violations */
+	_Atomic uint64_t bytes_in;
+	_Atomic uint64_t bytes_out;
 };
 
-enum ev_kind { EV_LISTEN = 1, EV_SIGNAL, EV_CONN };
+/* Plain (non-atomic) totals of every loop's struct stats. */
+struct stats_sum {
+	uint64_t puts, gets, invalidates, get_misses, errors, bytes_in, bytes_out;
+};
+
+/* Only the owning loop writes its counters: a relaxed load and store, no
+ * locked read-modify-write. */
+static inline void stat_add(_Atomic uint64_t *v, uint64_t n)
+{
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+enum ev_kind { EV_LISTEN = 1, EV_SIGNAL, EV_CONN, EV_WAKE, EV_DONE };
+
+/* Anything registered with an epoll starts with its kind. */
+struct ev_src {
+	enum ev_kind kind;
+};
+
+/* One event-loop thread and the connections it owns. */
+struct loop {
+	struct ev_src wake_src;		/* EV_WAKE: evfd */
+	struct server *srv;
+	unsigned int id;
+	pthread_t thread;
+	int started;			/* thread was created */
+	int epfd;
+	int evfd;			/* eventfd: new connections, drain, stop */
+	pthread_mutex_t qlock;		/* protects queue */
+	struct conn *queue;		/* handed over by the main thread, not yet added */
+	struct stats st;
+	_Atomic unsigned int nconns;	/* own connections, queued ones included */
+	int draining;			/* this loop has started its drain */
+	int64_t drain_start_ms;		/* copies of the server's, once draining */
+	int64_t drain_deadline_ms;
+	struct conn *conns;		/* open connections of this loop */
+	struct conn *dead;		/* closed during this event batch, freed after it */
+	int failed;			/* epoll_wait failed: the server exits 1 */
+};
 
 struct server {
 	struct config cfg;
 	struct cache cache;
-	struct stats st;
-	int epfd;
+	int epfd;			/* main thread: listener, signals, loop exits */
 	int lfd;
 	int sfd;
-	int draining;
+	int donefd;			/* eventfd: a loop thread has finished */
+	_Atomic int draining;
+	_Atomic int stop;		/* second SIGTERM: close everything now */
 	struct timespec started;
 	int64_t drain_start_ms;		/* CLOCK_MONOTONIC */
 	int64_t drain_deadline_ms;
-	struct conn *conns;	/* all open connections */
-	struct conn *dead;	/* closed during this event batch, freed after it */
-	unsigned int nconns;
-	unsigned int nclients;	/* connections past HELLO */
+	_Atomic unsigned int nconns;	/* all open connections */
+	_Atomic unsigned int nclients;	/* connections past HELLO */
+	unsigned int nloops;
+	unsigned int next_loop;		/* main thread: round-robin start */
+	struct loop *loops;
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t now_ms(void);
 /* Seconds since start, from CLOCK_MONOTONIC. */
 uint64_t server_uptime(const struct server *s);
+void server_stats(const struct server *s, struct stats_sum *sum);
 void server_log_status(const struct server *s);
 
 #endif

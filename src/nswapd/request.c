@@ -129,19 +129,19 @@ static void reply_status(struct conn *c, struct frame_hdr *r, unsigned int statu
 	conn_reply(c, r, NULL, 0, 0);
 }
 
-static void do_hello(struct server *s, struct conn *c, const struct frame_hdr *h,
+static void do_hello(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		     const unsigned char *payload, struct frame_hdr *r)
 {
 	struct hello in, out = {
 		.min_version = NSWAP_PROTO_MIN_VERSION,
 		.max_version = NSWAP_PROTO_VERSION,
 		.features = NSWAPD_FEATURES,
-		.capacity_pages = s->cache.limit,	/* what we offer now */
+		.capacity_pages = cache_limit(&l->srv->cache),	/* what we offer now */
 	};
 	unsigned char buf[HELLO_SIZE];
 	unsigned int lo, hi;
 
-	memcpy(out.name, s->cfg.name, sizeof(out.name));
+	memcpy(out.name, l->srv->cfg.name, sizeof(out.name));
 	hello_decode(&in, payload);
 	for (char *p = in.name; *p; p++)
 		if (!isprint((unsigned char)*p))
@@ -150,7 +150,7 @@ static void do_hello(struct server *s, struct conn *c, const struct frame_hdr *h
 	hi = in.max_version < NSWAP_PROTO_VERSION ? in.max_version : NSWAP_PROTO_VERSION;
 	if (lo > hi) {
 		/* The reply carries our own range so the client can tell why. */
-		s->st.errors++;
+		stat_add(&l->st.errors, 1);
 		r->status = NSWAP_EVERSION;
 		r->version = NSWAP_PROTO_VERSION;
 		hello_encode(buf, &out);
@@ -158,11 +158,11 @@ static void do_hello(struct server *s, struct conn *c, const struct frame_hdr *h
 		log_peer(L_WARN, "%s: HELLO from '%s' offers versions %u-%u, we speak %u-%u; closing",
 			 c->peer, in.name, in.min_version, in.max_version,
 			 NSWAP_PROTO_MIN_VERSION, NSWAP_PROTO_VERSION);
-		conn_finish(s, c, "no common version");
+		conn_finish(l, c, "no common version");
 		return;
 	}
 	if (h->client_id == 0) {
-		s->st.errors++;
+		stat_add(&l->st.errors, 1);
 		reply_status(c, r, NSWAP_EINVAL);
 		return;
 	}
@@ -171,7 +171,8 @@ static void do_hello(struct server *s, struct conn *c, const struct frame_hdr *h
 	c->features = in.features & NSWAPD_FEATURES;
 	c->client_id = h->client_id;
 	memcpy(c->name, in.name, sizeof(c->name));
-	s->nclients++;
+	/* Atomic: connections on other loops say HELLO at the same time. */
+	atomic_fetch_add(&l->srv->nclients, 1);
 
 	out.min_version = out.max_version = (uint16_t)hi;
 	out.features = c->features;
@@ -183,25 +184,31 @@ static void do_hello(struct server *s, struct conn *c, const struct frame_hdr *h
 		 (unsigned int)c->features);
 }
 
-static void do_put(struct server *s, struct conn *c, const struct frame_hdr *h,
+/* Everything about one key happens under its shard lock: the generation
+ * check, taking a page and the copy in, so two connections of one client (on
+ * different loops) writing one slot leave one of the two pages, whole. */
+static void do_put(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		   const unsigned char *payload, struct frame_hdr *r)
 {
-	struct cache *cache = &s->cache;
-	uint32_t idx = cache_lookup(cache, h->client_id, h->slot);
+	struct cache *cache = &l->srv->cache;
+	struct cache_shard *sh = cache_lock(cache, h->client_id, h->slot);
+	uint32_t idx = cache_lookup(cache, sh, h->client_id, h->slot);
 	struct cache_meta *m;
 
 	if (idx != CACHE_NONE && cache->meta[idx].generation > h->generation) {
 		/* An older write overtaken by a newer one: keep the newer page. */
-		s->st.errors++;
 		r->generation = cache->meta[idx].generation;
 		r->hop_count = cache->meta[idx].hop_count;
+		cache_unlock(sh);
+		stat_add(&l->st.errors, 1);
 		reply_status(c, r, NSWAP_ESTALE);
 		return;
 	}
 	if (idx == CACHE_NONE) {
-		idx = cache_insert(cache, h->client_id, h->slot);
+		idx = cache_insert(cache, sh, h->client_id, h->slot);
 		if (idx == CACHE_NONE) {
-			s->st.errors++;
+			cache_unlock(sh);
+			stat_add(&l->st.errors, 1);
 			reply_status(c, r, NSWAP_ENOSPC);
 			return;
 		}
@@ -211,20 +218,23 @@ static void do_put(struct server *s, struct conn *c, const struct frame_hdr *h,
 	m->generation = h->generation;
 	m->hop_count = h->hop_count;
 	m->crc = h->crc;
-	s->st.puts++;
+	cache_unlock(sh);
+	stat_add(&l->st.puts, 1);
 	reply_status(c, r, NSWAP_OK);
 }
 
-static void do_get(struct server *s, struct conn *c, const struct frame_hdr *h,
+static void do_get(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		   struct frame_hdr *r)
 {
-	struct cache *cache = &s->cache;
-	uint32_t idx = cache_lookup(cache, h->client_id, h->slot);
+	struct cache *cache = &l->srv->cache;
+	struct cache_shard *sh = cache_lock(cache, h->client_id, h->slot);
+	uint32_t idx = cache_lookup(cache, sh, h->client_id, h->slot);
 	const struct cache_meta *m;
 
-	s->st.gets++;
+	stat_add(&l->st.gets, 1);
 	if (idx == CACHE_NONE) {
-		s->st.get_misses++;
+		cache_unlock(sh);
+		stat_add(&l->st.get_misses, 1);
 		reply_status(c, r, NSWAP_ENOENT);
 		return;
 	}
@@ -232,51 +242,66 @@ static void do_get(struct server *s, struct conn *c, const struct frame_hdr *h,
 	r->generation = m->generation;
 	r->hop_count = m->hop_count;
 	if (m->generation != h->generation) {
-		s->st.get_misses++;
+		cache_unlock(sh);
+		stat_add(&l->st.get_misses, 1);
 		reply_status(c, r, NSWAP_ESTALE);
 		return;
 	}
+	/* The copy into the output ring happens with the lock held: after
+	 * cache_unlock() a PUT or INVALIDATE on another loop may reuse the page. */
 	conn_reply(c, r, cache_page(cache, idx), NSWAP_PAGE_SIZE, m->crc);
+	cache_unlock(sh);
 }
 
-static void do_invalidate(struct server *s, struct conn *c, const struct frame_hdr *h,
+static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr *h,
 			  const unsigned char *payload, struct frame_hdr *r)
 {
-	struct cache *cache = &s->cache;
+	struct cache *cache = &l->srv->cache;
 	int reply = !(h->flags & NSWAP_F_NOREPLY);
 
 	if (h->flags & NSWAP_F_RANGE) {
 		uint64_t count = get_le64(payload);
 
 		if (count > NSWAP_MAX_RANGE_COUNT || h->slot > UINT64_MAX - count) {
-			s->st.errors++;
+			stat_add(&l->st.errors, 1);
 			if (reply)
 				reply_status(c, r, NSWAP_EINVAL);
 			return;
 		}
+		/* Takes each shard lock in turn: a PUT of the range racing with it
+		 * on another connection lands before or after, per key. */
 		cache_invalidate_range(cache, h->client_id, h->slot, count, h->generation);
 	} else {
-		uint32_t idx = cache_lookup(cache, h->client_id, h->slot);
+		struct cache_shard *sh = cache_lock(cache, h->client_id, h->slot);
+		uint32_t idx = cache_lookup(cache, sh, h->client_id, h->slot);
 
 		if (idx != CACHE_NONE && cache->meta[idx].generation <= h->generation)
-			cache_remove(cache, idx);
+			cache_remove(cache, sh, idx);
+		cache_unlock(sh);
 	}
-	s->st.invalidates++;
+	stat_add(&l->st.invalidates, 1);
 	if (reply)
 		reply_status(c, r, NSWAP_OK);
 }
 
-/* Reply with `status` and the STATUS payload (STATUS, SET_CACHE_LIMIT). */
-static void reply_with_status(struct server *s, struct conn *c, struct frame_hdr *r,
+/* Reply with `status` and the STATUS payload (STATUS, SET_CACHE_LIMIT).
+ * The counters are the sum over every loop (server_stats()); the owning
+ * loop's own counters are exact, the others' are read with relaxed loads
+ * and include every request whose reply has been sent. */
+static void reply_with_status(struct loop *l, struct conn *c, struct frame_hdr *r,
 			      unsigned int status)
 {
+	const struct server *s = l->srv;
 	unsigned char buf[STATUS_SIZE];
+	struct stats_sum t;
+	uint32_t used = cache_used(&s->cache), limit = cache_limit(&s->cache);
+
+	server_stats(s, &t);
 	const uint64_t v[STATUS_FIELDS] = {
-		s->cache.capacity, s->cache.used, s->nclients,
-		s->st.puts, s->st.gets, s->st.invalidates, s->st.get_misses,
-		s->st.errors, s->st.bytes_in, s->st.bytes_out, server_uptime(s),
-		s->cache.limit,
-		s->cache.used > s->cache.limit ? NSWAP_STATE_OVER_LIMIT : 0,
+		s->cache.capacity, used, atomic_load_explicit(&s->nclients, memory_order_relaxed),
+		t.puts, t.gets, t.invalidates, t.get_misses,
+		t.errors, t.bytes_in, t.bytes_out, server_uptime(s),
+		limit, used > limit ? NSWAP_STATE_OVER_LIMIT : 0,
 	};
 
 	r->status = (uint16_t)status;
@@ -288,37 +313,38 @@ static void reply_with_status(struct server *s, struct conn *c, struct frame_hdr
  * authentication, so "the peer is on loopback" is the one check there is
  * (a local user could also stop the daemon).  The reply carries the STATUS
  * payload so the caller sees the bound (capacity_pages) and the result. */
-static void do_set_cache_limit(struct server *s, struct conn *c, const unsigned char *payload,
+static void do_set_cache_limit(struct loop *l, struct conn *c, const unsigned char *payload,
 			       struct frame_hdr *r)
 {
 	uint64_t pages = get_le64(payload);
-	uint32_t old = s->cache.limit;
+	uint32_t old = cache_limit(&l->srv->cache);
 
 	if (!c->local) {
-		s->st.errors++;
+		stat_add(&l->st.errors, 1);
 		log_peer(L_WARN, "%s: SET_CACHE_LIMIT refused: control requests are accepted "
 			 "only from a loopback address (run the tool on the server's node)",
 			 c->peer);
 		reply_status(c, r, NSWAP_EPERM);
 		return;
 	}
-	if (cache_set_limit(&s->cache, pages) != 0) {
-		s->st.errors++;
+	if (cache_set_limit(&l->srv->cache, pages) != 0) {
+		stat_add(&l->st.errors, 1);
 		log_peer(L_WARN, "%s: SET_CACHE_LIMIT %llu pages refused: must be 1 to %u pages "
 			 "(cache_size, the maximum; raise it in nswapd.conf and restart for more)",
-			 c->peer, (unsigned long long)pages, s->cache.capacity);
-		reply_with_status(s, c, r, NSWAP_EINVAL);
+			 c->peer, (unsigned long long)pages, l->srv->cache.capacity);
+		reply_with_status(l, c, r, NSWAP_EINVAL);
 		return;
 	}
 	if (pages != old)
 		log_msg(L_INFO, "%s: cache limit %u -> %u pages (maximum %u, %u in use)%s",
-			c->peer, old, s->cache.limit, s->cache.capacity, s->cache.used,
-			s->cache.used > s->cache.limit ?
+			c->peer, old, (unsigned int)pages, l->srv->cache.capacity,
+			cache_used(&l->srv->cache),
+			cache_used(&l->srv->cache) > pages ?
 			"; over the limit: new slots are refused until usage falls below it" : "");
-	reply_with_status(s, c, r, NSWAP_OK);
+	reply_with_status(l, c, r, NSWAP_OK);
 }
 
-void request_handle(struct server *s, struct conn *c, const struct frame_hdr *h,
+void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		    const unsigned char *payload)
 {
 	struct frame_hdr r;
@@ -327,7 +353,7 @@ void request_handle(struct server *s, struct conn *c, const struct frame_hdr *h,
 	if (h->length && crc32c(payload, h->length) != h->crc) {
 		/* Not a protocol violation: the frame boundary is intact, only the
 		 * payload is damaged.  Nothing is executed. */
-		s->st.errors++;
+		stat_add(&l->st.errors, 1);
 		log_peer(L_DEBUG, "%s: %s tag %llu: payload crc mismatch", c->peer,
 			 msg_type_name(h->type), (unsigned long long)h->tag);
 		if (!(h->type == NSWAP_INVALIDATE && (h->flags & NSWAP_F_NOREPLY)))
@@ -336,18 +362,18 @@ void request_handle(struct server *s, struct conn *c, const struct frame_hdr *h,
 	}
 	switch (h->type) {
 	case NSWAP_HELLO:
-		do_hello(s, c, h, payload, &r);
+		do_hello(l, c, h, payload, &r);
 		return;
 	case NSWAP_STATUS:
-		reply_with_status(s, c, &r, NSWAP_OK);
+		reply_with_status(l, c, &r, NSWAP_OK);
 		return;
 	case NSWAP_SET_CACHE_LIMIT:
-		do_set_cache_limit(s, c, payload, &r);
+		do_set_cache_limit(l, c, payload, &r);
 		return;
 	}
 	/* Page requests: a connection speaks for the client it said HELLO as. */
 	if (h->client_id != c->client_id) {
-		s->st.errors++;
+		stat_add(&l->st.errors, 1);
 		log_peer(L_DEBUG, "%s: %s for client_id 0x%llx on a connection of 0x%llx",
 			 c->peer, msg_type_name(h->type), (unsigned long long)h->client_id,
 			 (unsigned long long)c->client_id);
@@ -357,13 +383,13 @@ void request_handle(struct server *s, struct conn *c, const struct frame_hdr *h,
 	}
 	switch (h->type) {
 	case NSWAP_PUTPAGE:
-		do_put(s, c, h, payload, &r);
+		do_put(l, c, h, payload, &r);
 		break;
 	case NSWAP_GETPAGE:
-		do_get(s, c, h, &r);
+		do_get(l, c, h, &r);
 		break;
 	case NSWAP_INVALIDATE:
-		do_invalidate(s, c, h, payload, &r);
+		do_invalidate(l, c, h, payload, &r);
 		break;
 	}
 }

@@ -18,7 +18,7 @@ const char *request_check(const struct conn *c, const struct frame_hdr *h, int h
  * (at most CONN_MAX_REPLY bytes) and may close the connection. */
 /* Fill a reply header for `req`: type | NSWAP_REPLY, echoed tag and key. */
 void request_reply_init(const struct conn *c, const struct frame_hdr *req, struct frame_hdr *r);
-void request_handle(struct server *s, struct conn *c, const struct frame_hdr *h,
+void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		    const unsigned char *payload);
 
 #endif

@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,12 +22,9 @@
 #include "crc32c.h"
 #include "log.h"
 
-struct ev_src {
-	enum ev_kind kind;
-};
-
 static struct ev_src listen_src = { EV_LISTEN };
 static struct ev_src signal_src = { EV_SIGNAL };
+static struct ev_src done_src = { EV_DONE };
 
 #define ACCEPT_PAUSE_MS 100
 
@@ -84,27 +84,250 @@ int addr_is_loopback(const struct sockaddr *sa)
 	return 0;
 }
 
+void server_stats(const struct server *s, struct stats_sum *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned int i = 0; i < s->nloops; i++) {
+		const struct stats *st = &s->loops[i].st;
+
+#define ADD(f) sum->f += atomic_load_explicit(&st->f, memory_order_relaxed)
+		ADD(puts); ADD(gets); ADD(invalidates); ADD(get_misses);
+		ADD(errors); ADD(bytes_in); ADD(bytes_out);
+#undef ADD
+	}
+}
+
 void server_log_status(const struct server *s)
 {
+	struct stats_sum t;
+	uint32_t used = cache_used(&s->cache), limit = cache_limit(&s->cache);
+
+	server_stats(s, &t);
 	log_msg(L_INFO,
 		"status: capacity_pages %u used_pages %u clients %u connections %u limit_pages %u%s "
 		"puts %llu gets %llu invalidates %llu get_misses %llu errors %llu "
-		"bytes_in %llu bytes_out %llu uptime_s %llu%s",
-		s->cache.capacity, s->cache.used, s->nclients, s->nconns, s->cache.limit,
-		s->cache.used > s->cache.limit ? " (over limit: new slots refused)" : "",
-		(unsigned long long)s->st.puts, (unsigned long long)s->st.gets,
-		(unsigned long long)s->st.invalidates, (unsigned long long)s->st.get_misses,
-		(unsigned long long)s->st.errors, (unsigned long long)s->st.bytes_in,
-		(unsigned long long)s->st.bytes_out, (unsigned long long)server_uptime(s),
-		s->draining ? " (draining)" : "");
+		"bytes_in %llu bytes_out %llu uptime_s %llu loops %u%s",
+		s->cache.capacity, used, atomic_load(&s->nclients), atomic_load(&s->nconns), limit,
+		used > limit ? " (over limit: new slots refused)" : "",
+		(unsigned long long)t.puts, (unsigned long long)t.gets,
+		(unsigned long long)t.invalidates, (unsigned long long)t.get_misses,
+		(unsigned long long)t.errors, (unsigned long long)t.bytes_in,
+		(unsigned long long)t.bytes_out, (unsigned long long)server_uptime(s), s->nloops,
+		atomic_load(&s->draining) ? " (draining)" : "");
 }
 
-static int add_fd(struct server *s, int fd, void *src)
+static int add_fd(int epfd, int fd, void *src)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = src };
 
-	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
+
+static void wake(int fd)
+{
+	uint64_t one = 1;
+
+	/* Cannot fail short of a counter overflow (2^64 - 2 unread wakes). */
+	if (write(fd, &one, sizeof(one)) != sizeof(one))
+		log_msg(L_ERR, "eventfd write: %s", strerror(errno));
+}
+
+/* --- event-loop threads ---------------------------------------------------- */
+
+/* Take what the main thread queued.  attach: add it to this loop; else
+ * (stopping) close it. */
+static void take_queue(struct loop *l, int attach)
+{
+	struct conn *q, *c;
+
+	pthread_mutex_lock(&l->qlock);
+	q = l->queue;
+	l->queue = NULL;
+	pthread_mutex_unlock(&l->qlock);
+	while ((c = q) != NULL) {
+		q = c->next;
+		c->next = NULL;
+		if (attach) {
+			conn_attach(l, c);
+		} else {
+			close(c->fd);
+			free(c);
+			atomic_fetch_sub(&l->nconns, 1);
+			atomic_fetch_sub(&l->srv->nconns, 1);
+		}
+	}
+}
+
+static void loop_close_all(struct loop *l)
+{
+	take_queue(l, 0);
+	while (l->conns)
+		conn_close(l, l->conns, NULL);
+	conn_free_dead(l);
+}
+
+static void loop_start_drain(struct loop *l)
+{
+	struct conn *c, *next;
+
+	l->drain_start_ms = l->srv->drain_start_ms;
+	l->drain_deadline_ms = l->srv->drain_deadline_ms;
+	l->draining = 1;
+	for (c = l->conns; c; c = next) {
+		next = c->next;
+		conn_drain(l, c);
+	}
+}
+
+/* The eventfd fired: new connections, and maybe drain or stop.  Returns 1
+ * when the loop should stop now. */
+static int loop_wake(struct loop *l)
+{
+	uint64_t n;
+
+	if (read(l->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_msg(L_ERR, "loop %u: eventfd read: %s", l->id, strerror(errno));
+	/* The acquire loads pair with the main thread's release stores: the
+	 * drain deadlines written before them are visible here. */
+	if (atomic_load_explicit(&l->srv->stop, memory_order_acquire))
+		return 1;
+	take_queue(l, 1);
+	if (!l->draining && atomic_load_explicit(&l->srv->draining, memory_order_acquire))
+		loop_start_drain(l);
+	return 0;
+}
+
+static void *loop_main(void *arg)
+{
+	struct loop *l = arg;
+	struct epoll_event evs[64];
+
+	for (;;) {
+		int timeout = -1, n, stop = 0;
+
+		if (l->draining) {
+			int64_t left = l->drain_deadline_ms - now_ms();
+			unsigned int nc = atomic_load(&l->nconns);
+
+			if (nc == 0)
+				break;
+			if (left <= 0) {
+				log_msg(L_WARN, "drain timeout: closing %u connections with replies "
+					"unsent", nc);
+				break;
+			}
+			timeout = left < 20 ? (int)left : 20;
+		}
+		n = epoll_wait(l->epfd, evs, 64, timeout);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_msg(L_ERR, "loop %u: epoll_wait: %s", l->id, strerror(errno));
+			l->failed = 1;
+			break;
+		}
+		for (int i = 0; i < n && !stop; i++) {
+			struct ev_src *src = evs[i].data.ptr;
+
+			if (src->kind == EV_WAKE)
+				stop = loop_wake(l);
+			else
+				conn_event(l, (struct conn *)src, evs[i].events);
+		}
+		if (stop)
+			break;
+		if (l->draining) {
+			/* Keep sweeping: a connection that has not yet seen EAGAIN
+			 * may have no readiness event left to report. */
+			struct conn *c, *next;
+
+			for (c = l->conns; c; c = next) {
+				next = c->next;
+				conn_drain(l, c);
+			}
+		}
+		conn_free_dead(l);
+	}
+	loop_close_all(l);
+	wake(l->srv->donefd);
+	return NULL;
+}
+
+/* 0 (auto): online CPUs, at most CONFIG_AUTO_LOOPS. */
+static unsigned int resolve_loops(unsigned int want)
+{
+	long n;
+
+	if (want)
+		return want;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > CONFIG_AUTO_LOOPS ? CONFIG_AUTO_LOOPS : (unsigned int)n;
+}
+
+static int loops_start(struct server *s)
+{
+	s->nloops = resolve_loops(s->cfg.loops);
+	s->loops = calloc(s->nloops, sizeof(*s->loops));
+	if (!s->loops)
+		return -1;
+	for (unsigned int i = 0; i < s->nloops; i++) {
+		struct loop *l = &s->loops[i];
+
+		l->wake_src.kind = EV_WAKE;
+		l->srv = s;
+		l->id = i;
+		l->epfd = l->evfd = -1;
+		pthread_mutex_init(&l->qlock, NULL);
+	}
+	for (unsigned int i = 0; i < s->nloops; i++) {
+		struct loop *l = &s->loops[i];
+		int err;
+
+		l->epfd = epoll_create1(EPOLL_CLOEXEC);
+		l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (l->epfd < 0 || l->evfd < 0 || add_fd(l->epfd, l->evfd, &l->wake_src) != 0)
+			return -1;
+		/* Threads inherit the blocked signal mask: signals reach only the
+		 * main thread's signalfd. */
+		err = pthread_create(&l->thread, NULL, loop_main, l);
+		if (err) {
+			errno = err;
+			return -1;
+		}
+		l->started = 1;
+	}
+	return 0;
+}
+
+/* Wake every loop; with stop, they close their connections and end now. */
+static void loops_stop(struct server *s)
+{
+	atomic_store_explicit(&s->stop, 1, memory_order_release);
+	for (unsigned int i = 0; i < s->nloops; i++)
+		if (s->loops[i].started)
+			wake(s->loops[i].evfd);
+}
+
+/* Returns 1 when a loop failed. */
+static int loops_join(struct server *s)
+{
+	int failed = 0;
+
+	for (unsigned int i = 0; i < s->nloops; i++) {
+		struct loop *l = &s->loops[i];
+
+		if (l->started) {
+			pthread_join(l->thread, NULL);
+			l->started = 0;
+		}
+		failed |= l->failed;
+	}
+	return failed;
+}
+
+/* --- main thread ------------------------------------------------------------ */
 
 int server_init(struct server *s, const struct config *cfg)
 {
@@ -117,7 +340,7 @@ int server_init(struct server *s, const struct config *cfg)
 
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
-	s->lfd = s->sfd = s->epfd = -1;
+	s->lfd = s->sfd = s->epfd = s->donefd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
 
 	if (cache_init(&s->cache, cfg->cache_bytes / NSWAP_PAGE_SIZE, cfg->lock_memory) != 0) {
@@ -139,6 +362,8 @@ int server_init(struct server *s, const struct config *cfg)
 		log_msg(L_ERR, "listen '%s' %s", cfg->listen, err);
 		return -1;
 	}
+	/* One listening socket, no SO_REUSEPORT: a second nswapd on the port
+	 * must fail with EADDRINUSE rather than silently share it. */
 	s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->lfd < 0 ||
 	    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
@@ -156,17 +381,44 @@ int server_init(struct server *s, const struct config *cfg)
 	sigaddset(&mask, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0 ||
 	    (s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+	    (s->donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
 	    (s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-	    add_fd(s, s->lfd, &listen_src) != 0 || add_fd(s, s->sfd, &signal_src) != 0) {
+	    add_fd(s->epfd, s->lfd, &listen_src) != 0 ||
+	    add_fd(s->epfd, s->sfd, &signal_src) != 0 ||
+	    add_fd(s->epfd, s->donefd, &done_src) != 0) {
 		log_msg(L_ERR, "event setup: %s", strerror(errno));
 		return -1;
 	}
-	log_msg(L_INFO, "nswapd %s '%s' listening on %s: cache %u pages (%llu MiB%s), "
-		"max_clients %u, protocol %u-%u, crc32c %s",
+	if (loops_start(s) != 0) {
+		log_msg(L_ERR, "starting %u event loops: %s", s->nloops, strerror(errno));
+		return -1;
+	}
+	log_msg(L_INFO, "nswapd %s '%s' listening on %s: cache %u pages (%llu MiB%s, "
+		"%u shards), max_clients %u, loops %u, protocol %u-%u, crc32c %s",
 		NSWAPD_VERSION, cfg->name, where, s->cache.capacity,
 		(unsigned long long)(cfg->cache_bytes >> 20), s->cache.locked ? ", locked" : "",
-		cfg->max_clients, NSWAP_PROTO_MIN_VERSION, NSWAP_PROTO_VERSION, crc32c_impl());
+		s->cache.nshards, cfg->max_clients, s->nloops, NSWAP_PROTO_MIN_VERSION,
+		NSWAP_PROTO_VERSION, crc32c_impl());
 	return 0;
+}
+
+/* The loop with the fewest connections; ties go round robin. */
+static struct loop *pick_loop(struct server *s)
+{
+	struct loop *best = NULL;
+	unsigned int best_n = UINT32_MAX;
+
+	for (unsigned int k = 0; k < s->nloops; k++) {
+		struct loop *l = &s->loops[(s->next_loop + k) % s->nloops];
+		unsigned int n = atomic_load_explicit(&l->nconns, memory_order_relaxed);
+
+		if (n < best_n) {
+			best = l;
+			best_n = n;
+		}
+	}
+	s->next_loop = (s->next_loop + 1) % s->nloops;
+	return best;
 }
 
 /* Returns 1 when accepting should pause (out of descriptors). */
@@ -177,6 +429,7 @@ static int do_accept(struct server *s)
 		socklen_t len = sizeof(ss);
 		char peer[64];
 		struct conn *c;
+		struct loop *l;
 		int one = 1, fd;
 
 		fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -190,45 +443,46 @@ static int do_accept(struct server *s)
 			return 1;
 		}
 		format_addr((struct sockaddr *)&ss, peer, sizeof(peer));
-		if (s->nconns >= s->cfg.max_clients) {
+		/* Only this thread raises nconns, so no other accept can slip in
+		 * between this check and the increment below. */
+		if (atomic_load(&s->nconns) >= s->cfg.max_clients) {
 			log_peer(L_WARN, "%s: refused: max_clients (%u) reached", peer,
 				 s->cfg.max_clients);
 			close(fd);
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = conn_new(s, fd, peer);
-		if (c)
-			c->local = addr_is_loopback((struct sockaddr *)&ss);
+		c = conn_alloc(fd, peer);
+		if (!c)
+			continue;
+		c->local = addr_is_loopback((struct sockaddr *)&ss);
+		l = pick_loop(s);
+		atomic_fetch_add(&s->nconns, 1);
+		atomic_fetch_add(&l->nconns, 1);
+		pthread_mutex_lock(&l->qlock);
+		c->next = l->queue;
+		l->queue = c;
+		pthread_mutex_unlock(&l->qlock);
+		wake(l->evfd);
 	}
 	return 0;
 }
 
 static void start_drain(struct server *s, const char *signame)
 {
-	struct conn *c, *next;
-
-	log_msg(L_INFO, "%s: draining %u connections (at most %d ms)", signame, s->nconns,
-		NSWAPD_DRAIN_MS);
+	log_msg(L_INFO, "%s: draining %u connections (at most %d ms)", signame,
+		atomic_load(&s->nconns), NSWAPD_DRAIN_MS);
 	if (s->lfd >= 0) {
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
 		close(s->lfd);
 		s->lfd = -1;
 	}
-	s->draining = 1;
 	s->drain_start_ms = now_ms();
 	s->drain_deadline_ms = s->drain_start_ms + NSWAPD_DRAIN_MS;
-	for (c = s->conns; c; c = next) {
-		next = c->next;
-		conn_drain(s, c);
-	}
-}
-
-static void close_all(struct server *s, const char *why)
-{
-	while (s->conns)
-		conn_close(s, s->conns, why);
-	conn_free_dead(s);
+	/* Release: the deadlines above are visible to a loop that sees it. */
+	atomic_store_explicit(&s->draining, 1, memory_order_release);
+	for (unsigned int i = 0; i < s->nloops; i++)
+		wake(s->loops[i].evfd);
 }
 
 /* Returns 1 when the server should stop now. */
@@ -242,54 +496,48 @@ static int handle_signals(struct server *s)
 
 		if (si.ssi_signo == SIGHUP) {
 			server_log_status(s);
-		} else if (!s->draining) {
+		} else if (!atomic_load(&s->draining)) {
 			start_drain(s, name);
 		} else {
 			log_msg(L_WARN, "%s during drain: closing %u connections now", name,
-				s->nconns);
+				atomic_load(&s->nconns));
 			return 1;
 		}
 	}
 	return 0;
 }
 
+/* The main thread accepts and handles signals until every loop has ended:
+ * after the drain, after a second signal, or (exit 1) after a loop failed. */
 int server_run(struct server *s)
 {
-	struct epoll_event evs[64];
+	struct epoll_event evs[16];
 	int64_t accept_resume = 0;
+	unsigned int done = 0;
+	int rc = 0;
 
-	for (;;) {
+	while (done < s->nloops) {
 		int timeout = -1, n;
 
-		if (s->draining) {
-			int64_t left = s->drain_deadline_ms - now_ms();
-
-			if (s->nconns == 0)
-				break;
-			if (left <= 0) {
-				log_msg(L_WARN, "drain timeout: closing %u connections with replies "
-					"unsent", s->nconns);
-				break;
-			}
-			timeout = left < 20 ? (int)left : 20;
-		} else if (accept_resume) {
+		if (accept_resume && s->lfd >= 0) {
 			int64_t left = accept_resume - now_ms();
 
 			if (left <= 0) {
-				if (add_fd(s, s->lfd, &listen_src) == 0)
+				if (add_fd(s->epfd, s->lfd, &listen_src) == 0)
 					accept_resume = 0;
 				left = ACCEPT_PAUSE_MS;
 			}
 			if (accept_resume)
 				timeout = (int)left;
 		}
-		n = epoll_wait(s->epfd, evs, 64, timeout);
+		n = epoll_wait(s->epfd, evs, 16, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			log_msg(L_ERR, "epoll_wait: %s", strerror(errno));
-			close_all(s, NULL);
-			return 1;
+			loops_stop(s);
+			rc = 1;
+			break;
 		}
 		for (int i = 0; i < n; i++) {
 			struct ev_src *src = evs[i].data.ptr;
@@ -300,37 +548,49 @@ int server_run(struct server *s)
 					accept_resume = now_ms() + ACCEPT_PAUSE_MS;
 				}
 			} else if (src->kind == EV_SIGNAL) {
-				if (handle_signals(s)) {
-					close_all(s, NULL);
-					return 0;
-				}
-			} else {
-				conn_event(s, (struct conn *)src, evs[i].events);
-			}
-		}
-		if (s->draining) {
-			/* Keep sweeping: a connection that has not yet seen EAGAIN
-			 * may have no readiness event left to report. */
-			struct conn *c, *next;
+				if (handle_signals(s))
+					loops_stop(s);
+			} else if (src->kind == EV_DONE) {
+				uint64_t k;
 
-			for (c = s->conns; c; c = next) {
-				next = c->next;
-				conn_drain(s, c);
+				if (read(s->donefd, &k, sizeof(k)) == sizeof(k))
+					done += (unsigned int)k;
+				/* A loop that ends outside a drain has failed:
+				 * stop the rest, exit 1. */
+				if (!atomic_load(&s->draining) && !atomic_load(&s->stop))
+					loops_stop(s);
 			}
 		}
-		conn_free_dead(s);
 	}
-	close_all(s, NULL);
-	return 0;
+	if (loops_join(s))
+		rc = 1;
+	return rc;
 }
 
 void server_destroy(struct server *s)
 {
-	close_all(s, NULL);
+	if (s->loops) {
+		loops_stop(s);
+		loops_join(s);
+		for (unsigned int i = 0; i < s->nloops; i++) {
+			struct loop *l = &s->loops[i];
+
+			take_queue(l, 0);
+			if (l->epfd >= 0)
+				close(l->epfd);
+			if (l->evfd >= 0)
+				close(l->evfd);
+			pthread_mutex_destroy(&l->qlock);
+		}
+		free(s->loops);
+		s->loops = NULL;
+	}
 	if (s->lfd >= 0)
 		close(s->lfd);
 	if (s->sfd >= 0)
 		close(s->sfd);
+	if (s->donefd >= 0)
+		close(s->donefd);
 	if (s->epfd >= 0) {
 		close(s->epfd);
 		log_msg(L_INFO, "stopped");

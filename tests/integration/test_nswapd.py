@@ -964,7 +964,7 @@ def run_nswapd(binary, *args, timeout=10):
         (
             ["cache_size = 1M", "bogus = 1"],
             "{path}:2: bogus: unknown key; valid keys: listen, cache_size, name, max_clients,"
-            " log_level, lock_memory",
+            " log_level, lock_memory, loops",
         ),
         (["max_clients = 0"], "{path}:1: max_clients: '0' is not a client count"),
         (["max_clients = lots"], "{path}:1: max_clients: 'lots' is not a client count"),
@@ -1019,6 +1019,7 @@ def test_check_config_and_cli_overrides_file(nswapd_bin, start_server, tmp_path)
         "max_clients = 7",
         "log_level = warning",
         "lock_memory = no",
+        "loops = auto",
     ]
     # the printed configuration is itself a valid config file
     again = tmp_path / "again.conf"
