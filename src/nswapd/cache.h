@@ -55,20 +55,24 @@ struct cache_shard {
 } __attribute__((aligned(64)));	/* one cache line each: no false sharing */
 
 struct cache {
+	/* Read-mostly after cache_init(): shared by every loop's cache line. */
 	unsigned char *arena;
 	size_t arena_bytes;
 	uint32_t capacity;	/* pages in the arena: the most `limit` may be */
-	_Atomic uint32_t limit;	/* runtime limit, 1..capacity: no new key while used >= limit */
-	_Atomic uint32_t used;	/* written under free_lock */
 	struct cache_meta *meta;	/* capacity entries, indexed by page */
-	pthread_mutex_t free_lock;
 	uint32_t *free_stack;	/* capacity entries, under free_lock */
-	uint32_t free_top;
 	struct cache_shard *shards;
 	uint32_t nshards;	/* power of two */
 	unsigned int shard_shift;	/* 64 - log2(nshards); hash >> shift = shard */
 	uint32_t *tables;	/* one allocation for every shard's table */
 	int locked;		/* arena is mlock'ed */
+	/* Written by every insert and remove: a cache line of its own, so that
+	 * the writes do not evict the read-mostly fields above from the other
+	 * cores' caches. */
+	pthread_mutex_t free_lock __attribute__((aligned(64)));
+	uint32_t free_top;
+	_Atomic uint32_t used;	/* written under free_lock */
+	_Atomic uint32_t limit;	/* runtime limit, 1..capacity: no new key while used >= limit */
 };
 
 /* Returns 0, or -1 with errno set.  lock != 0: mlock the arena (failure is

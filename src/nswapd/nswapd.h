@@ -76,7 +76,9 @@ struct ev_src {
 	enum ev_kind kind;
 };
 
-/* One event-loop thread and the connections it owns. */
+/* One event-loop thread and the connections it owns.  Cache-line aligned,
+ * with the counters (written for every request) on lines of their own, so
+ * that loops do not slow each other down through false sharing. */
 struct loop {
 	struct ev_src wake_src;		/* EV_WAKE: evfd */
 	struct server *srv;
@@ -87,7 +89,6 @@ struct loop {
 	int evfd;			/* eventfd: new connections, drain, stop */
 	pthread_mutex_t qlock;		/* protects queue */
 	struct conn *queue;		/* handed over by the main thread, not yet added */
-	struct stats st;
 	_Atomic unsigned int nconns;	/* own connections, queued ones included */
 	int draining;			/* this loop has started its drain */
 	int64_t drain_start_ms;		/* copies of the server's, once draining */
@@ -95,7 +96,8 @@ struct loop {
 	struct conn *conns;		/* open connections of this loop */
 	struct conn *dead;		/* closed during this event batch, freed after it */
 	int failed;			/* epoll_wait failed: the server exits 1 */
-};
+	struct stats st __attribute__((aligned(64)));
+} __attribute__((aligned(64)));
 
 struct server {
 	struct config cfg;

@@ -269,9 +269,10 @@ static unsigned int resolve_loops(unsigned int want)
 static int loops_start(struct server *s)
 {
 	s->nloops = resolve_loops(s->cfg.loops);
-	s->loops = calloc(s->nloops, sizeof(*s->loops));
+	s->loops = aligned_alloc(64, s->nloops * sizeof(*s->loops));
 	if (!s->loops)
 		return -1;
+	memset(s->loops, 0, s->nloops * sizeof(*s->loops));
 	for (unsigned int i = 0; i < s->nloops; i++) {
 		struct loop *l = &s->loops[i];
 
