@@ -22,7 +22,7 @@ _Static_assert((CONN_OBUF & (CONN_OBUF - 1)) == 0, "ring size not a power of two
 _Static_assert(CONN_OBUF >= 4 * CONN_MAX_REPLY, "ring too small");
 
 struct conn {
-	enum ev_kind kind;	/* EV_CONN; first, see struct ev_src in server.c */
+	enum ev_kind kind;	/* EV_CONN; first, see struct ev_src in nswapd.h */
 	int fd;
 	int dead;
 	uint32_t events;	/* current epoll interest */

@@ -285,9 +285,10 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 }
 
 /* Reply with `status` and the STATUS payload (STATUS, SET_CACHE_LIMIT).
- * The counters are the sum over every loop (server_stats()); the owning
- * loop's own counters are exact, the others' are read with relaxed loads
- * and include every request whose reply has been sent. */
+ * The counters are the sum over every loop (server_stats()): this loop's
+ * own are exact; the others' are relaxed loads, which may lag by requests
+ * still being executed, but a loop updates its counters before it writes
+ * the reply, so what a client has seen answered is counted. */
 static void reply_with_status(struct loop *l, struct conn *c, struct frame_hdr *r,
 			      unsigned int status)
 {

@@ -274,3 +274,37 @@ def test_auto_loops_and_status_log(start_server):
         srv.signal(signal.SIGHUP)
         assert srv.wait_log(r"status: .*used_pages 1 clients 1 .*puts 1 .*loops %s" % m.group(1))
         assert c.get(1, 1) == (proto.OK, page(0xA0, 1))
+
+
+def test_wide_range_invalidate_while_other_loops_write_the_same_shards(start_server):
+    """A range INVALIDATE wider than a quarter of the cache scans every shard's table under
+    its lock; other connections keep inserting into the same shards meanwhile.  Only the
+    invalidating client's pages go; everybody else's stay, byte for byte."""
+    srv = start_server("--loops", "3", "--cache-size", "4M")  # 1024 pages, 4 shards
+    rounds, npages = 8, 100
+
+    def work(i, barrier):
+        cid = 0xB0000 + i
+        with srv.client(cid) as c:
+            barrier.wait()
+            for r in range(rounds):
+                gen = r + 1
+                tags = [c.put_frame(1000 * i + s, gen, page(cid, s, gen)) for s in range(npages)]
+                assert all(f.status == proto.OK for f in c.wait(tags).values())
+                if i == 0:  # the invalidator: full-scan path (count > capacity / 4 + 64)
+                    assert c.invalidate(0, proto.GEN_ANY, count=1 << 20) == proto.OK
+                    assert c.get(5, gen) == (proto.ENOENT, None)
+                else:
+                    tags = {c.get_frame(1000 * i + s, gen): s for s in range(npages)}
+                    for tag, frame in c.wait(tags).items():
+                        assert frame.payload == page(cid, tags[tag], gen), (cid, tags[tag])
+
+    errors = run_threads(work, 3)
+    assert not errors, errors
+    with srv.client() as c:
+        assert c.status().used_pages == 2 * npages
+    for i in (1, 2):
+        cid = 0xB0000 + i
+        with srv.client(cid) as c:
+            for s in range(npages):
+                assert c.get(1000 * i + s, rounds) == (proto.OK, page(cid, s, rounds))
