@@ -25,7 +25,7 @@ static inline struct cache_shard *shard_of(const struct cache *c, uint64_t h)
 	return &c->shards[c->nshards == 1 ? 0 : h >> c->shard_shift];
 }
 
-int cache_init(struct cache *c, uint64_t pages, int lock)
+int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shards)
 {
 	uint64_t tsize = 16, per;
 	unsigned int bits = 0;
@@ -36,7 +36,7 @@ int cache_init(struct cache *c, uint64_t pages, int lock)
 		return -1;
 	}
 	c->nshards = 1;
-	while (c->nshards < CACHE_MAX_SHARDS &&
+	while (c->nshards < CACHE_MAX_SHARDS && c->nshards * 2 <= max_shards &&
 	       pages / (2ULL * c->nshards) >= CACHE_SHARD_MIN_PAGES) {
 		c->nshards *= 2;
 		bits++;

@@ -31,9 +31,10 @@
 #define CACHE_NONE	UINT32_MAX
 /* 8 TiB: keeps page indices and the table mask (2 x capacity) in 32 bits. */
 #define CACHE_MAX_PAGES	(1ULL << 31)
-/* Shards: at most 64 (>= 4 per event loop at the default loop cap of 16),
- * and at least CACHE_SHARD_MIN_PAGES pages each, so that a small cache (the
- * tests' 16 pages) stays one shard and behaves exactly as an unsharded one. */
+/* Shards: at most max_shards (cache_init(): 4 per event loop, so 1 with one
+ * loop, which then has exactly the unsharded table of old), at most 64, and
+ * at least CACHE_SHARD_MIN_PAGES pages each, so that a small cache (the
+ * tests' 16 pages) stays one shard too. */
 #define CACHE_MAX_SHARDS	64
 #define CACHE_SHARD_MIN_PAGES	256
 
@@ -76,8 +77,9 @@ struct cache {
 };
 
 /* Returns 0, or -1 with errno set.  lock != 0: mlock the arena (failure is
- * reported through c->locked == 0, not as an error). */
-int cache_init(struct cache *c, uint64_t pages, int lock);
+ * reported through c->locked == 0, not as an error).  max_shards: the most
+ * shards to split the table into (a power of two is used, 1 at least). */
+int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shards);
 void cache_destroy(struct cache *c);
 
 /* Lock and return the shard that holds (client_id, slot). */

@@ -268,7 +268,6 @@ static unsigned int resolve_loops(unsigned int want)
 
 static int loops_start(struct server *s)
 {
-	s->nloops = resolve_loops(s->cfg.loops);
 	s->loops = aligned_alloc(64, s->nloops * sizeof(*s->loops));
 	if (!s->loops)
 		return -1;
@@ -344,7 +343,11 @@ int server_init(struct server *s, const struct config *cfg)
 	s->lfd = s->sfd = s->epfd = s->donefd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
 
-	if (cache_init(&s->cache, cfg->cache_bytes / NSWAP_PAGE_SIZE, cfg->lock_memory) != 0) {
+	s->nloops = resolve_loops(cfg->loops);
+	/* Four shards per loop keep two loops rarely on one lock; one loop has
+	 * nobody to contend with and keeps the single table. */
+	if (cache_init(&s->cache, cfg->cache_bytes / NSWAP_PAGE_SIZE, cfg->lock_memory,
+		       s->nloops == 1 ? 1 : 4 * s->nloops) != 0) {
 		log_msg(L_ERR, "cannot allocate a %llu-byte cache: %s",
 			(unsigned long long)cfg->cache_bytes, strerror(errno));
 		return -1;

@@ -66,8 +66,8 @@ def test_concurrent_clients_on_four_loops_verify_every_byte(start_server):
     client write and read the same shared slots at once (same generation, so each PUT
     replaces); every connection also has private slots.  Every byte read back is checked,
     and STATUS must equal the sums of what the clients did."""
-    srv = start_server("--loops", "4", "--cache-size", "16M")  # 4096 pages, 8 shards
-    assert srv.wait_log(r"loops 4,"), srv.log_text()
+    srv = start_server("--loops", "4", "--cache-size", "16M")
+    assert srv.wait_log(r"4096 pages \(16 MiB, 16 shards\).* loops 4,"), srv.log_text()
     nclients, per_client, shared, private, rounds = 4, 3, 24, 24, 3
     counts = {"puts": 0, "gets": 0, "get_misses": 0, "invalidates": 0}
     lock = threading.Lock()
@@ -253,6 +253,16 @@ def test_loops_values_accepted(nswapd_bin, value, printed):
     r = run_nswapd(nswapd_bin, "--loops", value, "--check-config")
     assert r.returncode == 0, r.stderr
     assert "loops = %s" % printed in r.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("loops", "size", "shards"),
+    [("1", "1G", 1), ("2", "1G", 8), ("64", "1G", 64), ("4", "1M", 1), ("4", "2M", 2)],
+)
+def test_shard_count(start_server, loops, size, shards):
+    # four shards per loop, at most 64, at least 256 pages each; one loop keeps one table
+    srv = start_server("--loops", loops, "--cache-size", size)
+    assert srv.wait_log(r"MiB, %d shards\).* loops %s," % (shards, loops)), srv.log_text()
 
 
 def test_second_server_on_the_port_fails_with_loops(nswapd_bin, start_server):
