@@ -14,8 +14,9 @@
 #define CONFIG_MAX_CLIENTS	65536
 /* loops = auto (0): one event loop per online CPU, at most CONFIG_AUTO_LOOPS.
  * The cap: the issue's measurements stop at 16 cores; past that the loops
- * share one free-page lock and one accepting thread, and a memory server
- * should not take a thread on every core of a big host unasked.  An explicit
+ * share one free-page lock and one accepting thread, which we expect (not
+ * measured) to limit the gain, and a memory server should not take a thread
+ * on every core of a big host unasked.  An explicit
  * value may go up to CONFIG_MAX_LOOPS (the cache's shard count, see
  * CACHE_MAX_SHARDS: more loops than shards would only queue on the locks). */
 #define CONFIG_AUTO_LOOPS	16
