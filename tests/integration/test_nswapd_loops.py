@@ -318,3 +318,40 @@ def test_wide_range_invalidate_while_other_loops_write_the_same_shards(start_ser
         with srv.client(cid) as c:
             for s in range(npages):
                 assert c.get(1000 * i + s, rounds) == (proto.OK, page(cid, s, rounds))
+
+
+def test_second_sigterm_during_drain_stops_every_loop_at_once(start_server):
+    srv = start_server("--loops", "2", "--cache-size", "4M")
+    clients = [srv.client(0xC0000 + i) for i in range(4)]
+    try:
+        for i, c in enumerate(clients):
+            assert c.put(0, 1, page(0xC0000 + i, 0)) == proto.OK
+        # connections that keep sending would hold the drain for its full 5 s
+        stop = threading.Event()
+
+        def chatter(c):
+            while not stop.is_set():
+                try:
+                    c.send_raw(proto.encode_frame(proto.STATUS, tag=1))
+                    c.recv()
+                except (OSError, proto.NswapError):
+                    return
+
+        threads = [threading.Thread(target=chatter, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        srv.signal(signal.SIGTERM)
+        assert srv.wait_log(r"SIGTERM: draining 4 connections")
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        rc = srv.proc.wait(10)
+        elapsed = time.monotonic() - t0
+        stop.set()
+        for t in threads:
+            t.join(10)
+    finally:
+        for c in clients:
+            c.close()
+    assert rc == 0, srv.log_text()
+    assert elapsed < 2.0, elapsed
+    assert srv.wait_log(r"SIGTERM during drain: closing \d+ connections now")
