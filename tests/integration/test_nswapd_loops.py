@@ -77,6 +77,10 @@ def test_concurrent_clients_on_four_loops_verify_every_byte(start_server):
         mine = {"puts": 0, "gets": 0, "get_misses": 0, "invalidates": 0}
         base = 1000 + writer * private
         with srv.client(cid, "c%d" % i) as c:
+            if writer == 0:  # the shared slots exist before anyone reads them
+                tags = [c.put_frame(s, 1, page(cid, s, 1, writer)) for s in range(shared)]
+                assert all(f.status == proto.OK for f in c.wait(tags).values())
+                mine["puts"] += shared
             barrier.wait()  # every connection is up: all loops hold some
             for r in range(rounds):
                 # Shared slots 0..shared-1: writers 0 and 1 of this client collide.
