@@ -58,6 +58,7 @@ VM_MEMORY_MIB = 640  # room for a 128 MiB slot map next to the initramfs
 SERVER_START_S = 20
 NSWAP_HDR = 56  # GETPAGE request bytes; the reply is NSWAP_HDR + 4096
 PAGE = 4096
+USER_HZ = 100  # /proc/stat's tick (fixed in the kernel ABI)
 STREAM_BIG_WRITE = 256 << 10  # write size of the link-capacity stream
 
 TARGET_GET_P50_RATIO = 1.5
@@ -279,8 +280,9 @@ def parse_sections(output):
     return sections
 
 
-def guest_busy(text):
-    """Fraction of the guest's CPU time not idle between the section's two CPUSTAT lines."""
+def guest_cpu(text):
+    """(fraction of the guest's CPU time not idle, busy CPU seconds) between the section's two
+    CPUSTAT lines (/proc/stat's cpu line: USER_HZ ticks), or None."""
     stats = re.findall(r"^CPUSTAT cpu\s+([\d ]+)$", text, re.M)
     if len(stats) != 2:
         return None
@@ -289,7 +291,8 @@ def guest_busy(text):
     total = sum(delta)
     if total <= 0:
         return None
-    return round(1 - (delta[3] + delta[4]) / total, 3)
+    busy = total - delta[3] - delta[4]  # less idle and iowait
+    return round(busy / total, 3), busy / USER_HZ
 
 
 def json_line(text):
@@ -558,8 +561,10 @@ def collect_vm(result, rounds):
         parsed = parse_nswap_bench(text) if name == "proto_bench" else json_line(text)
         if parsed is None or rc != 0:
             failures[key] = {"rc": rc, "output": text[-1500:]}
-        elif (busy := guest_busy(text)) is not None:
-            parsed["guest_cpu_busy"] = busy
+        elif (cpu := guest_cpu(text)) is not None:
+            parsed["guest_cpu_busy"] = cpu[0]
+            if parsed.get("bytes"):  # blkbench: the client's CPU per page moved
+                parsed["guest_cpu_us_per_page"] = round(cpu[1] * 1e6 / (parsed["bytes"] / PAGE), 1)
         if rnd is None:
             vm["once"][name] = parsed
         elif 1 <= rnd <= rounds:
@@ -853,6 +858,24 @@ def build_rows(vm, native, slotmap):
             note="the same messages/s against one-message-per-write raw TCP",
         ),
         put_row("GETPAGE stream, protocol (1 conn, d=32)", "proto_bench", "get_pages_per_s", False),
+        row(
+            "client CPU per GET page (4K reads QD1)",
+            "us",
+            series("blk_read_4k", "guest_cpu_us_per_page"),
+            note="guest CPU not idle during the reads / pages: nswap.ko, block layer, TCP, "
+            "blkbench",
+        ),
+        row(
+            "client CPU per PUT page (128K writes QD1)",
+            "us",
+            series("blk_write_128k", "guest_cpu_us_per_page"),
+            note="the same for writes",
+        ),
+        row(
+            "client CPU per PUT page (128K writes QD4)",
+            "us",
+            series("blk_write_128k_qd4", "guest_cpu_us_per_page"),
+        ),
         row(
             "nswapd native PUT (server on 1 core)",
             "pages/s",
