@@ -352,6 +352,35 @@ def changed_tasks(output, host_name):
     return names
 
 
+def min_free_kbytes(client):
+    return int(client.file("/proc/sys/vm/min_free_kbytes").content_string)
+
+
+def test_free_memory_floor_is_raised_by_deploy_and_boot_script_never_lowered(client):
+    """nswap_client_min_free_kbytes (default 16384): a node below it is raised by a deploy
+    (one changed task) and by the boot script; the boot script never lowers a higher value."""
+    floor = int(deploy_vars().get("nswap_client_min_free_kbytes", 16384))
+    original = min_free_kbytes(client)
+    assert original >= floor
+    assert client.file("/etc/nswap/client.conf").contains("^NSWAP_MIN_FREE_KBYTES=%d$" % floor)
+    try:
+        client.check_output("sysctl -q -w vm.min_free_kbytes=%d" % (floor // 2))
+        rc, out = playbook("--limit", "nswap_clients")
+        assert rc == 0, out[-4000:]
+        tasks = [name.split(" : ")[-1] for name in changed_tasks(out, CLIENTS[0])]
+        assert tasks == ["Keep free memory for the network's receive buffers"], tasks
+        assert min_free_kbytes(client) == floor
+        # what nswap-client.service runs at boot (safe to run again: the device is up)
+        client.check_output("sysctl -q -w vm.min_free_kbytes=%d" % (floor // 2))
+        client.check_output("/usr/local/sbin/nswap-client up")
+        assert min_free_kbytes(client) == floor
+        client.check_output("sysctl -q -w vm.min_free_kbytes=%d" % (floor * 2))
+        client.check_output("/usr/local/sbin/nswap-client up")
+        assert min_free_kbytes(client) == floor * 2
+    finally:
+        client.run("sysctl -q -w vm.min_free_kbytes=%d" % original)
+
+
 def test_check_diff_shows_exactly_a_priority_change_and_makes_none(client):
     before = swaps(client)
     conf_before = client.file("/etc/nswap/client.conf").content_string

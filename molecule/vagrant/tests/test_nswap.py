@@ -203,6 +203,8 @@ def test_swap_over_nswap_comes_back_after_a_reboot(host):
             break
     assert after == wanted, (wanted, after)
     assert node_output(name, "systemctl is-active nswap-client") == "active\n"
+    # the unit raised the free-memory floor (nswap_client_min_free_kbytes, 16384) again
+    assert int(node_output(name, "cat /proc/sys/vm/min_free_kbytes") or 0) >= 16384
 
 
 def test_teardown_after_a_possible_swapoff_removes_everything(host):
