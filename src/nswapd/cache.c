@@ -48,8 +48,11 @@ int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shard
 	 * hash, so a shard can get more than its share, and one that reaches
 	 * 3/4 load refuses new keys (ENOSPC) rather than probe on.  With at
 	 * least CACHE_SHARD_MIN_PAGES per shard that needs a shard to hold
-	 * three times its share, which a fair hash makes vanishingly rare; a
-	 * client that crafts colliding slots only fills its own shard early.
+	 * three times its share, which a fair hash makes vanishingly rare.  A
+	 * peer that crafts keys landing in one shard can fill it with 3/nshards
+	 * of the cache and so refuse new keys of every client there (as any
+	 * peer could already fill the whole cache: protocol v1 has no
+	 * authentication, see docs/protocol.md).
 	 * Tables cost 16 bytes per page instead of 8. */
 	per = (pages + c->nshards - 1) / c->nshards;
 	while (tsize < (c->nshards == 1 ? 2 : 4) * per)
@@ -79,6 +82,7 @@ int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shard
 	}
 	memset(c->tables, 0xff, tsize * c->nshards * sizeof(*c->tables));
 	pthread_mutex_init(&c->free_lock, NULL);
+	c->locks_ready = 1;
 	for (uint32_t i = 0; i < c->nshards; i++) {
 		struct cache_shard *sh = &c->shards[i];
 
@@ -100,7 +104,7 @@ void cache_destroy(struct cache *c)
 {
 	if (c->arena)
 		munmap(c->arena, c->arena_bytes);
-	if (c->shards) {
+	if (c->locks_ready) {
 		for (uint32_t i = 0; i < c->nshards; i++)
 			pthread_mutex_destroy(&c->shards[i].lock);
 		pthread_mutex_destroy(&c->free_lock);
@@ -252,13 +256,15 @@ uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t sl
 		struct cache_shard *sh = &c->shards[n];
 
 		pthread_mutex_lock(&sh->lock);
-		for (uint32_t i = 0; i <= sh->mask && sh->count;) {
+		/* 64-bit index: with one shard of a 4-8 TiB cache the mask is
+		 * 0xffffffff, and a 32-bit i would wrap and never end. */
+		for (uint64_t i = 0; i <= (uint64_t)sh->mask && sh->count;) {
 			uint32_t e = sh->table[i];
 			const struct cache_meta *m = e != CACHE_NONE ? &c->meta[e] : NULL;
 
 			if (m && m->client_id == client_id && m->slot - slot < count &&
 			    m->generation <= generation) {
-				remove_at(c, sh, i);
+				remove_at(c, sh, (uint32_t)i);
 				dropped++;
 				continue;
 			}

@@ -12,7 +12,7 @@
 #define CONFIG_DEFAULT_CACHE	(256ULL << 20)
 #define CONFIG_DEFAULT_CLIENTS	256
 #define CONFIG_MAX_CLIENTS	65536
-/* loops = auto (0): one event loop per online CPU, at most CONFIG_AUTO_LOOPS.
+/* loops = auto (0): one event loop per CPU of the affinity, at most CONFIG_AUTO_LOOPS.
  * The cap: the issue's measurements stop at 16 cores; past that the loops
  * share one free-page lock and one accepting thread, which we expect (not
  * measured) to limit the gain, and a memory server should not take a thread

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,14 +254,19 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
-/* 0 (auto): online CPUs, at most CONFIG_AUTO_LOOPS. */
+/* 0 (auto): the CPUs this process may run on (its affinity: CPUAffinity=,
+ * a cpuset, a container), else the online ones; at most CONFIG_AUTO_LOOPS. */
 static unsigned int resolve_loops(unsigned int want)
 {
+	cpu_set_t set;
 	long n;
 
 	if (want)
 		return want;
-	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		n = 1;
 	return n > CONFIG_AUTO_LOOPS ? CONFIG_AUTO_LOOPS : (unsigned int)n;
@@ -301,9 +307,21 @@ static int loops_start(struct server *s)
 	return 0;
 }
 
-/* Wake every loop; with stop, they close their connections and end now. */
+static void stop_accepting(struct server *s)
+{
+	if (s->lfd >= 0) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
+		close(s->lfd);
+		s->lfd = -1;
+	}
+}
+
+/* Wake every loop; with stop, they close their connections and end now.
+ * No more connections are accepted: none would be served (a loop that
+ * failed has the fewest, and would get them). */
 static void loops_stop(struct server *s)
 {
+	stop_accepting(s);
 	atomic_store_explicit(&s->stop, 1, memory_order_release);
 	for (unsigned int i = 0; i < s->nloops; i++)
 		if (s->loops[i].started)
@@ -476,11 +494,7 @@ static void start_drain(struct server *s, const char *signame)
 {
 	log_msg(L_INFO, "%s: draining %u connections (at most %d ms)", signame,
 		atomic_load(&s->nconns), NSWAPD_DRAIN_MS);
-	if (s->lfd >= 0) {
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
-		close(s->lfd);
-		s->lfd = -1;
-	}
+	stop_accepting(s);
 	s->drain_start_ms = now_ms();
 	s->drain_deadline_ms = s->drain_start_ms + NSWAPD_DRAIN_MS;
 	/* Release: the deadlines above are visible to a loop that sees it. */

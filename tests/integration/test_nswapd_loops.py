@@ -359,3 +359,15 @@ def test_second_sigterm_during_drain_stops_every_loop_at_once(start_server):
     assert rc == 0, srv.log_text()
     assert elapsed < 2.0, elapsed
     assert srv.wait_log(r"SIGTERM during drain: closing \d+ connections now")
+
+
+def test_auto_counts_the_cpus_nswapd_may_run_on(nswapd_bin):
+    """auto follows the process's CPU affinity (CPUAffinity=, a cpuset, a container), not
+    every online CPU: pinned to one CPU, nswapd runs one loop."""
+    srv = nswapd.Nswapd(
+        nswapd_bin, "--cache-size", "4M", command=lambda argv: ["taskset", "-c", "0", *argv]
+    )
+    try:
+        assert srv.wait_log(r"loops 1,"), srv.log_text()
+    finally:
+        assert srv.stop() == 0, srv.log_text()
