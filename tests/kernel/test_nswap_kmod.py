@@ -683,3 +683,77 @@ echo "survived=1"
     assert values["swapoff_exit"] == 0
     assert values["swaps_left"] == 0
     assert "UNLOADED clean" in result.output
+
+
+# What every shutdown of a node does: swapoff reads every page back while the processes
+# that own some of them exit and free theirs.  Host kit, 2 vCPUs (2 hardware queues),
+# three rounds in one boot: pages of a W2 run and of tmpfs files (shmem) written in a
+# 48 MiB cgroup go out; then the cgroup's limit is lifted, swapoff starts, and at once the
+# W2 process is killed and half the files are removed.  swapoff must end (bounded), the
+# kept files must read back unchanged, nothing may be lost or fail, and the module must
+# unload clean.
+SWAPOFF_ROUND = r"""
+swap_on
+echo max > /sys/fs/cgroup/wl/memory.max
+echo 48M > /sys/fs/cgroup/wl/memory.max
+run_limited nswap-workload --workload W2 --size 160M --passes 50 --seed %(round)d
+wl=$!
+for f in 1 2 3 4; do
+    sh -c 'echo $$ > /sys/fs/cgroup/wl/cgroup.procs && exec dd if=/dev/urandom bs=1M count=20 \
+        of=/mnt/f'$f 2>/dev/null || fail "dd $f"
+done
+md5sum /mnt/f1 /mnt/f2 > /tmp/sums
+i=0
+while [ $i -lt 240 ] && [ "$(awk '/nswap0/ {print $4}' /proc/swaps)" -lt 65536 ]; do
+    sleep 1; i=$((i+1))
+done
+echo "round%(round)d_swapped_kb=$(awk '/nswap0/ {print $4}' /proc/swaps)"
+kill -0 $wl || fail "W2 ended before swapoff"
+echo max > /sys/fs/cgroup/wl/memory.max
+timeout 300 swapoff /dev/nswap0 &
+off=$!
+kill -9 $wl
+rm /mnt/f3 /mnt/f4
+wait $off
+echo "round%(round)d_swapoff_exit=$?"
+wait $wl
+md5sum -c /tmp/sums >/dev/null; echo "round%(round)d_files_ok=$?"
+rm -f /mnt/f1 /mnt/f2
+"""
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_swapoff_while_the_owners_exit_ends_and_keeps_the_rest(kit, nswap_ko, nswapd_bin, workload):
+    rounds = (1, 2, 3)
+    with minivm.netns_with_tap("kmodoff") as tapnet, serve(nswapd_bin, tapnet) as server:
+        result = boot(
+            kit,
+            nswap_ko,
+            tapnet,
+            r"""
+load
+create 1G %(server)s:%(port)d
+limit_memory 48M
+mkdir -p /mnt && mount -t tmpfs -o size=128M none /mnt || fail tmpfs
+%(rounds)s
+counters
+umount /mnt
+teardown
+"""
+            % {
+                "server": tapnet.host_ip,
+                "port": PORT,
+                "rounds": "".join(SWAPOFF_ROUND % {"round": r} for r in rounds),
+            },
+            cpus=2,
+            timeout_s=900,
+        )
+        status_after = server.status()
+    counters, values, _workload = passed(result)
+    for r in rounds:
+        assert values["round%d_swapped_kb" % r] >= 65536, values
+        assert values["round%d_swapoff_exit" % r] == 0, result.output[-3000:]
+        assert values["round%d_files_ok" % r] == 0, values
+    assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
+    assert "UNLOADED clean" in result.output
+    assert status_after["used_pages"] == 0, status_after
