@@ -143,22 +143,6 @@ def pump(sock, data, timeout=IO_TIMEOUT, stall=None):
 
 
 @pytest.fixture
-def start_server(nswapd_bin):
-    servers = []
-
-    def start(*args, env=None):
-        srv = nswapd.Nswapd(nswapd_bin, *args, env=env)
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        if srv.alive():
-            rc = srv.stop()
-            assert rc == 0, "nswapd exited %s\n%s" % (rc, srv.log_text())
-
-
-@pytest.fixture
 def server(start_server):
     """A fresh server with a 4 MiB (1024-page) cache."""
     return start_server("--cache-size", "4M", "--name", "pytest-srv")

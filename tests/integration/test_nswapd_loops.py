@@ -24,22 +24,6 @@ def page(client_id, slot, generation=1, writer=0):
     return random.Random("%d/%d/%d/%d" % (client_id, slot, generation, writer)).randbytes(PAGE)
 
 
-@pytest.fixture
-def start_server(nswapd_bin):
-    servers = []
-
-    def start(*args):
-        srv = nswapd.Nswapd(nswapd_bin, *args)
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        if srv.alive():
-            rc = srv.stop()
-            assert rc == 0, "nswapd exited %s\n%s" % (rc, srv.log_text())
-
-
 def run_threads(target, count):
     """Run ``target(i, barrier)`` in ``count`` threads; the failures, with the thread named."""
     barrier = threading.Barrier(count, timeout=60)
