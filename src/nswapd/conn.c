@@ -37,16 +37,21 @@ struct conn *conn_alloc(int fd, const char *peer)
 	return c;
 }
 
+void conn_discard(struct loop *l, struct conn *c)
+{
+	close(c->fd);
+	free(c);
+	atomic_fetch_sub(&l->nconns, 1);
+	atomic_fetch_sub(&l->srv->nconns, 1);
+}
+
 int conn_attach(struct loop *l, struct conn *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
 
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
 		log_msg(L_ERR, "epoll_ctl(ADD): %s", strerror(errno));
-		close(c->fd);
-		free(c);
-		atomic_fetch_sub(&l->nconns, 1);
-		atomic_fetch_sub(&l->srv->nconns, 1);
+		conn_discard(l, c);
 		return -1;
 	}
 	c->next = l->conns;

@@ -56,6 +56,9 @@ struct conn *conn_alloc(int fd, const char *peer);
  * closed, freed and uncounted) on failure.  The counts were raised by the
  * main thread when it queued c. */
 int conn_attach(struct loop *l, struct conn *c);
+/* A handed-over connection never attached (stopping, or attach failed):
+ * close and free it, and take it off the counts. */
+void conn_discard(struct loop *l, struct conn *c);
 /* Handle epoll events for c.  May close it. */
 void conn_event(struct loop *l, struct conn *c, uint32_t events);
 /* SIGTERM drain: keep reading c until it is quiet, then stop (see

@@ -151,10 +151,7 @@ static void take_queue(struct loop *l, int attach)
 		if (attach) {
 			conn_attach(l, c);
 		} else {
-			close(c->fd);
-			free(c);
-			atomic_fetch_sub(&l->nconns, 1);
-			atomic_fetch_sub(&l->srv->nconns, 1);
+			conn_discard(l, c);
 		}
 	}
 }
