@@ -77,10 +77,15 @@ def server_host():
     return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (SERVER, INVENTORY))
 
 
+def parse_swaps(text):
+    """{path: priority} from /proc/swaps's text."""
+    lines = text.splitlines()[1:]
+    return {fields[0]: int(fields[4]) for fields in (line.split() for line in lines)}
+
+
 def swaps(host):
     """{path: priority} of the node's active swap areas."""
-    lines = host.file("/proc/swaps").content_string.splitlines()[1:]
-    return {fields[0]: int(fields[4]) for fields in (line.split() for line in lines)}
+    return parse_swaps(host.file("/proc/swaps").content_string)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -197,8 +202,7 @@ def test_swap_over_nswap_comes_back_after_a_reboot(host):
         out = node_output(name, "cat /proc/sys/kernel/random/boot_id /proc/swaps")
         if out is None or out.split("\n", 1)[0] == boot_id:
             continue  # down, not up yet, or not rebooted yet
-        lines = out.splitlines()[2:]  # boot id, /proc/swaps's heading
-        after = {fields[0]: int(fields[4]) for fields in (line.split() for line in lines)}
+        after = parse_swaps(out.split("\n", 1)[1])  # after the boot id
         if "/dev/" + DEVICE in after:
             break
     assert after == wanted, (wanted, after)
