@@ -139,6 +139,37 @@ struct nswap_status_reply {
 	__le64 state_flags;	/* enum nswap_state_flags */
 } __attribute__((packed));
 
+/*
+ * GOSSIP (docs/protocol.md section 11.2): one UDP datagram per frame, the
+ * 56-byte header (type NSWAP_GOSSIP for a push, | NSWAP_REPLY for the
+ * answer to one; tag = the sender's round; client_id = the sender's node id;
+ * crc over the payload) and then `length` / sizeof(entry) membership entries,
+ * the sender's own first.  At most NSWAP_GOSSIP_MAX_ENTRIES: 1208 bytes,
+ * one unfragmented datagram on a 1500-byte MTU.
+ */
+enum nswap_member_state {	/* higher wins at the same incarnation */
+	NSWAP_MEMBER_ALIVE	= 0,
+	NSWAP_MEMBER_SUSPECT	= 1,	/* a probe went unanswered; dead unless refuted */
+	NSWAP_MEMBER_DEAD	= 2,	/* suspected for too long */
+	NSWAP_MEMBER_LEFT	= 3,	/* said goodbye (drained, stopping) */
+};
+
+struct nswap_gossip_entry {
+	__le64 node_id;		/* nonzero, stable across restarts of the node */
+	__be32 addr;		/* IPv4 address of its nswap service (network order) */
+	__le16 port;		/* its TCP port */
+	__u8   state;		/* enum nswap_member_state */
+	__u8   flags;		/* must be 0 */
+	__le32 incarnation;	/* raised by the node itself: restart, refutation */
+	__le32 heartbeat;	/* raised by the node itself every round */
+	__le64 capacity_pages;	/* pages it lends now (its cache limit; 0: borrows only) */
+	__le64 free_pages;	/* of those, not in use; <= capacity_pages */
+	__le32 load;		/* connections it serves */
+	__le32 reserved;	/* must be 0 */
+} __attribute__((packed));
+
+#define NSWAP_GOSSIP_MAX_ENTRIES	24
+
 /* Size of the STATUS reply of the first release (before limit_pages). */
 #define NSWAP_STATUS_V1_SIZE	88
 
@@ -148,6 +179,7 @@ static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE);
 static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE, "header size");
 static_assert(sizeof(struct nswap_hello) == 48, "hello size");
 static_assert(sizeof(struct nswap_status_reply) == 104, "status size");
+static_assert(sizeof(struct nswap_gossip_entry) == 48, "gossip entry size");
 #endif
 
 #endif /* NSWAP_PROTO_H */

@@ -1,0 +1,616 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+/*
+ * nswap-sim: an nswap cluster in virtual time, driving nswapd's real gossip
+ * code (src/nswapd/gossip.c: encoder, decoder, merge rules, failure
+ * detector, server choice) and the real placement rule
+ * (src/include/nswap_place.h) for every node.  What is simulated is only
+ * what is around them: the network (a datagram arrives within its round,
+ * or is lost with --loss), each node's memory demand, the pages, and the
+ * elastic cache.  One run prints one JSON object; benchmarks/cluster_sim.py
+ * runs the sizes and draws the plots.
+ *
+ * Model, per round (one gossip interval):
+ *  - every node has RAM `mem` pages; its own demand follows a trace (idle
+ *    at 20-60 %, busy episodes at 110-160 % of mem);
+ *  - it lends capacity = 90 % of mem minus its demand (elastic cache, the
+ *    paper's policy: shrink as soon as local demand rises); when what it
+ *    stores exceeds that, the excess pages are punted (migrated) to servers
+ *    of its own server set, or back to their owners' disks when none has
+ *    room;
+ *  - its own pages beyond 90 % of mem are swapped out: placed with the
+ *    placement rule among its server set (gossip_server_set, k servers),
+ *    after ENOSPC the next choice, after 3 the local disk; pages come back
+ *    (freed remotely) when demand falls;
+ *  - --placement oracle replaces both choices by a central allocator that
+ *    knows every server's true fill and picks the least full (the baseline
+ *    for placement imbalance); gossip still runs, for equal traffic.
+ * Events: --join R (one new node at round R, seeded with 3 live nodes),
+ * --leave R (a node drains: every page it stores is migrated, then it says
+ * LEFT and stops), --crash R (a node stops; the pages it stored are lost,
+ * counted: one copy per page until redundancy exists).
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "gossip.h"
+#include "nswap_place.h"
+
+#define BASE_ADDR	0x0A000001u	/* node i is 10.0.0.1 + i */
+#define SET_MAX		32
+#define PLACE_TRIES	3
+
+struct hold {
+	uint32_t peer;		/* server (in a client's list) or client (in a server's) */
+	uint32_t count;
+};
+
+struct holds {
+	struct hold *h;
+	uint32_t n, alloc;
+};
+
+struct node {
+	struct gossip g;
+	int up;
+	double base, level;	/* demand as a fraction of mem */
+	int busy_left;		/* rounds left in a busy episode */
+	double busy_to;
+	int64_t demand, capacity, used, out_remote, out_disk;
+	struct holds mine;	/* my pages on servers */
+	struct holds stored;	/* pages I store, per owner */
+	uint64_t set[SET_MAX];
+	unsigned int nset;
+};
+
+static struct opts {
+	uint32_t nodes, rounds, warmup, mem, set_k;
+	double loss, busy_rate;
+	int oracle;
+	int64_t join, leave, crash;
+	uint64_t seed;
+	struct gossip_config gc;
+} o;
+
+static struct node *nodes;
+static uint32_t total;	/* nodes incl. the one that joins */
+static uint64_t trace_rng, net_rng;
+
+static struct {
+	uint64_t placed, enospc, disk, disk_with_room, migrations, punted_home, lost;
+	uint64_t pages_moved_in;	/* pages that were ever placed remotely */
+	double imb_sum, imb_oracle_like;
+	uint32_t imb_samples;
+	double imb_max;
+} st;
+
+static double urand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return (double)((*s * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
+static uint32_t addr_of(uint32_t i) { return BASE_ADDR + i; }
+static uint32_t node_of_addr(uint32_t a) { return a - BASE_ADDR; }
+static uint32_t node_of_id(uint64_t id) { return (uint32_t)(id - 1); }
+
+/* ---- page bookkeeping ---- */
+
+static void holds_add(struct holds *hs, uint32_t peer, int64_t d)
+{
+	for (uint32_t i = 0; i < hs->n; i++)
+		if (hs->h[i].peer == peer) {
+			hs->h[i].count += d;
+			if (!hs->h[i].count)
+				hs->h[i] = hs->h[--hs->n];
+			return;
+		}
+	if (d <= 0)
+		abort();
+	if (hs->n == hs->alloc) {
+		hs->alloc = hs->alloc ? 2 * hs->alloc : 8;
+		hs->h = realloc(hs->h, hs->alloc * sizeof(*hs->h));
+		if (!hs->h)
+			abort();
+	}
+	hs->h[hs->n++] = (struct hold){ peer, (uint32_t)d };
+}
+
+static int64_t room(const struct node *s)
+{
+	return s->up && s->capacity > s->used ? s->capacity - s->used : 0;
+}
+
+static void store(uint32_t owner, uint32_t server, int64_t n)
+{
+	holds_add(&nodes[owner].mine, server, n);
+	holds_add(&nodes[server].stored, owner, n);
+	nodes[server].used += n;
+}
+
+static int64_t cluster_room(void)
+{
+	int64_t r = 0;
+
+	for (uint32_t i = 0; i < total; i++)
+		r += room(&nodes[i]);
+	return r;
+}
+
+/* ---- placement ---- */
+
+static int64_t oracle_pick(uint32_t self)
+{
+	int64_t best = -1;
+	double best_fill = 2.0;
+
+	for (uint32_t j = 0; j < total; j++) {
+		struct node *s = &nodes[j];
+
+		if (j == self || !room(s))
+			continue;
+		double fill = (double)s->used / (double)s->capacity;
+
+		if (fill < best_fill) {
+			best_fill = fill;
+			best = j;
+		}
+	}
+	return best;
+}
+
+/* One server for a page of `self` (a client's own page or one it punts):
+ * gossip's server set and the placement rule, as nswapd and nswap.ko do;
+ * a server that answers ENOSPC is left out of the next choice. */
+static int64_t place(uint32_t self, uint64_t *cluster_room_cache)
+{
+	struct node *c = &nodes[self];
+	struct nswap_place_cand cand[SET_MAX];
+	unsigned int full[SET_MAX] = { 0 };
+
+	if (o.oracle) {
+		int64_t j = oracle_pick(self);
+
+		if (j < 0)
+			return -1;
+		return j;
+	}
+	c->nset = gossip_server_set(&c->g, c->set, c->nset, o.set_k);
+	for (int t = 0; t < PLACE_TRIES; t++) {
+		for (unsigned int i = 0; i < c->nset; i++) {
+			const struct gossip_member *m = gossip_find(&c->g, c->set[i]);
+
+			cand[i].capacity = m ? m->capacity : 0;
+			cand[i].free = m && !full[i] ? m->free : 0;
+		}
+		int i = nswap_place_pick(cand, c->nset, (uint32_t)(urand(&net_rng) * 4294967296.0),
+					 (uint32_t)(urand(&net_rng) * 4294967296.0));
+
+		if (i < 0)
+			break;
+		uint32_t j = node_of_id(c->set[i]);
+
+		if (j != self && room(&nodes[j])) {
+			gossip_note_free(&c->g, c->set[i], cand[i].free - 1);
+			return j;
+		}
+		st.enospc++;
+		full[i] = 1;
+		gossip_note_free(&c->g, c->set[i], 0);
+	}
+	(void)cluster_room_cache;
+	return -1;
+}
+
+/* ---- one round of memory ---- */
+
+static void trace_step(struct node *n)
+{
+	if (n->busy_left > 0) {
+		n->busy_left--;
+		n->level += (n->busy_to - n->level) * 0.3;
+	} else {
+		n->level += (n->base - n->level) * 0.3;
+		if (urand(&trace_rng) < o.busy_rate) {
+			n->busy_left = 10 + (int)(urand(&trace_rng) * 30);
+			n->busy_to = 1.1 + 0.5 * urand(&trace_rng);
+		}
+	}
+	n->demand = (int64_t)(n->level * o.mem);
+}
+
+/* Move n pages stored at server s elsewhere (shrink or drain). */
+static void punt(uint32_t s, int64_t n)
+{
+	struct node *srv = &nodes[s];
+
+	while (n > 0 && srv->stored.n) {
+		struct hold h = srv->stored.h[srv->stored.n - 1];
+		uint32_t owner = h.peer;
+		int64_t j = place(s, NULL);
+
+		holds_add(&srv->stored, owner, -1);
+		holds_add(&nodes[owner].mine, s, -1);
+		srv->used--;
+		n--;
+		if (j >= 0 && (uint32_t)j != owner) {
+			store(owner, (uint32_t)j, 1);
+			st.migrations++;
+		} else {
+			/* back to the owner, who writes it to its disk */
+			nodes[owner].out_remote--;
+			nodes[owner].out_disk++;
+			st.punted_home++;
+		}
+	}
+}
+
+static void swap_out(uint32_t i, int64_t n)
+{
+	struct node *c = &nodes[i];
+
+	for (; n > 0; n--) {
+		int64_t j = place(i, NULL);
+
+		if (j >= 0) {
+			store(i, (uint32_t)j, 1);
+			c->out_remote++;
+			st.placed++;
+		} else {
+			c->out_disk++;
+			st.disk++;
+			if (cluster_room() > 0)
+				st.disk_with_room++;
+		}
+	}
+}
+
+static void swap_in(uint32_t i, int64_t n)
+{
+	struct node *c = &nodes[i];
+	int64_t d = n < c->out_disk ? n : c->out_disk;
+
+	c->out_disk -= d;
+	n -= d;
+	while (n > 0 && c->mine.n) {
+		struct hold h = c->mine.h[c->mine.n - 1];
+		int64_t k = n < h.count ? n : h.count;
+
+		holds_add(&c->mine, h.peer, -k);
+		holds_add(&nodes[h.peer].stored, i, -k);
+		nodes[h.peer].used -= k;
+		c->out_remote -= k;
+		n -= k;
+	}
+}
+
+static void memory_round(void)
+{
+	for (uint32_t i = 0; i < total; i++) {
+		struct node *n = &nodes[i];
+
+		if (!n->up)
+			continue;
+		trace_step(n);
+		int64_t lend = (int64_t)(0.9 * o.mem) - n->demand;
+
+		n->capacity = lend > 0 ? lend : 0;
+		if (n->used > n->capacity)
+			punt(i, n->used - n->capacity);
+	}
+	for (uint32_t i = 0; i < total; i++) {
+		struct node *n = &nodes[i];
+
+		if (!n->up)
+			continue;
+		int64_t want = n->demand - (int64_t)(0.9 * o.mem);
+		int64_t out = n->out_remote + n->out_disk;
+
+		if (want < 0)
+			want = 0;
+		if (want > out)
+			swap_out(i, want - out);
+		else if (want < out)
+			swap_in(i, out - want);
+	}
+	for (uint32_t i = 0; i < total; i++) {
+		struct node *n = &nodes[i];
+
+		if (n->up)
+			gossip_set_self(&n->g, (uint64_t)n->capacity,
+					(uint64_t)(n->capacity > n->used ? n->capacity - n->used : 0),
+					n->stored.n);
+	}
+}
+
+/* ---- network ---- */
+
+static struct gossip_out outs[GOSSIP_MAX_FANOUT + GOSSIP_MAX_SEEDS], reply, reply2;
+
+static void deliver(uint32_t from, struct gossip_out *d, uint64_t now)
+{
+	uint32_t to = node_of_addr(d->addr);
+	const char *why;
+
+	if (to >= total || !nodes[to].up || urand(&net_rng) < o.loss)
+		return;
+	int r = gossip_receive(&nodes[to].g, now, addr_of(from), d->buf, d->len, &reply, &why);
+
+	if (r < 0) {
+		fprintf(stderr, "nswap-sim: node %u rejected a datagram of node %u: %s\n", to, from, why);
+		exit(3);
+	}
+	if (r == 1 && nodes[from].up && urand(&net_rng) >= o.loss) {
+		reply2 = reply;
+		if (gossip_receive(&nodes[from].g, now, addr_of(to), reply2.buf, reply2.len, &reply,
+				   &why) < 0) {
+			fprintf(stderr, "nswap-sim: node %u rejected a reply of node %u: %s\n", from, to,
+				why);
+			exit(3);
+		}
+	}
+}
+
+static void gossip_round_all(uint64_t now)
+{
+	for (uint32_t k = 0; k < total; k++) {
+		/* a random start and stride: no node always goes first */
+		uint32_t i = (uint32_t)((k * 2654435761ULL + (uint64_t)now) % total);
+
+		if (!nodes[i].up)
+			continue;
+		unsigned int n = gossip_round(&nodes[i].g, now, outs, GOSSIP_MAX_FANOUT);
+
+		for (unsigned int d = 0; d < n; d++)
+			deliver(i, &outs[d], now);
+	}
+}
+
+/* ---- measurements ---- */
+
+static double imbalance(void)
+{
+	double used = 0, cap = 0, maxfill = 0;
+
+	for (uint32_t i = 0; i < total; i++) {
+		struct node *n = &nodes[i];
+
+		if (!n->up || n->capacity <= 0)
+			continue;
+		used += n->used;
+		cap += n->capacity;
+		double f = (double)n->used / n->capacity;
+
+		if (f > maxfill)
+			maxfill = f;
+	}
+	return used > 0 ? maxfill / (used / cap) : 1.0;
+}
+
+/* Fraction of up nodes (not `who`) whose table has `who` in a state that
+ * `want` accepts: 0 = ALIVE, 1 = not ALIVE (suspect, dead, left or gone). */
+static double seen(uint32_t who, int want)
+{
+	uint32_t up = 0, yes = 0;
+
+	for (uint32_t i = 0; i < total; i++) {
+		if (!nodes[i].up || i == who)
+			continue;
+		const struct gossip_member *m = gossip_find(&nodes[i].g, nodes[who].g.self.id);
+
+		up++;
+		if (want == 0 ? m && m->state == NSWAP_MEMBER_ALIVE : !m || m->state != NSWAP_MEMBER_ALIVE)
+			yes++;
+	}
+	return up ? (double)yes / up : 1.0;
+}
+
+static double known_fraction(void)
+{
+	double sum = 0;
+	uint32_t up = 0, live = 0;
+
+	for (uint32_t i = 0; i < total; i++)
+		live += nodes[i].up;
+	for (uint32_t i = 0; i < total; i++)
+		if (nodes[i].up) {
+			sum += (double)gossip_alive(&nodes[i].g) / (live - 1);
+			up++;
+		}
+	return up ? sum / up : 0;
+}
+
+static void node_start(uint32_t i, uint64_t now)
+{
+	struct node *n = &nodes[i];
+
+	if (gossip_init(&n->g, &o.gc, i + 1, addr_of(i), 7405, 1000, o.seed * 7919 + i + 1, now)) {
+		fprintf(stderr, "nswap-sim: out of memory at node %u\n", i);
+		exit(1);
+	}
+	n->up = 1;
+	n->base = 0.2 + 0.4 * urand(&trace_rng);
+	n->level = n->base;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: nswap-sim [--nodes N] [--rounds R] [--warmup W] [--seed S] [--loss P]\n"
+		"                 [--fanout F] [--entries E] [--suspect-rounds R] [--set K]\n"
+		"                 [--busy-rate P] [--mem PAGES] [--placement gossip|oracle]\n"
+		"                 [--join R] [--leave R] [--crash R]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "nodes", 1, 0, 'n' }, { "rounds", 1, 0, 'r' }, { "warmup", 1, 0, 'w' },
+		{ "seed", 1, 0, 's' }, { "loss", 1, 0, 'l' }, { "fanout", 1, 0, 'f' },
+		{ "entries", 1, 0, 'e' }, { "suspect-rounds", 1, 0, 'S' }, { "set", 1, 0, 'k' },
+		{ "busy-rate", 1, 0, 'b' }, { "mem", 1, 0, 'm' }, { "placement", 1, 0, 'p' },
+		{ "join", 1, 0, 'J' }, { "leave", 1, 0, 'L' }, { "crash", 1, 0, 'C' }, { 0 }
+	};
+	int c;
+
+	o = (struct opts){ .nodes = 100, .rounds = 100, .warmup = 40, .mem = 1000, .set_k = 8,
+			   .busy_rate = 0.01, .join = -1, .leave = -1, .crash = -1, .seed = 1 };
+	gossip_config_defaults(&o.gc);
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'n': o.nodes = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'r': o.rounds = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'w': o.warmup = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 's': o.seed = strtoull(optarg, NULL, 0); break;
+		case 'l': o.loss = strtod(optarg, NULL); break;
+		case 'f': o.gc.fanout = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'e': o.gc.max_entries = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'S': o.gc.suspect_rounds = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'k': o.set_k = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'b': o.busy_rate = strtod(optarg, NULL); break;
+		case 'm': o.mem = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'p':
+			if (strcmp(optarg, "gossip") && strcmp(optarg, "oracle"))
+				usage();
+			o.oracle = !strcmp(optarg, "oracle");
+			break;
+		case 'J': o.join = strtoll(optarg, NULL, 0); break;
+		case 'L': o.leave = strtoll(optarg, NULL, 0); break;
+		case 'C': o.crash = strtoll(optarg, NULL, 0); break;
+		default: usage();
+		}
+	}
+	const char *bad = gossip_config_check(&o.gc);
+
+	if (bad || o.nodes < 2 || o.nodes > 100000 || o.set_k < 1 || o.set_k > SET_MAX ||
+	    o.loss < 0 || o.loss >= 1 || o.mem < 10) {
+		fprintf(stderr, "nswap-sim: %s\n", bad ? bad : "bad --nodes, --set, --loss or --mem");
+		usage();
+	}
+	crc32c_init(0);
+	trace_rng = o.seed * 2 + 1;
+	net_rng = o.seed * 3 + 7;
+	total = o.nodes + (o.join >= 0);
+	nodes = calloc(total, sizeof(*nodes));
+	if (!nodes)
+		return 1;
+	/* Cold start: every node knows 3 seeds among those before it (node 0
+	 * none); nothing else is given. */
+	for (uint32_t i = 0; i < o.nodes; i++) {
+		node_start(i, 0);
+		for (int s = 0; s < 3 && i > 0; s++)
+			gossip_add_seed(&nodes[i].g, addr_of((uint32_t)(urand(&trace_rng) * i)));
+	}
+
+	uint32_t joiner = o.nodes, leaver = 1, crashed = 2;
+	int64_t join_seen99 = -1, leave_seen99 = -1, crash_seen99 = -1;
+	uint64_t bytes0 = 0, rounds_measured = 0;
+	double known_at_warmup = 0;
+
+	printf("{\"nodes\": %u, \"seed\": %llu, \"placement\": \"%s\", \"fanout\": %u, \"entries\": %u, \"loss\": %g,\n \"rounds\": [",
+	       o.nodes, (unsigned long long)o.seed, o.oracle ? "oracle" : "gossip", o.gc.fanout,
+	       o.gc.max_entries, o.loss);
+	for (uint64_t r = 1; r <= o.rounds; r++) {
+		uint64_t now = r * o.gc.interval_ms;
+
+		if ((int64_t)r == o.join) {
+			node_start(joiner, now);
+			for (int s = 0; s < 3; s++)
+				gossip_add_seed(&nodes[joiner].g,
+						addr_of((uint32_t)(urand(&trace_rng) * o.nodes)));
+		}
+		if ((int64_t)r == o.leave && nodes[leaver].up) {
+			nodes[leaver].capacity = 0;
+			punt(leaver, nodes[leaver].used);
+			swap_in(leaver, nodes[leaver].out_remote + nodes[leaver].out_disk);
+			unsigned int n = gossip_leave(&nodes[leaver].g, now, outs, GOSSIP_MAX_FANOUT);
+
+			for (unsigned int d = 0; d < n; d++)
+				deliver(leaver, &outs[d], now);
+			nodes[leaver].up = 0;
+		}
+		if ((int64_t)r == o.crash && nodes[crashed].up) {
+			struct node *x = &nodes[crashed];
+
+			for (uint32_t k = 0; k < x->stored.n; k++) {
+				struct hold h = x->stored.h[k];
+
+				holds_add(&nodes[h.peer].mine, crashed, -(int64_t)h.count);
+				nodes[h.peer].out_remote -= h.count;
+				st.lost += h.count;
+			}
+			x->stored.n = 0;
+			x->used = 0;
+			swap_in(crashed, x->out_remote + x->out_disk);
+			x->up = 0;
+		}
+		if (r > o.warmup)
+			memory_round();
+		gossip_round_all(now);
+
+		uint64_t bytes = 0;
+
+		for (uint32_t i = 0; i < total; i++)
+			bytes += nodes[i].g.stats.sent_bytes;
+		double known = known_fraction();
+		double imb = imbalance();
+
+		if (r == o.warmup) {
+			bytes0 = bytes;
+			known_at_warmup = known;
+		}
+		if (r > o.warmup) {
+			rounds_measured++;
+			st.imb_sum += imb;
+			st.imb_samples++;
+			if (imb > st.imb_max)
+				st.imb_max = imb;
+		}
+		double js = o.join >= 0 && (int64_t)r >= o.join ? seen(joiner, 0) : -1;
+		double ls = o.leave >= 0 && (int64_t)r >= o.leave ? seen(leaver, 1) : -1;
+		double cs = o.crash >= 0 && (int64_t)r >= o.crash ? seen(crashed, 1) : -1;
+
+		if (js >= 0.99 && join_seen99 < 0)
+			join_seen99 = (int64_t)r - o.join;
+		if (ls >= 0.99 && leave_seen99 < 0)
+			leave_seen99 = (int64_t)r - o.leave;
+		if (cs >= 0.99 && crash_seen99 < 0)
+			crash_seen99 = (int64_t)r - o.crash;
+		printf("%s\n  {\"round\": %llu, \"known\": %.4f, \"imbalance\": %.4f, \"bytes\": %llu, \"join_seen\": %.4f, \"leave_seen\": %.4f, \"crash_seen\": %.4f}",
+		       r > 1 ? "," : "", (unsigned long long)r, known, imb, (unsigned long long)bytes,
+		       js, ls, cs);
+	}
+	uint64_t bytes = 0, rejected = 0, suspected = 0, dead = 0, refuted = 0;
+
+	for (uint32_t i = 0; i < total; i++) {
+		bytes += nodes[i].g.stats.sent_bytes;
+		rejected += nodes[i].g.stats.rejected;
+		suspected += nodes[i].g.stats.suspected;
+		dead += nodes[i].g.stats.declared_dead;
+		refuted += nodes[i].g.stats.refuted;
+	}
+	double secs = rounds_measured * o.gc.interval_ms / 1000.0;
+
+	printf("\n ],\n \"summary\": {\"known_at_warmup\": %.4f, \"gossip_bytes_per_node_s\": %.1f, "
+	       "\"imbalance_mean\": %.4f, \"imbalance_max\": %.4f, \"placed\": %llu, \"enospc\": %llu, "
+	       "\"disk\": %llu, \"disk_with_room\": %llu, \"migrations\": %llu, \"punted_home\": %llu, "
+	       "\"migrations_per_page\": %.5f, \"lost_in_crash\": %llu, \"join_seen99_rounds\": %lld, "
+	       "\"leave_seen99_rounds\": %lld, \"crash_seen99_rounds\": %lld, \"rejected\": %llu, "
+	       "\"suspected\": %llu, \"declared_dead\": %llu, \"refuted\": %llu}}\n",
+	       known_at_warmup, secs > 0 ? (double)(bytes - bytes0) / o.nodes / secs : 0,
+	       st.imb_samples ? st.imb_sum / st.imb_samples : 1.0, st.imb_max,
+	       (unsigned long long)st.placed, (unsigned long long)st.enospc,
+	       (unsigned long long)st.disk, (unsigned long long)st.disk_with_room,
+	       (unsigned long long)st.migrations, (unsigned long long)st.punted_home,
+	       st.placed ? (double)st.migrations / st.placed : 0, (unsigned long long)st.lost,
+	       (long long)join_seen99, (long long)leave_seen99, (long long)crash_seen99,
+	       (unsigned long long)rejected, (unsigned long long)suspected,
+	       (unsigned long long)dead, (unsigned long long)refuted);
+	return 0;
+}
