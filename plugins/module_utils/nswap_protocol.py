@@ -39,7 +39,7 @@ INVALIDATE = 4
 STATUS = 5
 PUNTPAGE = 6  # reserved
 UPDATE = 7  # reserved
-GOSSIP = 8  # reserved
+GOSSIP = 8  # UDP datagrams between nswapd only (gossip membership); never on TCP
 SET_CACHE_LIMIT = 9  # loopback peers only; payload <Q pages, reply payload = STATUS
 REPLY = 0x80
 
@@ -71,6 +71,13 @@ FEAT_CACHE_LIMIT = 1 << 4
 # STATUS state_flags bits
 STATE_OVER_LIMIT = 1 << 0  # more pages stored than the limit: new slots get ENOSPC
 
+# gossip membership states (enum nswap_member_state); higher wins at one incarnation
+MEMBER_ALIVE = 0
+MEMBER_SUSPECT = 1  # a probe went unanswered; dead unless refuted
+MEMBER_DEAD = 2
+MEMBER_LEFT = 3  # said goodbye
+GOSSIP_MAX_ENTRIES = 24  # entries per GOSSIP datagram
+
 # Not in the C header: conveniences of this module.
 GEN_ANY = 0xFFFFFFFFFFFFFFFF  # INVALIDATE generation that matches every page
 MAX_RANGE_COUNT = 1 << 32  # largest slot count of a range INVALIDATE (docs/protocol.md)
@@ -85,6 +92,13 @@ TYPE_NAMES = {
     UPDATE: "UPDATE",
     GOSSIP: "GOSSIP",
     SET_CACHE_LIMIT: "SET_CACHE_LIMIT",
+}
+# as nswapd names them (gossip_state_name, its table file and logs)
+MEMBER_STATE_NAMES = {
+    MEMBER_ALIVE: "alive",
+    MEMBER_SUSPECT: "suspect",
+    MEMBER_DEAD: "dead",
+    MEMBER_LEFT: "left",
 }
 STATUS_NAMES = {
     OK: "OK",
@@ -141,11 +155,27 @@ STATUS_STRUCT = struct.Struct("<%dQ" % len(STATUS_FIELDS))
 STATUS_SIZE = STATUS_STRUCT.size
 STATUS_V1_SIZE = 88  # the STATUS payload of the first release
 NAME_LEN = 32
+GOSSIP_ENTRY_FIELDS = (
+    "node_id",
+    "addr",  # dotted-quad string here; big-endian (network order) on the wire
+    "port",
+    "state",
+    "flags",
+    "incarnation",
+    "heartbeat",
+    "capacity_pages",
+    "free_pages",
+    "load",
+    "reserved",
+)
+GOSSIP_ENTRY_STRUCT = struct.Struct("<Q4sHBBIIQQII")
+GOSSIP_ENTRY_SIZE = GOSSIP_ENTRY_STRUCT.size
 
 Hello = collections.namedtuple(
     "Hello", ("min_version", "max_version", "features", "capacity_pages", "name")
 )
 StatusReply = collections.namedtuple("StatusReply", STATUS_FIELDS)
+GossipEntry = collections.namedtuple("GossipEntry", GOSSIP_ENTRY_FIELDS)
 
 
 class NswapError(Exception):
@@ -388,6 +418,70 @@ def encode_cache_limit(pages):
         return struct.pack("<Q", pages)
     except struct.error as exc:
         raise ProtocolError("cache limit out of range: %s" % exc)
+
+
+def encode_gossip_entry(
+    node_id,
+    addr,
+    port,
+    state=MEMBER_ALIVE,
+    incarnation=0,
+    heartbeat=0,
+    capacity_pages=0,
+    free_pages=0,
+    load=0,
+    flags=0,
+    reserved=0,
+):
+    """One 48-byte membership entry of a GOSSIP datagram (``addr``: dotted quad).
+
+    Only the layout is checked here, not the rules nswapd applies (nonzero id,
+    free <= capacity, ...): tests use it to build entries that break them.
+    """
+    try:
+        raw_addr = socket.inet_pton(socket.AF_INET, addr)
+    except (socket.error, TypeError, ValueError):
+        raise ProtocolError("not an IPv4 address: %r" % (addr,))
+    try:
+        return GOSSIP_ENTRY_STRUCT.pack(
+            node_id,
+            raw_addr,
+            port,
+            state,
+            flags,
+            incarnation,
+            heartbeat,
+            capacity_pages,
+            free_pages,
+            load,
+            reserved,
+        )
+    except struct.error as exc:
+        raise ProtocolError("gossip entry field out of range: %s" % exc)
+
+
+def decode_gossip_entries(payload):
+    """The entries of a GOSSIP payload: a list of GossipEntry (``addr`` a dotted quad)."""
+    size = len(payload)
+    if not size or size % GOSSIP_ENTRY_SIZE or size // GOSSIP_ENTRY_SIZE > GOSSIP_MAX_ENTRIES:
+        raise ProtocolError(
+            "GOSSIP payload is %d bytes, not 1 to %d entries of %d"
+            % (size, GOSSIP_MAX_ENTRIES, GOSSIP_ENTRY_SIZE)
+        )
+    entries = []
+    for off in range(0, size, GOSSIP_ENTRY_SIZE):
+        values = list(GOSSIP_ENTRY_STRUCT.unpack(bytes(payload[off : off + GOSSIP_ENTRY_SIZE])))
+        values[1] = socket.inet_ntop(socket.AF_INET, values[1])
+        entries.append(GossipEntry(*values))
+    return entries
+
+
+def encode_gossip(sender_id, entries, tag=0, reply=False, **fields):
+    """A whole GOSSIP datagram: ``entries`` are encoded entries (bytes), the sender's
+    own first; ``tag`` is the sender's round.  Extra keyword arguments set header
+    fields (and ``crc`` the payload checksum), to build deliberately bad datagrams."""
+    msg_type = GOSSIP | (REPLY if reply else 0)
+    return encode_frame(msg_type, b"".join(entries), tag=tag, client_id=sender_id, **fields)
 
 
 # --- client -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from tests import REPO as _REPO
 REPO = Path(_REPO)
 HEADER = REPO / "src" / "include" / "nswap_proto.h"
 
-C_TYPE_SIZES = {"__u8": 1, "__le16": 2, "__le32": 4, "__le64": 8, "char": 1}
+C_TYPE_SIZES = {"__u8": 1, "__le16": 2, "__le32": 4, "__be32": 4, "__le64": 8, "char": 1}
 
 
 # --- CRC-32C ------------------------------------------------------------------
@@ -228,6 +228,35 @@ def test_cache_limit_payload():
         proto.encode_cache_limit(2**64)
 
 
+def test_gossip_roundtrip():
+    entries = [
+        proto.encode_gossip_entry(7, "10.0.0.1", 7405, heartbeat=3, capacity_pages=9, free_pages=4),
+        proto.encode_gossip_entry(8, "192.168.1.255", 1, state=proto.MEMBER_LEFT, load=2),
+    ]
+    assert entries[0][8:12] == bytes([10, 0, 0, 1])  # network order, unlike the rest
+    raw = proto.encode_gossip(7, entries, tag=5)
+    frame, used = proto.decode_frame(raw)
+    assert used == len(raw) == proto.HDR_SIZE + 2 * proto.GOSSIP_ENTRY_SIZE
+    assert (frame.type, frame.tag, frame.client_id) == (proto.GOSSIP, 5, 7)
+    first, second = proto.decode_gossip_entries(frame.payload)
+    assert first == proto.GossipEntry(7, "10.0.0.1", 7405, 0, 0, 0, 3, 9, 4, 0, 0)
+    assert (second.node_id, second.addr, second.state, second.load) == (8, "192.168.1.255", 3, 2)
+    assert proto.decode_frame(proto.encode_gossip(7, entries, reply=True))[0].type == (
+        proto.GOSSIP | proto.REPLY
+    )
+    assert proto.MEMBER_STATE_NAMES[proto.MEMBER_SUSPECT] == "suspect"
+
+
+def test_gossip_errors():
+    with pytest.raises(proto.ProtocolError, match="not an IPv4 address"):
+        proto.encode_gossip_entry(1, "10.0.0", 1)
+    with pytest.raises(proto.ProtocolError, match="out of range"):
+        proto.encode_gossip_entry(1, "10.0.0.1", 70000)
+    for size in (0, 47, 49, 25 * proto.GOSSIP_ENTRY_SIZE):
+        with pytest.raises(proto.ProtocolError, match="not 1 to 24 entries"):
+            proto.decode_gossip_entries(bytes(size))
+
+
 def test_names():
     assert proto.type_name(proto.GETPAGE | proto.REPLY) == "GETPAGE|REPLY"
     assert proto.type_name(0x33) == "type 51"
@@ -352,6 +381,12 @@ def test_struct_layouts_match_the_c_header():
     v1 = [n for n, _size, _offset in status][: proto.STATUS_V1_SIZE // 8]
     assert v1[-1] == "uptime_s"  # the first release ended there
 
+    gossip = c_struct("nswap_gossip_entry")
+    assert [f[0] for f in gossip] == list(proto.GOSSIP_ENTRY_FIELDS)
+    codes = re.findall(r"\d*[a-zA-Z]", proto.GOSSIP_ENTRY_STRUCT.format.lstrip("<"))
+    assert [f[1] for f in gossip] == [struct.calcsize("<" + c) for c in codes]
+    assert sum(f[1] for f in gossip) == proto.GOSSIP_ENTRY_SIZE == 48
+
     # and the sizes the header itself asserts
     asserted = dict(
         re.findall(r"static_assert\(sizeof\(struct (\w+)\)\s*==\s*(\w+)", HEADER.read_text())
@@ -361,6 +396,7 @@ def test_struct_layouts_match_the_c_header():
         "nswap_hdr": proto.HEADER_STRUCT.size,
         "nswap_hello": proto.HELLO_STRUCT.size,
         "nswap_status_reply": proto.STATUS_STRUCT.size,
+        "nswap_gossip_entry": proto.GOSSIP_ENTRY_STRUCT.size,
     }
     assert set(asserted) == set(sizes)
     for struct_name, value in asserted.items():
@@ -369,6 +405,7 @@ def test_struct_layouts_match_the_c_header():
 
 
 C_PROGRAM = r"""
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include "nswap_proto.h"
@@ -376,8 +413,14 @@ int main(void)
 {
     struct nswap_hdr h;
     struct nswap_hello o;
+    struct nswap_gossip_entry e;
     memset(&h, 0, sizeof(h));
     memset(&o, 0, sizeof(o));
+    memset(&e, 0, sizeof(e));
+    e.node_id = 0x0102030405060708ULL; e.addr = htonl(0x0A000102); e.port = 7405;
+    e.state = NSWAP_MEMBER_DEAD; e.flags = 0x11; e.incarnation = 0x21222324;
+    e.heartbeat = 0x31323334; e.capacity_pages = 0x4142434445464748ULL;
+    e.free_pages = 0x5152535455565758ULL; e.load = 0x61626364; e.reserved = 0x71727374;
     h.magic = NSWAP_MAGIC; h.version = 0xAB; h.type = 0xCD; h.flags = 0xBEEF;
     h.tag = 0x0102030405060708ULL; h.client_id = 0x1112131415161718ULL;
     h.slot = 0x2122232425262728ULL; h.generation = 0x3132333435363738ULL;
@@ -387,6 +430,7 @@ int main(void)
     o.capacity_pages = 0x123456789ULL; memcpy(o.name, "cnode", 5);
     fwrite(&h, sizeof(h), 1, stdout);
     fwrite(&o, sizeof(o), 1, stdout);
+    fwrite(&e, sizeof(e), 1, stdout);
     return 0;
 }
 """
@@ -405,7 +449,20 @@ def test_python_encoding_is_byte_identical_to_the_c_structs(tmp_path):
     out = subprocess.run([str(exe)], check=True, capture_output=True, timeout=10).stdout
     hdr = proto.Header(hdr_crc=0x81828384, **FULL_HEADER)
     assert out[:56] == hdr.pack(fix_crc=False)  # little-endian host assumed (x86, arm64)
-    assert out[56:] == proto.encode_hello(1, 3, 0x0F, 0x123456789, "cnode")
+    assert out[56:104] == proto.encode_hello(1, 3, 0x0F, 0x123456789, "cnode")
+    assert out[104:] == proto.encode_gossip_entry(
+        0x0102030405060708,
+        "10.0.1.2",
+        7405,
+        state=proto.MEMBER_DEAD,
+        flags=0x11,
+        incarnation=0x21222324,
+        heartbeat=0x31323334,
+        capacity_pages=0x4142434445464748,
+        free_pages=0x5152535455565758,
+        load=0x61626364,
+        reserved=0x71727374,
+    )
 
 
 def _doc_hex_blocks():
