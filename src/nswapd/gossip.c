@@ -11,6 +11,7 @@
 
 #define ENTRY_SIZE	sizeof(struct nswap_gossip_entry)
 #define SEED_EVERY	30
+#define RUMOUR_AGE	4
 
 /* Timers that need a look at a later round; kept in a short list so that a
  * round costs O(fanout + suspects + tombstones), not O(members). */
@@ -28,15 +29,17 @@ struct watch {
 struct gossip_priv {
 	struct watch *watch;
 	uint32_t nwatch, awatch;
-	/* Rumours by sends left: bucket[b] holds ids whose rumour_left was b
-	 * when queued (an id whose count changed since is skipped when met).
-	 * The freshest news goes first, so a crash is not queued behind a
-	 * thousand joins of a cluster that is starting. */
-	struct rumour_bucket {
-		uint64_t *id;
-		uint32_t n, alloc;
-	} bucket[256];
-	uint32_t top;		/* no bucket above it holds anything */
+	/* Rumours, newest on top: a datagram takes the newest first, so that
+	 * fresh news (a join, a crash) is never queued behind the thousands
+	 * of joins a starting cluster rumours.  An entry is stale when its
+	 * member was re-armed since (a newer entry exists), has no sends
+	 * left, or is older than RUMOUR_AGE x its sends (the sample carries
+	 * old news); stale entries are skipped and compacted away. */
+	struct rumour {
+		uint64_t id;
+		uint64_t round;	/* when armed: equals the member's rumour_round */
+	} *rumours;
+	uint32_t nrumours, arumours;
 };
 
 void gossip_config_defaults(struct gossip_config *cfg)
@@ -224,28 +227,52 @@ static uint32_t rumour_sends(const struct gossip *g)
 	return n > 255 ? 255 : n;
 }
 
-static void bucket_push(struct gossip_priv *p, unsigned int b, uint64_t id)
+static int rumour_live(struct gossip *g, const struct rumour *r, struct gossip_member **mp)
 {
-	struct rumour_bucket *q = &p->bucket[b];
+	struct gossip_member *m = gossip_lookup(g, r->id);
 
-	if (q->n == q->alloc) {
-		uint32_t n = q->alloc ? 2 * q->alloc : 16;
-		uint64_t *r = realloc(q->id, n * sizeof(*r));
-
-		if (!r)
-			return;	/* the rumour is not repeated: the sample still carries it */
-		q->id = r;
-		q->alloc = n;
+	*mp = m;
+	if (!m || !m->rumour_left || m->rumour_round != r->round)
+		return 0;
+	if (r->round + RUMOUR_AGE * (uint64_t)rumour_sends(g) < g->round) {
+		m->rumour_left = 0;	/* too old to be news */
+		return 0;
 	}
-	q->id[q->n++] = id;
-	if (b > p->top)
-		p->top = b;
+	return 1;
+}
+
+/* Drop stale entries once they are most of the stack. */
+static void rumours_compact(struct gossip *g)
+{
+	struct gossip_priv *p = priv(g);
+	struct gossip_member *m;
+	uint32_t keep = 0;
+
+	for (uint32_t i = 0; i < p->nrumours; i++)
+		if (rumour_live(g, &p->rumours[i], &m))
+			p->rumours[keep++] = p->rumours[i];
+	p->nrumours = keep;
 }
 
 static void rumour(struct gossip *g, struct gossip_member *m)
 {
+	struct gossip_priv *p = priv(g);
+
+	if (p->nrumours == p->arumours) {
+		rumours_compact(g);
+		if (2 * p->nrumours >= p->arumours) {
+			uint32_t n = p->arumours ? 2 * p->arumours : 64;
+			struct rumour *r = realloc(p->rumours, n * sizeof(*r));
+
+			if (!r)
+				return;	/* not rumoured: the sample still carries it */
+			p->rumours = r;
+			p->arumours = n;
+		}
+	}
 	m->rumour_left = (uint8_t)rumour_sends(g);
-	bucket_push(priv(g), m->rumour_left, m->id);
+	m->rumour_round = g->round;
+	p->rumours[p->nrumours++] = (struct rumour){ m->id, g->round };
 }
 
 static void set_state(struct gossip *g, struct gossip_member *m, unsigned int state,
@@ -318,8 +345,7 @@ static int in_list(const uint64_t *ids, unsigned int n, uint64_t id)
 static void build(struct gossip *g, struct gossip_out *out, uint32_t to_addr, uint8_t type)
 {
 	struct gossip_priv *p = priv(g);
-	unsigned int max = g->cfg.max_entries, n = 0, rumour_room, nsent;
-	struct gossip_member *sent[NSWAP_GOSSIP_MAX_ENTRIES];
+	unsigned int max = g->cfg.max_entries, n = 0, rumour_room;
 	unsigned char *e = out->buf + NSWAP_HDR_SIZE;
 	uint64_t ids[NSWAP_GOSSIP_MAX_ENTRIES];
 	struct frame_hdr h = { 0 };
@@ -327,27 +353,20 @@ static void build(struct gossip *g, struct gossip_out *out, uint32_t to_addr, ui
 	entry_encode(e, &g->self);
 	ids[n++] = g->self.id;
 	rumour_room = max - 1 - max / 4;
-	nsent = 0;
-	for (unsigned int b = p->top; b > 0 && nsent < rumour_room; b--) {
-		struct rumour_bucket *q = &p->bucket[b];
+	for (uint32_t i = p->nrumours; i > 0 && n - 1 < rumour_room; i--) {
+		struct gossip_member *m;
 
-		while (q->n && nsent < rumour_room) {
-			uint64_t id = q->id[--q->n];
-			struct gossip_member *m = gossip_lookup(g, id);
-
-			if (!m || m->rumour_left != b || in_list(ids, n, id))
-				continue;	/* gone, re-armed, or already in this datagram */
-			entry_encode(e + n * ENTRY_SIZE, m);
-			ids[n++] = id;
-			sent[nsent++] = m;
+		if (!rumour_live(g, &p->rumours[i - 1], &m)) {
+			if (i == p->nrumours)
+				p->nrumours--;	/* stale on top: pop it */
+			continue;
 		}
-		if (!q->n && p->top == b)
-			p->top = b - 1;
+		if (in_list(ids, n, m->id))
+			continue;
+		entry_encode(e + n * ENTRY_SIZE, m);
+		ids[n++] = m->id;
+		m->rumour_left--;
 	}
-	/* requeued after the loop, so that none goes twice into one datagram */
-	for (unsigned int i = 0; i < nsent; i++)
-		if (--sent[i]->rumour_left)
-			bucket_push(p, sent[i]->rumour_left, sent[i]->id);
 	for (unsigned int tries = 0; n < max && g->count && tries < 2 * max; tries++) {
 		struct gossip_member *m = &g->members[rnd_below(g, g->count)];
 
@@ -633,8 +652,7 @@ void gossip_free(struct gossip *g)
 
 	if (p) {
 		free(p->watch);
-		for (unsigned int b = 0; b < 256; b++)
-			free(p->bucket[b].id);
+		free(p->rumours);
 		free(p);
 	}
 	free(g->members);

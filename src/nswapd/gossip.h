@@ -67,6 +67,7 @@ struct gossip_member {
 	uint64_t free;		/* pages free */
 	uint32_t load;
 	uint32_t unanswered;	/* pushes from us not answered yet (0/1) */
+	uint64_t rumour_round;	/* round its rumour was armed */
 	uint64_t heard_ms;	/* when its version last advanced here */
 	uint64_t state_ms;	/* when its state last changed here */
 };

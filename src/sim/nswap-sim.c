@@ -24,10 +24,13 @@
  *  - --placement oracle replaces both choices by a central allocator that
  *    knows every server's true fill and picks the least full (the baseline
  *    for placement imbalance); gossip still runs, for equal traffic.
- * Events: --join R (one new node at round R, seeded with 3 live nodes),
- * --leave R (a node drains: every page it stores is migrated, then it says
- * LEFT and stops), --crash R (a node stops; the pages it stored are lost,
- * counted: one copy per page until redundancy exists).
+ * Phases: a cold start (every node knows 3 seeds, nothing else) of --warmup
+ * rounds, or fewer once the mean node knows --settle of the others; then
+ * --rounds rounds with busy episodes.  Events, in rounds after the warm-up:
+ * --join R (one new node, seeded with 3 random nodes), --leave R (a node
+ * drains: every page it stores is migrated, then it says LEFT and stops),
+ * --crash R (a node stops; the pages it stored are lost, counted: one copy
+ * per page until redundancy exists).
  */
 #include <getopt.h>
 #include <math.h>
@@ -42,6 +45,7 @@
 #define BASE_ADDR	0x0A000001u	/* node i is 10.0.0.1 + i */
 #define SET_MAX		32
 #define PLACE_TRIES	3
+#define SET_REFRESHES	2
 
 struct hold {
 	uint32_t peer;		/* server (in a client's list) or client (in a server's) */
@@ -62,13 +66,14 @@ struct node {
 	int64_t demand, capacity, used, out_remote, out_disk;
 	struct holds mine;	/* my pages on servers */
 	struct holds stored;	/* pages I store, per owner */
+	uint64_t punted_round;	/* last round it shrank below its pages */
 	uint64_t set[SET_MAX];
 	unsigned int nset;
 };
 
 static struct opts {
 	uint32_t nodes, rounds, warmup, mem, set_k;
-	double loss, busy_rate;
+	double loss, busy_rate, settle;
 	int oracle;
 	int64_t join, leave, crash;
 	uint64_t seed;
@@ -77,14 +82,15 @@ static struct opts {
 
 static struct node *nodes;
 static uint32_t total;	/* nodes incl. the one that joins */
+static uint64_t cur_round;
+static uint64_t warm_end;	/* last warm-up round; 0 while warming up */
 static uint64_t trace_rng, net_rng;
 
 static struct {
 	uint64_t placed, enospc, disk, disk_with_room, migrations, punted_home, lost;
 	uint64_t pages_moved_in;	/* pages that were ever placed remotely */
-	double imb_sum, imb_oracle_like;
+	double imb_sum, imb_max, imbp_sum, imbp_max;
 	uint32_t imb_samples;
-	double imb_max;
 } st;
 
 static double urand(uint64_t *s)
@@ -94,6 +100,8 @@ static double urand(uint64_t *s)
 	*s ^= *s >> 27;
 	return (double)((*s * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
 }
+
+static void oracle_update(uint32_t j);
 
 static uint32_t addr_of(uint32_t i) { return BASE_ADDR + i; }
 static uint32_t node_of_addr(uint32_t a) { return a - BASE_ADDR; }
@@ -131,6 +139,7 @@ static void store(uint32_t owner, uint32_t server, int64_t n)
 	holds_add(&nodes[owner].mine, server, n);
 	holds_add(&nodes[server].stored, owner, n);
 	nodes[server].used += n;
+	oracle_update(server);
 }
 
 static int64_t cluster_room(void)
@@ -144,23 +153,65 @@ static int64_t cluster_room(void)
 
 /* ---- placement ---- */
 
+/* The oracle: an indexed min-heap of every node by true fill (used /
+ * capacity; no room sorts last), updated whenever a node's pages or
+ * capacity change. */
+static uint32_t *heap, *heap_pos;
+
+static double fill_key(uint32_t j)
+{
+	return room(&nodes[j]) ? (double)nodes[j].used / (double)nodes[j].capacity : 1e300;
+}
+
+static void heap_swap(uint32_t a, uint32_t b)
+{
+	uint32_t t = heap[a];
+
+	heap[a] = heap[b];
+	heap[b] = t;
+	heap_pos[heap[a]] = a;
+	heap_pos[heap[b]] = b;
+}
+
+static void oracle_update(uint32_t j)
+{
+	uint32_t i;
+
+	if (!o.oracle)
+		return;
+	i = heap_pos[j];
+	while (i > 0 && fill_key(heap[(i - 1) / 2]) > fill_key(heap[i])) {
+		heap_swap(i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < total && fill_key(heap[l]) < fill_key(heap[m]))
+			m = l;
+		if (r < total && fill_key(heap[r]) < fill_key(heap[m]))
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(i, m);
+		i = m;
+	}
+}
+
 static int64_t oracle_pick(uint32_t self)
 {
+	uint32_t j = heap[0];
+
+	if (!room(&nodes[j]))
+		return -1;
+	if (j != self)
+		return j;
+	/* the least full is the asker itself (a punting server): next best child */
 	int64_t best = -1;
-	double best_fill = 2.0;
 
-	for (uint32_t j = 0; j < total; j++) {
-		struct node *s = &nodes[j];
-
-		if (j == self || !room(s))
-			continue;
-		double fill = (double)s->used / (double)s->capacity;
-
-		if (fill < best_fill) {
-			best_fill = fill;
-			best = j;
-		}
-	}
+	for (uint32_t c = 1; c <= 2 && c < total; c++)
+		if (room(&nodes[heap[c]]) && (best < 0 || fill_key(heap[c]) < fill_key((uint32_t)best)))
+			best = heap[c];
 	return best;
 }
 
@@ -180,8 +231,13 @@ static int64_t place(uint32_t self, uint64_t *cluster_room_cache)
 			return -1;
 		return j;
 	}
-	c->nset = gossip_server_set(&c->g, c->set, c->nset, o.set_k);
-	for (int t = 0; t < PLACE_TRIES; t++) {
+	for (int t = 0; t < PLACE_TRIES * (SET_REFRESHES + 1); t++) {
+		/* a fresh server set at first and after every PLACE_TRIES ENOSPCs:
+		 * nswapd drops the servers found full and draws others */
+		if (t % PLACE_TRIES == 0) {
+			c->nset = gossip_server_set(&c->g, c->set, c->nset, o.set_k);
+			memset(full, 0, sizeof(full));
+		}
 		for (unsigned int i = 0; i < c->nset; i++) {
 			const struct gossip_member *m = gossip_find(&c->g, c->set[i]);
 
@@ -216,7 +272,8 @@ static void trace_step(struct node *n)
 		n->level += (n->busy_to - n->level) * 0.3;
 	} else {
 		n->level += (n->base - n->level) * 0.3;
-		if (urand(&trace_rng) < o.busy_rate) {
+		/* busy episodes start after the warm-up: it only builds the tables */
+		if (warm_end && cur_round > warm_end && urand(&trace_rng) < o.busy_rate) {
 			n->busy_left = 10 + (int)(urand(&trace_rng) * 30);
 			n->busy_to = 1.1 + 0.5 * urand(&trace_rng);
 		}
@@ -237,8 +294,9 @@ static void punt(uint32_t s, int64_t n)
 		holds_add(&srv->stored, owner, -1);
 		holds_add(&nodes[owner].mine, s, -1);
 		srv->used--;
+		oracle_update(s);
 		n--;
-		if (j >= 0 && (uint32_t)j != owner) {
+		if (j >= 0 && (uint32_t)j != owner && (uint32_t)j != s) {
 			store(owner, (uint32_t)j, 1);
 			st.migrations++;
 		} else {
@@ -284,6 +342,7 @@ static void swap_in(uint32_t i, int64_t n)
 		holds_add(&c->mine, h.peer, -k);
 		holds_add(&nodes[h.peer].stored, i, -k);
 		nodes[h.peer].used -= k;
+		oracle_update(h.peer);
 		c->out_remote -= k;
 		n -= k;
 	}
@@ -300,8 +359,11 @@ static void memory_round(void)
 		int64_t lend = (int64_t)(0.9 * o.mem) - n->demand;
 
 		n->capacity = lend > 0 ? lend : 0;
-		if (n->used > n->capacity)
+		oracle_update(i);
+		if (n->used > n->capacity) {
+			n->punted_round = cur_round;
 			punt(i, n->used - n->capacity);
+		}
 	}
 	for (uint32_t i = 0; i < total; i++) {
 		struct node *n = &nodes[i];
@@ -373,7 +435,16 @@ static void gossip_round_all(uint64_t now)
 
 /* ---- measurements ---- */
 
-static double imbalance(void)
+static double fill_mean;
+
+/* Max fill / mean fill (fill = used / capacity) over up nodes that lend.
+ * placement_only leaves out nodes that shrank below their pages in the
+ * last PINNED_ROUNDS rounds: elasticity, not placement, made those full
+ * (they sit at exactly 100 % after punting), and they would pin the max
+ * at 1 / mean for every placement rule alike. */
+#define PINNED_ROUNDS	5
+
+static double imbalance(int placement_only)
 {
 	double used = 0, cap = 0, maxfill = 0;
 
@@ -382,6 +453,8 @@ static double imbalance(void)
 
 		if (!n->up || n->capacity <= 0)
 			continue;
+		if (placement_only && n->punted_round && n->punted_round + PINNED_ROUNDS > cur_round)
+			continue;
 		used += n->used;
 		cap += n->capacity;
 		double f = (double)n->used / n->capacity;
@@ -389,6 +462,7 @@ static double imbalance(void)
 		if (f > maxfill)
 			maxfill = f;
 	}
+	fill_mean = cap > 0 ? used / cap : 0;
 	return used > 0 ? maxfill / (used / cap) : 1.0;
 }
 
@@ -441,8 +515,8 @@ static void node_start(uint32_t i, uint64_t now)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: nswap-sim [--nodes N] [--rounds R] [--warmup W] [--seed S] [--loss P]\n"
-		"                 [--fanout F] [--entries E] [--suspect-rounds R] [--set K]\n"
+		"usage: nswap-sim [--nodes N] [--warmup W] [--settle F] [--rounds R] [--seed S]\n"
+		"                 [--loss P] [--fanout F] [--entries E] [--suspect-rounds R] [--set K]\n"
 		"                 [--busy-rate P] [--mem PAGES] [--placement gossip|oracle]\n"
 		"                 [--join R] [--leave R] [--crash R]\n");
 	exit(2);
@@ -451,7 +525,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "nodes", 1, 0, 'n' }, { "rounds", 1, 0, 'r' }, { "warmup", 1, 0, 'w' },
+		{ "nodes", 1, 0, 'n' }, { "rounds", 1, 0, 'r' }, { "warmup", 1, 0, 'w' }, { "settle", 1, 0, 'K' },
 		{ "seed", 1, 0, 's' }, { "loss", 1, 0, 'l' }, { "fanout", 1, 0, 'f' },
 		{ "entries", 1, 0, 'e' }, { "suspect-rounds", 1, 0, 'S' }, { "set", 1, 0, 'k' },
 		{ "busy-rate", 1, 0, 'b' }, { "mem", 1, 0, 'm' }, { "placement", 1, 0, 'p' },
@@ -459,7 +533,7 @@ int main(int argc, char **argv)
 	};
 	int c;
 
-	o = (struct opts){ .nodes = 100, .rounds = 100, .warmup = 40, .mem = 1000, .set_k = 8,
+	o = (struct opts){ .nodes = 100, .rounds = 100, .warmup = 40, .mem = 1000, .set_k = 32,
 			   .busy_rate = 0.01, .join = -1, .leave = -1, .crash = -1, .seed = 1 };
 	gossip_config_defaults(&o.gc);
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -467,6 +541,7 @@ int main(int argc, char **argv)
 		case 'n': o.nodes = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'r': o.rounds = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'w': o.warmup = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'K': o.settle = strtod(optarg, NULL); break;
 		case 's': o.seed = strtoull(optarg, NULL, 0); break;
 		case 'l': o.loss = strtod(optarg, NULL); break;
 		case 'f': o.gc.fanout = (uint32_t)strtoul(optarg, NULL, 0); break;
@@ -489,8 +564,11 @@ int main(int argc, char **argv)
 	const char *bad = gossip_config_check(&o.gc);
 
 	if (bad || o.nodes < 2 || o.nodes > 100000 || o.set_k < 1 || o.set_k > SET_MAX ||
-	    o.loss < 0 || o.loss >= 1 || o.mem < 10) {
-		fprintf(stderr, "nswap-sim: %s\n", bad ? bad : "bad --nodes, --set, --loss or --mem");
+	    o.loss < 0 || o.loss >= 1 || o.mem < 10 || o.settle < 0 || o.settle > 1 ||
+	    ((o.leave >= 0 || o.crash >= 0) && o.nodes < 4)) {
+		fprintf(stderr, "nswap-sim: %s\n",
+			bad ? bad : "bad --nodes (2-100000; 4 or more with --leave or --crash), "
+				    "--set (1-32), --loss (0 to <1), --settle (0-1) or --mem (10 or more)");
 		usage();
 	}
 	crc32c_init(0);
@@ -498,8 +576,12 @@ int main(int argc, char **argv)
 	net_rng = o.seed * 3 + 7;
 	total = o.nodes + (o.join >= 0);
 	nodes = calloc(total, sizeof(*nodes));
-	if (!nodes)
+	heap = calloc(total, sizeof(*heap));
+	heap_pos = calloc(total, sizeof(*heap_pos));
+	if (!nodes || !heap || !heap_pos)
 		return 1;
+	for (uint32_t i = 0; i < total; i++)
+		heap[i] = heap_pos[i] = i;	/* all keys equal (no room) at start */
 	/* Cold start: every node knows 3 seeds among those before it (node 0
 	 * none); nothing else is given. */
 	for (uint32_t i = 0; i < o.nodes; i++) {
@@ -516,16 +598,20 @@ int main(int argc, char **argv)
 	printf("{\"nodes\": %u, \"seed\": %llu, \"placement\": \"%s\", \"fanout\": %u, \"entries\": %u, \"loss\": %g,\n \"rounds\": [",
 	       o.nodes, (unsigned long long)o.seed, o.oracle ? "oracle" : "gossip", o.gc.fanout,
 	       o.gc.max_entries, o.loss);
-	for (uint64_t r = 1; r <= o.rounds; r++) {
+	for (uint64_t r = 1; !warm_end || r <= warm_end + o.rounds; r++) {
 		uint64_t now = r * o.gc.interval_ms;
 
-		if ((int64_t)r == o.join) {
+		cur_round = r;
+
+		int64_t since = warm_end ? (int64_t)(r - warm_end) : -1;
+
+		if (o.join >= 0 && since == o.join) {
 			node_start(joiner, now);
 			for (int s = 0; s < 3; s++)
 				gossip_add_seed(&nodes[joiner].g,
 						addr_of((uint32_t)(urand(&trace_rng) * o.nodes)));
 		}
-		if ((int64_t)r == o.leave && nodes[leaver].up) {
+		if (o.leave >= 0 && since == o.leave && nodes[leaver].up) {
 			nodes[leaver].capacity = 0;
 			punt(leaver, nodes[leaver].used);
 			swap_in(leaver, nodes[leaver].out_remote + nodes[leaver].out_disk);
@@ -534,8 +620,9 @@ int main(int argc, char **argv)
 			for (unsigned int d = 0; d < n; d++)
 				deliver(leaver, &outs[d], now);
 			nodes[leaver].up = 0;
+			oracle_update(leaver);
 		}
-		if ((int64_t)r == o.crash && nodes[crashed].up) {
+		if (o.crash >= 0 && since == o.crash && nodes[crashed].up) {
 			struct node *x = &nodes[crashed];
 
 			for (uint32_t k = 0; k < x->stored.n; k++) {
@@ -549,9 +636,9 @@ int main(int argc, char **argv)
 			x->used = 0;
 			swap_in(crashed, x->out_remote + x->out_disk);
 			x->up = 0;
+			oracle_update(crashed);
 		}
-		if (r > o.warmup)
-			memory_round();
+		memory_round();
 		gossip_round_all(now);
 
 		uint64_t bytes = 0;
@@ -559,31 +646,38 @@ int main(int argc, char **argv)
 		for (uint32_t i = 0; i < total; i++)
 			bytes += nodes[i].g.stats.sent_bytes;
 		double known = known_fraction();
-		double imb = imbalance();
+		double imbp = imbalance(1);
+		double imb = imbalance(0);
 
-		if (r == o.warmup) {
+		if (!warm_end && (r >= o.warmup || (o.settle > 0 && known >= o.settle))) {
+			warm_end = r;
 			bytes0 = bytes;
 			known_at_warmup = known;
 		}
-		if (r > o.warmup) {
+		if (warm_end && r > warm_end)
 			rounds_measured++;
+		/* steady state: the first 20 rounds of load only fill the cluster */
+		if (warm_end && r > warm_end + 20) {
 			st.imb_sum += imb;
+			st.imbp_sum += imbp;
 			st.imb_samples++;
 			if (imb > st.imb_max)
 				st.imb_max = imb;
+			if (imbp > st.imbp_max)
+				st.imbp_max = imbp;
 		}
-		double js = o.join >= 0 && (int64_t)r >= o.join ? seen(joiner, 0) : -1;
-		double ls = o.leave >= 0 && (int64_t)r >= o.leave ? seen(leaver, 1) : -1;
-		double cs = o.crash >= 0 && (int64_t)r >= o.crash ? seen(crashed, 1) : -1;
+		double js = o.join >= 0 && since >= o.join ? seen(joiner, 0) : -1;
+		double ls = o.leave >= 0 && since >= o.leave ? seen(leaver, 1) : -1;
+		double cs = o.crash >= 0 && since >= o.crash ? seen(crashed, 1) : -1;
 
 		if (js >= 0.99 && join_seen99 < 0)
-			join_seen99 = (int64_t)r - o.join;
+			join_seen99 = since - o.join;
 		if (ls >= 0.99 && leave_seen99 < 0)
-			leave_seen99 = (int64_t)r - o.leave;
+			leave_seen99 = since - o.leave;
 		if (cs >= 0.99 && crash_seen99 < 0)
-			crash_seen99 = (int64_t)r - o.crash;
-		printf("%s\n  {\"round\": %llu, \"known\": %.4f, \"imbalance\": %.4f, \"bytes\": %llu, \"join_seen\": %.4f, \"leave_seen\": %.4f, \"crash_seen\": %.4f}",
-		       r > 1 ? "," : "", (unsigned long long)r, known, imb, (unsigned long long)bytes,
+			crash_seen99 = since - o.crash;
+		printf("%s\n  {\"round\": %llu, \"known\": %.4f, \"imbalance\": %.4f, \"imbalance_placement\": %.4f, \"fill_mean\": %.4f, \"bytes\": %llu, \"join_seen\": %.4f, \"leave_seen\": %.4f, \"crash_seen\": %.4f}",
+		       r > 1 ? "," : "", (unsigned long long)r, known, imb, imbp, fill_mean, (unsigned long long)bytes,
 		       js, ls, cs);
 	}
 	uint64_t bytes = 0, rejected = 0, suspected = 0, dead = 0, refuted = 0;
@@ -597,14 +691,15 @@ int main(int argc, char **argv)
 	}
 	double secs = rounds_measured * o.gc.interval_ms / 1000.0;
 
-	printf("\n ],\n \"summary\": {\"known_at_warmup\": %.4f, \"gossip_bytes_per_node_s\": %.1f, "
-	       "\"imbalance_mean\": %.4f, \"imbalance_max\": %.4f, \"placed\": %llu, \"enospc\": %llu, "
+	printf("\n ],\n \"summary\": {\"warmup_rounds\": %llu, \"known_at_warmup\": %.4f, \"gossip_bytes_per_node_s\": %.1f, "
+	       "\"imbalance_mean\": %.4f, \"imbalance_max\": %.4f, \"imbalance_placement_mean\": %.4f, \"imbalance_placement_max\": %.4f, \"placed\": %llu, \"enospc\": %llu, "
 	       "\"disk\": %llu, \"disk_with_room\": %llu, \"migrations\": %llu, \"punted_home\": %llu, "
 	       "\"migrations_per_page\": %.5f, \"lost_in_crash\": %llu, \"join_seen99_rounds\": %lld, "
 	       "\"leave_seen99_rounds\": %lld, \"crash_seen99_rounds\": %lld, \"rejected\": %llu, "
 	       "\"suspected\": %llu, \"declared_dead\": %llu, \"refuted\": %llu}}\n",
-	       known_at_warmup, secs > 0 ? (double)(bytes - bytes0) / o.nodes / secs : 0,
+	       (unsigned long long)warm_end, known_at_warmup, secs > 0 ? (double)(bytes - bytes0) / o.nodes / secs : 0,
 	       st.imb_samples ? st.imb_sum / st.imb_samples : 1.0, st.imb_max,
+	       st.imb_samples ? st.imbp_sum / st.imb_samples : 1.0, st.imbp_max,
 	       (unsigned long long)st.placed, (unsigned long long)st.enospc,
 	       (unsigned long long)st.disk, (unsigned long long)st.disk_with_room,
 	       (unsigned long long)st.migrations, (unsigned long long)st.punted_home,

@@ -1,0 +1,111 @@
+"""nswapd's gossip code and the placement rule, through the simulator's two programs.
+
+gossip-test checks each rule against hand-computed outcomes (src/sim/gossip-test.c); the
+nswap-sim runs check small clusters end to end: every datagram goes through the real
+encoder and decoder (nswap-sim exits 3 on any datagram its own nodes reject).
+"""
+
+import subprocess
+
+import pytest
+
+from harness import sim
+
+C_TESTS = [
+    "handshake",
+    "rejects",
+    "precedence",
+    "refute",
+    "suspect_dead_expire",
+    "rumour_sends",
+    "server_set",
+    "placement",
+    "config_check",
+]
+DATAGRAM_MAX = 56 + 24 * 48
+
+
+@pytest.fixture(scope="module")
+def programs():
+    return sim.build()
+
+
+@pytest.mark.parametrize("name", C_TESTS)
+def test_gossip_rule(programs, name):
+    proc = subprocess.run(
+        [programs[1], name], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok " + name, (
+        proc.stdout + proc.stderr
+    )
+
+
+def test_every_c_test_is_run_here(programs):
+    proc = subprocess.run([programs[1]], capture_output=True, text=True, timeout=60, check=True)
+    assert [line.split()[1] for line in proc.stdout.splitlines()] == C_TESTS
+
+
+def test_two_nodes_know_each_other_after_one_round_and_send_what_was_computed(programs):
+    # Node 1 is seeded with node 0: its push and node 0's reply in round 1.  From round 2
+    # each round each node pushes once and answers once, datagrams of 2 entries
+    # (56 + 2 x 48 bytes): 2 x 152 = 304 bytes per node per round (second).
+    out = sim.run("--nodes", 2, "--warmup", 1, "--rounds", 19, sim=programs[0])
+    assert out["rounds"][0]["known"] == 1.0
+    assert out["summary"]["gossip_bytes_per_node_s"] == 304.0
+    assert out["summary"]["rejected"] == 0
+
+
+def test_a_small_cluster_sees_a_join_a_leave_and_a_crash_within_five_rounds(programs):
+    out = sim.run(
+        "--nodes", 60, "--warmup", 30, "--rounds", 50,
+        "--join", 10, "--leave", 20, "--crash", 30, "--seed", 3,
+        sim=programs[0],
+    )  # fmt: skip
+    s = out["summary"]
+    assert out["rounds"][29]["known"] == 1.0
+    assert 0 <= s["join_seen99_rounds"] <= 5
+    assert 0 <= s["leave_seen99_rounds"] <= 5
+    assert 0 <= s["crash_seen99_rounds"] <= 5
+    # someone's suspicion timer declared the crashed node dead, everybody sees it
+    # gone at the end, and nobody alive had to refute (no false suspicion without loss)
+    assert s["declared_dead"] >= 1 and s["refuted"] == 0
+    assert out["rounds"][-1]["crash_seen"] == 1.0
+    # bounded datagrams: per node and second at most a push per fanout target, the
+    # answers to as many pushes on average, and the seed push
+    assert 0 < s["gossip_bytes_per_node_s"] <= (2 * 3 + 1) * DATAGRAM_MAX
+
+
+def test_pages_go_to_disk_only_when_the_cluster_is_full(programs):
+    roomy = sim.run("--nodes", 80, "--warmup", 20, "--rounds", 70, sim=programs[0])
+    assert roomy["summary"]["placed"] > 1000
+    assert roomy["summary"]["disk_with_room"] == 0
+    # nearly everyone busy: the cluster runs out of room and pages go to disk
+    full = sim.run(
+        "--nodes", 40, "--warmup", 20, "--rounds", 70, "--busy-rate", 0.5, sim=programs[0]
+    )
+    assert full["summary"]["disk"] > 0
+
+
+def test_gossip_placement_is_close_to_the_oracle_on_a_small_cluster(programs):
+    args = ("--nodes", 200, "--warmup", 30, "--rounds", 70, "--seed", 5)
+    ours = sim.run(*args, sim=programs[0])["summary"]
+    oracle = sim.run(*args, "--placement", "oracle", sim=programs[0])["summary"]
+    assert oracle["enospc"] == 0 and oracle["disk"] == 0
+    assert ours["imbalance_placement_mean"] <= 1.25 * oracle["imbalance_placement_mean"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--nodes", 1),
+        ("--fanout", 0),
+        ("--entries", 25),
+        ("--placement", "central"),
+        ("--loss", 1),
+    ],
+)
+def test_bad_arguments_exit_2_and_say_why(programs, args):
+    proc = subprocess.run(
+        [programs[0], *map(str, args)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2 and "usage: nswap-sim" in proc.stderr
