@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR MIT */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,9 @@
 #include "log.h"
 #include "nswap_proto.h"
 
-#define VALID_KEYS "listen, cache_size, name, max_clients, log_level, lock_memory, loops"
+#define VALID_KEYS "listen, cache_size, name, max_clients, log_level, lock_memory, loops, " \
+	"gossip, gossip_port, gossip_interval, gossip_fanout, gossip_seeds, gossip_address, " \
+	"node_id, gossip_subnet, gossip_table_file"
 
 void config_defaults(struct config *cfg)
 {
@@ -28,6 +32,22 @@ void config_defaults(struct config *cfg)
 	cfg->log_level = L_INFO;
 	cfg->lock_memory = 0;
 	cfg->loops = 0;
+
+	struct gossip_config gc;
+
+	gossip_config_defaults(&gc);
+	cfg->gossip = 0;
+	cfg->gossip_port = gc.gossip_port;
+	cfg->gossip_interval_ms = gc.interval_ms;
+	cfg->gossip_fanout = gc.fanout;
+}
+
+void config_gossip(const struct config *cfg, struct gossip_config *gc)
+{
+	gossip_config_defaults(gc);
+	gc->gossip_port = cfg->gossip_port;
+	gc->interval_ms = cfg->gossip_interval_ms;
+	gc->fanout = cfg->gossip_fanout;
 }
 
 static int bad(const char *where, const char *value, const char *what)
@@ -89,6 +109,135 @@ static int parse_bool(const char *s)
 			return 0;
 	}
 	return -1;
+}
+
+/* A dotted-quad IPv4 address (nothing else: no names, no shorthand) in host order. */
+static int parse_ipv4(const char *s, uint32_t *out)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return -1;
+	*out = ntohl(a.s_addr);
+	return 0;
+}
+
+static void format_ipv4(uint32_t addr, char *buf, size_t len)
+{
+	struct in_addr a = { .s_addr = htonl(addr) };
+
+	if (!inet_ntop(AF_INET, &a, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
+/* A value of a gossip_* key that gossip_config_check() limits: the check's
+ * own message says the range. */
+static int gossip_range(const struct config *cfg, const char *where, const char *value,
+			const char *key, unsigned long long v)
+{
+	struct gossip_config gc;
+	const char *err;
+	char what[160];
+
+	config_gossip(cfg, &gc);
+	if (!strcmp(key, "gossip_port"))
+		gc.gossip_port = (uint16_t)v;
+	else if (!strcmp(key, "gossip_interval"))
+		gc.interval_ms = (uint32_t)v;
+	else
+		gc.fanout = (uint32_t)v;
+	err = gossip_config_check(&gc);
+	if (!err)
+		return 0;
+	snprintf(what, sizeof(what), "is out of range: %s", err);
+	return bad(where, value, what);
+}
+
+/* gossip_seeds: "A.B.C.D,A.B.C.D" (spaces allowed around commas), at most
+ * GOSSIP_MAX_SEEDS; empty: none. */
+static int parse_seeds(struct config *cfg, const char *value, const char *where)
+{
+	uint32_t seeds[GOSSIP_MAX_SEEDS];
+	unsigned int n = 0;
+	char buf[1024], *item, *save = NULL;
+
+	if (strlen(value) >= sizeof(buf))
+		return bad(where, value, "is too long");
+	snprintf(buf, sizeof(buf), "%s", value);
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *e;
+
+		while (isspace((unsigned char)*item))
+			item++;
+		e = item + strlen(item);
+		while (e > item && isspace((unsigned char)e[-1]))
+			*--e = '\0';
+		if (!*item)
+			return bad(where, value, "has an empty entry; list IPv4 addresses "
+				   "separated by commas, e.g. 10.0.0.1,10.0.0.2");
+		if (n == GOSSIP_MAX_SEEDS)
+			return bad(where, value, "lists more than 16 seeds");
+		if (parse_ipv4(item, &seeds[n]) != 0)
+			return bad(where, item, "is not an IPv4 address; list seeds as "
+				   "A.B.C.D separated by commas, e.g. 10.0.0.1,10.0.0.2");
+		if (seeds[n] == 0 || seeds[n] == UINT32_MAX)
+			return bad(where, item, "is not a node's address");
+		n++;
+	}
+	memcpy(cfg->gossip_seeds, seeds, n * sizeof(seeds[0]));
+	cfg->gossip_nseeds = n;
+	return 0;
+}
+
+/* gossip_subnet: "A.B.C.D/N" without host bits; empty: none. */
+static int parse_subnet(struct config *cfg, const char *value, const char *where)
+{
+	static const char *const form = "is not an IPv4 subnet; use A.B.C.D/N, e.g. 10.0.0.0/24";
+	char buf[32];
+	const char *slash = strchr(value, '/');
+	unsigned long long bits;
+	uint32_t addr, mask;
+
+	if (!*value) {
+		cfg->gossip_has_subnet = 0;
+		return 0;
+	}
+	if (!slash || (size_t)(slash - value) >= sizeof(buf))
+		return bad(where, value, form);
+	memcpy(buf, value, (size_t)(slash - value));
+	buf[slash - value] = '\0';
+	if (parse_ipv4(buf, &addr) != 0 || parse_uint(slash + 1, 32, &bits) != 0)
+		return bad(where, value, form);
+	mask = bits ? UINT32_MAX << (32 - bits) : 0;
+	if (addr & ~mask)
+		return bad(where, value, "has host bits set; write the network address, "
+			   "e.g. 10.0.0.0/24");
+	cfg->gossip_has_subnet = 1;
+	cfg->gossip_net = addr;
+	cfg->gossip_mask = mask;
+	return 0;
+}
+
+/* node_id: auto, or a nonzero 64-bit integer, decimal or 0x hex. */
+static int parse_node_id(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!strcasecmp(s, "auto")) {
+		*out = 0;
+		return 0;
+	}
+	errno = 0;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		if (!isxdigit((unsigned char)s[2]))
+			return -1;
+		*out = strtoull(s + 2, &end, 16);
+	} else {
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		*out = strtoull(s, &end, 10);
+	}
+	return (errno || *end || !*out) ? -1 : 0;
 }
 
 int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, const char **err)
@@ -202,6 +351,63 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 			return bad(where, value, "is not a loop count; use auto, 0 (auto) "
 				   "or an integer 1-64");
 		cfg->loops = (unsigned int)u;
+	} else if (!strcmp(key, "gossip")) {
+		int b = parse_bool(value);
+
+		if (b < 0)
+			return bad(where, value, "is not a boolean; use on or off");
+		cfg->gossip = b;
+	} else if (!strcmp(key, "gossip_port")) {
+		if (parse_uint(value, 65535, &u) != 0)
+			return bad(where, value, "is not a UDP port; use an integer 1-65535");
+		if (gossip_range(cfg, where, value, key, u) != 0)
+			return -1;
+		cfg->gossip_port = (uint16_t)u;
+	} else if (!strcmp(key, "gossip_interval")) {
+		if (parse_uint(value, UINT32_MAX, &u) != 0)
+			return bad(where, value, "is not a number of milliseconds; use e.g. 1000");
+		if (gossip_range(cfg, where, value, key, u) != 0)
+			return -1;
+		cfg->gossip_interval_ms = (uint32_t)u;
+	} else if (!strcmp(key, "gossip_fanout")) {
+		if (parse_uint(value, UINT32_MAX, &u) != 0)
+			return bad(where, value, "is not a count; use an integer 1-16");
+		if (gossip_range(cfg, where, value, key, u) != 0)
+			return -1;
+		cfg->gossip_fanout = (uint32_t)u;
+	} else if (!strcmp(key, "gossip_seeds")) {
+		return parse_seeds(cfg, value, where);
+	} else if (!strcmp(key, "gossip_address")) {
+		uint32_t a = 0;
+
+		if (*value && parse_ipv4(value, &a) != 0)
+			return bad(where, value, "is not an IPv4 address; use this node's cluster "
+				   "address, e.g. 10.0.0.5");
+		if (*value && (a == 0 || a == UINT32_MAX))
+			return bad(where, value, "is not an address other nodes can reach; use "
+				   "this node's cluster address, e.g. 10.0.0.5");
+		cfg->gossip_address = a;
+	} else if (!strcmp(key, "node_id")) {
+		uint64_t id;
+
+		if (parse_node_id(value, &id) != 0)
+			return bad(where, value, "is not a node id; use auto or a nonzero 64-bit "
+				   "integer (decimal or 0x hex)");
+		cfg->node_id = id;
+	} else if (!strcmp(key, "gossip_subnet")) {
+		return parse_subnet(cfg, value, where);
+	} else if (!strcmp(key, "gossip_table_file")) {
+		size_t n = strlen(value);
+
+		if (n && value[0] != '/')
+			return bad(where, value, "is not an absolute path; use e.g. "
+				   "/run/nswap/gossip.json");
+		if (n + sizeof(".tmp") > sizeof(cfg->gossip_table_file))
+			return bad(where, value, "is too long; use at most 250 characters");
+		for (size_t i = 0; i < n; i++)
+			if (!isprint((unsigned char)value[i]))
+				return bad(where, value, "is not a path of printable characters");
+		snprintf(cfg->gossip_table_file, sizeof(cfg->gossip_table_file), "%s", value);
 	} else {
 		fprintf(stderr, "nswapd: %s: unknown key; valid keys: " VALID_KEYS "\n", where);
 		return -1;
@@ -286,6 +492,69 @@ int config_load(struct config *cfg, const char *path)
 	return rc;
 }
 
+int config_finish(struct config *cfg)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *err;
+
+	if (!cfg->gossip || cfg->gossip_address)
+		return 0;
+	/* Announce the listen address when it is one IPv4 address. */
+	if (parse_listen(cfg->listen, &ss, &len, &err) == 0 && ss.ss_family == AF_INET) {
+		uint32_t a = ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr);
+
+		if (a != INADDR_ANY) {
+			cfg->gossip_address = a;
+			return 0;
+		}
+	}
+	fprintf(stderr, "nswapd: gossip_address: not set, and listen = %s is not one IPv4 "
+		"address to announce to other nodes; set gossip_address (--gossip-address) "
+		"to this node's cluster IPv4 address, or listen on it\n", cfg->listen);
+	return -1;
+}
+
+/* The gossip keys are printed only with gossip = on: off, they do nothing,
+ * and the output stays what it was before gossip existed. */
+static void print_gossip(const struct config *cfg)
+{
+	char a[INET_ADDRSTRLEN];
+
+	if (!cfg->gossip)
+		return;
+	printf("gossip = on\n");
+	printf("gossip_port = %u\n", cfg->gossip_port);
+	printf("gossip_interval = %u\n", cfg->gossip_interval_ms);
+	printf("gossip_fanout = %u\n", cfg->gossip_fanout);
+	if (cfg->gossip_address) {
+		format_ipv4(cfg->gossip_address, a, sizeof(a));
+		printf("gossip_address = %s\n", a);
+	}
+	if (cfg->node_id)
+		printf("node_id = 0x%016llx\n", (unsigned long long)cfg->node_id);
+	else
+		printf("node_id = auto\n");
+	if (cfg->gossip_nseeds) {
+		printf("gossip_seeds = ");
+		for (unsigned int i = 0; i < cfg->gossip_nseeds; i++) {
+			format_ipv4(cfg->gossip_seeds[i], a, sizeof(a));
+			printf("%s%s", i ? "," : "", a);
+		}
+		printf("\n");
+	}
+	if (cfg->gossip_has_subnet) {
+		unsigned int bits = 0;
+
+		for (uint32_t m = cfg->gossip_mask; m; m <<= 1)
+			bits++;
+		format_ipv4(cfg->gossip_net, a, sizeof(a));
+		printf("gossip_subnet = %s/%u\n", a, bits);
+	}
+	if (cfg->gossip_table_file[0])
+		printf("gossip_table_file = %s\n", cfg->gossip_table_file);
+}
+
 void config_print(const struct config *cfg)
 {
 	printf("listen = %s\n", cfg->listen);
@@ -305,4 +574,5 @@ void config_print(const struct config *cfg)
 		printf("loops = %u\n", cfg->loops);
 	else
 		printf("loops = auto\n");
+	print_gossip(cfg);
 }

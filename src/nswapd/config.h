@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "gossip.h"
+
 #define CONFIG_DEFAULT_LISTEN	"0.0.0.0:7405"
 #define CONFIG_DEFAULT_CACHE	(256ULL << 20)
 #define CONFIG_DEFAULT_CLIENTS	256
@@ -21,6 +23,8 @@
  * CACHE_MAX_SHARDS: more loops than shards would only queue on the locks). */
 #define CONFIG_AUTO_LOOPS	16
 #define CONFIG_MAX_LOOPS	64
+/* gossip_table_file: an absolute path, at most this long. */
+#define CONFIG_PATH_MAX		256
 
 struct config {
 	char listen[128];
@@ -30,14 +34,33 @@ struct config {
 	int log_level;
 	int lock_memory;
 	unsigned int loops;	/* event-loop threads; 0 = auto */
+	/* Gossip membership (gossip.h, gossip_net.c); off by default.  The
+	 * gossip_* limits are the ones gossip_config_check() enforces. */
+	int gossip;
+	uint16_t gossip_port;		/* UDP */
+	uint32_t gossip_interval_ms;
+	uint32_t gossip_fanout;
+	uint32_t gossip_seeds[GOSSIP_MAX_SEEDS];	/* IPv4, host order */
+	unsigned int gossip_nseeds;
+	uint32_t gossip_address;	/* IPv4, host order; 0: the listen address */
+	uint64_t node_id;		/* 0: derived (gossip_net.c) */
+	int gossip_has_subnet;
+	uint32_t gossip_net, gossip_mask;	/* host order */
+	char gossip_table_file[CONFIG_PATH_MAX];	/* "" = none */
 };
 
 void config_defaults(struct config *cfg);
 /* Apply one setting.  `where` prefixes error messages: "FILE:LINE: key" or
  * "--option".  Returns 0, or -1 after printing the error to stderr. */
 int config_set(struct config *cfg, const char *key, const char *value, const char *where);
+/* The gossip module's settings: its defaults, with cfg's gossip_* keys. */
+void config_gossip(const struct config *cfg, struct gossip_config *gc);
 /* Read a config file.  Returns 0, or -1 after printing the error. */
 int config_load(struct config *cfg, const char *path);
+/* Checks between keys, once every setting is applied (file, then command
+ * line); fills in what defaults to another key (gossip_address from listen).
+ * Returns 0, or -1 after printing the error. */
+int config_finish(struct config *cfg);
 /* Print the effective configuration as a valid config file. */
 void config_print(const struct config *cfg);
 

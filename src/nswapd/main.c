@@ -18,9 +18,15 @@
 
 static void usage(FILE *f)
 {
+	struct gossip_config gc;
+
+	gossip_config_defaults(&gc);
 	fprintf(f,
 		"usage: nswapd [-c FILE] [--listen ADDR:PORT] [--cache-size SIZE] [--name NAME]\n"
 		"              [--max-clients N] [--loops N] [--log-level LEVEL] [--foreground]\n"
+		"              [--gossip on|off] [--gossip-address ADDR] [--gossip-seeds LIST]\n"
+		"              [--gossip-port PORT] [--gossip-interval MS] [--gossip-fanout N]\n"
+		"              [--node-id ID] [--gossip-subnet CIDR] [--gossip-table-file PATH]\n"
 		"              [--check-config]\n"
 		"\n"
 		"  -c, --config FILE     read `key = value` settings from FILE (no file is read\n"
@@ -32,13 +38,28 @@ static void usage(FILE *f)
 		"      --loops N           event-loop threads: auto (default: one per CPU nswapd\n"
 		"                        may run on, at most %d) or 1-%d\n"
 		"      --log-level LEVEL   error, warning, info (default) or debug\n"
+		"      --gossip on|off     gossip membership with the other nswapd (default off)\n"
+		"      --gossip-address ADDR  IPv4 address announced for this server (default:\n"
+		"                        the listen address; required when listening on 0.0.0.0)\n"
+		"      --gossip-seeds LIST  IPv4 addresses to join through, comma-separated, at\n"
+		"                        most %d\n"
+		"      --gossip-port PORT  UDP port of every node's gossip (default %u)\n"
+		"      --gossip-interval MS  one gossip round every MS ms (default %u, 10-600000)\n"
+		"      --gossip-fanout N   members told per round (default %u, 1-%d)\n"
+		"      --node-id ID        nonzero 64-bit id, decimal or 0x hex (default auto:\n"
+		"                        from /etc/machine-id and the announced address:port)\n"
+		"      --gossip-subnet CIDR  drop gossip datagrams from outside A.B.C.D/N\n"
+		"      --gossip-table-file PATH  write the membership table there as JSON\n"
+		"                        after every round (default: none)\n"
 		"  -f, --foreground        do not detach (use under systemd)\n"
 		"      --check-config      validate the configuration, print it, exit\n"
 		"  -V, --version           print the version and protocol range\n"
 		"\n"
 		"Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime error,\n"
-		"2 on a usage or configuration error.  SIGHUP logs the status counters.\n",
-		CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_CLIENTS, CONFIG_AUTO_LOOPS, CONFIG_MAX_LOOPS);
+		"2 on a usage or configuration error.  SIGHUP logs the status counters\n"
+		"(and, with gossip on, the membership table).\n",
+		CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_CLIENTS, CONFIG_AUTO_LOOPS, CONFIG_MAX_LOOPS,
+		GOSSIP_MAX_SEEDS, gc.gossip_port, gc.interval_ms, gc.fanout, GOSSIP_MAX_FANOUT);
 }
 
 /* Detach; the parent exits once the child reports whether it started. */
@@ -86,7 +107,8 @@ static void notify(int *fd, char rc)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK = 256, OPT_LOGLEVEL, OPT_LOOPS };
+	enum { OPT_CHECK = 256, OPT_LOGLEVEL, OPT_LOOPS, OPT_GOSSIP, OPT_GPORT, OPT_GINTERVAL,
+	       OPT_GFANOUT, OPT_GSEEDS, OPT_GADDRESS, OPT_NODEID, OPT_GSUBNET, OPT_GTABLE };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -95,13 +117,22 @@ int main(int argc, char **argv)
 		{ "max-clients", required_argument, NULL, 'm' },
 		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
 		{ "loops", required_argument, NULL, OPT_LOOPS },
+		{ "gossip", required_argument, NULL, OPT_GOSSIP },
+		{ "gossip-port", required_argument, NULL, OPT_GPORT },
+		{ "gossip-interval", required_argument, NULL, OPT_GINTERVAL },
+		{ "gossip-fanout", required_argument, NULL, OPT_GFANOUT },
+		{ "gossip-seeds", required_argument, NULL, OPT_GSEEDS },
+		{ "gossip-address", required_argument, NULL, OPT_GADDRESS },
+		{ "node-id", required_argument, NULL, OPT_NODEID },
+		{ "gossip-subnet", required_argument, NULL, OPT_GSUBNET },
+		{ "gossip-table-file", required_argument, NULL, OPT_GTABLE },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct { const char *key, *opt, *value; } cli[16];
+	struct { const char *key, *opt, *value; } cli[32];
 	int ncli = 0, foreground = 0, check = 0, opt, notify_fd = -1, rc;
 	const char *path = NULL;
 	struct config cfg;
@@ -118,6 +149,15 @@ int main(int argc, char **argv)
 		case 'm': key = "max_clients"; name = "--max-clients"; break;
 		case OPT_LOGLEVEL: key = "log_level"; name = "--log-level"; break;
 		case OPT_LOOPS: key = "loops"; name = "--loops"; break;
+		case OPT_GOSSIP: key = "gossip"; name = "--gossip"; break;
+		case OPT_GPORT: key = "gossip_port"; name = "--gossip-port"; break;
+		case OPT_GINTERVAL: key = "gossip_interval"; name = "--gossip-interval"; break;
+		case OPT_GFANOUT: key = "gossip_fanout"; name = "--gossip-fanout"; break;
+		case OPT_GSEEDS: key = "gossip_seeds"; name = "--gossip-seeds"; break;
+		case OPT_GADDRESS: key = "gossip_address"; name = "--gossip-address"; break;
+		case OPT_NODEID: key = "node_id"; name = "--node-id"; break;
+		case OPT_GSUBNET: key = "gossip_subnet"; name = "--gossip-subnet"; break;
+		case OPT_GTABLE: key = "gossip_table_file"; name = "--gossip-table-file"; break;
 		case 'f': foreground = 1; break;
 		case OPT_CHECK: check = 1; break;
 		case 'V':
@@ -153,6 +193,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < ncli; i++)
 		if (config_set(&cfg, cli[i].key, cli[i].value, cli[i].opt) != 0)
 			return 2;
+	if (config_finish(&cfg) != 0)
+		return 2;
 	if (check) {
 		config_print(&cfg);
 		return 0;
