@@ -17,7 +17,8 @@
  *    before the release store to `draining`/`stop`, read after an acquire
  *    load (loops are woken through their eventfd);
  *  - cfg, started, nloops: written before the loop threads start, read-only
- *    afterwards.
+ *    afterwards;
+ *  - gossip (gossip_net.c): the main thread's alone, like the listener.
  * Client-wide state: the protocol keeps none across connections (a
  * connection's client_id, version and features are its own; generations are
  * per key and checked under the key's shard lock), so two connections of one
@@ -44,6 +45,7 @@
 
 struct conn;
 struct server;
+struct gossip_net;
 
 /* Counters of one loop; see the comment at the top for the atomics. */
 struct stats {
@@ -69,7 +71,7 @@ static inline void stat_add(_Atomic uint64_t *v, uint64_t n)
 			      memory_order_relaxed);
 }
 
-enum ev_kind { EV_LISTEN = 1, EV_SIGNAL, EV_CONN, EV_WAKE, EV_DONE };
+enum ev_kind { EV_LISTEN = 1, EV_SIGNAL, EV_CONN, EV_WAKE, EV_DONE, EV_GOSSIP, EV_GOSSIP_TIMER };
 
 /* Anything registered with an epoll starts with its kind. */
 struct ev_src {
@@ -116,6 +118,7 @@ struct server {
 	unsigned int nloops;
 	unsigned int next_loop;		/* main thread: round-robin start */
 	struct loop *loops;
+	struct gossip_net *gossip;	/* main thread only; NULL with gossip off */
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR MIT */
-/* The event loop: listener, signals (signalfd), connections, and the
- * bounded drain on SIGTERM/SIGINT. */
+/* The event loop: listener, signals (signalfd), gossip (gossip_net.c),
+ * connections, and the bounded drain on SIGTERM/SIGINT. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -21,6 +21,7 @@
 
 #include "conn.h"
 #include "crc32c.h"
+#include "gossip_net.h"
 #include "log.h"
 
 static struct ev_src listen_src = { EV_LISTEN };
@@ -351,6 +352,7 @@ int server_init(struct server *s, const struct config *cfg)
 	sigset_t mask;
 	const char *err;
 	char where[96];
+	uint16_t lport;
 	int one = 1;
 
 	memset(s, 0, sizeof(*s));
@@ -393,6 +395,8 @@ int server_init(struct server *s, const struct config *cfg)
 	len = sizeof(ss);
 	getsockname(s->lfd, (struct sockaddr *)&ss, &len);
 	format_addr((struct sockaddr *)&ss, where, sizeof(where));
+	lport = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port) :
+		ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -407,6 +411,23 @@ int server_init(struct server *s, const struct config *cfg)
 	    add_fd(s->epfd, s->donefd, &done_src) != 0) {
 		log_msg(L_ERR, "event setup: %s", strerror(errno));
 		return -1;
+	}
+	/* Gossip announces the port the listener got (port 0 picks one). */
+	if (cfg->gossip && ss.ss_family == AF_INET) {
+		uint32_t la = ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr);
+
+		if (la != INADDR_ANY && la != cfg->gossip_address)
+			log_msg(L_WARN, "gossip: gossip_address differs from the listen address %s: "
+				"other nodes are told to connect where nswapd does not listen", where);
+	}
+	if (cfg->gossip) {
+		s->gossip = malloc(sizeof(*s->gossip));
+		if (!s->gossip) {
+			log_msg(L_ERR, "gossip: out of memory");
+			return -1;
+		}
+		if (gossip_net_init(s->gossip, cfg, lport, s->epfd) != 0)
+			return -1;
 	}
 	if (loops_start(s) != 0) {
 		log_msg(L_ERR, "starting %u event loops: %s", s->nloops, strerror(errno));
@@ -487,8 +508,21 @@ static int do_accept(struct server *s)
 	return 0;
 }
 
+/* What this node lends now, for its gossip entry. */
+static void gossip_tick(struct server *s)
+{
+	uint32_t used = cache_used(&s->cache), limit = cache_limit(&s->cache);
+
+	gossip_net_timer(s->gossip, limit, used < limit ? limit - used : 0,
+			 atomic_load(&s->nconns));
+}
+
 static void start_drain(struct server *s, const char *signame)
 {
+	/* Before the drain, which may take seconds: members hear that this
+	 * node leaves instead of suspecting it. */
+	if (s->gossip)
+		gossip_net_leave(s->gossip);
 	log_msg(L_INFO, "%s: draining %u connections (at most %d ms)", signame,
 		atomic_load(&s->nconns), NSWAPD_DRAIN_MS);
 	stop_accepting(s);
@@ -511,6 +545,8 @@ static int handle_signals(struct server *s)
 
 		if (si.ssi_signo == SIGHUP) {
 			server_log_status(s);
+			if (s->gossip)
+				gossip_net_log_table(s->gossip);
 		} else if (!atomic_load(&s->draining)) {
 			start_drain(s, name);
 		} else {
@@ -562,6 +598,10 @@ int server_run(struct server *s)
 					epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
 					accept_resume = now_ms() + ACCEPT_PAUSE_MS;
 				}
+			} else if (src->kind == EV_GOSSIP) {
+				gossip_net_readable(s->gossip);
+			} else if (src->kind == EV_GOSSIP_TIMER) {
+				gossip_tick(s);
 			} else if (src->kind == EV_SIGNAL) {
 				if (handle_signals(s))
 					loops_stop(s);
@@ -606,6 +646,11 @@ void server_destroy(struct server *s)
 		close(s->sfd);
 	if (s->donefd >= 0)
 		close(s->donefd);
+	if (s->gossip) {
+		gossip_net_destroy(s->gossip);
+		free(s->gossip);
+		s->gossip = NULL;
+	}
 	if (s->epfd >= 0) {
 		close(s->epfd);
 		log_msg(L_INFO, "stopped");
