@@ -397,9 +397,17 @@ static void merge(struct gossip *g, const struct gossip_member *e, uint64_t now_
 	struct gossip_member *m;
 
 	if (e->id == g->self.id) {
-		/* Only we may say we are alive again: refute with a higher incarnation. */
-		if (e->state != NSWAP_MEMBER_ALIVE && e->incarnation >= g->self.incarnation &&
-		    g->self.state == NSWAP_MEMBER_ALIVE) {
+		if (g->self.state != NSWAP_MEMBER_ALIVE || e->incarnation == UINT32_MAX)
+			return;
+		/* Only we may say we are alive again: refute with a higher
+		 * incarnation.  An ALIVE entry of ours at our incarnation or later
+		 * is an earlier life of this node (restarted within the same
+		 * second, or after refutations raised it past the clock): others
+		 * would ignore our entries until the clock caught up, so go past
+		 * it too. */
+		if (e->incarnation >= g->self.incarnation &&
+		    (e->state != NSWAP_MEMBER_ALIVE || e->heartbeat > g->self.heartbeat ||
+		     e->incarnation > g->self.incarnation)) {
 			g->self.incarnation = e->incarnation + 1;
 			g->stats.refuted++;
 		}

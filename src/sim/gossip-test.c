@@ -269,10 +269,30 @@ static void test_refute(void)
 	e[1].inc = 2;
 	feed(&g, e, 2, &why);
 	CHECK(g.self.incarnation == 3 && g.stats.refuted == 2);
-	/* its next datagram says ALIVE at incarnation 3, first entry */
+	/* an earlier life of this node, ALIVE at a later incarnation (or at ours
+	 * with a heartbeat we never reached): go past it */
+	e[1].state = NSWAP_MEMBER_ALIVE;
+	e[1].inc = 7;
+	feed(&g, e, 2, &why);
+	CHECK(g.self.incarnation == 8 && g.stats.refuted == 3);
+	e[1].inc = 8;
+	e[1].hb = 1000;
+	feed(&g, e, 2, &why);
+	CHECK(g.self.incarnation == 9 && g.stats.refuted == 4);
+	/* our own entry echoed back (same incarnation, old heartbeat): nothing */
+	e[1].inc = 9;
+	e[1].hb = 0;
+	feed(&g, e, 2, &why);
+	CHECK(g.self.incarnation == 9 && g.stats.refuted == 4);
+	/* the incarnation cannot wrap: at the top nothing more is done */
+	e[1].inc = UINT32_MAX;
+	e[1].state = NSWAP_MEMBER_DEAD;
+	feed(&g, e, 2, &why);
+	CHECK(g.self.incarnation == 9);
+	/* its next datagram says ALIVE at incarnation 9, first entry */
 	CHECK(gossip_round(&g, 1000, out, 4) == 1);
 	CHECK(get_le64(out[0].buf + 56) == 1 && out[0].buf[56 + 14] == NSWAP_MEMBER_ALIVE &&
-	      get_le32(out[0].buf + 56 + 16) == 3);
+	      get_le32(out[0].buf + 56 + 16) == 9);
 	gossip_free(&g);
 }
 
