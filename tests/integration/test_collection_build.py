@@ -25,6 +25,7 @@ DEVELOPS = (
     "molecule/",
     "scripts/",
     "benchmarks/",
+    "src/sim/",
     ".ci/",
     "changelogs/fragments/",
     ".gitignore",
