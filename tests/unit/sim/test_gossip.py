@@ -35,9 +35,7 @@ def test_gossip_rule(programs, name):
     proc = subprocess.run(
         [programs[1], name], capture_output=True, text=True, timeout=60, check=False
     )
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok " + name, (
-        proc.stdout + proc.stderr
-    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok " + name, proc.stdout + proc.stderr
 
 
 def test_every_c_test_is_run_here(programs):
