@@ -52,3 +52,161 @@ def test_the_rendered_file_is_what_nswapd_reads(tmp_path, nswapd_bin, loops, sho
     assert "loops = %s\n" % shown in out
     assert "max_clients = 128\n" in out
     assert "listen = 127.0.0.1:7405\n" in out
+
+
+GOSSIP_KEYS = ("gossip", "node_id")
+
+
+def test_gossip_off_renders_the_file_as_before(tmp_path, nswapd_bin):
+    """The defaults (gossip off) give the same file as before gossip existed: no gossip key,
+    and nswapd prints none back."""
+    text = render(tmp_path).read_text()
+    assert text.splitlines()[1:] == [
+        "# nswapd settings (src/nswapd/nswapd.conf.example explains every key).",
+        "listen = 127.0.0.1:7405",
+        "cache_size = 256M",
+        "name = node1",
+        "max_clients = 256",
+        "loops = auto",
+        "log_level = info",
+        "lock_memory = no",
+    ]
+    assert text.endswith("lock_memory = no\n")
+    rc, out = check_config(nswapd_bin, tmp_path / "nswapd.conf")
+    assert rc == 0, out
+    assert not [line for line in out.splitlines() if line.startswith(GOSSIP_KEYS)], out
+
+
+def test_gossip_on_is_what_nswapd_reads(tmp_path, nswapd_bin):
+    conf = render(
+        tmp_path,
+        nswap_server_gossip=True,
+        nswap_server_gossip_port=7411,
+        nswap_server_gossip_interval_ms=250,
+        nswap_server_gossip_fanout=2,
+        nswap_server_gossip_seeds=["127.0.0.2", "127.0.0.3"],
+        nswap_server_gossip_subnet="127.0.0.0/8",
+    )
+    rc, out = check_config(nswapd_bin, conf)
+    assert rc == 0, out
+    gossip = [line for line in out.splitlines() if line.startswith(GOSSIP_KEYS)]
+    assert gossip == [
+        "gossip = on",
+        "gossip_port = 7411",
+        "gossip_interval = 250",
+        "gossip_fanout = 2",
+        "gossip_address = 127.0.0.1",  # nswap_server_address
+        "node_id = auto",
+        "gossip_seeds = 127.0.0.2,127.0.0.3",
+        "gossip_subnet = 127.0.0.0/8",
+        "gossip_table_file = /run/nswap/gossip.json",
+    ]
+    assert "listen = 127.0.0.1:7405\n" in out
+
+
+def test_gossip_on_with_the_defaults(tmp_path, nswapd_bin):
+    """No seeds, no subnet: only the keys with values; gossip_address given explicitly."""
+    conf = render(
+        tmp_path,
+        nswap_server_gossip=True,
+        nswap_server_address="0.0.0.0",
+        nswap_server_gossip_address="10.0.0.5",
+    )
+    text = conf.read_text()
+    assert "gossip_seeds" not in text and "gossip_subnet" not in text
+    rc, out = check_config(nswapd_bin, conf)
+    assert rc == 0, out
+    assert "gossip_address = 10.0.0.5\n" in out and "gossip_port = 7405\n" in out
+    assert "gossip_interval = 1000\n" in out and "gossip_fanout = 3\n" in out
+
+
+def run_playbook(tmp_path, tasks, **overrides):
+    """A play on localhost with overrides as extra vars (an included role adds its defaults)."""
+    variables = dict(nswap_server_address="127.0.0.1", nswap_server_name="node1")
+    variables.update(overrides)
+    extra = tmp_path / "vars.yml"
+    extra.write_text(yaml.safe_dump(variables))
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump([dict(hosts="localhost", gather_facts=False, tasks=tasks)]))
+    proc = subprocess.run(
+        [ANSIBLE + "-playbook", "-i", "localhost,", "-c", "local", str(play)]
+        + ["-e", "@%s" % extra],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(
+            os.environ,
+            ANSIBLE_LOCALHOST_WARNING="false",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_ROLES_PATH=os.path.dirname(ROLE),
+        ),
+    )
+    return proc.returncode, " ".join((proc.stdout + proc.stderr).split())
+
+
+VALIDATE = [
+    {
+        "name": "Gossip checks",
+        "ansible.builtin.include_role": {"name": "nswap_server", "tasks_from": "validate_gossip"},
+    }
+]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            dict(nswap_server_gossip_seeds=["10.0.0.1", "10.0.0.300"]),
+            "nswap_server_gossip_seeds=['10.0.0.1', '10.0.0.300'] must be a list of at most 16 "
+            "IPv4 addresses of nodes",
+        ),
+        (dict(nswap_server_gossip_seeds=["0.0.0.0"]), "not an IPv4 address of a node: 0.0.0.0"),
+        (dict(nswap_server_gossip_seeds="10.0.0.1,10.0.0.2"), "must be a list of at most 16"),
+        (
+            dict(nswap_server_gossip_port=70000),
+            "nswap_server_gossip_port=70000 is not a UDP port; use an integer 1-65535",
+        ),
+        (dict(nswap_server_gossip_interval_ms=5), "nswap_server_gossip_interval_ms=5 must be"),
+        (dict(nswap_server_gossip_fanout=0), "nswap_server_gossip_fanout=0 must be"),
+        (
+            dict(nswap_server_address="::1"),
+            "nswap_server_gossip_address=::1 is not an IPv4 address of this node",
+        ),
+        (dict(nswap_server_gossip_subnet="10.0.0.0"), "nswap_server_gossip_subnet=10.0.0.0 is not"),
+    ],
+)
+def test_bad_gossip_settings_fail_naming_the_variable(tmp_path, overrides, message):
+    rc, out = run_playbook(tmp_path, VALIDATE, nswap_server_gossip=True, **overrides)
+    assert rc != 0, out
+    assert message in out, out
+    assert "Nothing was changed." in out
+
+
+def test_good_gossip_settings_pass(tmp_path):
+    rc, out = run_playbook(
+        tmp_path,
+        VALIDATE,
+        nswap_server_gossip=True,
+        nswap_server_gossip_seeds=["10.0.0.1", "10.0.0.2"],
+        nswap_server_gossip_subnet="10.0.0.0/24",
+    )
+    assert rc == 0, out
+
+
+def test_argument_specs_refuse_a_port_that_is_no_number(tmp_path):
+    spec = os.path.join(ROLE, "meta", "argument_specs.yml")
+    tasks = [
+        {
+            "name": "Validate against the role's argument_specs",
+            "ansible.builtin.validate_argument_spec": {
+                "argument_spec": "{{ (lookup('ansible.builtin.file', '%s') | from_yaml)"
+                ".argument_specs.main.options }}" % spec,
+                "provided_arguments": {
+                    "nswap_server_gossip_port": "{{ nswap_server_gossip_port }}"
+                },
+            },
+        }
+    ]
+    rc, out = run_playbook(tmp_path, tasks, nswap_server_gossip_port="x")
+    assert rc != 0, out
+    assert "nswap_server_gossip_port" in out and "int" in out, out
