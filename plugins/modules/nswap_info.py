@@ -24,6 +24,11 @@ description:
   - The active swap areas (C(/proc/swaps)), nswap devices marked.
   - The local memory server C(nswapd), if one answers STATUS on O(server_address) within
     O(timeout).
+  - The gossip membership table of the local nswapd (O(gossip_table_file), which nswapd writes
+    after every round when C(gossip = on), e.g. with the C(nswap.cluster.nswap_server) role's
+    C(nswap_server_gossip=true)) as RV(nswap.gossip); null when gossip is off or the file is
+    missing.  A file that cannot be read or parsed gives a warning and RV(nswap.gossip.error),
+    not a failure; a file not rewritten for 10 rounds (at least 1 s) is RV(nswap.gossip.stale).
 author:
   - nswap developers (@nswap)
 extends_documentation_fragment:
@@ -51,6 +56,11 @@ options:
     description: Seconds to wait for nswapd to connect and answer.
     type: float
     default: 2
+  gossip_table_file:
+    description: The local nswapd's gossip table (its C(gossip_table_file)); an empty string
+      skips it.
+    type: str
+    default: /run/nswap/gossip.json
 notes:
   - Reading configfs and sysfs needs no privileges; the module runs as any user.
 seealso:
@@ -68,6 +78,13 @@ EXAMPLES = r"""
     fail_msg: "{{ item.name }}: a server is not connected"
   loop: "{{ info.nswap.devices }}"
   when: item.power == 1
+
+- name: Fail when the gossip table misses a server or is stale
+  ansible.builtin.assert:
+    that:
+      - not info.nswap.gossip.stale
+      - info.nswap.gossip.alive + 1 == groups['nswap_servers'] | length
+  when: info.nswap.gossip is not none and info.nswap.gossip.error is none
 
 - name: Show the local memory server's usage
   ansible.builtin.debug:
@@ -176,7 +193,54 @@ nswap:
         status:
           description: Its STATUS counters (as nswap.cluster.nswap_server returns them).
           type: dict
+    gossip:
+      description:
+        - The local nswapd's gossip table file (src/nswapd/README.md, "Table file"); null when
+          the file does not exist (gossip off, nswapd stopped, or O(gossip_table_file) empty).
+        - The file's keys as written (C(version), C(pid), C(name), C(written_unix_ms),
+          C(gossip_port), C(interval_ms), C(members_total), C(members_listed), C(alive),
+          C(suspect), C(dead), C(left)) and those below.
+      returned: always
+      type: dict
+      contains:
+        path:
+          description: The file read.
+          type: str
+          sample: /run/nswap/gossip.json
+        error:
+          description: Why the file could not be used (unreadable, not JSON, not a version 1
+            table); then the other keys are null or empty.  Null when it was read.
+          type: str
+        age_ms:
+          description: Milliseconds since nswapd wrote the file (from C(written_unix_ms)).
+          type: int
+        stale:
+          description: True when the file was not rewritten for 10 gossip rounds (at least
+            1 s) - nswapd hangs or no longer writes it; its contents are then old.
+          type: bool
+        self:
+          description: This node's entry - C(id) (C(0x) and 16 hex digits), C(address),
+            C(port) (TCP), C(state) (V(alive), V(suspect), V(dead), V(left)), C(incarnation),
+            C(heartbeat), C(capacity) and C(free) (pages), C(load) (connections).
+          type: dict
+        members:
+          description: The other nodes it knows (at most 4096), as RV(nswap.gossip.self)
+            plus C(heard_ms_ago).
+          type: list
+          elements: dict
+          sample: [{id: "0x5e2a0c41d9b3f107", address: 10.77.0.12, port: 7405, state: alive,
+                    incarnation: 1767000000, heartbeat: 120, capacity: 65536, free: 60000,
+                    load: 2, heard_ms_ago: 800}]
+        stats:
+          description: Its gossip counters (C(rounds), C(sent_datagrams), C(sent_bytes),
+            C(recv_datagrams), C(recv_bytes), C(rejected), C(outside_subnet), C(send_errors),
+            C(joins), C(suspected), C(declared_dead), C(refuted), C(expired)).
+          type: dict
 """
+
+import json
+import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_ko
@@ -184,6 +248,13 @@ from ansible_collections.nswap.cluster.plugins.module_utils import nswap_server 
 
 # The directory that stands for "/"; module-level so that tests can point it elsewhere.
 ROOT = "/"
+
+# A table file not rewritten for this many rounds (and at least STALE_MIN_MS) is stale:
+# nswapd rewrites it every round.
+STALE_ROUNDS = 10
+STALE_MIN_MS = 1000
+# Keys a version 1 table has, with their types.
+TABLE_KEYS = dict(written_unix_ms=int, interval_ms=int, self=dict, members=list, stats=dict)
 
 
 def local_server(params):
@@ -200,6 +271,55 @@ def local_server(params):
     return result
 
 
+def stale_after_ms(interval_ms):
+    return max(STALE_ROUNDS * interval_ms, STALE_MIN_MS)
+
+
+def table_error(table):
+    """Why a parsed table file is not a version 1 table, or None."""
+    if not isinstance(table, dict):
+        return "not a JSON object"
+    if table.get("version") != 1:
+        return "version %r, not 1 (a newer nswapd?)" % (table.get("version"),)
+    for key, kind in TABLE_KEYS.items():
+        value = table.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return "%s is missing or not a %s" % (key, "number" if kind is int else kind.__name__)
+    if not all(isinstance(member, dict) for member in table["members"]):
+        return "members is not a list of objects"
+    return None
+
+
+def gossip_table(path, root, now_ms=None):
+    """The table file at path (under root) as RV(nswap.gossip); None when it does not exist."""
+    if not path:
+        return None
+    full = os.path.join(root, path.lstrip("/"))
+    if not os.path.lexists(full):
+        return None
+    result = dict(path=path, error=None, age_ms=None, stale=None, self=None, members=[], stats={})
+    try:
+        with open(full, encoding="utf-8") as handle:
+            table = json.load(handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        result["error"] = "cannot read %s: %s" % (path, exc)
+        return result
+    except ValueError as exc:
+        result["error"] = "%s is not JSON (%s)" % (path, exc)
+        return result
+    error = table_error(table)
+    if error:
+        result["error"] = "%s is not an nswapd gossip table: %s" % (path, error)
+        return result
+    result.update(table)
+    result.update(path=path, error=None)
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
+    result["age_ms"] = now_ms - table["written_unix_ms"]
+    result["stale"] = result["age_ms"] > stale_after_ms(table["interval_ms"])
+    return result
+
+
 def gather(params, root):
     ko = nswap_ko.NswapKo(root)
     return dict(
@@ -207,6 +327,7 @@ def gather(params, root):
         devices=ko.devices(),
         swaps=ko.swap_areas(),
         server=local_server(params),
+        gossip=gossip_table(params["gossip_table_file"], root),
     )
 
 
@@ -217,6 +338,7 @@ def main():
             server_address=dict(type="str", default="127.0.0.1"),
             server_port=dict(type="int", default=server_util.proto.DEFAULT_PORT),
             timeout=dict(type="float", default=2.0),
+            gossip_table_file=dict(type="str", default="/run/nswap/gossip.json"),
         ),
         supports_check_mode=True,
     )
@@ -225,9 +347,25 @@ def main():
         module.fail_json(
             msg="timeout=%s must be more than 0 and at most 3600 seconds" % params["timeout"]
         )
+    table_file = params["gossip_table_file"]
+    if table_file and not table_file.startswith("/"):
+        module.fail_json(
+            msg="gossip_table_file=%s must be an absolute path (nswapd's gossip_table_file, "
+            "e.g. /run/nswap/gossip.json), or empty to skip the gossip table" % table_file
+        )
     if not 0 < params["server_port"] < 65536:
         module.fail_json(msg="server_port=%d must be 1 to 65535" % params["server_port"])
-    module.exit_json(changed=False, nswap=gather(params, ROOT))
+    facts = gather(params, ROOT)
+    gossip = facts["gossip"]
+    if gossip and gossip["error"]:
+        module.warn("gossip table: %s; nswap.gossip has no members" % gossip["error"])
+    elif gossip and gossip["stale"]:
+        module.warn(
+            "gossip table: %s was written %d ms ago, more than %d rounds of %d ms (at least "
+            "%d ms): its contents are old; is nswapd hanging? (journalctl -u nswapd)"
+            % (gossip["path"], gossip["age_ms"], STALE_ROUNDS, gossip["interval_ms"], STALE_MIN_MS)
+        )
+    module.exit_json(changed=False, nswap=facts)
 
 
 if __name__ == "__main__":

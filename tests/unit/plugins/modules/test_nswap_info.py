@@ -5,7 +5,11 @@ tree under tmp_path laid out as docs/kmod.md describes, and at a real nswapd
 on loopback (or at a closed port) for the server part.
 """
 
+import json
+import time
+
 import pytest
+from ansible.module_utils import basic
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_ko
 from ansible_collections.nswap.cluster.plugins.modules import nswap_info as info_module
 
@@ -129,6 +133,7 @@ def test_a_node_without_nswap(monkeypatch, tmp_path, check_mode):
         swaps=[],
         server=dict(running=None, address=result["nswap"]["server"]["address"], error=None,
                     status={}),
+        gossip=None,  # no /run/nswap/gossip.json
     )  # fmt: skip
 
 
@@ -177,3 +182,165 @@ def test_an_item_with_unreadable_attributes(tmp_path):
     device = reader.item("gone")  # an item whose attributes cannot be read
     assert device["size"] is None and device["servers"] == [] and device["client_id"] is None
     assert reader.counters(None) == {} and reader.devices()[0]["path"] is None
+
+
+TABLE = "run/nswap/gossip.json"
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    """The module's warnings (AnsibleModule.warn), in order."""
+    said = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text, **kw: said.append(text))
+    return said
+
+
+def member(last_octet, state="alive", **more):
+    entry = dict(
+        id="0x%016x" % (0x5E2A0C41D9B3F100 + last_octet),
+        address="10.77.0.%d" % last_octet,
+        port=7405,
+        state=state,
+        incarnation=1767000000,
+        heartbeat=120,
+        capacity=65536,
+        free=60000,
+        load=2,
+    )
+    entry.update(more)
+    return entry
+
+
+def table(written_unix_ms=None, interval_ms=1000):
+    """A table file's contents as nswapd writes it (gossip_net.c, write_table)."""
+    members = [member(12, heard_ms_ago=800), member(13, "suspect", heard_ms_ago=4200)]
+    return dict(
+        version=1,
+        pid=4242,
+        name="node11",
+        written_unix_ms=int(time.time() * 1000) if written_unix_ms is None else written_unix_ms,
+        gossip_port=7405,
+        interval_ms=interval_ms,
+        self=member(11),
+        members_total=2,
+        members_listed=2,
+        alive=1,
+        suspect=1,
+        dead=0,
+        left=0,
+        members=members,
+        stats=dict(rounds=120, sent_datagrams=360, rejected=0, outside_subnet=0, joins=1),
+    )
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_gossip_table_with_members(monkeypatch, node, warnings, check_mode):
+    written = table()
+    write_tree(node, {TABLE: json.dumps(written, indent=1)})
+    failed, result = run(monkeypatch, server=False, check_mode=check_mode)
+    assert not failed, result
+    gossip = result["nswap"]["gossip"]
+    assert gossip["path"] == "/run/nswap/gossip.json" and gossip["error"] is None
+    assert gossip["stale"] is False and 0 <= gossip["age_ms"] < 60000
+    assert gossip["self"] == written["self"] and gossip["stats"] == written["stats"]
+    assert [(m["address"], m["state"]) for m in gossip["members"]] == [
+        ("10.77.0.12", "alive"),
+        ("10.77.0.13", "suspect"),
+    ]
+    assert gossip["members"][1]["heard_ms_ago"] == 4200
+    assert (gossip["alive"], gossip["suspect"], gossip["members_total"]) == (1, 1, 2)
+    assert (gossip["interval_ms"], gossip["name"], gossip["version"]) == (1000, "node11", 1)
+    assert warnings == []
+
+
+@pytest.mark.parametrize("table_file", ["/run/nswap/gossip.json", ""])
+def test_gossip_table_missing_or_skipped(monkeypatch, node, table_file):
+    if not table_file:  # an empty option skips even a file that is there
+        write_tree(node, {TABLE: json.dumps(table())})
+    failed, result = run(monkeypatch, server=False, gossip_table_file=table_file)
+    assert not failed, result
+    assert result["nswap"]["gossip"] is None
+    assert result["nswap"]["module"]["loaded"] is True  # the rest as before
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ('{"version": 1, "members": [', "/run/nswap/gossip.json is not JSON ("),
+        ("[]", "is not an nswapd gossip table: not a JSON object"),
+        ('{"version": 2}', "is not an nswapd gossip table: version 2, not 1"),
+        (
+            json.dumps(dict(table(), members="none")),
+            "is not an nswapd gossip table: members is missing or not a list",
+        ),
+        (
+            json.dumps(dict(table(), written_unix_ms="soon")),
+            "written_unix_ms is missing or not a number",
+        ),
+        (json.dumps(dict(table(), members=[1, 2])), "members is not a list of objects"),
+        (b"\xff\xfe", "cannot read /run/nswap/gossip.json"),
+    ],
+)
+def test_gossip_table_malformed_warns(monkeypatch, node, warnings, text, error):
+    target = node / TABLE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        target.write_bytes(text)
+    else:
+        target.write_text(text)
+    failed, result = run(monkeypatch, server=False)
+    assert not failed, result
+    gossip = result["nswap"]["gossip"]
+    assert error in gossip["error"], gossip
+    assert gossip["members"] == [] and gossip["self"] is None and gossip["stale"] is None
+    assert len(warnings) == 1 and warnings[0].startswith("gossip table: "), warnings
+    assert error in warnings[0] and "nswap.gossip has no members" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "age_ms, interval_ms, stale",
+    [
+        (11000, 1000, True),  # 11 rounds
+        (9000, 1000, False),  # 9 rounds
+        (900, 50, False),  # 18 rounds but under 1 s
+        (1500, 50, True),
+    ],
+)
+def test_gossip_table_stale(monkeypatch, node, warnings, age_ms, interval_ms, stale):
+    written = int(time.time() * 1000) - age_ms
+    write_tree(node, {TABLE: json.dumps(table(written, interval_ms))})
+    failed, result = run(monkeypatch, server=False)
+    assert not failed, result
+    gossip = result["nswap"]["gossip"]
+    assert gossip["stale"] is stale and gossip["error"] is None
+    assert age_ms <= gossip["age_ms"] < age_ms + 30000
+    assert len(gossip["members"]) == 2  # still returned
+    assert len(warnings) == (1 if stale else 0), warnings
+    if stale:
+        assert "gossip.json was written %d ms ago" % gossip["age_ms"] in warnings[0]
+
+
+def test_gossip_table_of_a_real_nswapd(monkeypatch, node, nswapd_bin):
+    """The file a running nswapd writes (gossip on, no seeds) is read as it is."""
+    path = node / TABLE
+    path.parent.mkdir(parents=True)
+    srv = Server(nswapd_bin, "--cache-size", "64K", "--gossip", "on", "--gossip-port",
+                 free_port(), "--gossip-interval", "50", "--gossip-table-file", path)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        failed, result = run(monkeypatch, server_port=srv.port)
+    finally:
+        assert srv.stop() == 0
+    assert not failed, result
+    gossip = result["nswap"]["gossip"]
+    assert gossip["error"] is None and gossip["stale"] is False, gossip
+    assert gossip["self"]["address"] == "127.0.0.1" and gossip["self"]["state"] == "alive"
+    assert gossip["self"]["port"] == srv.port and gossip["members"] == []
+    assert gossip["interval_ms"] == 50 and gossip["stats"]["rounds"] >= 1
+
+
+def test_gossip_table_file_must_be_absolute(monkeypatch, node):
+    failed, result = run(monkeypatch, gossip_table_file="gossip.json")
+    assert failed and "gossip_table_file=gossip.json must be an absolute path" in result["msg"]
