@@ -22,6 +22,7 @@ when every run produced numbers.
 
     benchmarks/cluster_sim.py                       # 10, 100, 1000, 10000 nodes
     benchmarks/cluster_sim.py --sizes 10,100,1000   # minutes fewer
+    benchmarks/cluster_sim.py --sizes 1000 --loss 0.01 --busy-rate 0.05   # lossy, loaded
 """
 
 import argparse
@@ -57,6 +58,8 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, default=60, help="rounds of load after the warm-up")
     p.add_argument("--set", type=int, default=32, help="servers per client (nswap.ko's list)")
     p.add_argument("--seed", type=int, default=1, help="first seed")
+    p.add_argument("--loss", type=float, default=0.0, help="fraction of datagrams lost")
+    p.add_argument("--busy-rate", type=float, default=0.01, help="busy episodes per node and round")
     p.add_argument(
         "--seeds",
         type=int,
@@ -72,6 +75,8 @@ def parse_args(argv):
         p.error("--sizes takes numbers, e.g. 10,100,1000")
     if any(n < 4 or n > 100000 for n in args.sizes):
         p.error("--sizes: each size must be 4 to 100000 nodes")
+    if not 0 <= args.loss < 1 or not 0 <= args.busy_rate <= 1:
+        p.error("--loss takes 0 to <1 and --busy-rate 0 to 1, e.g. --loss 0.01")
     return args
 
 
@@ -79,7 +84,7 @@ def run_size(n, args, placement, runs_dir, seed):
     cmd = [
         "--nodes", n, "--warmup", args.warmup, "--settle", args.settle,
         "--rounds", args.rounds, "--set", args.set, "--seed", seed,
-        "--placement", placement,
+        "--placement", placement, "--loss", args.loss, "--busy-rate", args.busy_rate,
         "--join", EVENTS["join"], "--leave", EVENTS["leave"], "--crash", EVENTS["crash"],
     ]  # fmt: skip
     start = time.monotonic()
@@ -99,6 +104,10 @@ SUMMED = (
     "migrations",
     "punted_home",
     "lost_in_crash",
+    "returned_home",
+    "suspected",
+    "declared_dead",
+    "refuted",
 )
 
 
@@ -186,9 +195,9 @@ def table(results, args):
     rows = [
         "| nodes (seeds) | warm-up rounds (known) | gossip B/node/s | imbalance gossip / oracle "
         "(ratio, per seed) | all servers gossip / oracle | join / leave / crash seen by 99 % "
-        "(rounds) | placed pages | migrations/page | disk (with room) | lost in crash | "
-        "sim wall s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "(rounds) | suspected / refuted | placed pages | migrations/page | disk (with room) | "
+        "lost in crash | sim wall s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in args.sizes:
         g = results[n]["gossip"]["summary"]
@@ -203,13 +212,14 @@ def table(results, args):
         spread = "" if len(per_seed) == 1 else ", %.2f-%.2f" % (min(per_seed), max(per_seed))
         rows.append(
             "| %d (%d) | %.0f (%.3f) | %.0f | %.2f / %.2f (%.3f%s) | %.2f / %.2f | "
-            "%s / %s / %s | %d | %.3f | %d (%d) | %d | %.0f + %.0f |"
+            "%s / %s / %s | %.0f / %.0f | %d | %.3f | %d (%d) | %d | %.0f + %.0f |"
             % (
                 n, len(per_seed), g["warmup_rounds"], g["known_at_warmup"],
                 g["gossip_bytes_per_node_s"],
                 g["imbalance_placement_mean"], o["imbalance_placement_mean"], ratio, spread,
                 g["imbalance_mean"], o["imbalance_mean"],
                 g["join_seen99_rounds"], g["leave_seen99_rounds"], g["crash_seen99_rounds"],
+                g["suspected"], g["refuted"],
                 g["placed"], g["migrations_per_page"], g["disk"], g["disk_with_room"],
                 g["lost_in_crash"], results[n]["gossip"]["wall_s"], results[n]["oracle"]["wall_s"],
             )

@@ -52,7 +52,9 @@ static inline unsigned int nswap_place_draw(const struct nswap_place_cand *c,
 static inline int nswap_place_less_full(const struct nswap_place_cand *a,
 					const struct nswap_place_cand *b)
 {
-	/* used * cap < 2^64 for caches below 2^32 pages (16 TiB) each */
+	/* exact for caches below 2^32 pages (16 TiB) each; gossip refuses
+	 * capacities above 2^40, where the products may wrap (a wrong choice
+	 * between two servers, never a full one) */
 	__nswap_u64 ua = a->capacity - a->free, ub = b->capacity - b->free;
 
 	return ua * b->capacity < ub * a->capacity;
@@ -67,19 +69,25 @@ static inline int nswap_place_pick(const struct nswap_place_cand *c, unsigned in
 				   __nswap_u32 rand1, __nswap_u32 rand2)
 {
 	__nswap_u64 total = 0;
-	unsigned int i, a, b;
+	unsigned int i, a, b, shift = 0;
 
-	for (i = 0; i < n; i++)
-		total += c[i].free;
+	for (i = 0; i < n; i++) {
+		if (c[i].free > ~0ULL - total)
+			total = ~0ULL;	/* saturate: absurd announcements cannot wrap to 0 */
+		else
+			total += c[i].free;
+	}
 	if (!total)
 		return -1;
-	/* (rand * total) >> 32 is below total for total < 2^32 pages per list */
-	a = nswap_place_draw(c, n, ((__nswap_u64)rand1 * (total & 0xffffffffULL)) >> 32);
-	b = nswap_place_draw(c, n, ((__nswap_u64)rand2 * (total & 0xffffffffULL)) >> 32);
-	if (total > 0xffffffffULL) {	/* huge lists: plain modulo, bias ~2^-32 */
-		a = nswap_place_draw(c, n, (((__nswap_u64)rand1 << 32) | rand2) % total);
-		b = nswap_place_draw(c, n, (((__nswap_u64)rand2 << 32) | rand1) % total);
-	}
+	/*
+	 * r = (rand * total) >> 32 is below total when total < 2^32; above,
+	 * draw at a granularity of 2^shift pages (no 64-bit division, which a
+	 * 32-bit kernel cannot link).
+	 */
+	while ((total >> shift) > 0xffffffffULL)
+		shift++;
+	a = nswap_place_draw(c, n, (((__nswap_u64)rand1 * (__nswap_u32)(total >> shift)) >> 32) << shift);
+	b = nswap_place_draw(c, n, (((__nswap_u64)rand2 * (__nswap_u32)(total >> shift)) >> 32) << shift);
 	return (int)(nswap_place_less_full(&c[b], &c[a]) ? b : a);
 }
 

@@ -12,6 +12,18 @@
 #define ENTRY_SIZE	sizeof(struct nswap_gossip_entry)
 #define SEED_EVERY	30
 #define RUMOUR_AGE	4
+/* Unanswered pushes in a row before a member is suspected: one lost datagram
+ * of the two an exchange needs must not start a suspicion (at 1 % loss about
+ * 2 % of exchanges fail, 8e-6 three times in a row). */
+#define PROBE_TRIES	3
+/* Bounds on what a datagram may claim: an incarnation step larger than this
+ * over the known one is ignored (a restart raises it by the seconds it was
+ * down, refutations by 1), and a capacity above 2^40 pages (4 PiB) is
+ * refused, so that no peer can pin a member's incarnation at the top or
+ * attract every page with an absurd free count.  Without authentication
+ * (protocol.md 11.4) a peer can still lie within these bounds. */
+#define INCARNATION_STEP	(1U << 20)
+#define GOSSIP_MAX_CAPACITY	(1ULL << 40)
 
 /* Timers that need a look at a later round; kept in a short list so that a
  * round costs O(fanout + suspects + tombstones), not O(members). */
@@ -40,6 +52,8 @@ struct gossip_priv {
 		uint64_t round;	/* when armed: equals the member's rumour_round */
 	} *rumours;
 	uint32_t nrumours, arumours;
+	uint64_t retry[GOSSIP_MAX_FANOUT];	/* members to push to again next round */
+	uint32_t nretry;
 };
 
 void gossip_config_defaults(struct gossip_config *cfg)
@@ -100,9 +114,15 @@ static struct gossip_priv *priv(const struct gossip *g)
 
 /* ---- the member index: id -> dense position ---- */
 
+/* Keyed: ids chosen to collide for one key are spread for another. */
 static uint32_t hash_id(const struct gossip *g, uint64_t id)
 {
-	return (uint32_t)((id * 0x9E3779B97F4A7C15ULL) >> 32) & g->index_mask;
+	uint64_t x = id ^ g->hash_key;
+
+	x ^= x >> 31;
+	x *= 0x9E3779B97F4A7C15ULL;
+	x ^= x >> 29;
+	return (uint32_t)(x >> 32) & g->index_mask;
 }
 
 static uint32_t index_slot(const struct gossip *g, uint64_t id)
@@ -194,11 +214,32 @@ static void member_remove(struct gossip *g, uint64_t id)
 
 /* ---- timers and rumours ---- */
 
+/* Drop timers whose member is gone or has another incarnation now. */
+static void watch_compact(struct gossip *g)
+{
+	struct gossip_priv *p = priv(g);
+	uint32_t keep = 0;
+
+	for (uint32_t i = 0; i < p->nwatch; i++) {
+		const struct gossip_member *m = gossip_lookup(g, p->watch[i].id);
+
+		if (m && m->incarnation == p->watch[i].incarnation)
+			p->watch[keep++] = p->watch[i];
+	}
+	p->nwatch = keep;
+}
+
 static void watch_add(struct gossip *g, uint64_t id, uint32_t incarnation, int kind,
 		      uint64_t due_round)
 {
 	struct gossip_priv *p = priv(g);
 
+	/* a peer re-arming one member many times must not grow the list */
+	if (p->nwatch >= 4 * g->count + 256) {
+		watch_compact(g);
+		if (p->nwatch >= 4 * g->count + 256)
+			return;	/* the member keeps its state until a later change */
+	}
 	if (p->nwatch == p->awatch) {
 		uint32_t n = p->awatch ? 2 * p->awatch : 64;
 		struct watch *w = realloc(p->watch, n * sizeof(*w));
@@ -257,6 +298,12 @@ static void rumours_compact(struct gossip *g)
 static void rumour(struct gossip *g, struct gossip_member *m)
 {
 	struct gossip_priv *p = priv(g);
+
+	if (m->rumour_left && m->rumour_round == g->round) {
+		/* armed again in the same round: one stack entry is enough */
+		m->rumour_left = (uint8_t)rumour_sends(g);
+		return;
+	}
 
 	if (p->nrumours == p->arumours) {
 		rumours_compact(g);
@@ -330,6 +377,10 @@ static const char *entry_decode(struct gossip_member *m, const unsigned char *b)
 		return "entry with nonzero reserved bytes";
 	if (m->free > m->capacity)
 		return "entry with more free pages than capacity";
+	if (m->capacity > GOSSIP_MAX_CAPACITY)
+		return "entry with a capacity above 2^40 pages";
+	if (m->incarnation == UINT32_MAX)
+		return "entry with the largest incarnation (none could refute it)";
 	return NULL;
 }
 
@@ -342,7 +393,8 @@ static int in_list(const uint64_t *ids, unsigned int n, uint64_t id)
 }
 
 /* Own entry, rumours (at most 3/4 of the room), a random live sample. */
-static void build(struct gossip *g, struct gossip_out *out, uint32_t to_addr, uint8_t type)
+static void build(struct gossip *g, struct gossip_out *out, uint32_t to_addr, uint8_t type,
+		  uint64_t to_id)
 {
 	struct gossip_priv *p = priv(g);
 	unsigned int max = g->cfg.max_entries, n = 0, rumour_room;
@@ -352,8 +404,17 @@ static void build(struct gossip *g, struct gossip_out *out, uint32_t to_addr, ui
 
 	entry_encode(e, &g->self);
 	ids[n++] = g->self.id;
-	rumour_room = max - 1 - max / 4;
-	for (uint32_t i = p->nrumours; i > 0 && n - 1 < rumour_room; i--) {
+	if (to_id) {
+		/* what we hold against the receiver, so that it can refute now */
+		struct gossip_member *to = gossip_lookup(g, to_id);
+
+		if (to && (to->state == NSWAP_MEMBER_SUSPECT || to->state == NSWAP_MEMBER_DEAD)) {
+			entry_encode(e + n * ENTRY_SIZE, to);
+			ids[n++] = to_id;
+		}
+	}
+	rumour_room = max - n - max / 4;
+	for (uint32_t i = p->nrumours, taken = 0; i > 0 && taken < rumour_room; i--) {
 		struct gossip_member *m;
 
 		if (!rumour_live(g, &p->rumours[i - 1], &m)) {
@@ -366,6 +427,7 @@ static void build(struct gossip *g, struct gossip_out *out, uint32_t to_addr, ui
 		entry_encode(e + n * ENTRY_SIZE, m);
 		ids[n++] = m->id;
 		m->rumour_left--;
+		taken++;
 	}
 	for (unsigned int tries = 0; n < max && g->count && tries < 2 * max; tries++) {
 		struct gossip_member *m = &g->members[rnd_below(g, g->count)];
@@ -392,7 +454,10 @@ static void build(struct gossip *g, struct gossip_out *out, uint32_t to_addr, ui
 
 /* ---- merging what others say ---- */
 
-static void merge(struct gossip *g, const struct gossip_member *e, uint64_t now_ms)
+/* first_hand: the entry is the sender's own, from the address it names;
+ * only such an entry may move a member to another address. */
+static void merge(struct gossip *g, const struct gossip_member *e, uint64_t now_ms,
+		  int first_hand)
 {
 	struct gossip_member *m;
 
@@ -436,15 +501,21 @@ static void merge(struct gossip *g, const struct gossip_member *e, uint64_t now_
 		return;
 	}
 	if (e->incarnation > m->incarnation) {
-		unsigned int old = m->state;
-		uint8_t left = m->rumour_left;
-		uint32_t unanswered = m->unanswered;
+		struct gossip_member old = *m;
 
+		if (e->incarnation - m->incarnation > INCARNATION_STEP)
+			return;
 		*m = *e;
-		m->rumour_left = left;
-		m->unanswered = unanswered;
+		m->rumour_left = old.rumour_left;
+		m->rumour_round = old.rumour_round;
+		m->unanswered = 0;
+		m->probe_fails = 0;
+		if (!first_hand) {
+			m->addr = old.addr;
+			m->port = old.port;
+		}
 		m->heard_ms = now_ms;
-		m->state = (uint8_t)old;
+		m->state = old.state;
 		set_state(g, m, e->state, now_ms);	/* a restart or refutation is news */
 		return;
 	}
@@ -463,8 +534,10 @@ static void merge(struct gossip *g, const struct gossip_member *e, uint64_t now_
 	}
 	if (e->state == m->state && e->heartbeat > m->heartbeat) {
 		m->heartbeat = e->heartbeat;
-		m->addr = e->addr;
-		m->port = e->port;
+		if (first_hand) {
+			m->addr = e->addr;
+			m->port = e->port;
+		}
 		m->capacity = e->capacity;
 		m->free = e->free;
 		m->load = e->load;
@@ -515,16 +588,19 @@ int gossip_receive(struct gossip *g, uint64_t now_ms, uint32_t addr, const void 
 	g->stats.recv_datagrams++;
 	g->stats.recv_bytes += len;
 	for (unsigned int i = 0; i < n; i++)
-		merge(g, &entries[i], now_ms);
+		merge(g, &entries[i], now_ms, i == 0 && entries[0].addr == addr);
 	for (uint32_t i = 0; i < g->nseeds; i++)
 		if (g->seeds[i] == addr)
 			g->seed_answered = 1;
 	sender = gossip_lookup(g, h.client_id);
-	if (sender)
-		sender->unanswered = 0;	/* it is up: our push reached it or it reached us */
+	if (sender && sender->addr == addr) {
+		/* it is up (from its own address: a third party cannot vouch) */
+		sender->unanswered = 0;
+		sender->probe_fails = 0;
+	}
 	if (h.type != NSWAP_GOSSIP || g->self.state != NSWAP_MEMBER_ALIVE)
 		return 0;
-	build(g, reply, addr, NSWAP_GOSSIP | NSWAP_REPLY);
+	build(g, reply, addr, NSWAP_GOSSIP | NSWAP_REPLY, h.client_id);
 	return 1;
 reject:
 	g->stats.rejected++;
@@ -547,12 +623,24 @@ static void run_timers(struct gossip *g, uint64_t now_ms)
 			continue;
 		}
 		m = gossip_lookup(g, w.id);
-		if (!m || m->incarnation != w.incarnation)
+		if (!m)
 			continue;
-		if (w.kind == WATCH_PROBE && m->unanswered && m->state == NSWAP_MEMBER_ALIVE) {
+		if (m->incarnation != w.incarnation) {
+			if (w.kind == WATCH_PROBE)
+				m->unanswered = 0;	/* it restarted or refuted: news enough */
+			continue;
+		}
+		if (w.kind == WATCH_PROBE && m->unanswered) {
 			m->unanswered = 0;
-			g->stats.suspected++;
-			set_state(g, m, NSWAP_MEMBER_SUSPECT, now_ms);
+			if (m->state != NSWAP_MEMBER_ALIVE)
+				continue;
+			if (++m->probe_fails >= PROBE_TRIES) {
+				m->probe_fails = 0;
+				g->stats.suspected++;
+				set_state(g, m, NSWAP_MEMBER_SUSPECT, now_ms);
+			} else if (p->nretry < GOSSIP_MAX_FANOUT) {
+				p->retry[p->nretry++] = m->id;	/* ask it again next round */
+			}
 		} else if (w.kind == WATCH_SUSPECT && m->state == NSWAP_MEMBER_SUSPECT) {
 			g->stats.declared_dead++;
 			set_state(g, m, NSWAP_MEMBER_DEAD, now_ms);
@@ -569,7 +657,8 @@ static void run_timers(struct gossip *g, uint64_t now_ms)
 
 /* Up to `want` distinct members that are ALIVE or SUSPECT (a probe lets a
  * suspect refute); bounded tries, so a table of tombstones ends quickly. */
-static unsigned int pick_targets(struct gossip *g, struct gossip_member **t, unsigned int want)
+static unsigned int pick_targets(struct gossip *g, struct gossip_member **t, unsigned int want,
+				 struct gossip_member *const *already, unsigned int nalready)
 {
 	unsigned int n = 0;
 
@@ -581,7 +670,11 @@ static unsigned int pick_targets(struct gossip *g, struct gossip_member **t, uns
 			continue;
 		for (k = 0; k < n && t[k] != m; k++)
 			;
-		if (k == n)
+		if (k < n)
+			continue;
+		for (k = 0; k < nalready && already[k] != m; k++)
+			;
+		if (k == nalready)
 			t[n++] = m;
 	}
 	return n;
@@ -590,12 +683,22 @@ static unsigned int pick_targets(struct gossip *g, struct gossip_member **t, uns
 static unsigned int push(struct gossip *g, struct gossip_out *out, unsigned int max,
 			 int probe)
 {
+	struct gossip_priv *p = priv(g);
 	struct gossip_member *t[GOSSIP_MAX_FANOUT];
-	unsigned int n = pick_targets(g, t, g->cfg.fanout < max ? g->cfg.fanout : max);
+	unsigned int want = g->cfg.fanout < max ? g->cfg.fanout : max, n = 0;
 
+	/* members that did not answer last time first, then random ones */
+	for (uint32_t i = 0; i < p->nretry && n < want; i++) {
+		struct gossip_member *m = gossip_lookup(g, p->retry[i]);
+
+		if (m && m->state == NSWAP_MEMBER_ALIVE)
+			t[n++] = m;
+	}
+	p->nretry = 0;
+	n += pick_targets(g, t + n, want - n, t, n);
 	for (unsigned int i = 0; i < n; i++) {
 		/* t[] are pointers into members[]: build() does not move them */
-		build(g, &out[i], t[i]->addr, NSWAP_GOSSIP);
+		build(g, &out[i], t[i]->addr, NSWAP_GOSSIP, t[i]->id);
 		if (probe && !t[i]->unanswered) {
 			t[i]->unanswered = 1;
 			watch_add(g, t[i]->id, t[i]->incarnation, WATCH_PROBE, g->round + 1);
@@ -608,7 +711,7 @@ static unsigned int push(struct gossip *g, struct gossip_out *out, unsigned int 
 	 * first cannot form a cluster of their own; later one seed every
 	 * SEED_EVERY rounds joins partitions that formed anyway. */
 	if (!g->seed_answered || !n || g->round % SEED_EVERY == 0)
-		build(g, &out[n++], g->seeds[g->round % g->nseeds], NSWAP_GOSSIP);
+		build(g, &out[n++], g->seeds[g->round % g->nseeds], NSWAP_GOSSIP, 0);
 	return n;
 }
 
@@ -646,6 +749,7 @@ int gossip_init(struct gossip *g, const struct gossip_config *cfg, uint64_t id,
 	g->self.incarnation = incarnation;
 	g->self.heard_ms = g->self.state_ms = now_ms;
 	g->rng = seed ? seed : 0x9E3779B97F4A7C15ULL;
+	g->hash_key = rnd(g);
 	g->members_priv = calloc(1, sizeof(struct gossip_priv));
 	if (!g->members_priv || index_rebuild(g, 128)) {
 		gossip_free(g);
@@ -691,6 +795,12 @@ void gossip_note_free(struct gossip *g, uint64_t id, uint64_t free_pages)
 		m->free = free_pages;
 }
 
+void gossip_queues(const struct gossip *g, uint32_t *rumours, uint32_t *timers)
+{
+	*rumours = priv(g)->nrumours;
+	*timers = priv(g)->nwatch;
+}
+
 uint32_t gossip_alive(const struct gossip *g)
 {
 	uint32_t n = 0;
@@ -713,7 +823,7 @@ unsigned int gossip_server_set(struct gossip *g, uint64_t *set, unsigned int n,
 		if (m && m->state == NSWAP_MEMBER_ALIVE && m->free)
 			set[keep++] = set[i];
 	}
-	n = keep;
+	n = keep < k ? keep : k;
 	if (n >= k || !g->count)
 		return n;
 	for (unsigned int tries = 0; tries < 4 * k + 8 && ns < 64; tries++) {
@@ -728,7 +838,8 @@ unsigned int gossip_server_set(struct gossip *g, uint64_t *set, unsigned int n,
 		ns++;
 	}
 	while (n < k) {
-		int i = nswap_place_pick(cand, ns, (uint32_t)rnd(g), (uint32_t)rnd(g));
+		uint32_t r1 = (uint32_t)rnd(g), r2 = (uint32_t)rnd(g);	/* in this order */
+		int i = nswap_place_pick(cand, ns, r1, r2);
 
 		if (i < 0)
 			break;

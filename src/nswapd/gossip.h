@@ -13,14 +13,17 @@
  *    to `fanout` members chosen at random; each answers with a pull reply.
  *    Both carry the sender's own entry, then rumours (entries whose state,
  *    incarnation or existence changed lately, each sent rumour_factor x
- *    ceil(log2(n + 1)) times), then a random sample of live entries: the
+ *    ceil(log2(n + 2)) times), then a random sample of live entries: the
  *    datagram size is bounded, so the traffic per node does not grow with
  *    the cluster.
  *  - A newer (incarnation, heartbeat) replaces an entry; at the same
  *    incarnation a worse state wins (LEFT > DEAD > SUSPECT > ALIVE), and only
  *    the node itself can undo it, by raising its incarnation (refutation).
- *  - A push not answered by the next round makes its target SUSPECT (a
- *    rumour); a SUSPECT not refuted for suspect_rounds rounds becomes DEAD.
+ *  - A push not answered by the next round is sent again to the same member
+ *    in the next rounds; after PROBE_TRIES unanswered in a row it becomes
+ *    SUSPECT (a rumour), and every datagram to a member held SUSPECT or DEAD
+ *    carries that entry so that it can refute at once; a SUSPECT not refuted
+ *    for suspect_rounds rounds becomes DEAD.
  *    DEAD and LEFT entries stay as tombstones for cleanup_rounds rounds so
  *    that stale gossip cannot bring them back, then they are dropped.
  *  - A node pushes to one of its seed addresses each round until a seed
@@ -66,7 +69,8 @@ struct gossip_member {
 	uint64_t capacity;	/* pages lent */
 	uint64_t free;		/* pages free */
 	uint32_t load;
-	uint32_t unanswered;	/* pushes from us not answered yet (0/1) */
+	uint32_t unanswered;	/* a push from us awaits its answer (0/1) */
+	uint32_t probe_fails;	/* pushes in a row it did not answer */
 	uint64_t rumour_round;	/* round its rumour was armed */
 	uint64_t heard_ms;	/* when its version last advanced here */
 	uint64_t state_ms;	/* when its state last changed here */
@@ -101,6 +105,7 @@ struct gossip {
 	int seed_answered;		/* a datagram came from a seed address */
 	uint64_t rng;
 	uint64_t round;
+	uint64_t hash_key;		/* keys the member index (from the seed) */
 	void *members_priv;		/* timers and the rumour queue (gossip.c) */
 	struct gossip_stats stats;
 };
@@ -140,6 +145,8 @@ unsigned int gossip_server_set(struct gossip *g, uint64_t *set, unsigned int n,
  * lowers a member's free count, until the member's next heartbeat brings
  * its own number. */
 void gossip_note_free(struct gossip *g, uint64_t id, uint64_t free_pages);
+/* Lengths of the rumour stack and the timer list (bounded; for tests). */
+void gossip_queues(const struct gossip *g, uint32_t *rumours, uint32_t *timers);
 /* Members in state ALIVE (not self). */
 uint32_t gossip_alive(const struct gossip *g);
 const char *gossip_state_name(unsigned int state);

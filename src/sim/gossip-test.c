@@ -84,13 +84,20 @@ static void node(struct gossip *g, uint64_t id, const struct gossip_config *cfg)
 		abort();
 }
 
-static int feed(struct gossip *g, const struct ent *e, unsigned int n, const char **why)
+/* A reply from source address src, carrying e[0..n) (e[0] the sender's). */
+static int feed_from(struct gossip *g, const struct ent *e, unsigned int n, uint32_t src,
+		     const char **why)
 {
 	static struct gossip_out reply;
 	unsigned char b[2048];
 	size_t len = datagram(b, NSWAP_GOSSIP | NSWAP_REPLY, e[0].id, e, n);
 
-	return gossip_receive(g, 0, e[0].addr, b, len, &reply, why);
+	return gossip_receive(g, 0, src, b, len, &reply, why);
+}
+
+static int feed(struct gossip *g, const struct ent *e, unsigned int n, const char **why)
+{
+	return feed_from(g, e, n, e[0].addr, why);
 }
 
 static void test_handshake(void)
@@ -185,9 +192,17 @@ static void test_rejects(void)
 	e[1].port = 0;
 	len = datagram(b, NSWAP_GOSSIP, 10, e, 2);
 	REJECT(len, "entry without an address or port");
-	CHECK(g.count == 0 && g.stats.rejected == 14 && g.stats.recv_datagrams == 0);
-	/* a bad entry after good ones: nothing of the datagram is applied */
 	e[1].port = 7405;
+	e[1].inc = UINT32_MAX;
+	len = datagram(b, NSWAP_GOSSIP, 10, e, 2);
+	REJECT(len, "entry with the largest incarnation (none could refute it)");
+	e[1].inc = 1;
+	e[1].cap = (1ULL << 40) + 1;
+	len = datagram(b, NSWAP_GOSSIP, 10, e, 2);
+	REJECT(len, "entry with a capacity above 2^40 pages");
+	e[1].cap = 100;
+	CHECK(g.count == 0 && g.stats.rejected == 16 && g.stats.recv_datagrams == 0);
+	/* a bad entry after good ones: nothing of the datagram is applied */
 	e[2].cap = 5;
 	e[2].free = 6;
 	len = datagram(b, NSWAP_GOSSIP, 10, e, 3);
@@ -312,28 +327,57 @@ static void test_suspect_dead_expire(void)
 	e[0] = alive(2, 1, 50);
 	feed(&g, e, 1, &why);
 	m = gossip_find(&g, 2);
-	CHECK(gossip_round(&g, 1000, out, 4) == 1);	/* round 1: push to 2, unanswered */
-	CHECK(m->state == NSWAP_MEMBER_ALIVE);
-	gossip_round(&g, 2000, out, 4);			/* round 2: probe due */
+	/* rounds 1-3: a push to 2 each round (the retry), none answered */
+	for (int r = 1; r <= 3; r++) {
+		CHECK(gossip_round(&g, 1000 * (uint64_t)r, out, 4) == 1 && out[0].addr == ADDR(2));
+		CHECK(m->state == NSWAP_MEMBER_ALIVE && g.stats.suspected == 0);
+	}
+	gossip_round(&g, 4000, out, 4);			/* round 4: the third went unanswered */
 	CHECK(m->state == NSWAP_MEMBER_SUSPECT && g.stats.suspected == 1);
-	gossip_round(&g, 3000, out, 4);
+	/* the push to a suspect carries its SUSPECT entry, so it can refute */
+	CHECK(out[0].len == 56 + 2 * 48 && get_le64(out[0].buf + 56 + 48) == 2 &&
+	      out[0].buf[56 + 48 + 14] == NSWAP_MEMBER_SUSPECT);
+	gossip_round(&g, 5000, out, 4);
 	CHECK(m->state == NSWAP_MEMBER_SUSPECT);
-	gossip_round(&g, 4000, out, 4);			/* round 4 = 2 + suspect_rounds */
+	gossip_round(&g, 6000, out, 4);			/* round 6 = 4 + suspect_rounds */
 	m = gossip_find(&g, 2);
 	CHECK(m && m->state == NSWAP_MEMBER_DEAD && g.stats.declared_dead == 1);
-	gossip_round(&g, 5000, out, 4);
-	gossip_round(&g, 6000, out, 4);
-	CHECK(gossip_find(&g, 2) != NULL);
-	gossip_round(&g, 7000, out, 4);			/* round 7 = 4 + cleanup_rounds */
-	CHECK(gossip_find(&g, 2) == NULL && g.count == 0 && g.stats.expired == 1);
-	/* an answered push keeps it alive */
-	feed(&g, e, 1, &why);
+	gossip_round(&g, 7000, out, 4);
 	gossip_round(&g, 8000, out, 4);
-	e[0].hb = 51;
+	CHECK(gossip_find(&g, 2) != NULL);
+	gossip_round(&g, 9000, out, 4);			/* round 9 = 6 + cleanup_rounds */
+	CHECK(gossip_find(&g, 2) == NULL && g.count == 0 && g.stats.expired == 1);
+	/* answered pushes keep it alive; two unanswered in a row do not
+	 * suspect it, an answer in between resets the count */
 	feed(&g, e, 1, &why);
-	gossip_round(&g, 9000, out, 4);
+	for (int r = 10; r < 20; r++) {
+		gossip_round(&g, 1000 * (uint64_t)r, out, 4);
+		if (r % 3 == 0) {
+			e[0].hb++;
+			feed(&g, e, 1, &why);
+		}
+	}
 	m = gossip_find(&g, 2);
-	CHECK(m && m->state == NSWAP_MEMBER_ALIVE);
+	CHECK(m && m->state == NSWAP_MEMBER_ALIVE && g.stats.suspected == 1);
+	/* an answer from another address does not count: a third party cannot
+	 * vouch for it */
+	for (int r = 20; r < 24; r++) {
+		gossip_round(&g, 1000 * (uint64_t)r, out, 4);
+		e[0].hb++;
+		feed_from(&g, e, 1, ADDR(99), &why);
+	}
+	CHECK(m->state == NSWAP_MEMBER_SUSPECT && m->addr == ADDR(2));
+	/* nor can it move the member elsewhere: only the member's own datagram,
+	 * from the address it names, changes the address */
+	struct ent moved[2] = { alive(3, 1, 1), alive(2, 2, 200) };
+
+	moved[1].addr = ADDR(98);
+	feed(&g, moved, 2, &why);
+	CHECK(m->incarnation == 2 && m->addr == ADDR(2));
+	moved[0] = moved[1];
+	moved[0].hb = 201;
+	feed(&g, moved, 1, &why);
+	CHECK(m->addr == ADDR(98));
 	gossip_free(&g);
 }
 
@@ -357,9 +401,13 @@ static void test_rumour_sends(void)
 	CHECK(m->rumour_left == 9);
 	unsigned int sends = 0;
 
-	for (int r = 0; r < 5; r++)	/* 3 members, fanout 3: 3 datagrams a round */
+	/* 3 members, fanout 3: 3 datagrams a round, each carrying the rumour:
+	 * gone after exactly 3 rounds (before anyone is suspected in round 4) */
+	for (int r = 0; r < 3; r++) {
+		CHECK(m->rumour_left == 9 - 3 * r);
 		sends += gossip_round(&g, 1000 * (uint64_t)(r + 1), out, 4);
-	CHECK(sends >= 9 && m->rumour_left == 0);
+	}
+	CHECK(sends == 9 && m->rumour_left == 0);
 	gossip_free(&g);
 }
 
@@ -422,6 +470,45 @@ static void test_placement(void)
 	CHECK(nswap_place_pick(d, 2, 0, 0xffffffffu) == 1);
 }
 
+static void test_hostile(void)
+{
+	struct gossip g;
+	struct ent e[24];
+	const char *why;
+	uint32_t rumours, timers;
+	const struct gossip_member *m;
+
+	node(&g, 1, NULL);
+	e[0] = alive(2, 1, 100);
+	e[1] = alive(3, 1000, 100);
+	feed(&g, e, 2, &why);
+	m = gossip_find(&g, 3);
+	/* an incarnation far above the known one is ignored (no pinning) */
+	e[1].inc = 1000 + (1U << 20) + 1;
+	e[1].state = NSWAP_MEMBER_DEAD;
+	feed(&g, e, 2, &why);
+	CHECK(m->incarnation == 1000 && m->state == NSWAP_MEMBER_ALIVE);
+	/* one peer re-arming one member 23 times a datagram, 2000 datagrams in
+	 * one round: the rumour stack and the timer list stay small */
+	uint32_t inc = 1000;
+
+	for (int d = 0; d < 2000; d++) {
+		for (int i = 1; i < 24; i++) {
+			e[i] = alive(3, ++inc, 100);
+			e[i].state = (uint8_t)(i % 2 ? NSWAP_MEMBER_DEAD : NSWAP_MEMBER_ALIVE);
+		}
+		feed(&g, e, 24, &why);
+	}
+	gossip_queues(&g, &rumours, &timers);
+	CHECK(g.count == 2);
+	CHECK(rumours <= 64 && timers <= 4 * 2 + 256);
+	gossip_free(&g);
+	/* placement: absurd free counts cannot wrap the total to "no room" */
+	struct nswap_place_cand c[2] = { { ~0ULL, 1ULL << 63 }, { ~0ULL, 1ULL << 63 } };
+
+	CHECK(nswap_place_pick(c, 2, 7, 9) >= 0);
+}
+
 static void test_config_check(void)
 {
 	struct gossip_config c;
@@ -450,6 +537,7 @@ static const struct {
 	{ "rumour_sends", test_rumour_sends },
 	{ "server_set", test_server_set },
 	{ "placement", test_placement },
+	{ "hostile", test_hostile },
 	{ "config_check", test_config_check },
 };
 

@@ -87,7 +87,10 @@ static uint64_t warm_end;	/* last warm-up round; 0 while warming up */
 static uint64_t trace_rng, net_rng;
 
 static struct {
-	uint64_t placed, enospc, disk, disk_with_room, migrations, punted_home, lost;
+	/* disk: pages written to a local disk, swapped out there or punted home
+	 * by a shrinking server; disk_with_room: of those, while some server of
+	 * the cluster still had room */
+	uint64_t placed, enospc, disk, disk_with_room, migrations, punted_home, returned_home, lost;
 	uint64_t pages_moved_in;	/* pages that were ever placed remotely */
 	double imb_sum, imb_max, imbp_sum, imbp_max;
 	uint32_t imb_samples;
@@ -299,11 +302,18 @@ static void punt(uint32_t s, int64_t n)
 		if (j >= 0 && (uint32_t)j != owner && (uint32_t)j != s) {
 			store(owner, (uint32_t)j, 1);
 			st.migrations++;
+		} else if (j >= 0 && (uint32_t)j == owner) {
+			/* the owner has room again: the page goes home to its RAM */
+			nodes[owner].out_remote--;
+			st.returned_home++;
 		} else {
 			/* back to the owner, who writes it to its disk */
 			nodes[owner].out_remote--;
 			nodes[owner].out_disk++;
 			st.punted_home++;
+			st.disk++;
+			if (cluster_room() > 0)
+				st.disk_with_room++;
 		}
 	}
 }
@@ -693,7 +703,7 @@ int main(int argc, char **argv)
 
 	printf("\n ],\n \"summary\": {\"warmup_rounds\": %llu, \"known_at_warmup\": %.4f, \"gossip_bytes_per_node_s\": %.1f, "
 	       "\"imbalance_mean\": %.4f, \"imbalance_max\": %.4f, \"imbalance_placement_mean\": %.4f, \"imbalance_placement_max\": %.4f, \"placed\": %llu, \"enospc\": %llu, "
-	       "\"disk\": %llu, \"disk_with_room\": %llu, \"migrations\": %llu, \"punted_home\": %llu, "
+	       "\"disk\": %llu, \"disk_with_room\": %llu, \"migrations\": %llu, \"punted_home\": %llu, \"returned_home\": %llu, "
 	       "\"migrations_per_page\": %.5f, \"lost_in_crash\": %llu, \"join_seen99_rounds\": %lld, "
 	       "\"leave_seen99_rounds\": %lld, \"crash_seen99_rounds\": %lld, \"rejected\": %llu, "
 	       "\"suspected\": %llu, \"declared_dead\": %llu, \"refuted\": %llu}}\n",
@@ -703,6 +713,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.placed, (unsigned long long)st.enospc,
 	       (unsigned long long)st.disk, (unsigned long long)st.disk_with_room,
 	       (unsigned long long)st.migrations, (unsigned long long)st.punted_home,
+	       (unsigned long long)st.returned_home,
 	       st.placed ? (double)st.migrations / st.placed : 0, (unsigned long long)st.lost,
 	       (long long)join_seen99, (long long)leave_seen99, (long long)crash_seen99,
 	       (unsigned long long)rejected, (unsigned long long)suspected,
