@@ -60,34 +60,44 @@ static inline int nswap_place_less_full(const struct nswap_place_cand *a,
 	return ua * b->capacity < ub * a->capacity;
 }
 
+/* total + free, saturating: absurd announcements cannot wrap to 0. */
+static inline __nswap_u64 nswap_place_add(__nswap_u64 total, __nswap_u64 free)
+{
+	return free > ~0ULL - total ? ~0ULL : total + free;
+}
+
+/*
+ * The point in [0, total) that a 32-bit random number selects, total > 0:
+ * (rand * total) >> 32 when total < 2^32; above, drawn at a granularity of
+ * 2^shift pages (no 64-bit division, which a 32-bit kernel cannot link).
+ */
+static inline __nswap_u64 nswap_place_point(__nswap_u64 total, __nswap_u32 rand)
+{
+	unsigned int shift = 0;
+
+	while ((total >> shift) > 0xffffffffULL)
+		shift++;
+	return (((__nswap_u64)rand * (__nswap_u32)(total >> shift)) >> 32) << shift;
+}
+
 /*
  * Choose among c[0..n) using two random 32-bit numbers.  Returns the index,
  * or -1 when no candidate has a free page (the caller falls back: another
- * server list, local disk).
+ * server list, local disk).  nswap.ko walks its server table with the same
+ * three helpers instead of building an array (nswap_conn.c).
  */
 static inline int nswap_place_pick(const struct nswap_place_cand *c, unsigned int n,
 				   __nswap_u32 rand1, __nswap_u32 rand2)
 {
 	__nswap_u64 total = 0;
-	unsigned int i, a, b, shift = 0;
+	unsigned int i, a, b;
 
-	for (i = 0; i < n; i++) {
-		if (c[i].free > ~0ULL - total)
-			total = ~0ULL;	/* saturate: absurd announcements cannot wrap to 0 */
-		else
-			total += c[i].free;
-	}
+	for (i = 0; i < n; i++)
+		total = nswap_place_add(total, c[i].free);
 	if (!total)
 		return -1;
-	/*
-	 * r = (rand * total) >> 32 is below total when total < 2^32; above,
-	 * draw at a granularity of 2^shift pages (no 64-bit division, which a
-	 * 32-bit kernel cannot link).
-	 */
-	while ((total >> shift) > 0xffffffffULL)
-		shift++;
-	a = nswap_place_draw(c, n, (((__nswap_u64)rand1 * (__nswap_u32)(total >> shift)) >> 32) << shift);
-	b = nswap_place_draw(c, n, (((__nswap_u64)rand2 * (__nswap_u32)(total >> shift)) >> 32) << shift);
+	a = nswap_place_draw(c, n, nswap_place_point(total, rand1));
+	b = nswap_place_draw(c, n, nswap_place_point(total, rand2));
 	return (int)(nswap_place_less_full(&c[b], &c[a]) ? b : a);
 }
 

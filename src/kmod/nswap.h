@@ -35,6 +35,12 @@
 #define NSWAP_VERSION		"0.1.0"
 
 #define NSWAP_MAX_SERVERS	64	/* server index is 8 bits in the slot map */
+
+/* configfs placement: how a PUTPAGE's server is chosen (docs/placement.md) */
+enum {
+	NSWAP_PLACE_TWO_CHOICE,	/* by the hints, round robin without any */
+	NSWAP_PLACE_ROUND_ROBIN,
+};
 #define NSWAP_MAX_CONNS		16	/* per server */
 #define NSWAP_MAX_FRAMES	32	/* pages per request (128 KiB) */
 #define NSWAP_MAX_HW_QUEUES	256
@@ -165,6 +171,13 @@ struct nswap_server {
 	bool purged;			/* first-contact purge done */
 	u64 capacity_pages;		/* from the HELLO reply */
 	unsigned long full_until;	/* jiffies; ENOSPC back-off */
+	/* Placement hints written by the node's nswapd from its gossip
+	 * table ("hint" in configfs servers; cfg_lock for writers, read
+	 * locklessly): pages the server lends and has free.  A hinted server
+	 * with no free page gets no page while another has room. */
+	bool hinted;
+	u64 hint_capacity;
+	u64 hint_free;
 	atomic64_t pages;		/* slot map entries naming this server */
 };
 
@@ -194,6 +207,7 @@ struct nswap_dev {
 	struct nswap_server *servers[NSWAP_MAX_SERVERS];
 	unsigned int nr_servers;	/* highest used index + 1 */
 	atomic_t rr;			/* server round robin for PUTPAGE */
+	unsigned int placement;		/* NSWAP_PLACE_*; read locklessly */
 
 	/* open accounting: power off refuses while open */
 	spinlock_t open_lock;

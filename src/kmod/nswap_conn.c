@@ -34,6 +34,7 @@
 
 #include "nswap.h"
 #include "nswap_compat.h"
+#include "nswap_place.h"
 
 #define NSWAP_BACKOFF_MIN_MS	100
 /* A connection up this long resets the reconnect back-off. */
@@ -1023,15 +1024,87 @@ struct nswap_conn *nswap_server_pick_conn(struct nswap_server *srv,
 	return NULL;
 }
 
+/* A server that may take a PUTPAGE now: connected, purged, not @avoid and,
+ * unless @any, not recently full. */
+static bool nswap_put_eligible(struct nswap_server *srv, int avoid, bool any)
+{
+	/* acquire: pairs with the release in server_purge */
+	if (!srv || !smp_load_acquire(&srv->purged) || !atomic_read(&srv->nr_up))
+		return false;
+	return any || ((int)srv->index != avoid &&
+		       !time_before(jiffies, READ_ONCE(srv->full_until)));
+}
+
+static struct nswap_place_cand nswap_hint_cand(struct nswap_server *srv)
+{
+	struct nswap_place_cand c = {
+		.capacity = READ_ONCE(srv->hint_capacity),
+		.free = READ_ONCE(srv->hint_free),
+	};
+
+	/* the two are written one after the other: keep free <= capacity */
+	c.free = min(c.free, c.capacity);
+	return c;
+}
+
+/*
+ * Two choices weighted by free space (src/include/nswap_place.h) over the
+ * eligible servers that nswapd gave hints for, walking the table twice
+ * instead of copying it (no 1 KiB array on a reclaim stack).  NULL when no
+ * hinted server has room, or when the table changed between the walks.
+ */
+static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
+					     unsigned int n, int avoid)
+{
+	struct nswap_server *pick[2] = { NULL, NULL };
+	struct nswap_place_cand c[2];
+	u64 total = 0, point[2];
+	unsigned int k, j;
+
+	for (k = 0; k < n; k++) {
+		struct nswap_server *srv = READ_ONCE(dev->servers[k]);
+
+		if (nswap_put_eligible(srv, avoid, false) && READ_ONCE(srv->hinted))
+			total = nswap_place_add(total, nswap_hint_cand(srv).free);
+	}
+	if (!total)
+		return NULL;
+	point[0] = nswap_place_point(total, get_random_u32());
+	point[1] = nswap_place_point(total, get_random_u32());
+	for (k = 0; k < n && (!pick[0] || !pick[1]); k++) {
+		struct nswap_server *srv = READ_ONCE(dev->servers[k]);
+		u64 free;
+
+		if (!nswap_put_eligible(srv, avoid, false) || !READ_ONCE(srv->hinted))
+			continue;
+		free = nswap_hint_cand(srv).free;
+		for (j = 0; j < 2; j++) {
+			if (pick[j])
+				continue;
+			if (point[j] < free)
+				pick[j] = srv;
+			else
+				point[j] -= free;
+		}
+	}
+	if (!pick[0] || !pick[1])
+		return NULL;
+	c[0] = nswap_hint_cand(pick[0]);
+	c[1] = nswap_hint_cand(pick[1]);
+	return nswap_place_less_full(&c[1], &c[0]) ? pick[1] : pick[0];
+}
+
 /**
  * nswap_choose_put_server - pick the server for a PUTPAGE
  * @dev: device
  * @avoid: server index to avoid if possible (failed attempt), or -1
  *
- * Policy hook: round robin over the servers that are connected, purged
- * and not recently full.  A gossip-fed choice (free capacity, load, as in
- * the Nswap IPTable) replaces the body of this function; everything else
- * only needs a server back.
+ * With placement two-choice and hints from the node's nswapd (its gossip
+ * table), the two-choice rule of docs/placement.md among the hinted
+ * servers with room.  Otherwise, and when that finds none, round robin
+ * over the servers that are connected, purged, not recently full and not
+ * known (hinted) to be full; then over any connected server, which
+ * answers ENOSPC if it is full (the request is retried within its budget).
  *
  * Return: a server with at least one connection up, or NULL.
  */
@@ -1039,21 +1112,22 @@ struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
 					     int avoid)
 {
 	unsigned int n = READ_ONCE(dev->nr_servers);
-	unsigned int start = atomic_inc_return(&dev->rr);
-	unsigned int pass, k;
+	unsigned int start, pass, k;
+	struct nswap_server *srv;
 
+	if (READ_ONCE(dev->placement) == NSWAP_PLACE_TWO_CHOICE) {
+		srv = nswap_choose_two(dev, n, avoid);
+		if (srv)
+			return srv;
+	}
+	start = atomic_inc_return(&dev->rr);
 	for (pass = 0; pass < 2; pass++) {
 		for (k = 0; k < n; k++) {
-			struct nswap_server *srv;
-
 			srv = READ_ONCE(dev->servers[(start + k) % n]);
-			/* acquire: pairs with the release in server_purge */
-			if (!srv || !smp_load_acquire(&srv->purged) ||
-			    !atomic_read(&srv->nr_up))
+			if (!nswap_put_eligible(srv, avoid, pass))
 				continue;
-			if (!pass && ((int)srv->index == avoid ||
-				      time_before(jiffies,
-						  READ_ONCE(srv->full_until))))
+			if (!pass && READ_ONCE(srv->hinted) &&
+			    !nswap_hint_cand(srv).free)
 				continue;
 			return srv;
 		}

@@ -162,9 +162,16 @@ static ssize_t nswap_servers_show(struct config_item *item, char *page)
 	for (i = 0; i < dev->nr_servers; i++) {
 		struct nswap_server *srv = dev->servers[i];
 
-		if (srv)
-			len += scnprintf(page + len, PAGE_SIZE - len, "%s %s\n",
-					 srv->name, nswap_server_state(srv));
+		if (!srv)
+			continue;
+		len += scnprintf(page + len, PAGE_SIZE - len, "%s %s pages=%lld",
+				 srv->name, nswap_server_state(srv),
+				 (long long)atomic64_read(&srv->pages));
+		if (srv->hinted)
+			len += scnprintf(page + len, PAGE_SIZE - len,
+					 " hint=%llu/%llu", srv->hint_free,
+					 srv->hint_capacity);
+		len += scnprintf(page + len, PAGE_SIZE - len, "\n");
 	}
 	mutex_unlock(&dev->cfg_lock);
 	return len;
@@ -240,39 +247,113 @@ static int nswap_server_del(struct nswap_dev *dev, const char *name)
 	return 0;
 }
 
+/* "FREE CAPACITY" (pages, FREE <= CAPACITY) or "none" */
+static int nswap_parse_hint(char *arg, bool *hinted, u64 *free, u64 *cap)
+{
+	char *f = strsep(&arg, " \t");
+
+	if (!strcmp(f, "none") && !arg) {
+		*hinted = false;
+		*free = *cap = 0;
+		return 0;
+	}
+	arg = arg ? skip_spaces(arg) : NULL;
+	if (!arg || kstrtou64(f, 10, free) || kstrtou64(arg, 10, cap) ||
+	    *free > *cap)
+		return -EINVAL;
+	*hinted = true;
+	return 0;
+}
+
+static int nswap_server_hint(struct nswap_dev *dev, const char *name,
+			     bool hinted, u64 free, u64 cap)
+{
+	struct nswap_server *srv;
+	int i = nswap_server_find(dev, name);
+
+	if (i < 0) {
+		pr_warn("nswap%d: servers: hint for %s, which is not configured; add it first\n",
+			dev->index, name);
+		return -ENOENT;
+	}
+	srv = dev->servers[i];
+	/* free first: a reader between the writes sees free <= its capacity
+	 * only after nswap_hint_cand()'s clamp, which it always applies */
+	WRITE_ONCE(srv->hint_free, free);
+	WRITE_ONCE(srv->hint_capacity, cap);
+	WRITE_ONCE(srv->hinted, hinted);
+	return 0;
+}
+
 static ssize_t nswap_servers_store(struct config_item *item,
 				   const char *page, size_t count)
 {
 	struct nswap_dev *dev = to_nswap_dev(item);
 	struct sockaddr_storage ss;
-	char buf[96], name[64];
-	bool add;
-	char *arg;
+	char buf[128], name[64];
+	enum { ADD, DEL, HINT } op;
+	bool hinted = false;
+	u64 free = 0, cap = 0;
+	char *arg, *rest;
 	int addrlen, err;
 
 	if (nswap_copy_arg(buf, sizeof(buf), page, count))
 		goto bad;
 	if (!strncmp(buf, "add", 3) && isspace(buf[3]))
-		add = true;
+		op = ADD;
 	else if (!strncmp(buf, "del", 3) && isspace(buf[3]))
-		add = false;
+		op = DEL;
+	else if (!strncmp(buf, "hint", 4) && isspace(buf[4]))
+		op = HINT;
 	else
 		goto bad;
-	arg = skip_spaces(buf + 4);
+	arg = skip_spaces(buf + (op == HINT ? 5 : 4));
+	rest = arg;
+	arg = strsep(&rest, " \t");
+	if (op == HINT ? !rest || nswap_parse_hint(skip_spaces(rest), &hinted,
+						   &free, &cap) :
+			 rest != NULL)
+		goto bad;
 	if (nswap_parse_addr(arg, &ss, &addrlen, name, sizeof(name)))
 		goto bad;
 
 	mutex_lock(&dev->cfg_lock);
-	if (add)
+	if (op == ADD)
 		err = nswap_server_add(dev, &ss, addrlen, name);
-	else
+	else if (op == DEL)
 		err = nswap_server_del(dev, name);
+	else
+		err = nswap_server_hint(dev, name, hinted, free, cap);
 	mutex_unlock(&dev->cfg_lock);
 	return err ? err : count;
 bad:
-	pr_warn("servers: expected \"add ADDR:PORT\" or \"del ADDR:PORT\", ADDR an IPv4 address or an IPv6 address in [brackets], PORT 1-65535 (nswapd listens on %d)\n",
+	pr_warn("servers: expected \"add ADDR:PORT\", \"del ADDR:PORT\" or \"hint ADDR:PORT FREE CAPACITY\" (pages, FREE <= CAPACITY; \"none\" clears), ADDR an IPv4 address or an IPv6 address in [brackets], PORT 1-65535 (nswapd listens on %d)\n",
 		NSWAP_DEFAULT_PORT);
 	return -EINVAL;
+}
+
+static const char *const nswap_placement_names[] = {
+	[NSWAP_PLACE_TWO_CHOICE] = "two-choice",
+	[NSWAP_PLACE_ROUND_ROBIN] = "round-robin",
+};
+
+static ssize_t nswap_placement_show(struct config_item *item, char *page)
+{
+	return sprintf(page, "%s\n",
+		       nswap_placement_names[READ_ONCE(to_nswap_dev(item)->placement)]);
+}
+
+static ssize_t nswap_placement_store(struct config_item *item,
+				     const char *page, size_t count)
+{
+	int i = sysfs_match_string(nswap_placement_names, page);
+
+	if (i < 0) {
+		pr_warn("placement: expected two-choice (by the free pages nswapd hints, round robin without hints) or round-robin\n");
+		return -EINVAL;
+	}
+	WRITE_ONCE(to_nswap_dev(item)->placement, i);
+	return count;
 }
 
 static ssize_t nswap_connections_per_server_show(struct config_item *item,
@@ -414,6 +495,7 @@ CONFIGFS_ATTR(nswap_, timeout_ms);
 CONFIGFS_ATTR(nswap_, retries);
 CONFIGFS_ATTR(nswap_, client_id);
 CONFIGFS_ATTR(nswap_, power);
+CONFIGFS_ATTR(nswap_, placement);
 CONFIGFS_ATTR_RO(nswap_, index);
 
 static struct configfs_attribute *nswap_dev_attrs[] = {
@@ -424,6 +506,7 @@ static struct configfs_attribute *nswap_dev_attrs[] = {
 	&nswap_attr_retries,
 	&nswap_attr_client_id,
 	&nswap_attr_power,
+	&nswap_attr_placement,
 	&nswap_attr_index,
 	NULL,
 };
