@@ -33,27 +33,28 @@ class NswapdError(Exception):
     """nswapd could not be built, started or stopped; the message carries its output."""
 
 
-def build():
-    """Path of nswapd built from src/nswapd (``make -C src/nswapd nswapd``).
+def build(target="nswapd"):
+    """Path of nswapd built from src/nswapd (``make -C src/nswapd nswapd``); target
+    ``nswapd-static`` for a mini VM's initramfs.
 
     NSWAPD_BIN names another binary to test instead (e.g. a sanitizer build); it is not built.
     """
     override = os.environ.get("NSWAPD_BIN")
-    if override:
+    if override and target == "nswapd":
         if not os.access(override, os.X_OK):
             raise NswapdError(f"NSWAPD_BIN={override} is not an executable file")
         return override
     proc = subprocess.run(
-        ["make", "-C", NSWAPD_DIR, "nswapd"],
+        ["make", "-C", NSWAPD_DIR, target],
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT_S,
         check=False,
     )
-    binary = os.path.join(NSWAPD_DIR, "nswapd")
+    binary = os.path.join(NSWAPD_DIR, target)
     if proc.returncode != 0 or not os.access(binary, os.X_OK):
         raise NswapdError(
-            f"building nswapd failed (make -C {NSWAPD_DIR} nswapd, exit {proc.returncode}):\n"
+            f"building {target} failed (make -C {NSWAPD_DIR} {target}, exit {proc.returncode}):\n"
             + (proc.stdout[-2000:] + proc.stderr[-3000:]).strip()
         )
     return binary

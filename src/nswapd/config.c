@@ -18,7 +18,7 @@
 
 #define VALID_KEYS "listen, cache_size, name, max_clients, log_level, lock_memory, loops, " \
 	"gossip, gossip_port, gossip_interval, gossip_fanout, gossip_seeds, gossip_address, " \
-	"node_id, gossip_subnet, gossip_table_file"
+	"node_id, gossip_subnet, gossip_table_file, client_device, client_servers"
 
 void config_defaults(struct config *cfg)
 {
@@ -40,6 +40,7 @@ void config_defaults(struct config *cfg)
 	cfg->gossip_port = gc.gossip_port;
 	cfg->gossip_interval_ms = gc.interval_ms;
 	cfg->gossip_fanout = gc.fanout;
+	cfg->client_servers = CONFIG_DEFAULT_CLIENT_SERVERS;
 }
 
 void config_gossip(const struct config *cfg, struct gossip_config *gc)
@@ -408,6 +409,21 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 			if (!isprint((unsigned char)value[i]))
 				return bad(where, value, "is not a path of printable characters");
 		snprintf(cfg->gossip_table_file, sizeof(cfg->gossip_table_file), "%s", value);
+	} else if (!strcmp(key, "client_device")) {
+		size_t n = strlen(value), ok = n <= 31 && strcmp(value, ".") && strcmp(value, "..");
+
+		for (size_t i = 0; ok && i < n; i++)
+			ok = isalnum((unsigned char)value[i]) || strchr("._-", value[i]);
+		if (!ok)
+			return bad(where, value, "is not a device name; use the configfs name of "
+				   "this node's nswap device (1-31 of A-Z a-z 0-9 . _ -), e.g. "
+				   "nswap0, or nothing for none");
+		snprintf(cfg->client_device, sizeof(cfg->client_device), "%s", value);
+	} else if (!strcmp(key, "client_servers")) {
+		if (parse_uint(value, 64, &u) != 0 || u == 0)
+			return bad(where, value, "is not a server count; use an integer 1-64 "
+				   "(nswap.ko holds 64 servers per device)");
+		cfg->client_servers = (unsigned int)u;
 	} else {
 		fprintf(stderr, "nswapd: %s: unknown key; valid keys: " VALID_KEYS "\n", where);
 		return -1;
@@ -498,6 +514,12 @@ int config_finish(struct config *cfg)
 	socklen_t len;
 	const char *err;
 
+	if (cfg->client_device[0] && !cfg->gossip) {
+		fprintf(stderr, "nswapd: client_device = %s: needs gossip = on (the servers come "
+			"from the gossip table); set gossip = on, or remove client_device\n",
+			cfg->client_device);
+		return -1;
+	}
 	if (!cfg->gossip || cfg->gossip_address)
 		return 0;
 	/* Announce the listen address when it is one IPv4 address. */
@@ -553,6 +575,10 @@ static void print_gossip(const struct config *cfg)
 	}
 	if (cfg->gossip_table_file[0])
 		printf("gossip_table_file = %s\n", cfg->gossip_table_file);
+	if (cfg->client_device[0]) {
+		printf("client_device = %s\n", cfg->client_device);
+		printf("client_servers = %u\n", cfg->client_servers);
+	}
 }
 
 void config_print(const struct config *cfg)

@@ -25,6 +25,7 @@
 #define CONFIG_MAX_LOOPS	64
 /* gossip_table_file: an absolute path, at most this long. */
 #define CONFIG_PATH_MAX		256
+#define CONFIG_DEFAULT_CLIENT_SERVERS	16
 
 struct config {
 	char listen[128];
@@ -47,6 +48,9 @@ struct config {
 	int gossip_has_subnet;
 	uint32_t gossip_net, gossip_mask;	/* host order */
 	char gossip_table_file[CONFIG_PATH_MAX];	/* "" = none */
+	/* The node's client side fed from the table (feed.h); needs gossip. */
+	char client_device[32];		/* configfs name; "" = off */
+	unsigned int client_servers;	/* servers taken from the table, 1-64 */
 };
 
 void config_defaults(struct config *cfg);

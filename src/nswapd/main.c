@@ -27,7 +27,7 @@ static void usage(FILE *f)
 		"              [--gossip on|off] [--gossip-address ADDR] [--gossip-seeds LIST]\n"
 		"              [--gossip-port PORT] [--gossip-interval MS] [--gossip-fanout N]\n"
 		"              [--node-id ID] [--gossip-subnet CIDR] [--gossip-table-file PATH]\n"
-		"              [--check-config]\n"
+		"              [--client-device NAME] [--client-servers N] [--check-config]\n"
 		"\n"
 		"  -c, --config FILE     read `key = value` settings from FILE (no file is read\n"
 		"                        without -c); command-line options override it\n"
@@ -51,6 +51,9 @@ static void usage(FILE *f)
 		"      --gossip-subnet CIDR  drop gossip datagrams from outside A.B.C.D/N\n"
 		"      --gossip-table-file PATH  write the membership table there as JSON\n"
 		"                        after every round (default: none)\n"
+		"      --client-device NAME  keep this nswap device's servers (configfs NAME)\n"
+		"                        in step with the gossip table (needs gossip on)\n"
+		"      --client-servers N  servers taken from the table, 1-64 (default %d)\n"
 		"  -f, --foreground        do not detach (use under systemd)\n"
 		"      --check-config      validate the configuration, print it, exit\n"
 		"  -V, --version           print the version and protocol range\n"
@@ -59,7 +62,8 @@ static void usage(FILE *f)
 		"2 on a usage or configuration error.  SIGHUP logs the status counters\n"
 		"(and, with gossip on, the membership table).\n",
 		CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_CLIENTS, CONFIG_AUTO_LOOPS, CONFIG_MAX_LOOPS,
-		GOSSIP_MAX_SEEDS, gc.gossip_port, gc.interval_ms, gc.fanout, GOSSIP_MAX_FANOUT);
+		GOSSIP_MAX_SEEDS, gc.gossip_port, gc.interval_ms, gc.fanout, GOSSIP_MAX_FANOUT,
+		CONFIG_DEFAULT_CLIENT_SERVERS);
 }
 
 /* Detach; the parent exits once the child reports whether it started. */
@@ -108,7 +112,8 @@ static void notify(int *fd, char rc)
 int main(int argc, char **argv)
 {
 	enum { OPT_CHECK = 256, OPT_LOGLEVEL, OPT_LOOPS, OPT_GOSSIP, OPT_GPORT, OPT_GINTERVAL,
-	       OPT_GFANOUT, OPT_GSEEDS, OPT_GADDRESS, OPT_NODEID, OPT_GSUBNET, OPT_GTABLE };
+	       OPT_GFANOUT, OPT_GSEEDS, OPT_GADDRESS, OPT_NODEID, OPT_GSUBNET, OPT_GTABLE,
+	       OPT_CDEVICE, OPT_CSERVERS };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -126,6 +131,8 @@ int main(int argc, char **argv)
 		{ "node-id", required_argument, NULL, OPT_NODEID },
 		{ "gossip-subnet", required_argument, NULL, OPT_GSUBNET },
 		{ "gossip-table-file", required_argument, NULL, OPT_GTABLE },
+		{ "client-device", required_argument, NULL, OPT_CDEVICE },
+		{ "client-servers", required_argument, NULL, OPT_CSERVERS },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, 'V' },
@@ -158,6 +165,8 @@ int main(int argc, char **argv)
 		case OPT_NODEID: key = "node_id"; name = "--node-id"; break;
 		case OPT_GSUBNET: key = "gossip_subnet"; name = "--gossip-subnet"; break;
 		case OPT_GTABLE: key = "gossip_table_file"; name = "--gossip-table-file"; break;
+		case OPT_CDEVICE: key = "client_device"; name = "--client-device"; break;
+		case OPT_CSERVERS: key = "client_servers"; name = "--client-servers"; break;
 		case 'f': foreground = 1; break;
 		case OPT_CHECK: check = 1; break;
 		case 'V':

@@ -119,6 +119,7 @@ struct server {
 	unsigned int next_loop;		/* main thread: round-robin start */
 	struct loop *loops;
 	struct gossip_net *gossip;	/* main thread only; NULL with gossip off */
+	struct feed *feed;		/* main thread only; NULL without client_device */
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */

@@ -21,6 +21,7 @@
 
 #include "conn.h"
 #include "crc32c.h"
+#include "feed.h"
 #include "gossip_net.h"
 #include "log.h"
 
@@ -429,6 +430,17 @@ int server_init(struct server *s, const struct config *cfg)
 		if (gossip_net_init(s->gossip, cfg, lport, s->epfd) != 0)
 			return -1;
 	}
+	if (cfg->client_device[0]) {
+		s->feed = malloc(sizeof(*s->feed));
+		if (!s->feed) {
+			log_msg(L_ERR, "client_device: out of memory");
+			return -1;
+		}
+		feed_init(s->feed, cfg);
+		log_msg(L_INFO, "client_device %s: its servers follow the gossip table "
+			"(%u servers, %s)", cfg->client_device, cfg->client_servers,
+			s->feed->servers_path);
+	}
 	if (loops_start(s) != 0) {
 		log_msg(L_ERR, "starting %u event loops: %s", s->nloops, strerror(errno));
 		return -1;
@@ -515,6 +527,8 @@ static void gossip_tick(struct server *s)
 
 	gossip_net_timer(s->gossip, limit, used < limit ? limit - used : 0,
 			 atomic_load(&s->nconns));
+	if (s->feed && !s->gossip->left)
+		feed_round(s->feed, &s->gossip->g);
 }
 
 static void start_drain(struct server *s, const char *signame)
@@ -646,6 +660,8 @@ void server_destroy(struct server *s)
 		close(s->sfd);
 	if (s->donefd >= 0)
 		close(s->donefd);
+	free(s->feed);
+	s->feed = NULL;
 	if (s->gossip) {
 		gossip_net_destroy(s->gossip);
 		free(s->gossip);

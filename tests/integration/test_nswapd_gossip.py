@@ -474,6 +474,12 @@ GOSSIP_ON = ["--gossip", "on", "--listen", "127.0.0.2:0"]
         (GOSSIP_ON + ["--gossip-address", "host"], "--gossip-address: 'host' is not an IPv4"),
         (GOSSIP_ON + ["--gossip-table-file", "t.json"], "'t.json' is not an absolute path"),
         (["--gossip", "maybe"], "--gossip: 'maybe' is not a boolean; use on or off"),
+        (GOSSIP_ON + ["--client-device", "../x"], "--client-device: '../x' is not a device name"),
+        (GOSSIP_ON + ["--client-device", ".."], "--client-device: '..' is not a device name"),
+        (GOSSIP_ON + ["--client-device", "n" * 32], "is not a device name; use the configfs"),
+        (GOSSIP_ON + ["--client-servers", "0"], "--client-servers: '0' is not a server count"),
+        (GOSSIP_ON + ["--client-servers", "65"], "use an integer 1-64"),
+        (["--client-device", "nswap0"], "client_device = nswap0: needs gossip = on"),
     ],
 )
 def test_config_errors_exit_2(nswapd_bin, args, message):
@@ -523,6 +529,25 @@ def test_check_config_prints_gossip_keys_only_when_on(nswapd_bin, tmp_path):
     # off (the default): the keys are still checked, but not printed
     r = run_nswapd(nswapd_bin, "--gossip-port", "9999", "--check-config")
     assert r.returncode == 0 and "gossip" not in r.stdout and len(r.stdout.splitlines()) == 7
+
+
+def test_client_device_is_printed_and_a_missing_one_is_warned_of_once(nswapd_bin, cluster):
+    r = run_nswapd(nswapd_bin, *GOSSIP_ON, "--client-device", "nswap7", "--check-config")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-2:] == ["client_device = nswap7", "client_servers = 16"]
+    # no such device (the host has no nswap.ko): a warning once, gossip goes on
+    first = cluster(0)
+    node = cluster(1, seeds=[0], extra=["--client-device", "nswap-absent"])
+    wait_for(lambda: converged([first, node]), "2 nodes find each other", dump=dump([first, node]))
+    rounds = node.table()["stats"]["rounds"]
+    wait_for(lambda: node.table()["stats"]["rounds"] >= rounds + 5, "5 more rounds")
+    log = node.srv.log_text()
+    warning = (
+        "client_device nswap-absent: cannot read "
+        "/sys/kernel/config/nswap/nswap-absent/servers: No such file or directory"
+    )
+    assert log.count(warning) == 1, log
+    assert node.srv.alive()
 
 
 def test_gossip_off_binds_no_udp_socket(start_server, cluster):
