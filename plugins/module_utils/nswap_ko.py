@@ -78,10 +78,12 @@ def format_server(address, port):
 
 
 def parse_servers(text):
-    """configfs ``servers``: one ``ADDR:PORT STATE`` line per server.
+    """configfs ``servers``: one ``ADDR:PORT STATE [pages=N] [hint=FREE/CAPACITY]`` line per
+    server (pages and hint: nswap.ko 0.1 with placement hints, docs/kmod.md).
 
-    -> [dict(name, address, port, state)]; address and port are None for a name
-    that is not ADDR:PORT, state None for a line without one.
+    -> [dict(name, address, port, state, pages, hint)]; address and port are None for a name
+    that is not ADDR:PORT, state None for a line without one, pages None when not shown, hint
+    dict(free, capacity) or None.
     """
     servers = []
     for line in (text or "").splitlines():
@@ -92,12 +94,20 @@ def parse_servers(text):
             address, port = split_server(fields[0])
         except ValueError:
             address, port = None, None
+        extra = dict(field.split("=", 1) for field in fields[2:] if "=" in field)
+        pages, hint = extra.get("pages"), extra.get("hint", "").split("/")
         servers.append(
             dict(
                 name=fields[0],
                 address=address,
                 port=port,
                 state=fields[1] if len(fields) > 1 else None,
+                pages=int(pages) if pages and pages.lstrip("-").isdigit() else None,
+                hint=(
+                    dict(free=int(hint[0]), capacity=int(hint[1]))
+                    if len(hint) == 2 and hint[0].isdigit() and hint[1].isdigit()
+                    else None
+                ),
             )
         )
     return servers

@@ -159,10 +159,14 @@ nswap:
           type: int
         servers:
           description: The memory servers, with their connection state (V(idle) powered off,
-            V(connecting), V(up)).
+            V(connecting), V(up)), C(pages) (slots whose page is on that server now; null
+            from a module without the count) and C(hint) (the placement hint in force,
+            C(free) and C(capacity) in pages, written by the node's nswapd from its gossip
+            table; null without one).
           type: list
           elements: dict
-          sample: [{name: "10.77.0.12:7405", address: 10.77.0.12, port: 7405, state: up}]
+          sample: [{name: "10.77.0.12:7405", address: 10.77.0.12, port: 7405, state: up,
+                    pages: 1200, hint: {free: 60000, capacity: 65536}}]
         counters:
           description: The sysfs counters (docs/kmod.md); C(latency_hist) as
             C([lower_us, count]) pairs.  Empty while powered off.

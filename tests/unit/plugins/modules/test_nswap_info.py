@@ -44,7 +44,9 @@ def node(tmp_path, monkeypatch):
             "sys/module/nswap/parameters/timeout_ms": "10000\n",
             "sys/module/nswap/parameters/connections_per_server": "2\n",
             cfg + "nswap0/size": "1073741824\n",
-            cfg + "nswap0/servers": "10.77.0.12:7405 up\n[fd00::2]:7405 connecting\n",
+            cfg + "nswap0/servers": (
+                "10.77.0.12:7405 up pages=12 hint=100/65536\n[fd00::2]:7405 connecting pages=0\n"
+            ),
             cfg + "nswap0/connections_per_server": "2\n",
             cfg + "nswap0/timeout_ms": "10000\n",
             cfg + "nswap0/retries": "3\n",
@@ -96,8 +98,22 @@ def test_facts_of_a_node_with_a_device_in_use(monkeypatch, node, check_mode):
     )
     assert nswap0["client_id"] == "0x0000000100000000"
     assert nswap0["servers"] == [
-        dict(name="10.77.0.12:7405", address="10.77.0.12", port=7405, state="up"),
-        dict(name="[fd00::2]:7405", address="fd00::2", port=7405, state="connecting"),
+        dict(
+            name="10.77.0.12:7405",
+            address="10.77.0.12",
+            port=7405,
+            state="up",
+            pages=12,
+            hint=dict(free=100, capacity=65536),
+        ),
+        dict(
+            name="[fd00::2]:7405",
+            address="fd00::2",
+            port=7405,
+            state="connecting",
+            pages=0,
+            hint=None,
+        ),
     ]
     counters = nswap0["counters"]
     assert (counters["puts"], counters["errors"], counters["inflight"]) == (512, 0, 3)
@@ -167,10 +183,15 @@ def test_bad_arguments(monkeypatch, node):
 
 
 def test_parsers_tolerate_odd_lines():
-    assert nswap_ko.parse_servers("\n10.0.0.1:7405\n[fd00::2]:7405 up\nbogus idle\n") == [
-        dict(name="10.0.0.1:7405", address="10.0.0.1", port=7405, state=None),
-        dict(name="[fd00::2]:7405", address="fd00::2", port=7405, state="up"),
-        dict(name="bogus", address=None, port=None, state="idle"),
+    text = "\n10.0.0.1:7405\n[fd00::2]:7405 up\nbogus idle pages=x hint=1/\n"
+    assert nswap_ko.parse_servers(text) == [
+        dict(
+            name="10.0.0.1:7405", address="10.0.0.1", port=7405, state=None, pages=None, hint=None
+        ),
+        dict(
+            name="[fd00::2]:7405", address="fd00::2", port=7405, state="up", pages=None, hint=None
+        ),
+        dict(name="bogus", address=None, port=None, state="idle", pages=None, hint=None),
     ]
     assert nswap_ko.parse_latency_hist("0 1\nbogus\n2 x\n4 5\n") == [[0, 1], [4, 5]]
 

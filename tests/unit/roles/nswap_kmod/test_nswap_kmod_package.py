@@ -32,9 +32,8 @@ def sources(tmp_path):
             if name in ("Kbuild", "Makefile", "dkms.conf") or name.endswith((".c", ".h")):
                 if not name.endswith(".mod.c"):
                     archive.add(os.path.join(KMOD, name), arcname=name)
-        archive.add(
-            os.path.join(REPO, "src", "include", "nswap_proto.h"), arcname="include/nswap_proto.h"
-        )
+        for header in ("nswap_place.h", "nswap_proto.h"):
+            archive.add(os.path.join(REPO, "src", "include", header), arcname="include/" + header)
     return path
 
 
