@@ -18,7 +18,8 @@
 
 #define VALID_KEYS "listen, cache_size, name, max_clients, log_level, lock_memory, loops, " \
 	"gossip, gossip_port, gossip_interval, gossip_fanout, gossip_seeds, gossip_address, " \
-	"node_id, gossip_subnet, gossip_table_file, client_device, client_servers"
+	"node_id, gossip_subnet, gossip_table_file, client_device, client_servers, elastic, " \
+	"elastic_reserve, elastic_step, elastic_psi, elastic_interval, meminfo_file, pressure_file"
 
 void config_defaults(struct config *cfg)
 {
@@ -41,6 +42,12 @@ void config_defaults(struct config *cfg)
 	cfg->gossip_interval_ms = gc.interval_ms;
 	cfg->gossip_fanout = gc.fanout;
 	cfg->client_servers = CONFIG_DEFAULT_CLIENT_SERVERS;
+	cfg->elastic_reserve = CONFIG_DEFAULT_ELASTIC_RESERVE;
+	cfg->elastic_step = CONFIG_DEFAULT_ELASTIC_STEP;
+	cfg->elastic_psi = CONFIG_DEFAULT_ELASTIC_PSI;
+	cfg->elastic_interval_ms = CONFIG_DEFAULT_ELASTIC_INTERVAL;
+	snprintf(cfg->meminfo_file, sizeof(cfg->meminfo_file), "/proc/meminfo");
+	snprintf(cfg->pressure_file, sizeof(cfg->pressure_file), "/proc/pressure/memory");
 }
 
 void config_gossip(const struct config *cfg, struct gossip_config *gc)
@@ -424,6 +431,51 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 			return bad(where, value, "is not a server count; use an integer 1-64 "
 				   "(nswap.ko holds 64 servers per device)");
 		cfg->client_servers = (unsigned int)u;
+	} else if (!strcmp(key, "elastic")) {
+		int b = parse_bool(value);
+
+		if (b < 0)
+			return bad(where, value, "is not a boolean; use on or off");
+		cfg->elastic = b;
+	} else if (!strcmp(key, "elastic_reserve") || !strcmp(key, "elastic_step")) {
+		uint64_t b;
+		int step = !strcmp(key, "elastic_step");
+
+		if (parse_size(value, &b) != 0)
+			return bad(where, value,
+				   "is not a size; use bytes or K/M/G suffix, e.g. 256M");
+		if (step && b < NSWAP_PAGE_SIZE)
+			return bad(where, value, "is too small; the minimum is one page, 4K");
+		if (b > (1ULL << 50))
+			return bad(where, value, "is too large; the maximum is 1P");
+		*(step ? &cfg->elastic_step : &cfg->elastic_reserve) = b;
+	} else if (!strcmp(key, "elastic_psi")) {
+		char *end;
+		double d;
+
+		errno = 0;
+		d = strtod(value, &end);
+		if (!*value || *end || errno || !(d > 0 && d <= 100))
+			return bad(where, value, "is not a percentage; use a number above 0, at "
+				   "most 100, e.g. 10");
+		cfg->elastic_psi = d;
+	} else if (!strcmp(key, "elastic_interval")) {
+		if (parse_uint(value, 600000, &u) != 0 || u < 10)
+			return bad(where, value, "is not a number of milliseconds; use 10-600000, "
+				   "e.g. 1000");
+		cfg->elastic_interval_ms = (uint32_t)u;
+	} else if (!strcmp(key, "meminfo_file") || !strcmp(key, "pressure_file")) {
+		int mem = !strcmp(key, "meminfo_file");
+		char *dst = mem ? cfg->meminfo_file : cfg->pressure_file;
+		size_t n = strlen(value);
+
+		if ((mem && !n) || (n && value[0] != '/'))
+			return bad(where, value, mem ? "is not an absolute path; use /proc/meminfo" :
+				   "is not an absolute path; use /proc/pressure/memory, or nothing "
+				   "to decide on MemAvailable alone");
+		if (n >= CONFIG_PATH_MAX)
+			return bad(where, value, "is too long; use at most 255 characters");
+		snprintf(dst, CONFIG_PATH_MAX, "%s", value);
 	} else {
 		fprintf(stderr, "nswapd: %s: unknown key; valid keys: " VALID_KEYS "\n", where);
 		return -1;
@@ -581,17 +633,39 @@ static void print_gossip(const struct config *cfg)
 	}
 }
 
+/* KEY = SIZE with the largest suffix that is exact. */
+static void print_size(const char *key, uint64_t b)
+{
+	if (b && b % (1ULL << 40) == 0)
+		printf("%s = %lluT\n", key, (unsigned long long)(b >> 40));
+	else if (b && b % (1ULL << 30) == 0)
+		printf("%s = %lluG\n", key, (unsigned long long)(b >> 30));
+	else if (b && b % (1ULL << 20) == 0)
+		printf("%s = %lluM\n", key, (unsigned long long)(b >> 20));
+	else if (b % (1ULL << 10) == 0)
+		printf("%s = %lluK\n", key, (unsigned long long)(b >> 10));
+	else
+		printf("%s = %llu\n", key, (unsigned long long)b);
+}
+
+/* Printed only with elastic = on, like the gossip keys. */
+static void print_elastic(const struct config *cfg)
+{
+	if (!cfg->elastic)
+		return;
+	printf("elastic = on\n");
+	print_size("elastic_reserve", cfg->elastic_reserve);
+	print_size("elastic_step", cfg->elastic_step);
+	printf("elastic_psi = %g\n", cfg->elastic_psi);
+	printf("elastic_interval = %u\n", cfg->elastic_interval_ms);
+	printf("meminfo_file = %s\n", cfg->meminfo_file);
+	printf("pressure_file = %s\n", cfg->pressure_file);
+}
+
 void config_print(const struct config *cfg)
 {
 	printf("listen = %s\n", cfg->listen);
-	if (cfg->cache_bytes % (1ULL << 40) == 0)
-		printf("cache_size = %lluT\n", (unsigned long long)(cfg->cache_bytes >> 40));
-	else if (cfg->cache_bytes % (1ULL << 30) == 0)
-		printf("cache_size = %lluG\n", (unsigned long long)(cfg->cache_bytes >> 30));
-	else if (cfg->cache_bytes % (1ULL << 20) == 0)
-		printf("cache_size = %lluM\n", (unsigned long long)(cfg->cache_bytes >> 20));
-	else
-		printf("cache_size = %lluK\n", (unsigned long long)(cfg->cache_bytes >> 10));
+	print_size("cache_size", cfg->cache_bytes);
 	printf("name = %s\n", cfg->name);
 	printf("max_clients = %u\n", cfg->max_clients);
 	printf("log_level = %s\n", log_level_name(cfg->log_level));
@@ -601,4 +675,5 @@ void config_print(const struct config *cfg)
 	else
 		printf("loops = auto\n");
 	print_gossip(cfg);
+	print_elastic(cfg);
 }

@@ -26,6 +26,10 @@
 /* gossip_table_file: an absolute path, at most this long. */
 #define CONFIG_PATH_MAX		256
 #define CONFIG_DEFAULT_CLIENT_SERVERS	16
+#define CONFIG_DEFAULT_ELASTIC_RESERVE	(256ULL << 20)
+#define CONFIG_DEFAULT_ELASTIC_STEP	(64ULL << 20)
+#define CONFIG_DEFAULT_ELASTIC_PSI	10.0
+#define CONFIG_DEFAULT_ELASTIC_INTERVAL	1000
 
 struct config {
 	char listen[128];
@@ -51,6 +55,14 @@ struct config {
 	/* The node's client side fed from the table (feed.h); needs gossip. */
 	char client_device[32];		/* configfs name; "" = off */
 	unsigned int client_servers;	/* servers taken from the table, 1-64 */
+	/* The elastic cache (elastic.h); off by default. */
+	int elastic;
+	uint64_t elastic_reserve;	/* bytes kept available for the node */
+	uint64_t elastic_step;		/* bytes per grow or shrink, >= a page */
+	double elastic_psi;		/* percent of "some avg10" that shrinks */
+	uint32_t elastic_interval_ms;
+	char meminfo_file[CONFIG_PATH_MAX];
+	char pressure_file[CONFIG_PATH_MAX];	/* "" = PSI not used */
 };
 
 void config_defaults(struct config *cfg);

@@ -27,7 +27,10 @@ static void usage(FILE *f)
 		"              [--gossip on|off] [--gossip-address ADDR] [--gossip-seeds LIST]\n"
 		"              [--gossip-port PORT] [--gossip-interval MS] [--gossip-fanout N]\n"
 		"              [--node-id ID] [--gossip-subnet CIDR] [--gossip-table-file PATH]\n"
-		"              [--client-device NAME] [--client-servers N] [--check-config]\n"
+		"              [--client-device NAME] [--client-servers N] [--elastic on|off]\n"
+		"              [--elastic-reserve SIZE] [--elastic-step SIZE] [--elastic-psi PCT]\n"
+		"              [--elastic-interval MS] [--meminfo-file PATH] [--pressure-file PATH]\n"
+		"              [--check-config]\n"
 		"\n"
 		"  -c, --config FILE     read `key = value` settings from FILE (no file is read\n"
 		"                        without -c); command-line options override it\n"
@@ -54,6 +57,15 @@ static void usage(FILE *f)
 		"      --client-device NAME  keep this nswap device's servers (configfs NAME)\n"
 		"                        in step with the gossip table (needs gossip on)\n"
 		"      --client-servers N  servers taken from the table, 1-64 (default %d)\n"
+		"      --elastic on|off    move the cache limit with this node's memory needs\n"
+		"                        (default off): start at one step, grow while idle\n"
+		"      --elastic-reserve SIZE  MemAvailable kept for the node (default 256M)\n"
+		"      --elastic-step SIZE  grow/shrink chunk (default 64M)\n"
+		"      --elastic-psi PCT   shrink when memory stall some avg10 > PCT (default 10)\n"
+		"      --elastic-interval MS  check every MS ms (default 1000, 10-600000)\n"
+		"      --meminfo-file PATH  MemAvailable from PATH (default /proc/meminfo)\n"
+		"      --pressure-file PATH  PSI from PATH (default /proc/pressure/memory;\n"
+		"                        empty: MemAvailable alone)\n"
 		"  -f, --foreground        do not detach (use under systemd)\n"
 		"      --check-config      validate the configuration, print it, exit\n"
 		"  -V, --version           print the version and protocol range\n"
@@ -113,7 +125,8 @@ int main(int argc, char **argv)
 {
 	enum { OPT_CHECK = 256, OPT_LOGLEVEL, OPT_LOOPS, OPT_GOSSIP, OPT_GPORT, OPT_GINTERVAL,
 	       OPT_GFANOUT, OPT_GSEEDS, OPT_GADDRESS, OPT_NODEID, OPT_GSUBNET, OPT_GTABLE,
-	       OPT_CDEVICE, OPT_CSERVERS };
+	       OPT_CDEVICE, OPT_CSERVERS, OPT_ELASTIC, OPT_ERESERVE, OPT_ESTEP, OPT_EPSI,
+	       OPT_EINTERVAL, OPT_MEMINFO, OPT_PRESSURE };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -133,6 +146,13 @@ int main(int argc, char **argv)
 		{ "gossip-table-file", required_argument, NULL, OPT_GTABLE },
 		{ "client-device", required_argument, NULL, OPT_CDEVICE },
 		{ "client-servers", required_argument, NULL, OPT_CSERVERS },
+		{ "elastic", required_argument, NULL, OPT_ELASTIC },
+		{ "elastic-reserve", required_argument, NULL, OPT_ERESERVE },
+		{ "elastic-step", required_argument, NULL, OPT_ESTEP },
+		{ "elastic-psi", required_argument, NULL, OPT_EPSI },
+		{ "elastic-interval", required_argument, NULL, OPT_EINTERVAL },
+		{ "meminfo-file", required_argument, NULL, OPT_MEMINFO },
+		{ "pressure-file", required_argument, NULL, OPT_PRESSURE },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, 'V' },
@@ -167,6 +187,13 @@ int main(int argc, char **argv)
 		case OPT_GTABLE: key = "gossip_table_file"; name = "--gossip-table-file"; break;
 		case OPT_CDEVICE: key = "client_device"; name = "--client-device"; break;
 		case OPT_CSERVERS: key = "client_servers"; name = "--client-servers"; break;
+		case OPT_ELASTIC: key = "elastic"; name = "--elastic"; break;
+		case OPT_ERESERVE: key = "elastic_reserve"; name = "--elastic-reserve"; break;
+		case OPT_ESTEP: key = "elastic_step"; name = "--elastic-step"; break;
+		case OPT_EPSI: key = "elastic_psi"; name = "--elastic-psi"; break;
+		case OPT_EINTERVAL: key = "elastic_interval"; name = "--elastic-interval"; break;
+		case OPT_MEMINFO: key = "meminfo_file"; name = "--meminfo-file"; break;
+		case OPT_PRESSURE: key = "pressure_file"; name = "--pressure-file"; break;
 		case 'f': foreground = 1; break;
 		case OPT_CHECK: check = 1; break;
 		case 'V':

@@ -71,7 +71,8 @@ static inline void stat_add(_Atomic uint64_t *v, uint64_t n)
 			      memory_order_relaxed);
 }
 
-enum ev_kind { EV_LISTEN = 1, EV_SIGNAL, EV_CONN, EV_WAKE, EV_DONE, EV_GOSSIP, EV_GOSSIP_TIMER };
+enum ev_kind { EV_LISTEN = 1, EV_SIGNAL, EV_CONN, EV_WAKE, EV_DONE, EV_GOSSIP, EV_GOSSIP_TIMER,
+	       EV_ELASTIC_TIMER };
 
 /* Anything registered with an epoll starts with its kind. */
 struct ev_src {
@@ -120,6 +121,8 @@ struct server {
 	struct loop *loops;
 	struct gossip_net *gossip;	/* main thread only; NULL with gossip off */
 	struct feed *feed;		/* main thread only; NULL without client_device */
+	struct elastic *elastic;	/* main thread only; NULL with elastic off */
+	int elastic_tfd;		/* its timerfd, -1 without */
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */

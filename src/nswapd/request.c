@@ -328,6 +328,15 @@ static void do_set_cache_limit(struct loop *l, struct conn *c, const unsigned ch
 		reply_status(c, r, NSWAP_EPERM);
 		return;
 	}
+	if (l->srv->cfg.elastic) {
+		stat_add(&l->st.errors, 1);
+		log_peer(L_WARN, "%s: SET_CACHE_LIMIT %llu pages refused: elastic = on moves the "
+			 "limit with this node's memory (set elastic_reserve and cache_size, or "
+			 "elastic = off to set the limit by hand)", c->peer,
+			 (unsigned long long)pages);
+		reply_with_status(l, c, r, NSWAP_EINVAL);
+		return;
+	}
 	if (cache_set_limit(&l->srv->cache, pages) != 0) {
 		stat_add(&l->st.errors, 1);
 		log_peer(L_WARN, "%s: SET_CACHE_LIMIT %llu pages refused: must be 1 to %u pages "

@@ -17,10 +17,12 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "crc32c.h"
+#include "elastic.h"
 #include "feed.h"
 #include "gossip_net.h"
 #include "log.h"
@@ -28,6 +30,9 @@
 static struct ev_src listen_src = { EV_LISTEN };
 static struct ev_src signal_src = { EV_SIGNAL };
 static struct ev_src done_src = { EV_DONE };
+static struct ev_src elastic_src = { EV_ELASTIC_TIMER };
+
+static int elastic_start(struct server *s);
 
 #define ACCEPT_PAUSE_MS 100
 
@@ -358,7 +363,7 @@ int server_init(struct server *s, const struct config *cfg)
 
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
-	s->lfd = s->sfd = s->epfd = s->donefd = -1;
+	s->lfd = s->sfd = s->epfd = s->donefd = s->elastic_tfd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
 
 	s->nloops = resolve_loops(cfg->loops);
@@ -430,6 +435,8 @@ int server_init(struct server *s, const struct config *cfg)
 		if (gossip_net_init(s->gossip, cfg, lport, s->epfd) != 0)
 			return -1;
 	}
+	if (cfg->elastic && elastic_start(s) != 0)
+		return -1;
 	if (cfg->client_device[0]) {
 		s->feed = malloc(sizeof(*s->feed));
 		if (!s->feed) {
@@ -518,6 +525,43 @@ static int do_accept(struct server *s)
 		wake(l->evfd);
 	}
 	return 0;
+}
+
+/* The elastic cache's timer (elastic.h): first tick after one interval. */
+static int elastic_start(struct server *s)
+{
+	struct itimerspec its = { 0 };
+	uint32_t ms = s->cfg.elastic_interval_ms;
+
+	s->elastic = malloc(sizeof(*s->elastic));
+	if (!s->elastic) {
+		log_msg(L_ERR, "elastic: out of memory");
+		return -1;
+	}
+	elastic_init(s->elastic, &s->cfg, &s->cache);
+	its.it_value.tv_sec = its.it_interval.tv_sec = ms / 1000;
+	its.it_value.tv_nsec = its.it_interval.tv_nsec = (long)(ms % 1000) * 1000000L;
+	s->elastic_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->elastic_tfd < 0 || timerfd_settime(s->elastic_tfd, 0, &its, NULL) != 0 ||
+	    add_fd(s->epfd, s->elastic_tfd, &elastic_src) != 0) {
+		log_msg(L_ERR, "elastic: timer setup: %s", strerror(errno));
+		return -1;
+	}
+	log_msg(L_INFO, "elastic: cache limit starts at %u of %u pages; reserve %llu MiB, step "
+		"%llu MiB, memory stall above %g%% shrinks (%s), every %u ms",
+		cache_limit(&s->cache), s->cache.capacity,
+		(unsigned long long)(s->cfg.elastic_reserve >> 20),
+		(unsigned long long)(s->cfg.elastic_step >> 20), s->cfg.elastic_psi,
+		s->cfg.pressure_file[0] ? s->cfg.pressure_file : "PSI not used", ms);
+	return 0;
+}
+
+static void elastic_timer(struct server *s)
+{
+	uint64_t expirations;
+
+	if (read(s->elastic_tfd, &expirations, sizeof(expirations)) == sizeof(expirations))
+		elastic_tick(s->elastic, &s->cache);
 }
 
 /* What this node lends now, for its gossip entry. */
@@ -616,6 +660,8 @@ int server_run(struct server *s)
 				gossip_net_readable(s->gossip);
 			} else if (src->kind == EV_GOSSIP_TIMER) {
 				gossip_tick(s);
+			} else if (src->kind == EV_ELASTIC_TIMER) {
+				elastic_timer(s);
 			} else if (src->kind == EV_SIGNAL) {
 				if (handle_signals(s))
 					loops_stop(s);
@@ -662,6 +708,11 @@ void server_destroy(struct server *s)
 		close(s->donefd);
 	free(s->feed);
 	s->feed = NULL;
+	if (s->elastic_tfd >= 0)
+		close(s->elastic_tfd);
+	s->elastic_tfd = -1;
+	free(s->elastic);
+	s->elastic = NULL;
 	if (s->gossip) {
 		gossip_net_destroy(s->gossip);
 		free(s->gossip);
