@@ -210,3 +210,64 @@ def test_argument_specs_refuse_a_port_that_is_no_number(tmp_path):
     rc, out = run_playbook(tmp_path, tasks, nswap_server_gossip_port="x")
     assert rc != 0, out
     assert "nswap_server_gossip_port" in out and "int" in out, out
+
+
+def test_elastic_on_is_what_nswapd_reads(tmp_path, nswapd_bin):
+    conf = render(
+        tmp_path,
+        nswap_server_elastic=True,
+        nswap_server_elastic_reserve="1G",
+        nswap_server_elastic_step="32M",
+        nswap_server_elastic_psi=12.5,
+    )
+    rc, out = check_config(nswapd_bin, conf)
+    assert rc == 0, out
+    assert [line for line in out.splitlines() if line.startswith("elastic")] == [
+        "elastic = on",
+        "elastic_reserve = 1G",
+        "elastic_step = 32M",
+        "elastic_psi = 12.5",
+        "elastic_interval = 1000",
+    ]
+
+
+VALIDATE_ELASTIC = [
+    {
+        "name": "Elastic checks",
+        "ansible.builtin.include_role": {"name": "nswap_server", "tasks_from": "validate_elastic"},
+    }
+]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(nswap_server_elastic_reserve="lots"), "nswap_server_elastic_reserve=lots is not a"),
+        (dict(nswap_server_elastic_step="1K"), "nswap_server_elastic_step=1K must be a size of"),
+        (dict(nswap_server_elastic_step="-5"), "nswap_server_elastic_step=-5 must be a size of"),
+        (dict(nswap_server_elastic_psi=0), "nswap_server_elastic_psi=0 must be a percentage"),
+        (dict(nswap_server_elastic_psi=150), "nswap_server_elastic_psi=150 must be a percentage"),
+    ],
+)
+def test_bad_elastic_settings_fail_naming_the_variable(tmp_path, overrides, message):
+    defaults = dict(
+        nswap_server_elastic_reserve="256M",
+        nswap_server_elastic_step="64M",
+        nswap_server_elastic_psi=10,
+    )
+    defaults.update(overrides)
+    rc, out = run_playbook(tmp_path, VALIDATE_ELASTIC, nswap_server_elastic=True, **defaults)
+    assert rc != 0, out
+    assert message in out and "Nothing was changed." in out, out
+
+
+def test_good_elastic_settings_pass(tmp_path):
+    rc, out = run_playbook(
+        tmp_path,
+        VALIDATE_ELASTIC,
+        nswap_server_elastic=True,
+        nswap_server_elastic_reserve="512M",
+        nswap_server_elastic_step="4K",
+        nswap_server_elastic_psi=7.5,
+    )
+    assert rc == 0, out
