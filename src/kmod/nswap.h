@@ -35,6 +35,7 @@
 #define NSWAP_VERSION		"0.1.0"
 
 #define NSWAP_MAX_SERVERS	64	/* server index is 8 bits in the slot map */
+#define NSWAP_MAX_HOPS		15	/* hop count is 4 bits in the slot map */
 
 /* configfs placement: how a PUTPAGE's server is chosen (docs/placement.md) */
 enum {
@@ -99,6 +100,8 @@ struct nswap_stats {
 	u64 retries;			/* request re-issues after a failure */
 	u64 reconnects;			/* connections re-established */
 	u64 timeouts;			/* requests not answered in time */
+	u64 migrations;			/* UPDATEs applied: a page moved */
+	u64 updates_refused;		/* UPDATEs for a copy not current, or bad */
 	u64 lat[NSWAP_LAT_BUCKETS];	/* PUT/GET round trips */
 };
 
@@ -324,6 +327,7 @@ int nswap_dev_power_off(struct nswap_dev *dev);
 void nswap_dev_set_timeout(struct nswap_dev *dev);
 int nswap_disk_open(struct gendisk *disk);
 void nswap_disk_release(struct gendisk *disk);
+void nswap_migrate_update(struct nswap_conn *conn, const struct nswap_hdr *hdr);
 void nswap_dev_handle_reply(struct nswap_conn *conn,
 			    const struct nswap_hdr *hdr, const void *payload,
 			    bool payload_ok);

@@ -501,7 +501,8 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 
 	hello.min_version = cpu_to_le16(NSWAP_PROTO_MIN_VERSION);
 	hello.max_version = cpu_to_le16(NSWAP_PROTO_VERSION);
-	hello.features = cpu_to_le32(NSWAP_FEAT_RANGE_INVALIDATE);
+	hello.features = cpu_to_le32(NSWAP_FEAT_RANGE_INVALIDATE |
+				     NSWAP_FEAT_MIGRATION);
 	strscpy(hello.name, init_utsname()->nodename, sizeof(hello.name));
 	nswap_hdr_init(&hdr, NSWAP_PROTO_VERSION, NSWAP_HELLO, 0, 0,
 		       dev->client_id, 0, 0, sizeof(hello),
@@ -530,7 +531,7 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 	}
 	conn->version = ver;
 	conn->features = le32_to_cpu(rep->features) &
-			 NSWAP_FEAT_RANGE_INVALIDATE;
+			 (NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_MIGRATION);
 	WRITE_ONCE(srv->capacity_pages, le64_to_cpu(rep->capacity_pages));
 	return 0;
 }
@@ -743,8 +744,12 @@ static int nswap_conn_rx_loop(struct nswap_conn *conn)
 		case NSWAP_INVALIDATE | NSWAP_REPLY:
 		case NSWAP_STATUS | NSWAP_REPLY:
 			break;
+		case NSWAP_UPDATE:
+			if (ok)
+				nswap_migrate_update(conn, &hdr);
+			break;
 		default:
-			/* UPDATE/PUNTPAGE are reserved; ignore what we do not know */
+			/* PUNTPAGE is between servers; ignore what we do not know */
 			pr_debug("nswap%d: ignoring frame type 0x%02x from %s\n",
 				 dev->index, hdr.type, conn->srv->name);
 			break;

@@ -82,6 +82,10 @@ static struct nswap_stat_attr nswap_stat_attr_list[] = {
 	  offsetof(struct nswap_stats, reconnects) },
 	{ __ATTR(timeouts, 0444, nswap_stat_show, NULL),
 	  offsetof(struct nswap_stats, timeouts) },
+	{ __ATTR(migrations, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, migrations) },
+	{ __ATTR(updates_refused, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, updates_refused) },
 };
 
 static ssize_t inflight_show(struct device *d, struct device_attribute *attr,
@@ -119,6 +123,8 @@ static struct attribute *nswap_stat_attrs[] = {
 	&nswap_stat_attr_list[8].attr.attr,
 	&nswap_stat_attr_list[9].attr.attr,
 	&nswap_stat_attr_list[10].attr.attr,
+	&nswap_stat_attr_list[11].attr.attr,
+	&nswap_stat_attr_list[12].attr.attr,
 	&dev_attr_inflight.attr,
 	&dev_attr_latency_hist.attr,
 	NULL,

@@ -1,0 +1,153 @@
+"""nswap.ko's side of page migration (UPDATE, docs/protocol.md 11.1), with injected frames.
+
+Two scripted servers (harness/migrationpeer.py) on the host's loopback, reached from the
+mini VM at 10.0.2.2: B takes the writes (C is hinted full), then the test copies pages from B
+to C and makes C, and B, send UPDATEs: in order, duplicated, out of order (a smaller hop
+count after a larger one), for a stale generation, and malformed.  The client must move a
+slot exactly when the UPDATE names its current copy with a larger hop count, tell the old
+server to drop it, tell the sender to drop a copy the slot map no longer names, ignore the
+rest, and read every byte back from wherever the page lives.
+"""
+
+import re
+import struct
+import threading
+import time
+
+import pytest
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
+
+from harness import migrationpeer, minivm
+from tests.kernel.test_nswap_kmod import GUEST_PRELUDE, HOST_SUITE, KIT_IDS, passed
+
+pytestmark = pytest.mark.vm
+
+HOST = minivm.USER_NET_HOST_IP
+PAGES = 64
+MOVED = list(range(16)) + [20]  # slots the client must move to C
+# slots of the refused UPDATEs (NO_MIGRATION: from a server that did not negotiate it)
+STALE_GEN, ZERO_HOP, OLD_HOP, PAST_END, NO_MIGRATION = 30, 31, 20, 1 << 20, 40
+REFUSED = 5
+
+GUEST = r"""
+load
+mkdir $cfg && echo 64M > $cfg/size || fail "mkdir, size"
+for port in %(b)d %(c)d %(d)d; do echo "add %(host)s:$port" > $cfg/servers || fail "add"; done
+echo "hint %(host)s:%(c)d 0 65536" > $cfg/servers || fail "hint C full"
+echo "hint %(host)s:%(d)d 0 65536" > $cfg/servers || fail "hint D full"
+echo 1 > $cfg/power || fail "power on"
+dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
+dd if=/tmp/data of=/dev/nswap0 bs=4096 count=%(pages)d oflag=direct conv=notrunc 2>/dev/null \
+    || fail "write"
+echo "written=1"
+n=/sys/block/nswap0/nswap
+i=0
+while { [ $(cat $n/migrations) -lt %(moved)d ] || [ $(cat $n/updates_refused) -lt %(refused)d ]; } \
+    && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
+echo "waited_s=$i"
+sed 's/^/server /' $cfg/servers
+dd if=/dev/nswap0 of=/tmp/back bs=4096 count=%(pages)d iflag=direct 2>/dev/null || fail "read"
+cmp /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
+counters
+echo 0 > $cfg/power && rmdir $cfg && rmmod nswap || fail "teardown"
+echo "UNLOADED clean"
+"""
+
+
+def inject(b, c, d, done, errors):
+    """What server C (and B) tell the client, once B holds every page."""
+    try:
+        deadline = time.monotonic() + 600
+        while len(b.pages) < PAGES:
+            if time.monotonic() > deadline:
+                raise AssertionError("B never held %d pages: %d" % (PAGES, len(b.pages)))
+            time.sleep(0.2)
+        (cid,) = {key[0] for key in b.pages}
+        gen = {slot: b.pages[(cid, slot)][0] for (_, slot) in b.pages}
+        for slot in MOVED:
+            c.store(cid, slot, gen[slot], b.pages[(cid, slot)][1])
+        for slot in range(16):
+            c.send_update(cid, slot, gen[slot], 1)  # moves
+        c.send_update(cid, 0, gen[0], 1)  # duplicate: nothing
+        c.send_update(cid, OLD_HOP, gen[OLD_HOP], 3)  # moves, hop 3
+        time.sleep(2)
+        b.send_update(cid, OLD_HOP, gen[OLD_HOP], 2)  # older than hop 3: refused, B drops
+        c.send_update(cid, STALE_GEN, gen[STALE_GEN] - 1, 1)  # stale: refused, C drops
+        c.send_update(cid, ZERO_HOP, gen[ZERO_HOP], 0)  # malformed: refused
+        c.send_update(cid, PAST_END, 1, 1)  # past the device: refused
+        d.store(cid, NO_MIGRATION, gen[NO_MIGRATION], b.pages[(cid, NO_MIGRATION)][1])
+        d.send_update(cid, NO_MIGRATION, gen[NO_MIGRATION], 1)  # not negotiated: refused
+        done.update(cid=cid, gen=gen)
+    except Exception as exc:  # noqa: BLE001 -- reported by the test
+        errors.append(repr(exc))
+
+
+def invalidates(peer):
+    """(first slot, count, generation) of the INVALIDATEs a peer got that name a generation."""
+    out = []
+    for f in peer.received(proto.INVALIDATE):
+        count = struct.unpack("<Q", f.payload)[0] if f.flags & proto.F_RANGE else 1
+        if f.generation != proto.GEN_ANY:
+            out.append((f.slot, count, f.generation))
+    return out
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_updates_move_exactly_the_current_copies_and_every_byte_reads_back(kit, nswap_ko):
+    done, errors = {}, []
+    with (
+        migrationpeer.Peer() as b,
+        migrationpeer.Peer() as c,
+        migrationpeer.Peer(grant_migration=False) as d,
+    ):
+        thread = threading.Thread(target=inject, args=(b, c, d, done, errors), daemon=True)
+        thread.start()
+        result = minivm.run_script(
+            kit,
+            GUEST_PRELUDE
+            + GUEST
+            % dict(
+                host=HOST,
+                b=b.port,
+                c=c.port,
+                d=d.port,
+                pages=PAGES,
+                moved=len(MOVED),
+                refused=REFUSED,
+            ),  # fmt: skip
+            modules=[nswap_ko, "crc32c_generic"],
+            net="user",
+            timeout_s=600,
+        )
+        thread.join(timeout=30)
+        b_inval, c_inval = invalidates(b), invalidates(c)
+        c_gets = {f.slot for f in c.received(proto.GETPAGE)}
+        b_gets = {f.slot for f in b.received(proto.GETPAGE)}
+        d_seen = {f.type for f in d.received(proto.INVALIDATE) if f.generation != proto.GEN_ANY}
+    assert not (errors or b.errors or c.errors or d.errors), (errors, b.errors, c.errors, d.errors)
+    counters, values, _ = passed(result)
+    out = result.output
+    assert values["verified"] == 1, out[-3000:]
+    assert counters["migrations"] == len(MOVED) and counters["updates_refused"] == REFUSED, counters
+    assert counters["errors"] == 0 and counters["lost_pages"] == 0, counters
+    gen = done["gen"]
+
+    # reads went where the slot map said: the moved slots to C, the rest to B
+    assert c_gets == set(MOVED), sorted(c_gets)
+    assert b_gets == set(range(PAGES)) - set(MOVED), sorted(b_gets)
+    pages = dict(re.findall(r"^server \S+:(\d+) \S+ pages=(\d+)", out, re.M))
+    assert (int(pages[str(b.port)]), int(pages[str(c.port)])) == (PAGES - len(MOVED), len(MOVED))
+
+    # B was told to drop each moved copy and nothing else it holds; C was told to drop the
+    # stale copy (an INVALIDATE of exactly that older generation) and none of the moved ones.
+    # (INVALIDATEs of every generation, at first contact and power off, are left out.)
+    def drops(invals, slot, generation):
+        return any(s <= slot < s + n and g >= generation for s, n, g in invals)
+
+    for slot in range(PAGES):
+        assert drops(b_inval, slot, gen[slot]) == (slot in MOVED), (slot, b_inval)
+        assert not drops(c_inval, slot, gen[slot]), (slot, c_inval)
+    assert [(s, g) for s, n, g in c_inval] == [(STALE_GEN, gen[STALE_GEN] - 1)], c_inval
+    assert not d_seen  # D's UPDATE changed nothing: slot 40 still read from B
+    assert "UPDATE slot 40 generation %d hop 1 from" % gen[NO_MIGRATION] in result.console
+    assert "UNLOADED clean" in out
