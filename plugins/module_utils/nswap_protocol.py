@@ -37,8 +37,8 @@ PUTPAGE = 2
 GETPAGE = 3
 INVALIDATE = 4
 STATUS = 5
-PUNTPAGE = 6  # reserved
-UPDATE = 7  # reserved
+PUNTPAGE = 6  # server -> server: a page moved (docs/protocol.md 11.1)
+UPDATE = 7  # server -> client: where a moved page is now
 GOSSIP = 8  # UDP datagrams between nswapd only (gossip membership); never on TCP
 SET_CACHE_LIMIT = 9  # loopback peers only; payload <Q pages, reply payload = STATUS
 REPLY = 0x80
@@ -63,7 +63,7 @@ EPERM = 9
 
 # HELLO feature bits
 FEAT_RANGE_INVALIDATE = 1 << 0
-FEAT_MIGRATION = 1 << 1  # reserved
+FEAT_MIGRATION = 1 << 1  # PUNTPAGE/UPDATE
 FEAT_AUTH = 1 << 2  # reserved
 FEAT_ENCRYPTION = 1 << 3  # reserved
 FEAT_CACHE_LIMIT = 1 << 4
@@ -81,6 +81,7 @@ GOSSIP_MAX_ENTRIES = 24  # entries per GOSSIP datagram
 # Not in the C header: conveniences of this module.
 GEN_ANY = 0xFFFFFFFFFFFFFFFF  # INVALIDATE generation that matches every page
 MAX_RANGE_COUNT = 1 << 32  # largest slot count of a range INVALIDATE (docs/protocol.md)
+MAX_HOPS = 15  # largest hop_count of a migrated page
 
 TYPE_NAMES = {
     HELLO: "HELLO",

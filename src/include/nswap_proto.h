@@ -35,6 +35,8 @@
 #define NSWAP_DEFAULT_PORT	7405
 /* Largest slot count of one range INVALIDATE (NSWAP_F_RANGE). */
 #define NSWAP_MAX_RANGE_COUNT	(1ULL << 32)
+/* Largest hop_count of a migrated page (4 bits in a client's slot map). */
+#define NSWAP_MAX_HOPS		15
 
 /* Message types.  Bit 7 marks a reply. */
 enum nswap_msg_type {

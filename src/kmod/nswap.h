@@ -35,7 +35,6 @@
 #define NSWAP_VERSION		"0.1.0"
 
 #define NSWAP_MAX_SERVERS	64	/* server index is 8 bits in the slot map */
-#define NSWAP_MAX_HOPS		15	/* hop count is 4 bits in the slot map */
 
 /* configfs placement: how a PUTPAGE's server is chosen (docs/placement.md) */
 enum {

@@ -35,7 +35,8 @@
 #include "config.h"
 
 /* Feature bits this server implements (see enum nswap_features). */
-#define NSWAPD_FEATURES		(NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_CACHE_LIMIT)
+#define NSWAPD_FEATURES		(NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_CACHE_LIMIT | \
+				 NSWAP_FEAT_MIGRATION)
 /* Drain after SIGTERM/SIGINT: a connection is read until it has been quiet
  * for NSWAPD_DRAIN_QUIET_MS with no partial frame buffered, so requests
  * already in flight get answered; the whole drain ends after NSWAPD_DRAIN_MS
@@ -56,11 +57,15 @@ struct stats {
 	_Atomic uint64_t errors;	/* other non-OK answers, plus protocol violations */
 	_Atomic uint64_t bytes_in;
 	_Atomic uint64_t bytes_out;
+	_Atomic uint64_t punts;		/* PUNTPAGE stored (a page moved here) */
+	_Atomic uint64_t updates_sent;	/* UPDATE frames queued to owners */
+	_Atomic uint64_t updates_dropped;	/* mailbox or output ring full */
 };
 
 /* Plain (non-atomic) totals of every loop's struct stats. */
 struct stats_sum {
 	uint64_t puts, gets, invalidates, get_misses, errors, bytes_in, bytes_out;
+	uint64_t punts, updates_sent, updates_dropped;
 };
 
 /* Only the owning loop writes its counters: a relaxed load and store, no
@@ -79,6 +84,17 @@ struct ev_src {
 	enum ev_kind kind;
 };
 
+/* An UPDATE to deliver (docs/protocol.md 11.1): a page of client_id moved
+ * here.  The loop that stored it posts one to every loop's mailbox; each
+ * sends it on one of its connections of that client that negotiated
+ * migration, if it has one. */
+struct update_msg {
+	uint64_t client_id, slot, generation;
+	uint8_t hop_count;
+};
+
+#define LOOP_MBOX	1024	/* UPDATEs a loop holds before dropping (counted) */
+
 /* One event-loop thread and the connections it owns.  Cache-line aligned,
  * with the counters (written for every request) on lines of their own, so
  * that loops do not slow each other down through false sharing. */
@@ -92,6 +108,8 @@ struct loop {
 	int evfd;			/* eventfd: new connections, drain, stop */
 	pthread_mutex_t qlock;		/* protects queue */
 	struct conn *queue;		/* handed over by the main thread, not yet added */
+	struct update_msg mbox[LOOP_MBOX];	/* qlock; UPDATEs for this loop to send */
+	unsigned int nmbox;
 	_Atomic unsigned int nconns;	/* own connections, queued ones included */
 	int draining;			/* this loop has started its drain */
 	int64_t drain_start_ms;		/* copies of the server's, once draining */
@@ -131,5 +149,9 @@ int64_t now_ms(void);
 uint64_t server_uptime(const struct server *s);
 void server_stats(const struct server *s, struct stats_sum *sum);
 void server_log_status(const struct server *s);
+struct frame_hdr;
+/* A page of h->client_id was stored by PUNTPAGE: tell its owner (any loop).
+ * Called by loop `from`, whose counters it may raise. */
+void server_post_update(struct server *s, struct loop *from, const struct frame_hdr *h);
 
 #endif

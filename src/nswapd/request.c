@@ -15,7 +15,7 @@ static int known_request(unsigned int type)
 
 static int implemented(unsigned int type)
 {
-	return (type >= NSWAP_HELLO && type <= NSWAP_STATUS) || type == NSWAP_SET_CACHE_LIMIT;
+	return (type >= NSWAP_HELLO && type <= NSWAP_PUNTPAGE) || type == NSWAP_SET_CACHE_LIMIT;
 }
 
 /* Requests a tool may send without HELLO (no client_id involved). */
@@ -74,6 +74,15 @@ const char *request_check(const struct conn *c, const struct frame_hdr *h, int h
 		if (h->length != NSWAP_PAGE_SIZE)
 			FAIL("PUTPAGE length %u, must be %u", (unsigned int)h->length,
 			     NSWAP_PAGE_SIZE);
+		break;
+	case NSWAP_PUNTPAGE:
+		if (!(c->features & NSWAP_FEAT_MIGRATION))
+			FAIL("PUNTPAGE without negotiated NSWAP_FEAT_MIGRATION");
+		if (h->length != NSWAP_PAGE_SIZE)
+			FAIL("PUNTPAGE length %u, must be %u", (unsigned int)h->length,
+			     NSWAP_PAGE_SIZE);
+		if (h->hop_count < 1 || h->hop_count > NSWAP_MAX_HOPS)
+			FAIL("PUNTPAGE hop_count %u, must be 1-%u", h->hop_count, NSWAP_MAX_HOPS);
 		break;
 	case NSWAP_GETPAGE:
 		if (h->length)
@@ -220,6 +229,48 @@ static void do_put(struct loop *l, struct conn *c, const struct frame_hdr *h,
 	m->crc = h->crc;
 	cache_unlock(sh);
 	stat_add(&l->st.puts, 1);
+	reply_status(c, r, NSWAP_OK);
+}
+
+/* A page moved here from another server (protocol.md 11.1): stored under
+ * its owner's client_id like a PUTPAGE, ordered by (generation, hop_count),
+ * then the owner is told where it is (UPDATE, on its own connections). */
+static void do_punt(struct loop *l, struct conn *c, const struct frame_hdr *h,
+		    const unsigned char *payload, struct frame_hdr *r)
+{
+	struct cache *cache = &l->srv->cache;
+	struct cache_shard *sh = cache_lock(cache, h->client_id, h->slot);
+	uint32_t idx = cache_lookup(cache, sh, h->client_id, h->slot);
+	struct cache_meta *m;
+
+	if (idx != CACHE_NONE &&
+	    (cache->meta[idx].generation > h->generation ||
+	     (cache->meta[idx].generation == h->generation &&
+	      cache->meta[idx].hop_count > h->hop_count))) {
+		r->generation = cache->meta[idx].generation;
+		r->hop_count = cache->meta[idx].hop_count;
+		cache_unlock(sh);
+		stat_add(&l->st.errors, 1);
+		reply_status(c, r, NSWAP_ESTALE);
+		return;
+	}
+	if (idx == CACHE_NONE) {
+		idx = cache_insert(cache, sh, h->client_id, h->slot);
+		if (idx == CACHE_NONE) {
+			cache_unlock(sh);
+			stat_add(&l->st.errors, 1);
+			reply_status(c, r, NSWAP_ENOSPC);
+			return;
+		}
+	}
+	m = &cache->meta[idx];
+	memcpy(cache_page(cache, idx), payload, NSWAP_PAGE_SIZE);
+	m->generation = h->generation;
+	m->hop_count = h->hop_count;
+	m->crc = h->crc;
+	cache_unlock(sh);
+	stat_add(&l->st.punts, 1);
+	server_post_update(l->srv, l, h);
 	reply_status(c, r, NSWAP_OK);
 }
 
@@ -379,6 +430,11 @@ void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		return;
 	case NSWAP_SET_CACHE_LIMIT:
 		do_set_cache_limit(l, c, payload, &r);
+		return;
+	}
+	/* A server moving another client's page: any client_id (protocol.md 11.1). */
+	if (h->type == NSWAP_PUNTPAGE) {
+		do_punt(l, c, h, payload, &r);
 		return;
 	}
 	/* Page requests: a connection speaks for the client it said HELLO as. */

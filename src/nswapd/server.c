@@ -101,6 +101,7 @@ void server_stats(const struct server *s, struct stats_sum *sum)
 #define ADD(f) sum->f += atomic_load_explicit(&st->f, memory_order_relaxed)
 		ADD(puts); ADD(gets); ADD(invalidates); ADD(get_misses);
 		ADD(errors); ADD(bytes_in); ADD(bytes_out);
+		ADD(punts); ADD(updates_sent); ADD(updates_dropped);
 #undef ADD
 	}
 }
@@ -114,13 +115,16 @@ void server_log_status(const struct server *s)
 	log_msg(L_INFO,
 		"status: capacity_pages %u used_pages %u clients %u connections %u limit_pages %u%s "
 		"puts %llu gets %llu invalidates %llu get_misses %llu errors %llu "
-		"bytes_in %llu bytes_out %llu uptime_s %llu loops %u%s",
+		"bytes_in %llu bytes_out %llu punts %llu updates_sent %llu updates_dropped %llu "
+		"uptime_s %llu loops %u%s",
 		s->cache.capacity, used, atomic_load(&s->nclients), atomic_load(&s->nconns), limit,
 		used > limit ? " (over limit: new slots refused)" : "",
 		(unsigned long long)t.puts, (unsigned long long)t.gets,
 		(unsigned long long)t.invalidates, (unsigned long long)t.get_misses,
 		(unsigned long long)t.errors, (unsigned long long)t.bytes_in,
-		(unsigned long long)t.bytes_out, (unsigned long long)server_uptime(s), s->nloops,
+		(unsigned long long)t.bytes_out, (unsigned long long)t.punts,
+		(unsigned long long)t.updates_sent, (unsigned long long)t.updates_dropped,
+		(unsigned long long)server_uptime(s), s->nloops,
 		atomic_load(&s->draining) ? " (draining)" : "");
 }
 
@@ -163,6 +167,74 @@ static void take_queue(struct loop *l, int attach)
 	}
 }
 
+void server_post_update(struct server *s, struct loop *from, const struct frame_hdr *h)
+{
+	struct update_msg m = {
+		.client_id = h->client_id, .slot = h->slot, .generation = h->generation,
+		.hop_count = h->hop_count,
+	};
+
+	for (unsigned int i = 0; i < s->nloops; i++) {
+		struct loop *l = &s->loops[i];
+		int posted = 0;
+
+		pthread_mutex_lock(&l->qlock);
+		if (l->nmbox < LOOP_MBOX) {
+			l->mbox[l->nmbox++] = m;
+			posted = 1;
+		}
+		pthread_mutex_unlock(&l->qlock);
+		if (!posted)
+			stat_add(&from->st.updates_dropped, 1);
+		else if (l != from)
+			wake(l->evfd);
+	}
+	/* the posting loop delivers its own after the current request */
+	if (from->nmbox)
+		wake(from->evfd);
+}
+
+/* Send the posted UPDATEs on this loop's connections of their clients (one
+ * each: the client needs it once).  A connection without room for the
+ * frame drops it (counted): the owner then keeps reading from the old
+ * server until that one drops its copy (protocol.md 11.1). */
+static void deliver_updates(struct loop *l)
+{
+	struct update_msg *m, batch[64];
+	unsigned int n;
+
+	do {
+		pthread_mutex_lock(&l->qlock);
+		n = l->nmbox < 64 ? l->nmbox : 64;
+		memcpy(batch, l->mbox + l->nmbox - n, n * sizeof(*batch));
+		l->nmbox -= n;
+		pthread_mutex_unlock(&l->qlock);
+		for (m = batch; m < batch + n; m++) {
+			struct conn *c;
+
+			for (c = l->conns; c; c = c->next)
+				if (!c->dead && c->hello_done && c->client_id == m->client_id &&
+				    (c->features & NSWAP_FEAT_MIGRATION))
+					break;
+			if (!c)
+				continue;
+			if (CONN_OBUF - conn_out_used(c) < NSWAP_HDR_SIZE) {
+				stat_add(&l->st.updates_dropped, 1);
+				continue;
+			}
+			struct frame_hdr h = {
+				.magic = NSWAP_MAGIC, .version = c->version, .type = NSWAP_UPDATE,
+				.client_id = m->client_id, .slot = m->slot,
+				.generation = m->generation, .hop_count = m->hop_count,
+			};
+
+			conn_reply(c, &h, NULL, 0, 0);
+			stat_add(&l->st.updates_sent, 1);
+			conn_event(l, c, EPOLLOUT);	/* flush now */
+		}
+	} while (n == 64);
+}
+
 static void loop_close_all(struct loop *l)
 {
 	take_queue(l, 0);
@@ -197,6 +269,7 @@ static int loop_wake(struct loop *l)
 	if (atomic_load_explicit(&l->srv->stop, memory_order_acquire))
 		return 1;
 	take_queue(l, 1);
+	deliver_updates(l);
 	if (!l->draining && atomic_load_explicit(&l->srv->draining, memory_order_acquire))
 		loop_start_drain(l);
 	return 0;

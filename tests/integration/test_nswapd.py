@@ -156,7 +156,9 @@ def test_hello_put_get_invalidate_roundtrip(server):
         reply = c.hello(0x1234, "node-a", features=0xFF)
         assert reply.min_version == reply.max_version == 1 == c.version
         # the intersection
-        assert reply.features == proto.FEAT_RANGE_INVALIDATE | proto.FEAT_CACHE_LIMIT
+        assert reply.features == (
+            proto.FEAT_RANGE_INVALIDATE | proto.FEAT_CACHE_LIMIT | proto.FEAT_MIGRATION
+        )
         assert reply.capacity_pages == 1024
         assert reply.name == "pytest-srv"
 
@@ -490,7 +492,12 @@ VIOLATIONS = {
     "second HELLO": (True, hello_frame(BAD_CID, tag=66), "second HELLO", True),
     "unknown type": (True, _frame(42), "unknown message type 42", True),
     "type zero": (True, _frame(0), "unknown message type 0", True),
-    "PUNTPAGE": (True, _frame(proto.PUNTPAGE, b"p" * PAGE), "PUNTPAGE (type 6) is reserved", True),
+    "PUNTPAGE": (
+        True,
+        _frame(proto.PUNTPAGE, b"p" * PAGE, hop_count=1),
+        "PUNTPAGE without negotiated NSWAP_FEAT_MIGRATION",
+        True,
+    ),
     "UPDATE": (True, _frame(proto.UPDATE), "UPDATE (type 7) is reserved", True),
     "GOSSIP": (True, _frame(proto.GOSSIP), "GOSSIP (type 8) is reserved", True),
     "status in request": (True, _frame(proto.GETPAGE, status=3), "status 3 in a request", True),

@@ -1,12 +1,14 @@
 """nswap.ko's side of page migration (UPDATE, docs/protocol.md 11.1), with injected frames.
 
-Two scripted servers (harness/migrationpeer.py) on the host's loopback, reached from the
-mini VM at 10.0.2.2: B takes the writes (C is hinted full), then the test copies pages from B
-to C and makes C, and B, send UPDATEs: in order, duplicated, out of order (a smaller hop
-count after a larger one), for a stale generation, and malformed.  The client must move a
-slot exactly when the UPDATE names its current copy with a larger hop count, tell the old
-server to drop it, tell the sender to drop a copy the slot map no longer names, ignore the
-rest, and read every byte back from wherever the page lives.
+The first test: two scripted servers (harness/migrationpeer.py) on the host's loopback,
+reached from the mini VM at 10.0.2.2: B takes the writes (C is hinted full), then the test
+copies pages from B to C and makes C, and B, send UPDATEs: in order, duplicated, out of
+order (a smaller hop count after a larger one), for a stale generation, and malformed.  The
+client must move a slot exactly when the UPDATE names its current copy with a larger hop
+count, tell the old server to drop it, tell the sender to drop a copy the slot map no longer
+names, ignore the rest, and read every byte back from wherever the page lives.
+
+The second: the pages are punted to a real nswapd, whose UPDATEs the client follows.
 """
 
 import re
@@ -17,7 +19,7 @@ import time
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
 
-from harness import migrationpeer, minivm
+from harness import migrationpeer, minivm, nswapd
 from tests.kernel.test_nswap_kmod import GUEST_PRELUDE, HOST_SUITE, KIT_IDS, passed
 
 pytestmark = pytest.mark.vm
@@ -151,3 +153,76 @@ def test_updates_move_exactly_the_current_copies_and_every_byte_reads_back(kit, 
     assert not d_seen  # D's UPDATE changed nothing: slot 40 still read from B
     assert "UPDATE slot 40 generation %d hop 1 from" % gen[NO_MIGRATION] in result.console
     assert "UNLOADED clean" in out
+
+
+GUEST_TO_NSWAPD = r"""
+load
+mkdir $cfg && echo 64M > $cfg/size || fail "mkdir, size"
+for port in %(b)d %(c)d; do echo "add %(host)s:$port" > $cfg/servers || fail "add"; done
+echo "hint %(host)s:%(c)d 0 65536" > $cfg/servers || fail "hint C full"
+echo 1 > $cfg/power || fail "power on"
+dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
+dd if=/tmp/data of=/dev/nswap0 bs=4096 count=%(pages)d oflag=direct conv=notrunc 2>/dev/null \
+    || fail "write"
+n=/sys/block/nswap0/nswap
+i=0
+while [ $(cat $n/migrations) -lt %(pages)d ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
+sed 's/^/server /' $cfg/servers
+dd if=/dev/nswap0 of=/tmp/back bs=4096 count=%(pages)d iflag=direct 2>/dev/null || fail "read"
+cmp /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
+counters
+echo 0 > $cfg/power && rmdir $cfg && rmmod nswap || fail "teardown"
+echo "UNLOADED clean"
+"""
+
+
+def punt_all(b, nswapd_c, pages, errors):
+    """Server B's part: once B holds every page, PUNTPAGE each to the real nswapd C."""
+    try:
+        deadline = time.monotonic() + 600
+        while len(b.pages) < pages:
+            if time.monotonic() > deadline:
+                raise AssertionError("B never held %d pages: %d" % (pages, len(b.pages)))
+            time.sleep(0.2)
+        with nswapd_c.client() as c:
+            c.hello(0xB0B0, "server-b", features=proto.FEAT_MIGRATION)
+            for (cid, slot), (generation, data) in sorted(b.pages.items()):
+                reply = c.request(
+                    proto.PUNTPAGE, data, client_id=cid, slot=slot, generation=generation,
+                    hop_count=1,
+                )  # fmt: skip
+                assert reply.status == proto.OK, reply
+    except Exception as exc:  # noqa: BLE001 -- reported by the test
+        errors.append(repr(exc))
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_pages_punted_to_nswapd_are_found_there_through_its_updates(kit, nswap_ko, nswapd_bin):
+    pages, errors = 32, []
+    with (
+        migrationpeer.Peer() as b,
+        nswapd.running(nswapd_bin, "--cache-size", "1M", listen="127.0.0.1:0") as c,
+    ):
+        thread = threading.Thread(target=punt_all, args=(b, c, pages, errors), daemon=True)
+        thread.start()
+        result = minivm.run_script(
+            kit,
+            GUEST_PRELUDE + GUEST_TO_NSWAPD % dict(host=HOST, b=b.port, c=c.port, pages=pages),
+            modules=[nswap_ko, "crc32c_generic"],
+            net="user",
+            timeout_s=600,
+        )
+        thread.join(timeout=30)
+        status = c.status()
+        log = c.log_text()
+        b_gets = {f.slot for f in b.received(proto.GETPAGE)}
+    assert not errors and not b.errors, (errors, b.errors)
+    counters, values, _ = passed(result)
+    assert values["verified"] == 1, result.output[-3000:]
+    assert counters["migrations"] == pages and counters["updates_refused"] == 0, counters
+    assert counters["errors"] == 0, counters
+    # every read went to nswapd, which sent one UPDATE per page on a connection of the client
+    assert not b_gets, sorted(b_gets)
+    assert status["gets"] >= pages, status
+    assert re.search(r"HELLO client_id 0x[0-9a-f]+ name '\S+' version 1 features 0x3\b", log), log
+    assert "UNLOADED clean" in result.output

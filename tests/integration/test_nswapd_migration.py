@@ -1,0 +1,136 @@
+"""nswapd as the receiving server of a page migration (docs/protocol.md 11.1): PUNTPAGE from
+another server stores the page under its owner's client_id, and the owner hears UPDATE on
+its own connection.  Python clients on loopback play the owner (A) and the punting server (B).
+"""
+
+import random
+import socket
+
+import pytest
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
+
+MIGRATION = proto.FEAT_RANGE_INVALIDATE | proto.FEAT_MIGRATION
+OWNER, SERVER_B = 0xA0A0, 0xB0B0
+
+
+def page(slot, generation):
+    return random.Random("punt/%d/%d" % (slot, generation)).randbytes(proto.PAGE_SIZE)
+
+
+def punt(b, slot, generation, hop_count, client_id=OWNER, data=None):
+    """PUNTPAGE of the owner's page from B; returns the reply status."""
+    frame = b.request(
+        proto.PUNTPAGE,
+        page(slot, generation) if data is None else data,
+        client_id=client_id,
+        slot=slot,
+        generation=generation,
+        hop_count=hop_count,
+    )
+    return frame.status
+
+
+def next_update(a, timeout=5.0):
+    a.settimeout(timeout)
+    frame = a.recv()
+    assert frame.type == proto.UPDATE, frame
+    return (frame.client_id, frame.slot, frame.generation, frame.hop_count, frame.length)
+
+
+@pytest.fixture
+def pair(start_server):
+    """(server, owner A, server B), both said HELLO with migration."""
+    srv = start_server("--cache-size", "64K")  # 16 pages
+    with srv.client() as a, srv.client() as b:
+        assert a.hello(OWNER, "owner", features=MIGRATION).features & proto.FEAT_MIGRATION
+        b.hello(SERVER_B, "server-b", features=MIGRATION)
+        yield srv, a, b
+
+
+def test_a_punted_page_is_stored_for_its_owner_who_hears_where(pair):
+    srv, a, b = pair
+    assert punt(b, 5, 7, 1) == proto.OK
+    assert next_update(a) == (OWNER, 5, 7, 1, 0)
+    assert a.get(5, 7) == (proto.OK, page(5, 7))
+    # the owner's later write of the slot wins over an older punt arriving late
+    assert a.put(5, 9, page(5, 9)) == proto.OK
+    assert punt(b, 5, 8, 2) == proto.ESTALE
+    assert a.get(5, 9) == (proto.OK, page(5, 9))
+    # same generation, a later hop replaces; an earlier hop is stale
+    assert punt(b, 6, 3, 2) == proto.OK
+    assert next_update(a) == (OWNER, 6, 3, 2, 0)
+    assert punt(b, 6, 3, 1) == proto.ESTALE
+    assert punt(b, 6, 3, 3) == proto.OK
+    assert next_update(a) == (OWNER, 6, 3, 3, 0)
+    st = srv.status()
+    assert st["used_pages"] == 2
+    assert srv.log_text().count("protocol violation") == 0
+
+
+def test_no_update_reaches_a_client_without_migration_or_another_client(start_server):
+    srv = start_server("--cache-size", "64K")
+    with srv.client() as plain, srv.client() as other, srv.client() as b:
+        plain.hello(OWNER, "plain")  # no FEAT_MIGRATION
+        other.hello(0xC0C0, "other", features=MIGRATION)
+        b.hello(SERVER_B, "server-b", features=MIGRATION)
+        assert punt(b, 1, 1, 1) == proto.OK
+        for c in (plain, other):
+            c.settimeout(1.0)
+            with pytest.raises(socket.timeout):
+                c.recv()
+        # the page is there for the owner all the same
+        assert plain.get(1, 1) == (proto.OK, page(1, 1))
+
+
+def test_a_full_cache_refuses_a_punted_page_and_tells_nobody(pair):
+    srv, a, b = pair
+    for s in range(16):
+        assert a.put(100 + s, 1, page(100 + s, 1)) == proto.OK
+    assert punt(b, 1, 1, 1) == proto.ENOSPC
+    a.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        a.recv()
+    assert a.get(1, 1)[0] == proto.ENOENT
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        (dict(hop_count=0), "PUNTPAGE hop_count 0, must be 1-15"),
+        (dict(hop_count=16), "PUNTPAGE hop_count 16, must be 1-15"),
+        (dict(hop_count=1, payload=b"short"), "PUNTPAGE length 5, must be 4096"),
+        (dict(hop_count=1, flags=proto.F_NOREPLY), "flags 0x0002 not valid for PUNTPAGE"),
+    ],
+)
+def test_malformed_punts_are_protocol_violations(start_server, fields, reason):
+    srv = start_server("--cache-size", "64K")
+    with srv.client() as b:
+        b.hello(SERVER_B, "server-b", features=MIGRATION)
+        payload = fields.pop("payload", page(1, 1))
+        b.send(proto.PUNTPAGE, payload, client_id=OWNER, slot=1, generation=1, **fields)
+        frame = b.recv()
+        assert frame.status == proto.EPROTO
+    assert srv.wait_log(r"protocol violation: " + reason)
+    assert srv.status()["used_pages"] == 0
+
+
+def test_a_punt_with_a_damaged_page_is_refused_and_stores_nothing(pair):
+    srv, a, b = pair
+    data = bytearray(page(2, 1))
+    tag = b.send(proto.PUNTPAGE, bytes(data), client_id=OWNER, slot=2, generation=1, hop_count=1)
+    assert b.wait([tag])[tag].status == proto.OK
+    assert next_update(a) == (OWNER, 2, 1, 1, 0)
+    frame = proto.encode_frame(
+        proto.PUNTPAGE,
+        bytes(data),
+        crc=proto.crc32c(bytes(data)) ^ 1,
+        tag=99,
+        client_id=OWNER,
+        slot=3,
+        generation=1,
+        hop_count=1,
+        version=1,
+    )
+    b.send_raw(frame)
+    assert b.wait([99])[99].status == proto.EBADCRC
+    assert a.get(3, 1)[0] == proto.ENOENT
