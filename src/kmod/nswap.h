@@ -210,6 +210,7 @@ struct nswap_dev {
 	unsigned int nr_servers;	/* highest used index + 1 */
 	atomic_t rr;			/* server round robin for PUTPAGE */
 	unsigned int placement;		/* NSWAP_PLACE_*; read locklessly */
+	bool migration;			/* offer NSWAP_FEAT_MIGRATION (powered off) */
 
 	/* open accounting: power off refuses while open */
 	spinlock_t open_lock;

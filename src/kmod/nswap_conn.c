@@ -501,8 +501,10 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 
 	hello.min_version = cpu_to_le16(NSWAP_PROTO_MIN_VERSION);
 	hello.max_version = cpu_to_le16(NSWAP_PROTO_VERSION);
+	/* migration only when asked: an UPDATE moves a page on the word of
+	 * the server that sends it, which nothing authenticates yet */
 	hello.features = cpu_to_le32(NSWAP_FEAT_RANGE_INVALIDATE |
-				     NSWAP_FEAT_MIGRATION);
+				     (dev->migration ? NSWAP_FEAT_MIGRATION : 0));
 	strscpy(hello.name, init_utsname()->nodename, sizeof(hello.name));
 	nswap_hdr_init(&hdr, NSWAP_PROTO_VERSION, NSWAP_HELLO, 0, 0,
 		       dev->client_id, 0, 0, sizeof(hello),

@@ -161,17 +161,25 @@ static ssize_t nswap_servers_show(struct config_item *item, char *page)
 	mutex_lock(&dev->cfg_lock);
 	for (i = 0; i < dev->nr_servers; i++) {
 		struct nswap_server *srv = dev->servers[i];
+		char line[160];
+		int n;
 
 		if (!srv)
 			continue;
-		len += scnprintf(page + len, PAGE_SIZE - len, "%s %s pages=%lld",
-				 srv->name, nswap_server_state(srv),
-				 (long long)atomic64_read(&srv->pages));
 		if (srv->hinted)
-			len += scnprintf(page + len, PAGE_SIZE - len,
-					 " hint=%llu/%llu", srv->hint_free,
-					 srv->hint_capacity);
-		len += scnprintf(page + len, PAGE_SIZE - len, "\n");
+			n = scnprintf(line, sizeof(line), "%s %s pages=%lld hint=%llu/%llu\n",
+				      srv->name, nswap_server_state(srv),
+				      (long long)atomic64_read(&srv->pages),
+				      srv->hint_free, srv->hint_capacity);
+		else
+			n = scnprintf(line, sizeof(line), "%s %s pages=%lld\n",
+				      srv->name, nswap_server_state(srv),
+				      (long long)atomic64_read(&srv->pages));
+		/* whole lines only: 64 long ones may not fit a page */
+		if (len + n >= PAGE_SIZE)
+			break;
+		memcpy(page + len, line, n);
+		len += n;
 	}
 	mutex_unlock(&dev->cfg_lock);
 	return len;
@@ -423,6 +431,32 @@ static ssize_t nswap_retries_store(struct config_item *item,
 	return count;
 }
 
+static ssize_t nswap_migration_show(struct config_item *item, char *page)
+{
+	return sprintf(page, "%u\n", READ_ONCE(to_nswap_dev(item)->migration) ? 1 : 0);
+}
+
+static ssize_t nswap_migration_store(struct config_item *item,
+				     const char *page, size_t count)
+{
+	struct nswap_dev *dev = to_nswap_dev(item);
+	int ret = count;
+	unsigned int v;
+
+	if (nswap_parse_uint("migration", page, 0, 1, &v))
+		return -EINVAL;
+	mutex_lock(&dev->cfg_lock);
+	if (dev->powered) {
+		pr_warn("nswap%d: migration: cannot change while powered on\n",
+			dev->index);
+		ret = -EBUSY;
+	} else {
+		WRITE_ONCE(dev->migration, v);
+	}
+	mutex_unlock(&dev->cfg_lock);
+	return ret;
+}
+
 static ssize_t nswap_client_id_show(struct config_item *item, char *page)
 {
 	return sprintf(page, "0x%016llx\n", to_nswap_dev(item)->client_id);
@@ -496,6 +530,7 @@ CONFIGFS_ATTR(nswap_, retries);
 CONFIGFS_ATTR(nswap_, client_id);
 CONFIGFS_ATTR(nswap_, power);
 CONFIGFS_ATTR(nswap_, placement);
+CONFIGFS_ATTR(nswap_, migration);
 CONFIGFS_ATTR_RO(nswap_, index);
 
 static struct configfs_attribute *nswap_dev_attrs[] = {
@@ -507,6 +542,7 @@ static struct configfs_attribute *nswap_dev_attrs[] = {
 	&nswap_attr_client_id,
 	&nswap_attr_power,
 	&nswap_attr_placement,
+	&nswap_attr_migration,
 	&nswap_attr_index,
 	NULL,
 };

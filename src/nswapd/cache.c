@@ -202,6 +202,11 @@ static void remove_at(struct cache *c, struct cache_shard *sh, uint32_t i)
 	sh->table[i] = CACHE_NONE;
 	sh->count--;
 	c->meta[idx].in_use = 0;
+	/* Give the memory back (elastic cache): MADV_FREE before the page is
+	 * free for reuse, and MADV_FREE rather than DONTNEED, so that a write
+	 * after it keeps its data whatever the timing. */
+	if (c->release_freed)
+		madvise(cache_page(c, idx), NSWAP_PAGE_SIZE, MADV_FREE);
 	pthread_mutex_lock(&c->free_lock);
 	c->free_stack[c->free_top++] = idx;
 	atomic_store_explicit(&c->used, atomic_load_explicit(&c->used, memory_order_relaxed) - 1,

@@ -67,6 +67,7 @@ struct cache {
 	unsigned int shard_shift;	/* 64 - log2(nshards); hash >> shift = shard */
 	uint32_t *tables;	/* one allocation for every shard's table */
 	int locked;		/* arena is mlock'ed */
+	int release_freed;	/* MADV_FREE each page freed (elastic cache) */
 	int locks_ready;	/* the mutexes are initialised (cache_destroy) */
 	/* Written by every insert and remove: a cache line of its own, so that
 	 * the writes do not evict the read-mostly fields above from the other

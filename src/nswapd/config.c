@@ -566,6 +566,11 @@ int config_finish(struct config *cfg)
 	socklen_t len;
 	const char *err;
 
+	if (cfg->elastic && cfg->lock_memory) {
+		fprintf(stderr, "nswapd: elastic = on with lock_memory = yes: a locked cache "
+			"cannot give memory back to the node; set one of them off\n");
+		return -1;
+	}
 	if (cfg->client_device[0] && !cfg->gossip) {
 		fprintf(stderr, "nswapd: client_device = %s: needs gossip = on (the servers come "
 			"from the gossip table); set gossip = on, or remove client_device\n",

@@ -23,6 +23,7 @@ void elastic_init(struct elastic *e, const struct config *cfg, struct cache *c)
 	e->psi = cfg->elastic_psi;
 	e->stall = -1;
 	cache_set_limit(c, start < c->capacity ? (start ? start : 1) : c->capacity);
+	c->release_freed = 1;	/* freed pages go back to the node */
 }
 
 /* MemAvailable in bytes; -1 (errno set) when the file or the line is missing. */
@@ -80,7 +81,7 @@ static int reading(int rc, int *failing, const char *what, const char *path, con
 int elastic_tick(struct elastic *e, struct cache *c)
 {
 	uint32_t limit = cache_limit(c), used = cache_used(c);
-	uint64_t step = e->step / NSWAP_PAGE_SIZE, want = limit;
+	uint64_t step = e->step / NSWAP_PAGE_SIZE, want = limit, room;
 	const char *why = NULL;
 	char because[160];
 
@@ -92,12 +93,18 @@ int elastic_tick(struct elastic *e, struct cache *c)
 	if (e->pressure[0])
 		reading(read_stall(e->pressure, &e->stall), &e->pressure_failing,
 			"the memory stall (PSI)", e->pressure, "deciding on MemAvailable alone");
+	/* Room promised but not used yet costs nothing now, and MemAvailable
+	 * does not see it: count it as spent before growing further. */
+	room = (uint64_t)(limit > used ? limit - used : 0) * NSWAP_PAGE_SIZE;
 	if (e->avail < e->reserve || e->stall > e->psi) {
 		uint64_t short_pages = e->avail < e->reserve ?
 			(e->reserve - e->avail + NSWAP_PAGE_SIZE - 1) / NSWAP_PAGE_SIZE : 0;
 		uint64_t cut = short_pages > step ? short_pages : step;
+		uint64_t base = used < limit ? used : limit;
 
-		want = limit > cut ? limit - cut : 1;
+		/* from what is used: no new page is taken at once, and what is
+		 * above the limit is what would have to move elsewhere */
+		want = base > cut ? base - cut : 1;
 		if (e->avail < e->reserve)
 			snprintf(because, sizeof(because), "MemAvailable %llu MiB is below the "
 				 "reserve %llu MiB", MIB(e->avail), MIB(e->reserve));
@@ -106,7 +113,8 @@ int elastic_tick(struct elastic *e, struct cache *c)
 				 e->stall, e->psi);
 		why = because;
 		e->last_shrink = e->ticks;
-	} else if (limit < c->capacity && e->avail >= e->reserve + e->step + e->step / 2 &&
+	} else if (limit < c->capacity && e->avail >= room &&
+		   e->avail - room >= e->reserve + e->step + e->step / 2 &&
 		   e->stall < e->psi / 2 &&
 		   (!e->last_shrink || e->ticks - e->last_shrink >= ELASTIC_HOLD_TICKS)) {
 		want = limit + step < c->capacity ? limit + step : c->capacity;

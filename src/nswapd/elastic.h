@@ -5,14 +5,21 @@
  * Every elastic_interval it reads MemAvailable (/proc/meminfo) and the
  * memory pressure stall (PSI, /proc/pressure/memory, "some avg10"):
  *  - shrink when MemAvailable is below elastic_reserve or the stall is above
- *    elastic_psi percent: the limit drops by the shortfall, at least one
- *    elastic_step, down to one page;
- *  - grow by one elastic_step, up to cache_size, when MemAvailable is above
- *    the reserve by a step and a half (room for the step, and a margin so
- *    that one step's use does not shrink it again), the stall is below half
+ *    elastic_psi percent: the limit drops to the pages in use (no new page
+ *    is taken) less the shortfall, at least one elastic_step, down to one
+ *    page;
+ *  - grow by one elastic_step, up to cache_size, when MemAvailable, less the
+ *    room already promised and not used yet ((limit - used) pages, which
+ *    MemAvailable cannot see), is above the reserve by a step and a half
+ *    (room for the step, and a margin so that one step's use does not
+ *    shrink it again), the stall is below half
  *    the threshold, and the last shrink is at least ELASTIC_HOLD_TICKS ticks
  *    old (hysteresis: a node under pressure does not oscillate).
  * It starts at one step and grows from there while the node is idle.
+ *
+ * Pages freed while elastic are given back to the node (MADV_FREE), so a
+ * shrunk cache's memory returns as its clients free their pages; a locked
+ * cache (lock_memory) cannot, and is refused with elastic.
  *
  * Shrinking never drops a page: pages above the new limit stay readable
  * and the cache refuses new ones (ENOSPC) until use falls below it; the

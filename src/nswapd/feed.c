@@ -80,29 +80,34 @@ static void ipv4_name(uint32_t addr, uint16_t port, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", host, port);
 }
 
-/* One configfs store: the whole line in one write(). */
-static int store(struct feed *f, const char *line)
+/* One configfs store: the whole line in one write().  0, or -errno;
+ * `quiet`: that errno is expected and not logged. */
+static int store(struct feed *f, const char *line, int quiet)
 {
 	int fd = open(f->servers_path, O_WRONLY | O_CLOEXEC);
 	size_t len = strlen(line);
 	ssize_t n = -1;
-	int err;
+	int err = EIO;
 
 	if (fd >= 0) {
 		n = write(fd, line, len);
-		err = errno;
+		err = n < 0 ? errno : EIO;
 		close(fd);
-		errno = err;
+	} else {
+		err = errno;
 	}
 	if (n == (ssize_t)len)
 		return 0;
+	errno = err;
+	if (err == quiet)
+		return -err;
 	f->write_errors++;
 	/* rate: at most one message per server and round; a refusal names
 	 * its reason in the kernel log */
 	log_msg(L_WARN, "client_device %s: writing \"%.*s\" to %s: %s", f->device,
 		(int)(len && line[len - 1] == '\n' ? len - 1 : len), line, f->servers_path,
 		n < 0 ? strerror(errno) : "short write");
-	return -1;
+	return -err;
 }
 
 static struct feed_server *find_conf(struct feed *f, uint32_t addr, uint16_t port)
@@ -116,6 +121,7 @@ static struct feed_server *find_conf(struct feed *f, uint32_t addr, uint16_t por
 static void add_from_set(struct feed *f, struct gossip *g)
 {
 	char name[32], line[64];
+	int rc;
 
 	f->nset = gossip_server_set(g, f->set, f->nset, f->k);
 	for (unsigned int i = 0; i < f->nset && f->nconf < FEED_MAX_SERVERS; i++) {
@@ -125,12 +131,17 @@ static void add_from_set(struct feed *f, struct gossip *g)
 			continue;
 		ipv4_name(m->addr, m->port, name, sizeof(name));
 		snprintf(line, sizeof(line), "add %s\n", name);
-		if (store(f, line) != 0)
+		/* EEXIST: configured, but past what the servers file could show
+		 * (a page of text): hinted from here on like the others */
+		rc = store(f, line, EEXIST);
+		if (rc != 0 && rc != -EEXIST)
 			continue;
-		f->added++;
-		log_msg(L_INFO, "client_device %s: added server %s (node %016" PRIx64
-			", %" PRIu64 " of %" PRIu64 " pages free)", f->device, name, m->id,
-			m->free, m->capacity);
+		if (rc == 0) {
+			f->added++;
+			log_msg(L_INFO, "client_device %s: added server %s (node %016" PRIx64
+				", %" PRIu64 " of %" PRIu64 " pages free)", f->device, name, m->id,
+				m->free, m->capacity);
+		}
 		f->conf[f->nconf] = (struct feed_server){ .addr = m->addr, .port = m->port };
 		f->nconf++;
 	}
@@ -145,7 +156,7 @@ static void hint(struct feed *f, struct feed_server *s, uint64_t free_pages, uin
 	ipv4_name(s->addr, s->port, name, sizeof(name));
 	snprintf(line, sizeof(line), "hint %s %" PRIu64 " %" PRIu64 "\n", name, free_pages,
 		 capacity);
-	if (store(f, line) != 0)
+	if (store(f, line, 0) != 0)
 		return;
 	f->hints++;
 	s->hinted = 1;
@@ -153,11 +164,21 @@ static void hint(struct feed *f, struct feed_server *s, uint64_t free_pages, uin
 	s->capacity = capacity;
 }
 
+/* Of two members at one address (a node that came back with another id,
+ * or someone's stale entry), the one that speaks for it: ALIVE first, then
+ * the later incarnation. */
+static int better(const struct gossip_member *a, const struct gossip_member *b)
+{
+	if ((a->state == NSWAP_MEMBER_ALIVE) != (b->state == NSWAP_MEMBER_ALIVE))
+		return a->state == NSWAP_MEMBER_ALIVE;
+	return a->incarnation > b->incarnation;
+}
+
 /* Each configured server the table knows gets its announced room; one the
  * table lost after we hinted it keeps its capacity with nothing free. */
 static void write_hints(struct feed *f, struct gossip *g)
 {
-	unsigned char seen[FEED_MAX_SERVERS] = { 0 };
+	const struct gossip_member *best[FEED_MAX_SERVERS] = { 0 };
 
 	/* O(members x configured): at most 64 comparisons per member, once a
 	 * round; the table is keyed by node id, not address */
@@ -165,14 +186,18 @@ static void write_hints(struct feed *f, struct gossip *g)
 		const struct gossip_member *m = &g->members[i];
 		struct feed_server *s = find_conf(f, m->addr, m->port);
 
-		if (!s)
-			continue;
-		seen[s - f->conf] = 1;
-		hint(f, s, m->state == NSWAP_MEMBER_ALIVE ? m->free : 0, m->capacity);
+		if (s && (!best[s - f->conf] || better(m, best[s - f->conf])))
+			best[s - f->conf] = m;
 	}
-	for (unsigned int i = 0; i < f->nconf; i++)
-		if (!seen[i] && f->conf[i].addr && f->conf[i].hinted)
+	for (unsigned int i = 0; i < f->nconf; i++) {
+		const struct gossip_member *m = best[i];
+
+		if (m)
+			hint(f, &f->conf[i], m->state == NSWAP_MEMBER_ALIVE ? m->free : 0,
+			     m->capacity);
+		else if (f->conf[i].addr && f->conf[i].hinted)
 			hint(f, &f->conf[i], 0, f->conf[i].capacity);
+	}
 }
 
 void feed_round(struct feed *f, struct gossip *g)

@@ -90,23 +90,26 @@ def test_grows_a_step_at_a_time_while_idle_and_shrinks_under_pressure(start_serv
     grows = re.findall(r"elastic: cache limit (\d+) -> (\d+) pages", srv.log_text())
     assert grows == [(str(n), str(n + STEP)) for n in range(STEP, CAPACITY, STEP)], grows
 
-    # MemAvailable 200 KiB (50 pages) short of the reserve: the cut is the shortfall (at
-    # least a step)
+    # MemAvailable 200 KiB short of the reserve: the limit drops to what is used, less the
+    # shortfall (at least a step), and never below one page: nothing is used here
     node.set(avail_kb=MIB_KB - 200)
     assert srv.wait_log(
-        r"cache limit 64 -> 14 pages \(MemAvailable 0 MiB is below the reserve 1 MiB"
+        r"cache limit 64 -> 1 pages \(MemAvailable 0 MiB is below the reserve 1 MiB"
     )
-    # still short: it keeps shrinking, down to one page, never to 0
-    wait_limit(srv, lambda n: n == 1, "shrink to one page")
+    assert srv.status()["limit_pages"] == 1
 
     # room again, but hysteresis: no growth within ELASTIC_HOLD_TICKS (10) ticks of a shrink,
-    # and only with a step and a half above the reserve
-    node.set(avail_kb=MIB_KB + 40)  # 40 KiB over: less than 48
+    # and only with a step and a half above the reserve, counting the room already promised
+    # (limit - used pages) as spent
+    node.set(avail_kb=MIB_KB + 40)  # 40 KiB over: less than 48 + 4
     time.sleep(0.5)
     assert srv.status()["limit_pages"] == 1
     node.set(avail_kb=MIB_KB + 64)
     wait_limit(srv, lambda n: n > 1, "grows again after the hold")
     assert srv.wait_log(r"cache limit 1 -> 9 pages \(MemAvailable 1 MiB, reserve 1 MiB")
+    # 9 pages promised, none used: 64 - 36 KiB over the reserve is less than a step and a half
+    time.sleep(0.5)
+    assert srv.status()["limit_pages"] == 9
 
 
 def test_a_memory_stall_shrinks_even_with_memory_available(start_server, node):
@@ -185,3 +188,13 @@ def test_bad_elastic_settings_exit_2(nswapd_bin, args, message):
         [nswapd_bin, "--foreground", *args], capture_output=True, text=True, timeout=10, check=False
     )
     assert r.returncode == 2 and message in r.stderr and r.stdout == "", r.stderr
+
+
+def test_elastic_with_a_locked_cache_is_refused(nswapd_bin, tmp_path):
+    conf = tmp_path / "nswapd.conf"
+    conf.write_text("elastic = on\nlock_memory = yes\n")
+    r = subprocess.run(
+        [nswapd_bin, "-c", conf, "--check-config"], capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 2, r.stderr
+    assert "elastic = on with lock_memory = yes: a locked cache cannot give memory back" in r.stderr

@@ -34,10 +34,13 @@ REFUSED = 5
 GUEST = r"""
 load
 mkdir $cfg && echo 64M > $cfg/size || fail "mkdir, size"
+[ "$(cat $cfg/migration)" = 0 ] || fail "migration on by default"
+echo 1 > $cfg/migration || fail "migration on"
 for port in %(b)d %(c)d %(d)d; do echo "add %(host)s:$port" > $cfg/servers || fail "add"; done
 echo "hint %(host)s:%(c)d 0 65536" > $cfg/servers || fail "hint C full"
 echo "hint %(host)s:%(d)d 0 65536" > $cfg/servers || fail "hint D full"
 echo 1 > $cfg/power || fail "power on"
+echo 0 > $cfg/migration 2>/dev/null && fail "migration changed while powered on"
 dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
 dd if=/tmp/data of=/dev/nswap0 bs=4096 count=%(pages)d oflag=direct conv=notrunc 2>/dev/null \
     || fail "write"
@@ -158,6 +161,8 @@ def test_updates_move_exactly_the_current_copies_and_every_byte_reads_back(kit, 
 GUEST_TO_NSWAPD = r"""
 load
 mkdir $cfg && echo 64M > $cfg/size || fail "mkdir, size"
+[ "$(cat $cfg/migration)" = 0 ] || fail "migration on by default"
+echo 1 > $cfg/migration || fail "migration on"
 for port in %(b)d %(c)d; do echo "add %(host)s:$port" > $cfg/servers || fail "add"; done
 echo "hint %(host)s:%(c)d 0 65536" > $cfg/servers || fail "hint C full"
 echo 1 > $cfg/power || fail "power on"

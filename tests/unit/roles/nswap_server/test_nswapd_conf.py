@@ -247,10 +247,12 @@ VALIDATE_ELASTIC = [
         (dict(nswap_server_elastic_step="-5"), "nswap_server_elastic_step=-5 must be a size of"),
         (dict(nswap_server_elastic_psi=0), "nswap_server_elastic_psi=0 must be a percentage"),
         (dict(nswap_server_elastic_psi=150), "nswap_server_elastic_psi=150 must be a percentage"),
+        (dict(nswap_server_lock_memory=True), "with nswap_server_lock_memory=true: a locked"),
     ],
 )
 def test_bad_elastic_settings_fail_naming_the_variable(tmp_path, overrides, message):
     defaults = dict(
+        nswap_server_lock_memory=False,
         nswap_server_elastic_reserve="256M",
         nswap_server_elastic_step="64M",
         nswap_server_elastic_psi=10,
@@ -266,6 +268,7 @@ def test_good_elastic_settings_pass(tmp_path):
         tmp_path,
         VALIDATE_ELASTIC,
         nswap_server_elastic=True,
+        nswap_server_lock_memory=False,
         nswap_server_elastic_reserve="512M",
         nswap_server_elastic_step="4K",
         nswap_server_elastic_psi=7.5,
