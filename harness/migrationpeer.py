@@ -8,7 +8,7 @@ the page (``send_update``), in any order, duplicated or stale.  It runs in the t
 process on loopback; a mini VM with ``net="user"`` reaches it at 10.0.2.2.
 
 Only what nswap.ko sends is served: HELLO, PUTPAGE, GETPAGE, INVALIDATE (single and range,
-NOREPLY honoured), STATUS.  Anything else is recorded and not answered.
+NOREPLY and HOP honoured), STATUS.  Anything else is recorded and not answered.
 """
 
 import socket
@@ -31,6 +31,7 @@ class Peer:
         self.capacity = capacity_pages
         self.lock = threading.Lock()
         self.pages = {}
+        self.hops = {}  # (client_id, slot) -> hop_count of the stored copy
         self.frames = []
         self.conns = []  # (socket, send lock) of every client connection
         self.errors = []
@@ -46,9 +47,10 @@ class Peer:
 
     # --- what the test calls ---
 
-    def store(self, client_id, slot, generation, data):
+    def store(self, client_id, slot, generation, data, hop_count=0):
         with self.lock:
             self.pages[(client_id, slot)] = (generation, bytes(data))
+            self.hops[(client_id, slot)] = hop_count
 
     def send_update(self, client_id, slot, generation, hop_count):
         """An UPDATE frame on the first client connection that said HELLO."""
@@ -163,7 +165,7 @@ class Peer:
                 self.conns.append((sock, send_lock))
             return self._reply(f, payload=payload)
         if f.type == proto.PUTPAGE:
-            self.store(f.client_id, f.slot, f.generation, f.payload)
+            self.store(f.client_id, f.slot, f.generation, f.payload, f.hop_count)
             return self._reply(f)
         if f.type == proto.GETPAGE:
             with self.lock:
@@ -175,13 +177,18 @@ class Peer:
             return self._reply(f, payload=held[1])
         if f.type == proto.INVALIDATE:
             count = struct.unpack("<Q", f.payload)[0] if f.flags & proto.F_RANGE else 1
+            hop = f.hop_count if f.flags & proto.F_HOP else proto.MAX_HOPS
             with self.lock:
                 for k in [
                     k
                     for k, (gen, _) in self.pages.items()
                     if k[0] == f.client_id
                     and f.slot <= k[1] < f.slot + count
-                    and (f.generation == proto.GEN_ANY or gen <= f.generation)
+                    and (
+                        f.generation == proto.GEN_ANY
+                        or gen < f.generation
+                        or (gen == f.generation and self.hops[k] <= hop)
+                    )
                 ]:
                     del self.pages[k]
             return None if f.flags & proto.F_NOREPLY else self._reply(f)

@@ -46,6 +46,7 @@ REPLY = 0x80
 # header flags
 F_RANGE = 1 << 0
 F_NOREPLY = 1 << 1
+F_HOP = 1 << 2  # INVALIDATE: only copies (generation, hop_count) or older (needs migration)
 F_AUTH = 1 << 8  # reserved
 F_ENCRYPTED = 1 << 9  # reserved
 

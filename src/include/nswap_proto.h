@@ -61,6 +61,7 @@ enum nswap_msg_type {
 enum nswap_flags {
 	NSWAP_F_RANGE		= 1U << 0,	/* INVALIDATE: payload is __le64 slot count from `slot` */
 	NSWAP_F_NOREPLY		= 1U << 1,	/* INVALIDATE: sender wants no reply (fire and forget) */
+	NSWAP_F_HOP		= 1U << 2,	/* INVALIDATE: only copies (generation, hop_count) or older */
 	NSWAP_F_AUTH		= 1U << 8,	/* reserved: payload ends in a MAC trailer */
 	NSWAP_F_ENCRYPTED	= 1U << 9,	/* reserved: page payload is encrypted */
 };

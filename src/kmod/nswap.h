@@ -190,7 +190,10 @@ struct nswap_inval {
 	u64 dgen;		/* newest data generation covered (for merging) */
 	u32 count;
 	u8 srv;
+	u8 hop;			/* NSWAP_F_HOP with this hop count, or ANY */
 };
+
+#define NSWAP_INVAL_ANY_HOP	0xff	/* no NSWAP_F_HOP: generations alone */
 
 struct nswap_dev {
 	struct config_item item;
@@ -367,7 +370,7 @@ void nswap_conn_kill_epoch(struct nswap_conn *conn, unsigned int epoch);
 int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
 		    const void *buf);
 int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
-				 u64 count, u64 gen, bool noreply);
+				 u64 count, u64 gen, u8 hop, bool noreply);
 
 /* nswap_wire.c: frame headers and checksums */
 u32 nswap_crc32c(const void *buf, size_t len);
@@ -385,9 +388,11 @@ int nswap_inval_init(struct nswap_dev *dev);
 void nswap_inval_stop(struct nswap_dev *dev);
 void nswap_inval_free(struct nswap_dev *dev);
 bool nswap_inval_queue(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
-		       u64 gen, u64 dgen);
+		       u64 gen, u64 dgen, u8 hop);
 void nswap_inval_post(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
 		      u64 gen, u64 dgen);
+void nswap_inval_post_hop(struct nswap_dev *dev, u8 srv, u64 slot, u64 gen,
+			  u8 hop);
 void nswap_inval_claim_freed(struct nswap_dev *dev, u64 slot);
 void nswap_swap_slot_free_notify(struct block_device *bdev,
 				 unsigned long offset);

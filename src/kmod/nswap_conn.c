@@ -1142,12 +1142,24 @@ struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
 	return NULL;
 }
 
+/* NSWAP_F_HOP's hop count in a sealed header (nothing for ANY). */
+static void nswap_hdr_set_hop(struct nswap_hdr *hdr, u8 hop)
+{
+	if (hop == NSWAP_INVAL_ANY_HOP)
+		return;
+	hdr->hop_count = hop;
+	nswap_hdr_seal(hdr);
+}
+
 /**
  * nswap_server_send_invalidate - send a no-reply or fire-and-check INVALIDATE
  * @srv: server
  * @slot: first slot
  * @count: number of slots
  * @gen: drop pages whose stored generation is <= @gen (U64_MAX: any)
+ * @hop: NSWAP_INVAL_ANY_HOP, or only pages (@gen, @hop) or older: sent with
+ *	NSWAP_F_HOP where the connection negotiated migration, else as a plain
+ *	generation compare
  * @noreply: set NSWAP_F_NOREPLY
  *
  * Ranges need NSWAP_FEAT_RANGE_INVALIDATE; without it a range of up to
@@ -1158,7 +1170,7 @@ struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
  * too long for single frames).
  */
 int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
-				 u64 count, u64 gen, bool noreply)
+				 u64 count, u64 gen, u8 hop, bool noreply)
 {
 	struct nswap_dev *dev = srv->dev;
 	u16 flags = noreply ? NSWAP_F_NOREPLY : 0;
@@ -1171,12 +1183,18 @@ int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 	conn = nswap_server_pick_conn(srv, atomic_inc_return(&srv->rr));
 	if (!conn)
 		return -ENOTCONN;
+	if (hop == NSWAP_INVAL_ANY_HOP ||
+	    !(conn->features & NSWAP_FEAT_MIGRATION))
+		hop = NSWAP_INVAL_ANY_HOP;
+	else
+		flags |= NSWAP_F_HOP;
 	if (count > 1 && (conn->features & NSWAP_FEAT_RANGE_INVALIDATE)) {
 		lecount = cpu_to_le64(count);
 		nswap_hdr_init(&hdr, conn->version, NSWAP_INVALIDATE,
 			       flags | NSWAP_F_RANGE, 0, dev->client_id, slot,
 			       gen, sizeof(lecount),
 			       nswap_crc32c(&lecount, sizeof(lecount)));
+		nswap_hdr_set_hop(&hdr, hop);
 		err = nswap_conn_send(conn, &hdr, &lecount);
 		if (!err)
 			nswap_stat_inc(dev, invalidates);
@@ -1187,6 +1205,7 @@ int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 	for (i = 0; i < count; i++) {
 		nswap_hdr_init(&hdr, conn->version, NSWAP_INVALIDATE, flags, 0,
 			       dev->client_id, slot + i, gen, 0, 0);
+		nswap_hdr_set_hop(&hdr, hop);
 		err = nswap_conn_send(conn, &hdr, NULL);
 		if (err)
 			return err;

@@ -1203,7 +1203,8 @@ int nswap_dev_power_off(struct nswap_dev *dev)
 
 		if (srv && srv->purged)
 			nswap_server_send_invalidate(srv, 0, NSWAP_ALL_SLOTS,
-						     U64_MAX, true);
+						     U64_MAX,
+						     NSWAP_INVAL_ANY_HOP, true);
 	}
 	for (i = 0; i < dev->nr_servers; i++)
 		if (dev->servers[i])

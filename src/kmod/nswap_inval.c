@@ -89,9 +89,11 @@ void nswap_inval_free(struct nswap_dev *dev)
  * @count: number of slots
  * @gen: generation for the wire (drop if stored <= @gen)
  * @dgen: newest data generation the entry is meant to drop
+ * @hop: NSWAP_INVAL_ANY_HOP, or drop only copies (@gen, @hop) or older
+ *	(NSWAP_F_HOP: a moved page's old copy, protocol.md 11.1)
  */
 bool nswap_inval_queue(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
-		       u64 gen, u64 dgen)
+		       u64 gen, u64 dgen, u8 hop)
 {
 	struct nswap_inval *e;
 	unsigned long flags;
@@ -114,6 +116,7 @@ bool nswap_inval_queue(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
 	e->count = count;
 	e->gen = gen;
 	e->dgen = dgen;
+	e->hop = hop;
 	dev->inval_count = n + 1;
 	if (!n)
 		queue_delayed_work(nswap_wq, &dev->inval_work,
@@ -128,8 +131,17 @@ bool nswap_inval_queue(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
 void nswap_inval_post(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
 		      u64 gen, u64 dgen)
 {
-	if (!nswap_inval_queue(dev, srv, slot, count, gen, dgen))
+	if (!nswap_inval_queue(dev, srv, slot, count, gen, dgen,
+			       NSWAP_INVAL_ANY_HOP))
 		nswap_stat_add(dev, invalidates_dropped, count);
+}
+
+/* The same for one slot's copy (@gen, @hop) or older only. */
+void nswap_inval_post_hop(struct nswap_dev *dev, u8 srv, u64 slot, u64 gen,
+			  u8 hop)
+{
+	if (!nswap_inval_queue(dev, srv, slot, 1, gen, gen, hop))
+		nswap_stat_inc(dev, invalidates_dropped);
 }
 
 static int nswap_inval_cmp(const void *a, const void *b)
@@ -144,13 +156,14 @@ static int nswap_inval_cmp(const void *a, const void *b)
 }
 
 static void nswap_inval_send(struct nswap_dev *dev, u8 idx, u64 slot,
-			     u64 count, u64 gen)
+			     u64 count, u64 gen, u8 hop)
 {
 	struct nswap_server *srv = NULL;
 
 	if (idx < NSWAP_MAX_SERVERS)
 		srv = READ_ONCE(dev->servers[idx]);
-	if (!srv || nswap_server_send_invalidate(srv, slot, count, gen, true))
+	if (!srv || nswap_server_send_invalidate(srv, slot, count, gen, hop,
+						 true))
 		nswap_stat_add(dev, invalidates_dropped, count);
 }
 
@@ -184,13 +197,14 @@ static void nswap_inval_run(struct nswap_dev *dev)
 			u64 ndgen = max(dgen, buf[j].dgen);
 
 			if (buf[j].srv != buf[i].srv || buf[j].slot != end ||
-			    ndgen > ngen)
+			    buf[j].hop != buf[i].hop || ndgen > ngen)
 				break;
 			end += buf[j].count;
 			gen = ngen;
 			dgen = ndgen;
 		}
-		nswap_inval_send(dev, buf[i].srv, start, end - start, gen);
+		nswap_inval_send(dev, buf[i].srv, start, end - start, gen,
+				 buf[i].hop);
 	}
 }
 
@@ -226,7 +240,8 @@ static void nswap_inval_rescan(struct nswap_dev *dev)
 		    !nswap_slotmap_cmpxchg(&dev->map, s, e, 0)) {
 			if (run)
 				nswap_inval_send(dev, run_srv, start,
-						 end - start, gen);
+						 end - start, gen,
+						 NSWAP_INVAL_ANY_HOP);
 			run = false;
 			continue;
 		}
@@ -235,7 +250,8 @@ static void nswap_inval_rescan(struct nswap_dev *dev)
 		nswap_server_put_page(dev, idx);
 		if (g > snap) {
 			/* written during the scan: on its own, exact */
-			nswap_inval_send(dev, idx, s, 1, g);
+			nswap_inval_send(dev, idx, s, 1, g,
+					 NSWAP_INVAL_ANY_HOP);
 			continue;
 		}
 		if (run && idx == run_srv && s == end) {
@@ -244,7 +260,8 @@ static void nswap_inval_rescan(struct nswap_dev *dev)
 			continue;
 		}
 		if (run)
-			nswap_inval_send(dev, run_srv, start, end - start, gen);
+			nswap_inval_send(dev, run_srv, start, end - start, gen,
+					 NSWAP_INVAL_ANY_HOP);
 		run = true;
 		run_srv = idx;
 		start = s;
@@ -252,7 +269,8 @@ static void nswap_inval_rescan(struct nswap_dev *dev)
 		gen = g;
 	}
 	if (run)
-		nswap_inval_send(dev, run_srv, start, end - start, gen);
+		nswap_inval_send(dev, run_srv, start, end - start, gen,
+				 NSWAP_INVAL_ANY_HOP);
 }
 
 static void nswap_inval_workfn(struct work_struct *work)
@@ -326,7 +344,8 @@ void nswap_swap_slot_free_notify(struct block_device *bdev,
 	}
 	idx = nswap_se_srv(old);
 	gen = nswap_se_gen(old);
-	if (nswap_inval_queue(dev, idx, offset, 1, max(snap, gen), gen)) {
+	if (nswap_inval_queue(dev, idx, offset, 1, max(snap, gen), gen,
+			      NSWAP_INVAL_ANY_HOP)) {
 		nswap_server_put_page(dev, idx);
 		return;
 	}

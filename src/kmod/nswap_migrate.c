@@ -11,9 +11,12 @@
  *  - the word holds that generation at another server with a smaller hop
  *    count: the page moved.  The word is switched to C with one
  *    compare-exchange, and B is told to drop its copy (INVALIDATE of that
- *    generation, queued like every other).  A read already on its way to B
+ *    generation and B's hop count, NSWAP_F_HOP: a copy punted back to B
+ *    since has a larger one and stays).  A read already on its way to B
  *    gets ENOENT, sees that the word changed and is reissued to C;
- *  - the word holds that generation at C already: a duplicate, nothing;
+ *  - the word holds that generation at C already: a duplicate, nothing
+ *    (with a larger hop count: the page went away and came back, and only
+ *    the recorded hop count is raised);
  *  - the word names another copy (the slot was rewritten or freed since,
  *    or a later move is already recorded, i.e. a hop count at least as
  *    large): C's copy is stale, and C is told to drop it;
@@ -21,8 +24,9 @@
  *    a malformed frame: counted and logged, nothing changes.
  *
  * Generations come from one per-device counter, and INVALIDATE drops only
- * stored generations up to the one named, so none of these can drop a
- * newer write of the slot, at B or at C, whatever order frames arrive in.
+ * stored copies up to the (generation, hop count) named, so none of these
+ * can drop a newer write or a later move of the slot, at B or at C,
+ * whatever order frames arrive in.
  * UPDATE is taken only on connections that negotiated
  * NSWAP_FEAT_MIGRATION; a server that did not is ignored (counted).
  */
@@ -55,21 +59,30 @@ void nswap_migrate_update(struct nswap_conn *conn, const struct nswap_hdr *hdr)
 		cur = nswap_slotmap_get(&dev->map, slot);
 		if (!nswap_se_live(cur) || nswap_se_gen(cur) != gen ||
 		    (nswap_se_srv(cur) != to->index && hop <= nswap_se_hop(cur))) {
-			/* a copy the slot map no longer names: drop it at C */
+			/* a copy the slot map no longer names: drop it at C
+			 * (that copy only: not one that moved there since) */
 			nswap_stat_inc(dev, updates_refused);
-			nswap_inval_post(dev, to->index, slot, 1, gen, gen);
+			nswap_inval_post_hop(dev, to->index, slot, gen, hop);
 			return;
 		}
-		if (nswap_se_srv(cur) == to->index)
+		if (nswap_se_srv(cur) == to->index && hop <= nswap_se_hop(cur))
 			return;		/* already recorded: a duplicate */
+		/* (the sender already, with a larger hop count: the page went
+		 * away and came back; record the hop so that the UPDATE of the
+		 * move in between, if it comes late, is seen as older) */
 		moved = nswap_se_make(to->index, hop, NSWAP_SE_IN_USE, gen);
 	} while (!nswap_slotmap_cmpxchg(&dev->map, slot, cur, moved));
 
+	if (nswap_se_srv(cur) == to->index)
+		return;
 	atomic64_inc(&to->pages);
 	from = nswap_se_srv(cur) < NSWAP_MAX_SERVERS ?
 	       READ_ONCE(dev->servers[nswap_se_srv(cur)]) : NULL;
 	if (from)
 		atomic64_dec(&from->pages);
 	nswap_stat_inc(dev, migrations);
-	nswap_inval_post(dev, nswap_se_srv(cur), slot, 1, gen, gen);
+	/* B's old copy only: the page may come back to B, same generation,
+	 * a larger hop count, before this INVALIDATE arrives */
+	nswap_inval_post_hop(dev, nswap_se_srv(cur), slot, gen,
+			     nswap_se_hop(cur));
 }

@@ -234,7 +234,7 @@ int cache_set_limit(struct cache *c, uint64_t pages)
 }
 
 uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t slot,
-				uint64_t count, uint64_t generation)
+				uint64_t count, uint64_t generation, unsigned int hop)
 {
 	uint64_t dropped = 0;
 
@@ -243,7 +243,7 @@ uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t sl
 			struct cache_shard *sh = cache_lock(c, client_id, s);
 			uint32_t idx = cache_lookup(c, sh, client_id, s);
 
-			if (idx != CACHE_NONE && c->meta[idx].generation <= generation) {
+			if (idx != CACHE_NONE && cache_older(&c->meta[idx], generation, hop)) {
 				cache_remove(c, sh, idx);
 				dropped++;
 			}
@@ -268,7 +268,7 @@ uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t sl
 			const struct cache_meta *m = e != CACHE_NONE ? &c->meta[e] : NULL;
 
 			if (m && m->client_id == client_id && m->slot - slot < count &&
-			    m->generation <= generation) {
+			    cache_older(m, generation, hop)) {
 				remove_at(c, sh, (uint32_t)i);
 				dropped++;
 				continue;

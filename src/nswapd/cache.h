@@ -103,11 +103,21 @@ uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_i
 void cache_remove(struct cache *c, struct cache_shard *sh, uint32_t idx);
 /* Set the runtime limit.  Returns 0, or -1 when pages is 0 or > capacity. */
 int cache_set_limit(struct cache *c, uint64_t pages);
-/* Drop pages of client_id in [slot, slot + count) whose generation is
- * <= generation.  Returns the number dropped.  Takes the shard locks itself,
+/* INVALIDATE's rule: a stored copy is dropped when (generation, hop_count)
+ * is at most the request's, in that order; CACHE_ANY_HOP (no NSWAP_F_HOP)
+ * compares generations alone. */
+#define CACHE_ANY_HOP	256U
+static inline int cache_older(const struct cache_meta *m, uint64_t generation,
+			      unsigned int hop)
+{
+	return m->generation < generation ||
+	       (m->generation == generation && m->hop_count <= hop);
+}
+/* Drop pages of client_id in [slot, slot + count) that cache_older() says
+ * are older.  Returns the number dropped.  Takes the shard locks itself,
  * one at a time. */
 uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t slot,
-				uint64_t count, uint64_t generation);
+				uint64_t count, uint64_t generation, unsigned int hop);
 
 static inline uint32_t cache_used(const struct cache *c)
 {

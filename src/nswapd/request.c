@@ -90,7 +90,9 @@ const char *request_check(const struct conn *c, const struct frame_hdr *h, int h
 			     (unsigned int)h->length);
 		break;
 	case NSWAP_INVALIDATE:
-		allowed_flags = NSWAP_F_RANGE | NSWAP_F_NOREPLY;
+		allowed_flags = NSWAP_F_RANGE | NSWAP_F_NOREPLY | NSWAP_F_HOP;
+		if ((h->flags & NSWAP_F_HOP) && !(c->features & NSWAP_FEAT_MIGRATION))
+			FAIL("NSWAP_F_HOP without negotiated NSWAP_FEAT_MIGRATION");
 		if ((h->flags & NSWAP_F_RANGE) && !(c->features & NSWAP_FEAT_RANGE_INVALIDATE))
 			FAIL("NSWAP_F_RANGE without negotiated NSWAP_FEAT_RANGE_INVALIDATE");
 		if ((h->flags & NSWAP_F_RANGE) && h->length != 8)
@@ -309,6 +311,7 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 {
 	struct cache *cache = &l->srv->cache;
 	int reply = !(h->flags & NSWAP_F_NOREPLY);
+	unsigned int hop = (h->flags & NSWAP_F_HOP) ? h->hop_count : CACHE_ANY_HOP;
 
 	if (h->flags & NSWAP_F_RANGE) {
 		uint64_t count = get_le64(payload);
@@ -321,12 +324,12 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 		}
 		/* Takes each shard lock in turn: a PUT of the range racing with it
 		 * on another connection lands before or after, per key. */
-		cache_invalidate_range(cache, h->client_id, h->slot, count, h->generation);
+		cache_invalidate_range(cache, h->client_id, h->slot, count, h->generation, hop);
 	} else {
 		struct cache_shard *sh = cache_lock(cache, h->client_id, h->slot);
 		uint32_t idx = cache_lookup(cache, sh, h->client_id, h->slot);
 
-		if (idx != CACHE_NONE && cache->meta[idx].generation <= h->generation)
+		if (idx != CACHE_NONE && cache_older(&cache->meta[idx], h->generation, hop))
 			cache_remove(cache, sh, idx);
 		cache_unlock(sh);
 	}

@@ -5,6 +5,7 @@ its own connection.  Python clients on loopback play the owner (A) and the punti
 
 import random
 import socket
+import struct
 
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
@@ -134,3 +135,38 @@ def test_a_punt_with_a_damaged_page_is_refused_and_stores_nothing(pair):
     b.send_raw(frame)
     assert b.wait([99])[99].status == proto.EBADCRC
     assert a.get(3, 1)[0] == proto.ENOENT
+
+
+def test_invalidate_with_f_hop_keeps_a_copy_that_moved_further(pair):
+    srv, a, b = pair
+    # B's page came back to it after a move: same generation, hop 2
+    assert punt(b, 5, 5, 2) == proto.OK
+    next_update(a)
+
+    def invalidate(slot, generation, hop, count=None):
+        flags = proto.F_HOP | (proto.F_RANGE if count is not None else 0)
+        payload = b"" if count is None else struct.pack("<Q", count)
+        return a.request(
+            proto.INVALIDATE, payload, slot=slot, generation=generation, hop_count=hop, flags=flags
+        ).status
+
+    # the late INVALIDATE of the copy that left (hop 0, then hop 1): kept
+    assert invalidate(5, 5, 0) == proto.OK
+    assert invalidate(0, 5, 1, count=16) == proto.OK
+    assert a.get(5, 5) == (proto.OK, page(5, 5))
+    # its own hop: dropped; and without F_HOP generations alone decide, as before
+    assert invalidate(5, 5, 2) == proto.OK
+    assert a.get(5, 5)[0] == proto.ENOENT
+    assert punt(b, 6, 5, 3) == proto.OK
+    next_update(a)
+    assert a.invalidate(6, 5) == proto.OK
+    assert a.get(6, 5)[0] == proto.ENOENT
+
+
+def test_f_hop_needs_migration(start_server):
+    srv = start_server("--cache-size", "64K")
+    with srv.client() as a:
+        a.hello(OWNER, "plain")
+        a.send(proto.INVALIDATE, slot=1, generation=1, hop_count=0, flags=proto.F_HOP)
+        assert a.recv().status == proto.EPROTO
+    assert srv.wait_log(r"protocol violation: NSWAP_F_HOP without negotiated NSWAP_FEAT_MIGRATION")

@@ -27,9 +27,10 @@ pytestmark = pytest.mark.vm
 HOST = minivm.USER_NET_HOST_IP
 PAGES = 64
 MOVED = list(range(16)) + [20]  # slots the client must move to C
+BACK = 1  # of those, the slot that is then moved back to B (hop 2), then raised to hop 3
 # slots of the refused UPDATEs (NO_MIGRATION: from a server that did not negotiate it)
 STALE_GEN, ZERO_HOP, OLD_HOP, PAST_END, NO_MIGRATION = 30, 31, 20, 1 << 20, 40
-REFUSED = 5
+MIGRATIONS, REFUSED = len(MOVED) + 1, 6
 
 GUEST = r"""
 load
@@ -69,6 +70,7 @@ def inject(b, c, d, done, errors):
             time.sleep(0.2)
         (cid,) = {key[0] for key in b.pages}
         gen = {slot: b.pages[(cid, slot)][0] for (_, slot) in b.pages}
+        back = b.pages[(cid, BACK)][1]
         for slot in MOVED:
             c.store(cid, slot, gen[slot], b.pages[(cid, slot)][1])
         for slot in range(16):
@@ -80,6 +82,16 @@ def inject(b, c, d, done, errors):
         c.send_update(cid, STALE_GEN, gen[STALE_GEN] - 1, 1)  # stale: refused, C drops
         c.send_update(cid, ZERO_HOP, gen[ZERO_HOP], 0)  # malformed: refused
         c.send_update(cid, PAST_END, 1, 1)  # past the device: refused
+        # BACK comes back to B (hop 2): moved again, C told to drop its hop-1 copy; then B
+        # says hop 3 (the page went away and came back once more): only the hop is raised,
+        # so C's late hop-2 UPDATE of the move in between is refused
+        b.store(cid, BACK, gen[BACK], back, hop_count=2)
+        b.send_update(cid, BACK, gen[BACK], 2)
+        time.sleep(1)
+        b.store(cid, BACK, gen[BACK], back, hop_count=3)
+        b.send_update(cid, BACK, gen[BACK], 3)
+        time.sleep(1)
+        c.send_update(cid, BACK, gen[BACK], 2)
         d.store(cid, NO_MIGRATION, gen[NO_MIGRATION], b.pages[(cid, NO_MIGRATION)][1])
         d.send_update(cid, NO_MIGRATION, gen[NO_MIGRATION], 1)  # not negotiated: refused
         done.update(cid=cid, gen=gen)
@@ -88,12 +100,14 @@ def inject(b, c, d, done, errors):
 
 
 def invalidates(peer):
-    """(first slot, count, generation) of the INVALIDATEs a peer got that name a generation."""
+    """(first slot, count, generation, hop count or None without NSWAP_F_HOP) of the
+    INVALIDATEs a peer got that name a generation."""
     out = []
     for f in peer.received(proto.INVALIDATE):
         count = struct.unpack("<Q", f.payload)[0] if f.flags & proto.F_RANGE else 1
         if f.generation != proto.GEN_ANY:
-            out.append((f.slot, count, f.generation))
+            hop = f.hop_count if f.flags & proto.F_HOP else None
+            out.append((f.slot, count, f.generation, hop))
     return out
 
 
@@ -117,7 +131,7 @@ def test_updates_move_exactly_the_current_copies_and_every_byte_reads_back(kit, 
                 c=c.port,
                 d=d.port,
                 pages=PAGES,
-                moved=len(MOVED),
+                moved=MIGRATIONS,
                 refused=REFUSED,
             ),  # fmt: skip
             modules=[nswap_ko, "crc32c_generic"],
@@ -133,26 +147,32 @@ def test_updates_move_exactly_the_current_copies_and_every_byte_reads_back(kit, 
     counters, values, _ = passed(result)
     out = result.output
     assert values["verified"] == 1, out[-3000:]
-    assert counters["migrations"] == len(MOVED) and counters["updates_refused"] == REFUSED, counters
+    assert counters["migrations"] == MIGRATIONS, counters
+    assert counters["updates_refused"] == REFUSED, counters
     assert counters["errors"] == 0 and counters["lost_pages"] == 0, counters
     gen = done["gen"]
 
-    # reads went where the slot map said: the moved slots to C, the rest to B
-    assert c_gets == set(MOVED), sorted(c_gets)
-    assert b_gets == set(range(PAGES)) - set(MOVED), sorted(b_gets)
+    # reads went where the slot map said: the moved slots to C, the rest (and BACK) to B
+    on_c = set(MOVED) - {BACK}
+    assert c_gets == on_c, sorted(c_gets)
+    assert b_gets == set(range(PAGES)) - on_c, sorted(b_gets)
     pages = dict(re.findall(r"^server \S+:(\d+) \S+ pages=(\d+)", out, re.M))
-    assert (int(pages[str(b.port)]), int(pages[str(c.port)])) == (PAGES - len(MOVED), len(MOVED))
+    assert (int(pages[str(b.port)]), int(pages[str(c.port)])) == (PAGES - len(on_c), len(on_c))
 
-    # B was told to drop each moved copy and nothing else it holds; C was told to drop the
-    # stale copy (an INVALIDATE of exactly that older generation) and none of the moved ones.
-    # (INVALIDATEs of every generation, at first contact and power off, are left out.)
-    def drops(invals, slot, generation):
-        return any(s <= slot < s + n and g >= generation for s, n, g in invals)
-
-    for slot in range(PAGES):
-        assert drops(b_inval, slot, gen[slot]) == (slot in MOVED), (slot, b_inval)
-        assert not drops(c_inval, slot, gen[slot]), (slot, c_inval)
-    assert [(s, g) for s, n, g in c_inval] == [(STALE_GEN, gen[STALE_GEN] - 1)], c_inval
+    # B was told to drop each moved copy, its own of hop 0 only (NSWAP_F_HOP), and the copy
+    # of the refused hop-2 UPDATE; C the stale copy of the older generation and its copies of
+    # BACK at hop 1 (moved back) and 2 (refused): nothing else.  (INVALIDATEs of every
+    # generation, at first contact and power off, are left out.)
+    assert sorted(b_inval) == sorted(
+        [(slot, 1, gen[slot], 0) for slot in MOVED] + [(OLD_HOP, 1, gen[OLD_HOP], 2)]
+    ), b_inval
+    assert sorted(c_inval) == sorted(
+        [
+            (STALE_GEN, 1, gen[STALE_GEN] - 1, 1),
+            (BACK, 1, gen[BACK], 1),
+            (BACK, 1, gen[BACK], 2),
+        ]
+    ), c_inval
     assert not d_seen  # D's UPDATE changed nothing: slot 40 still read from B
     assert "UPDATE slot 40 generation %d hop 1 from" % gen[NO_MIGRATION] in result.console
     assert "UNLOADED clean" in out
