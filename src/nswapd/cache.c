@@ -201,6 +201,7 @@ static void remove_at(struct cache *c, struct cache_shard *sh, uint32_t i)
 	}
 	sh->table[i] = CACHE_NONE;
 	sh->count--;
+	cache_set_moving(c, &c->meta[idx], 0);
 	c->meta[idx].in_use = 0;
 	/* Give the memory back (elastic cache): MADV_FREE before the page is
 	 * free for reuse, and MADV_FREE rather than DONTNEED, so that a write

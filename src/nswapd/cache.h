@@ -45,6 +45,7 @@ struct cache_meta {
 	uint32_t crc;		/* crc32c of the stored page (checked on PUTPAGE) */
 	uint8_t hop_count;
 	uint8_t in_use;
+	uint8_t moving;		/* punted (punt.c): waits for the owner's INVALIDATE */
 };
 
 struct cache_shard {
@@ -76,7 +77,20 @@ struct cache {
 	uint32_t free_top;
 	_Atomic uint32_t used;	/* written under free_lock */
 	_Atomic uint32_t limit;	/* runtime limit, 1..capacity: no new key while used >= limit */
+	_Atomic uint32_t moving;	/* pages marked moving (under their shard locks) */
 };
+
+/* A page's `moving` mark set or cleared, with the count (shard lock held). */
+static inline void cache_set_moving(struct cache *c, struct cache_meta *m, int moving)
+{
+	if (m->moving == !!moving)
+		return;
+	m->moving = !!moving;
+	if (moving)
+		atomic_fetch_add_explicit(&c->moving, 1, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&c->moving, 1, memory_order_relaxed);
+}
 
 /* Returns 0, or -1 with errno set.  lock != 0: mlock the arena (failure is
  * reported through c->locked == 0, not as an error).  max_shards: the most

@@ -140,6 +140,8 @@ struct server {
 	struct gossip_net *gossip;	/* main thread only; NULL with gossip off */
 	struct feed *feed;		/* main thread only; NULL without client_device */
 	struct elastic *elastic;	/* main thread only; NULL with elastic off */
+	struct punter *punter;		/* elastic and gossip on: moves pages away */
+	int punt_no_target_logged;
 	int elastic_tfd;		/* its timerfd, -1 without */
 };
 

@@ -229,6 +229,7 @@ static void do_put(struct loop *l, struct conn *c, const struct frame_hdr *h,
 	m->generation = h->generation;
 	m->hop_count = h->hop_count;
 	m->crc = h->crc;
+	cache_set_moving(cache, m, 0);	/* a new copy: not the one that was punted */
 	cache_unlock(sh);
 	stat_add(&l->st.puts, 1);
 	reply_status(c, r, NSWAP_OK);
@@ -270,6 +271,7 @@ static void do_punt(struct loop *l, struct conn *c, const struct frame_hdr *h,
 	m->generation = h->generation;
 	m->hop_count = h->hop_count;
 	m->crc = h->crc;
+	cache_set_moving(cache, m, 0);	/* a new copy: not the one that was punted */
 	cache_unlock(sh);
 	stat_add(&l->st.punts, 1);
 	server_post_update(l->srv, l, h);

@@ -24,6 +24,7 @@
 #include "crc32c.h"
 #include "elastic.h"
 #include "feed.h"
+#include "punt.h"
 #include "gossip_net.h"
 #include "log.h"
 
@@ -510,6 +511,18 @@ int server_init(struct server *s, const struct config *cfg)
 	}
 	if (cfg->elastic && elastic_start(s) != 0)
 		return -1;
+	if (cfg->elastic && s->gossip) {
+		s->punter = malloc(sizeof(*s->punter));
+		if (!s->punter || punter_start(s->punter, s, s->gossip->g.self.id) != 0) {
+			free(s->punter);
+			s->punter = NULL;
+			log_msg(L_ERR, "elastic: cannot start the page mover");
+			return -1;
+		}
+	} else if (cfg->elastic) {
+		log_msg(L_INFO, "elastic: gossip is off: pages over a shrunk limit stay here "
+			"(with gossip on they move to the member with the most room)");
+	}
 	if (cfg->client_device[0]) {
 		s->feed = malloc(sizeof(*s->feed));
 		if (!s->feed) {
@@ -629,12 +642,49 @@ static int elastic_start(struct server *s)
 	return 0;
 }
 
+/* The member that takes our pages: ALIVE, the most free pages (at least
+ * what is asked, or the most there is). */
+static const struct gossip_member *punt_target(const struct gossip *g)
+{
+	const struct gossip_member *best = NULL;
+
+	for (uint32_t i = 0; i < g->count; i++) {
+		const struct gossip_member *m = &g->members[i];
+
+		if (m->state == NSWAP_MEMBER_ALIVE && m->free && (!best || m->free > best->free))
+			best = m;
+	}
+	return best;
+}
+
 static void elastic_timer(struct server *s)
 {
 	uint64_t expirations;
+	uint32_t used, limit, moving;
+	const struct gossip_member *t;
 
-	if (read(s->elastic_tfd, &expirations, sizeof(expirations)) == sizeof(expirations))
-		elastic_tick(s->elastic, &s->cache);
+	if (read(s->elastic_tfd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
+	elastic_tick(s->elastic, &s->cache);
+	if (!s->punter)
+		return;
+	/* over the limit and not on their way yet: move them (punt.h) */
+	used = cache_used(&s->cache);
+	limit = cache_limit(&s->cache);
+	moving = atomic_load_explicit(&s->cache.moving, memory_order_relaxed);
+	if (used <= limit || used - limit <= moving)
+		return;
+	t = punt_target(&s->gossip->g);
+	if (!t) {
+		if (!s->punt_no_target_logged)
+			log_msg(L_WARN, "elastic: %u pages over the limit and no member of the "
+				"gossip table with free pages to take them; they stay here",
+				used - limit - moving);
+		s->punt_no_target_logged = 1;
+		return;
+	}
+	s->punt_no_target_logged = 0;
+	punter_ask(s->punter, t->addr, t->port, used - limit - moving);
 }
 
 /* What this node lends now, for its gossip entry. */
@@ -781,6 +831,11 @@ void server_destroy(struct server *s)
 		close(s->donefd);
 	free(s->feed);
 	s->feed = NULL;
+	if (s->punter) {
+		punter_stop(s->punter);
+		free(s->punter);
+		s->punter = NULL;
+	}
 	if (s->elastic_tfd >= 0)
 		close(s->elastic_tfd);
 	s->elastic_tfd = -1;

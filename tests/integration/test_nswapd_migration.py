@@ -4,11 +4,15 @@ its own connection.  Python clients on loopback play the owner (A) and the punti
 """
 
 import random
+import re
 import socket
 import struct
 
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
+
+from harness import nswapd
+from tests.integration.test_nswapd_gossip import free_tcp_port, free_udp_port
 
 MIGRATION = proto.FEAT_RANGE_INVALIDATE | proto.FEAT_MIGRATION
 OWNER, SERVER_B = 0xA0A0, 0xB0B0
@@ -170,3 +174,58 @@ def test_f_hop_needs_migration(start_server):
         a.send(proto.INVALIDATE, slot=1, generation=1, hop_count=0, flags=proto.F_HOP)
         assert a.recv().status == proto.EPROTO
     assert srv.wait_log(r"protocol violation: NSWAP_F_HOP without negotiated NSWAP_FEAT_MIGRATION")
+
+
+# --- the sending server: a shrunk elastic cache moves its pages (punt.c) ---------------
+
+
+def test_a_squeezed_server_moves_its_pages_and_the_owner_follows(nswapd_bin, tmp_path):
+    b_addr, c_addr = "127.0.0.2", "127.0.0.3"
+    udp = free_udp_port([b_addr, c_addr])
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:    1048576 kB\n")
+    gossip = ["--gossip", "on", "--gossip-port", udp, "--gossip-interval", 50]
+    pages = 200
+    with (
+        nswapd.running(
+            nswapd_bin, "--cache-size", "1M", *gossip, "--gossip-seeds", c_addr,
+            "--elastic", "on", "--elastic-step", "1M", "--elastic-reserve", "64M",
+            "--elastic-interval", 50, "--meminfo-file", meminfo, "--pressure-file", "",
+            "--node-id", "0xb", listen="%s:%d" % (b_addr, free_tcp_port(b_addr)),
+        ) as b_srv,
+        nswapd.running(
+            nswapd_bin, "--cache-size", "4M", *gossip, "--gossip-seeds", b_addr,
+            "--node-id", "0xc", listen="%s:%d" % (c_addr, free_tcp_port(c_addr)),
+        ) as c_srv,
+        b_srv.client() as to_b,
+        c_srv.client() as to_c,
+    ):  # fmt: skip
+        to_b.hello(OWNER, "owner", features=MIGRATION)
+        to_c.hello(OWNER, "owner", features=MIGRATION)
+        assert b_srv.wait_log(r"elastic: cache limit 256 -> 256|cache limit starts at 256")
+        for s in range(pages):
+            assert to_b.put(s, 10 + s, page(s, 10 + s)) == proto.OK
+        # B's node runs short: its limit drops under its use, and the pages go to C
+        tmp = tmp_path / "meminfo.tmp"
+        tmp.write_text("MemAvailable:    1024 kB\n")
+        tmp.replace(meminfo)
+        # (all but one: the limit does not go below one page)
+        moved = {}
+        while len(moved) < pages - 1:
+            cid, slot, generation, hop, length = next_update(to_c, timeout=20)
+            assert (cid, generation, hop, length) == (OWNER, 10 + slot, 1, 0)
+            moved[slot] = generation
+        # the owner reads them at C, and drops B's copies as nswap.ko does (NSWAP_F_HOP)
+        for s in moved:
+            assert to_c.get(s, 10 + s) == (proto.OK, page(s, 10 + s))
+            frame = to_b.request(
+                proto.INVALIDATE, slot=s, generation=10 + s, hop_count=0, flags=proto.F_HOP
+            )
+            assert frame.status == proto.OK
+        (kept,) = set(range(pages)) - set(moved)
+        assert to_b.get(kept, 10 + kept) == (proto.OK, page(kept, 10 + kept))
+        assert to_b.status().used_pages == 1
+        assert c_srv.status()["used_pages"] == pages - 1
+    log = b_srv.log_text()
+    assert re.search(r"elastic: moved \d+ pages to 127\.0\.0\.3:\d+", log), log[-3000:]
+    assert "stopped taking pages" not in log

@@ -8,7 +8,8 @@ client must move a slot exactly when the UPDATE names its current copy with a la
 count, tell the old server to drop it, tell the sender to drop a copy the slot map no longer
 names, ignore the rest, and read every byte back from wherever the page lives.
 
-The second: the pages are punted to a real nswapd, whose UPDATEs the client follows.
+The second: the pages are punted to a real nswapd, whose UPDATEs the client follows.  The
+third: a real nswapd whose elastic cache is squeezed punts them itself.
 """
 
 import re
@@ -20,6 +21,7 @@ import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
 
 from harness import migrationpeer, minivm, nswapd
+from tests.integration.test_nswapd_gossip import free_tcp_port, free_udp_port
 from tests.kernel.test_nswap_kmod import GUEST_PRELUDE, HOST_SUITE, KIT_IDS, passed
 
 pytestmark = pytest.mark.vm
@@ -250,4 +252,102 @@ def test_pages_punted_to_nswapd_are_found_there_through_its_updates(kit, nswap_k
     assert not b_gets, sorted(b_gets)
     assert status["gets"] >= pages, status
     assert re.search(r"HELLO client_id 0x[0-9a-f]+ name '\S+' version 1 features 0x3\b", log), log
+    assert "UNLOADED clean" in result.output
+
+
+GUEST_SQUEEZED = r"""
+load
+mkdir $cfg && echo 64M > $cfg/size && echo 1 > $cfg/migration || fail "mkdir, size, migration"
+for port in %(b)d %(c)d; do echo "add %(host)s:$port" > $cfg/servers || fail "add"; done
+echo "hint %(host)s:%(c)d 0 65536" > $cfg/servers || fail "hint C full"
+echo 1 > $cfg/power || fail "power on"
+dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
+dd if=/tmp/data of=/dev/nswap0 bs=4096 count=%(pages)d oflag=direct conv=notrunc 2>/dev/null \
+    || fail "write"
+n=/sys/block/nswap0/nswap
+i=0
+while [ $(cat $n/migrations) -lt %(moved)d ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
+sleep 3
+sed 's/^/server /' $cfg/servers
+dd if=/dev/nswap0 of=/tmp/back bs=4096 count=%(pages)d iflag=direct 2>/dev/null || fail "read"
+cmp /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
+counters
+echo 0 > $cfg/power && rmdir $cfg && rmmod nswap || fail "teardown"
+echo "UNLOADED clean"
+"""
+
+
+def squeeze(b, meminfo, pages, seen, errors):
+    """Once B holds the pages, its node runs short; then watch what B holds."""
+    try:
+        deadline = time.monotonic() + 600
+        while b.status()["used_pages"] < pages:
+            if time.monotonic() > deadline:
+                raise AssertionError("B never held %d pages" % pages)
+            time.sleep(0.2)
+        tmp = meminfo.with_suffix(".tmp")
+        tmp.write_text("MemAvailable:    1024 kB\n")
+        tmp.replace(meminfo)
+        while time.monotonic() < deadline and not seen.get("stop"):
+            used = b.status(check=False)
+            if used:
+                seen["min_used"] = min(seen.get("min_used", pages), used["used_pages"])
+            time.sleep(0.3)
+    except Exception as exc:  # noqa: BLE001 -- reported by the test
+        errors.append(repr(exc))
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_a_squeezed_server_moves_its_pages_and_every_byte_comes_back(
+    kit, nswap_ko, nswapd_bin, tmp_path
+):
+    """The issue's squeeze test on raw I/O: B (elastic, gossip) holds a client's pages, its
+    node runs short (a fake MemAvailable), its cache shrinks below its use and it punts the
+    pages to C (the gossip member with room); C's UPDATEs move them in the client, which
+    drops B's copies: every byte verified, B ends holding none of the moved pages."""
+    pages = 2048
+    b_gossip, c_gossip = "127.0.0.2", "127.0.0.3"
+    udp = free_udp_port([b_gossip, c_gossip])
+    b_port, c_port = free_tcp_port("0.0.0.0"), free_tcp_port("0.0.0.0")
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:    1048576 kB\n")
+    gossip = ["--gossip", "on", "--gossip-port", udp, "--gossip-interval", 100]
+    seen, errors = {}, []
+    with (
+        nswapd.running(
+            nswapd_bin, "--cache-size", "16M", *gossip, "--gossip-address", b_gossip,
+            "--gossip-seeds", c_gossip, "--elastic", "on", "--elastic-step", "16M",
+            "--elastic-reserve", "64M", "--elastic-interval", 100, "--meminfo-file", meminfo,
+            "--pressure-file", "", listen="0.0.0.0:%d" % b_port,
+        ) as b,
+        nswapd.running(
+            nswapd_bin, "--cache-size", "64M", *gossip, "--gossip-address", c_gossip,
+            "--gossip-seeds", b_gossip, listen="0.0.0.0:%d" % c_port,
+        ) as c,
+    ):  # fmt: skip
+        thread = threading.Thread(
+            target=squeeze, args=(b, meminfo, pages, seen, errors), daemon=True
+        )
+        thread.start()
+        result = minivm.run_script(
+            kit,
+            GUEST_PRELUDE
+            + GUEST_SQUEEZED % dict(host=HOST, b=b_port, c=c_port, pages=pages, moved=pages - 1),
+            modules=[nswap_ko, "crc32c_generic"],
+            net="user",
+            timeout_s=600,
+        )
+        seen["stop"] = True
+        thread.join(timeout=30)
+        c_status = c.status()
+        b_log = b.log_text()
+    assert not errors, errors
+    counters, values, _ = passed(result)
+    assert values["verified"] == 1, result.output[-3000:]
+    # all but the one page B's shrunk limit keeps moved; read back from C
+    assert counters["migrations"] == pages - 1 and counters["updates_refused"] == 0, counters
+    assert counters["errors"] == 0 and counters["lost_pages"] == 0, counters
+    assert c_status["gets"] >= pages - 1 and c_status["puts"] == 0, c_status
+    assert seen["min_used"] <= 1, (seen, b_log[-3000:])
+    assert re.search(r"elastic: moved \d+ pages to 127\.0\.0\.3:%d" % c_port, b_log), b_log
     assert "UNLOADED clean" in result.output

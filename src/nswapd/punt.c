@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+/* Moving pages away from a shrunk cache; see punt.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "frame.h"
+#include "log.h"
+#include "punt.h"
+
+#define PUNT_IO_TIMEOUT_S	5
+#define PUNT_BATCH		256	/* pages per round before looking at `want` again */
+
+static int send_all(int fd, const void *buf, size_t len)
+{
+	const unsigned char *b = buf;
+
+	while (len) {
+		ssize_t n = send(fd, b, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int recv_all(int fd, void *buf, size_t len)
+{
+	unsigned char *b = buf;
+
+	while (len) {
+		ssize_t n = recv(fd, b, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* One request and its reply (header only kept); the reply's status, or -1. */
+static int exchange(int fd, struct frame_hdr *h, const void *payload, unsigned char *rbuf)
+{
+	unsigned char hdr[NSWAP_HDR_SIZE];
+	struct frame_hdr r;
+
+	h->length = payload ? (h->type == NSWAP_HELLO ? HELLO_SIZE : NSWAP_PAGE_SIZE) : 0;
+	h->crc = payload ? crc32c(payload, h->length) : 0;
+	frame_hdr_encode(hdr, h);
+	if (send_all(fd, hdr, sizeof(hdr)) || (payload && send_all(fd, payload, h->length)))
+		return -1;
+	if (recv_all(fd, hdr, sizeof(hdr)) || !frame_hdr_decode(&r, hdr) ||
+	    r.type != (h->type | NSWAP_REPLY) || r.tag != h->tag || r.length > NSWAP_MAX_PAYLOAD ||
+	    (r.length && recv_all(fd, rbuf, r.length)))
+		return -1;
+	if (h->type == NSWAP_HELLO && r.status == NSWAP_OK) {
+		struct hello o;
+
+		if (r.length < HELLO_SIZE)
+			return -1;
+		hello_decode(&o, rbuf);
+		if (!(o.features & NSWAP_FEAT_MIGRATION))
+			return NSWAP_EPROTO;	/* it will not take PUNTPAGE */
+	}
+	return r.status;
+}
+
+static int connect_to(struct punter *p, uint32_t addr, uint16_t port, unsigned char *rbuf)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(addr) };
+	struct timeval tv = { .tv_sec = PUNT_IO_TIMEOUT_S };
+	struct frame_hdr h = { .magic = NSWAP_MAGIC, .version = NSWAP_PROTO_VERSION,
+			       .type = NSWAP_HELLO, .tag = 1, .client_id = p->self_id };
+	unsigned char hello[HELLO_SIZE];
+	struct hello o = { .min_version = NSWAP_PROTO_VERSION,
+			   .max_version = NSWAP_PROTO_VERSION,
+			   .features = NSWAP_FEAT_MIGRATION };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	snprintf(o.name, sizeof(o.name), "%s", p->srv->cfg.name);
+	hello_encode(hello, &o);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    exchange(fd, &h, hello, rbuf) != NSWAP_OK) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The next page to move, copied out under its shard lock: 1, or 0 when a
+ * whole scan found none. */
+static int next_page(struct punter *p, struct cache_meta *out, unsigned char *page)
+{
+	struct cache *c = &p->srv->cache;
+
+	for (uint32_t n = 0; n < c->capacity; n++) {
+		uint32_t idx = p->cursor++ % c->capacity;
+		struct cache_meta m = c->meta[idx];	/* racy: checked under the lock */
+		struct cache_shard *sh;
+
+		if (!m.in_use || m.moving || m.hop_count >= NSWAP_MAX_HOPS)
+			continue;
+		sh = cache_lock(c, m.client_id, m.slot);
+		if (cache_lookup(c, sh, m.client_id, m.slot) == idx && !c->meta[idx].moving) {
+			*out = c->meta[idx];
+			memcpy(page, cache_page(c, idx), NSWAP_PAGE_SIZE);
+			cache_unlock(sh);
+			return 1;
+		}
+		cache_unlock(sh);
+	}
+	return 0;
+}
+
+/* The target took (client, slot, generation): unless rewritten meanwhile,
+ * the copy here waits for its owner's INVALIDATE. */
+static void mark_moving(struct punter *p, const struct cache_meta *m)
+{
+	struct cache *c = &p->srv->cache;
+	struct cache_shard *sh = cache_lock(c, m->client_id, m->slot);
+	uint32_t idx = cache_lookup(c, sh, m->client_id, m->slot);
+
+	if (idx != CACHE_NONE && c->meta[idx].generation == m->generation &&
+	    c->meta[idx].hop_count == m->hop_count)
+		cache_set_moving(c, &c->meta[idx], 1);
+	cache_unlock(sh);
+}
+
+/* Move up to `want` pages to addr:port; returns how many were taken. */
+static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint64_t want,
+			   unsigned char *page, unsigned char *rbuf)
+{
+	char name[INET_ADDRSTRLEN];
+	struct in_addr a = { .s_addr = htonl(addr) };
+	uint64_t moved = 0, tag = 2;
+	struct cache_meta m;
+	int fd, st = NSWAP_OK;
+
+	inet_ntop(AF_INET, &a, name, sizeof(name));
+	fd = connect_to(p, addr, port, rbuf);
+	if (fd < 0) {
+		atomic_fetch_add(&p->failures, 1);
+		log_msg(L_WARN, "elastic: cannot move pages to %s:%u (connect or HELLO with "
+			"migration failed); trying again at the next check", name, port);
+		return 0;
+	}
+	while (moved < want && !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
+	       next_page(p, &m, page)) {
+		struct frame_hdr h = { .magic = NSWAP_MAGIC, .version = NSWAP_PROTO_VERSION,
+				       .type = NSWAP_PUNTPAGE, .tag = tag++,
+				       .client_id = m.client_id, .slot = m.slot,
+				       .generation = m.generation,
+				       .hop_count = (uint8_t)(m.hop_count + 1) };
+
+		st = exchange(fd, &h, page, rbuf);
+		if (st != NSWAP_OK)
+			break;
+		mark_moving(p, &m);
+		moved++;
+	}
+	close(fd);
+	atomic_fetch_add(&p->punted, moved);
+	if (st != NSWAP_OK) {
+		atomic_fetch_add(st < 0 ? &p->failures : &p->refused, 1);
+		log_msg(L_WARN, "elastic: %s:%u stopped taking pages (%s) after %llu", name, port,
+			st < 0 ? "connection lost" : "refused", (unsigned long long)moved);
+	}
+	if (moved)
+		log_msg(L_INFO, "elastic: moved %llu pages to %s:%u (their owners are told "
+			"where they are; the copies here go when the owners drop them)",
+			(unsigned long long)moved, name, port);
+	return moved;
+}
+
+static void *punter_main(void *arg)
+{
+	struct punter *p = arg;
+	static unsigned char page[NSWAP_PAGE_SIZE], rbuf[NSWAP_MAX_PAYLOAD];
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		uint32_t addr;
+		uint16_t port;
+		uint64_t want, moved;
+
+		while (!p->stop && (!p->want || !p->addr))
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stop)
+			break;
+		addr = p->addr;
+		port = p->port;
+		want = p->want < PUNT_BATCH ? p->want : PUNT_BATCH;
+		pthread_mutex_unlock(&p->lock);
+		moved = punt_round(p, addr, port, want, page, rbuf);
+		pthread_mutex_lock(&p->lock);
+		p->want -= moved < p->want ? moved : p->want;
+		if (!moved)
+			p->want = 0;	/* wait for the next check */
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int punter_start(struct punter *p, struct server *srv, uint64_t self_id)
+{
+	int err;
+
+	memset(p, 0, sizeof(*p));
+	p->srv = srv;
+	p->self_id = self_id;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	err = pthread_create(&p->thread, NULL, punter_main, p);
+	if (err) {
+		log_msg(L_ERR, "elastic: cannot start the page mover: %s", strerror(err));
+		return -1;
+	}
+	p->started = 1;
+	return 0;
+}
+
+void punter_ask(struct punter *p, uint32_t addr, uint16_t port, uint64_t want)
+{
+	pthread_mutex_lock(&p->lock);
+	p->addr = addr;
+	p->port = port;
+	p->want = want;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void punter_stop(struct punter *p)
+{
+	if (!p->started)
+		return;
+	pthread_mutex_lock(&p->lock);
+	__atomic_store_n(&p->stop, 1, __ATOMIC_RELAXED);
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	p->started = 0;
+}
