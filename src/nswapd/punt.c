@@ -160,7 +160,7 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 	fd = connect_to(p, addr, port, rbuf);
 	if (fd < 0) {
 		atomic_fetch_add(&p->failures, 1);
-		log_msg(L_WARN, "elastic: cannot move pages to %s:%u (connect or HELLO with "
+		log_msg(L_WARN, "migration: cannot move pages to %s:%u (connect or HELLO with "
 			"migration failed); trying again at the next check", name, port);
 		return 0;
 	}
@@ -182,11 +182,11 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 	atomic_fetch_add(&p->punted, moved);
 	if (st != NSWAP_OK) {
 		atomic_fetch_add(st < 0 ? &p->failures : &p->refused, 1);
-		log_msg(L_WARN, "elastic: %s:%u stopped taking pages (%s) after %llu", name, port,
+		log_msg(L_WARN, "migration: %s:%u stopped taking pages (%s) after %llu", name, port,
 			st < 0 ? "connection lost" : "refused", (unsigned long long)moved);
 	}
 	if (moved)
-		log_msg(L_INFO, "elastic: moved %llu pages to %s:%u (their owners are told "
+		log_msg(L_INFO, "migration: moved %llu pages to %s:%u (their owners are told "
 			"where they are; the copies here go when the owners drop them)",
 			(unsigned long long)moved, name, port);
 	return moved;
@@ -232,7 +232,7 @@ int punter_start(struct punter *p, struct server *srv, uint64_t self_id)
 	pthread_cond_init(&p->cond, NULL);
 	err = pthread_create(&p->thread, NULL, punter_main, p);
 	if (err) {
-		log_msg(L_ERR, "elastic: cannot start the page mover: %s", strerror(err));
+		log_msg(L_ERR, "migration: cannot start the page mover: %s", strerror(err));
 		return -1;
 	}
 	p->started = 1;

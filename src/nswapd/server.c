@@ -511,12 +511,12 @@ int server_init(struct server *s, const struct config *cfg)
 	}
 	if (cfg->elastic && elastic_start(s) != 0)
 		return -1;
-	if (cfg->elastic && s->gossip) {
+	if (s->gossip) {
 		s->punter = malloc(sizeof(*s->punter));
 		if (!s->punter || punter_start(s->punter, s, s->gossip->g.self.id) != 0) {
 			free(s->punter);
 			s->punter = NULL;
-			log_msg(L_ERR, "elastic: cannot start the page mover");
+			log_msg(L_ERR, "migration: cannot start the page mover");
 			return -1;
 		}
 	} else if (cfg->elastic) {
@@ -657,18 +657,15 @@ static const struct gossip_member *punt_target(const struct gossip *g)
 	return best;
 }
 
-static void elastic_timer(struct server *s)
+/* Pages over the limit (elastic shrank it, or SET_CACHE_LIMIT lowered it)
+ * and not on their way yet: move them (punt.h). */
+static void move_over_limit(struct server *s)
 {
-	uint64_t expirations;
 	uint32_t used, limit, moving;
 	const struct gossip_member *t;
 
-	if (read(s->elastic_tfd, &expirations, sizeof(expirations)) != sizeof(expirations))
-		return;
-	elastic_tick(s->elastic, &s->cache);
 	if (!s->punter)
 		return;
-	/* over the limit and not on their way yet: move them (punt.h) */
 	used = cache_used(&s->cache);
 	limit = cache_limit(&s->cache);
 	moving = atomic_load_explicit(&s->cache.moving, memory_order_relaxed);
@@ -677,7 +674,7 @@ static void elastic_timer(struct server *s)
 	t = punt_target(&s->gossip->g);
 	if (!t) {
 		if (!s->punt_no_target_logged)
-			log_msg(L_WARN, "elastic: %u pages over the limit and no member of the "
+			log_msg(L_WARN, "migration: %u pages over the limit and no member of the "
 				"gossip table with free pages to take them; they stay here",
 				used - limit - moving);
 		s->punt_no_target_logged = 1;
@@ -685,6 +682,16 @@ static void elastic_timer(struct server *s)
 	}
 	s->punt_no_target_logged = 0;
 	punter_ask(s->punter, t->addr, t->port, used - limit - moving);
+}
+
+static void elastic_timer(struct server *s)
+{
+	uint64_t expirations;
+
+	if (read(s->elastic_tfd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
+	if (elastic_tick(s->elastic, &s->cache))
+		move_over_limit(s);
 }
 
 /* What this node lends now, for its gossip entry. */
@@ -696,6 +703,8 @@ static void gossip_tick(struct server *s)
 			 atomic_load(&s->nconns));
 	if (s->feed && !s->gossip->left)
 		feed_round(s->feed, &s->gossip->g);
+	if (!s->gossip->left)
+		move_over_limit(s);
 }
 
 static void start_drain(struct server *s, const char *signame)

@@ -227,5 +227,36 @@ def test_a_squeezed_server_moves_its_pages_and_the_owner_follows(nswapd_bin, tmp
         assert to_b.status().used_pages == 1
         assert c_srv.status()["used_pages"] == pages - 1
     log = b_srv.log_text()
-    assert re.search(r"elastic: moved \d+ pages to 127\.0\.0\.3:\d+", log), log[-3000:]
+    assert re.search(r"migration: moved \d+ pages to 127\.0\.0\.3:\d+", log), log[-3000:]
     assert "stopped taking pages" not in log
+
+
+def test_a_limit_lowered_by_hand_moves_the_pages_over_it(nswapd_bin):
+    """SET_CACHE_LIMIT (the nswap_server module's cache_limit) below the use of a server
+    with gossip on: the pages over it move, elastic or not (a drain by hand)."""
+    b_addr, c_addr = "127.0.0.2", "127.0.0.3"
+    udp = free_udp_port([b_addr, c_addr])
+    gossip = ["--gossip", "on", "--gossip-port", udp, "--gossip-interval", 50]
+    with (
+        nswapd.running(
+            nswapd_bin, "--cache-size", "1M", *gossip, "--gossip-seeds", c_addr,
+            listen="%s:%d" % (b_addr, free_tcp_port(b_addr)),
+        ) as b_srv,
+        nswapd.running(
+            nswapd_bin, "--cache-size", "1M", *gossip, "--gossip-seeds", b_addr,
+            listen="%s:%d" % (c_addr, free_tcp_port(c_addr)),
+        ) as c_srv,
+        b_srv.client() as to_b,
+        c_srv.client() as to_c,
+    ):  # fmt: skip
+        to_b.hello(OWNER, "owner", features=MIGRATION)
+        to_c.hello(OWNER, "owner", features=MIGRATION)
+        for s in range(50):
+            assert to_b.put(s, 1, page(s, 1)) == proto.OK
+        status, st = to_b.set_cache_limit(10)
+        assert status == proto.OK and st.used_pages == 50
+        moved = {next_update(to_c, timeout=20)[1] for _ in range(40)}
+        assert len(moved) == 40
+        for s in moved:
+            assert to_c.get(s, 1) == (proto.OK, page(s, 1))
+    assert re.search(r"migration: moved 40 pages to 127\.0\.0\.3:\d+", b_srv.log_text())

@@ -349,5 +349,5 @@ def test_a_squeezed_server_moves_its_pages_and_every_byte_comes_back(
     assert counters["errors"] == 0 and counters["lost_pages"] == 0, counters
     assert c_status["gets"] >= pages - 1 and c_status["puts"] == 0, c_status
     assert seen["min_used"] <= 1, (seen, b_log[-3000:])
-    assert re.search(r"elastic: moved \d+ pages to 127\.0\.0\.3:%d" % c_port, b_log), b_log
+    assert re.search(r"migration: moved \d+ pages to 127\.0\.0\.3:%d" % c_port, b_log), b_log
     assert "UNLOADED clean" in result.output
