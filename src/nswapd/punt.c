@@ -146,6 +146,16 @@ static void mark_moving(struct punter *p, const struct cache_meta *m)
 	cache_unlock(sh);
 }
 
+/* Pages over the limit that are not on their way yet.  Read before each
+ * page by the thread that marks them, so it never moves one too many. */
+static uint64_t over_limit(struct cache *c)
+{
+	uint32_t used = cache_used(c), limit = cache_limit(c);
+	uint32_t moving = atomic_load_explicit(&c->moving, memory_order_relaxed);
+
+	return used > limit && used - limit > moving ? used - limit - moving : 0;
+}
+
 /* Move up to `want` pages to addr:port; returns how many were taken. */
 static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint64_t want,
 			   unsigned char *page, unsigned char *rbuf)
@@ -165,7 +175,7 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 		return 0;
 	}
 	while (moved < want && !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
-	       next_page(p, &m, page)) {
+	       over_limit(&p->srv->cache) && next_page(p, &m, page)) {
 		struct frame_hdr h = { .magic = NSWAP_MAGIC, .version = NSWAP_PROTO_VERSION,
 				       .type = NSWAP_PUNTPAGE, .tag = tag++,
 				       .client_id = m.client_id, .slot = m.slot,

@@ -215,6 +215,10 @@ def test_a_squeezed_server_moves_its_pages_and_the_owner_follows(nswapd_bin, tmp
             cid, slot, generation, hop, length = next_update(to_c, timeout=20)
             assert (cid, generation, hop, length) == (OWNER, 10 + slot, 1, 0)
             moved[slot] = generation
+        # not one more: the page the limit keeps stays (the mover counts before each page)
+        to_c.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            to_c.recv()
         # the owner reads them at C, and drops B's copies as nswap.ko does (NSWAP_F_HOP)
         for s in moved:
             assert to_c.get(s, 10 + s) == (proto.OK, page(s, 10 + s))
