@@ -29,7 +29,9 @@ MAX_SERVERS = 64
 # attribute: (lowest, highest) as nswap.ko accepts them
 RANGES = dict(connections_per_server=(1, 16), timeout_ms=(100, 3600000), retries=(0, 100))
 # attributes nswap.ko refuses to change while the device is powered on
-OFFLINE_ONLY = ("size", "connections_per_server")
+OFFLINE_ONLY = ("size", "connections_per_server", "migration")
+# the attributes set from module options, in the order they are written
+SETTINGS = ("size", "connections_per_server", "timeout_ms", "retries", "migration")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,31}$")
 
 
@@ -92,6 +94,7 @@ def wanted_config(params, servers):
         ),
         timeout_ms=check_range("timeout_ms", params["timeout_ms"]),
         retries=check_range("retries", params["retries"]),
+        migration=None if params.get("migration") is None else int(params["migration"]),
     )
 
 
@@ -103,8 +106,8 @@ def plan(current, wanted):
     """
     writes = []
     now = current or {}
-    for name in ("size", "connections_per_server", "timeout_ms", "retries"):
-        if wanted[name] is not None and wanted[name] != now.get(name):
+    for name in SETTINGS:
+        if wanted.get(name) is not None and wanted[name] != now.get(name):
             writes.append((name, str(wanted[name])))
     have = now.get("servers", [])
     for server in have:
@@ -123,7 +126,7 @@ def config_of(item):
     """The module's view of a configfs item as nswap_ko.NswapKo.item reads it, or None.
 
     dict(size, servers: [ADDR:PORT], states: {ADDR:PORT: state}, connections_per_server,
-    timeout_ms, retries, powered: bool, index).
+    timeout_ms, retries, migration (None from a module without it), powered: bool, index).
     """
     if item is None:
         return None
@@ -135,6 +138,7 @@ def config_of(item):
         connections_per_server=item["connections_per_server"],
         timeout_ms=item["timeout_ms"],
         retries=item["retries"],
+        migration=item.get("migration"),
         powered=item["power"] == 1,
         index=item["index"],
     )

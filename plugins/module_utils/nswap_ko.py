@@ -28,7 +28,15 @@ CONFIGFS = CONFIGFS_MOUNT + "/nswap"
 SYS_BLOCK = "sys/block"
 PROC_SWAPS = "proc/swaps"
 # configfs attributes that hold a number (docs/kmod.md, "Configuration")
-CONFIG_NUMBERS = ("size", "connections_per_server", "timeout_ms", "retries", "power", "index")
+CONFIG_NUMBERS = (
+    "size",
+    "connections_per_server",
+    "timeout_ms",
+    "retries",
+    "migration",
+    "power",
+    "index",
+)
 LOAD_HINT = "modprobe nswap, or deploy it with the nswap.cluster.nswap_kmod role"
 
 _SERVER_RES = (

@@ -85,6 +85,14 @@ options:
     description: Reissues of a failed request before it fails, V(0) to V(100).  Default of
       nswap.ko (3).
     type: int
+  migration:
+    description:
+      - Follow pages that servers move between them (UPDATE, docs/protocol.md 11.1), so
+        that a server whose cache shrinks can hand its pages to another instead of keeping
+        them.  V(false) is nswap.ko's default, because nothing authenticates an UPDATE yet.
+      - Changed only while the device is powered off (a power cycle when it is not in use).
+      - Not set, the device's setting is left as it is.
+    type: bool
   probe_timeout:
     description:
       - Seconds to wait for each new server's reply to a STATUS request; V(0) skips the probe.
@@ -418,8 +426,8 @@ class NswapDevice(object):
 
     def predicted(self, current):
         after = dict(current or dict(powered=False, states={}))
-        for name in ("size", "connections_per_server", "timeout_ms", "retries"):
-            if self.wanted[name] is not None:
+        for name in util.SETTINGS:
+            if self.wanted.get(name) is not None:
                 after[name] = self.wanted[name]
         after["servers"] = list(self.wanted["servers"])
         after["powered"] = True
@@ -429,7 +437,15 @@ class NswapDevice(object):
     def visible(attrs):
         if attrs is None:
             return {}
-        keys = ("size", "servers", "connections_per_server", "timeout_ms", "retries", "powered")
+        keys = (
+            "size",
+            "servers",
+            "connections_per_server",
+            "timeout_ms",
+            "retries",
+            "migration",
+            "powered",
+        )
         return dict((key, attrs[key]) for key in keys if key in attrs)
 
 
@@ -443,6 +459,7 @@ def main():
             connections_per_server=dict(type="int"),
             timeout_ms=dict(type="int"),
             retries=dict(type="int"),
+            migration=dict(type="bool"),
             probe_timeout=dict(type="float", default=5.0),
         ),
         supports_check_mode=True,

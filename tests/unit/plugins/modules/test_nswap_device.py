@@ -67,6 +67,7 @@ class FakeNswapKo:
             ("connections_per_server", 2),
             ("timeout_ms", 10000),
             ("retries", 3),
+            ("migration", 0),
             ("client_id", "0x0000000000001234"),
             ("power", 0),
             ("index", index),
@@ -224,6 +225,7 @@ def test_creates_configures_and_powers_on(monkeypatch, ko):
         connections_per_server=4,
         timeout_ms=5000,
         retries=5,
+        migration=0,
         powered=True,
     )
     assert result["counters"] == dict(puts=0, gets=0, errors=0, latency_hist=[[0, 0], [2, 0]])
@@ -514,3 +516,26 @@ def test_plan_only_asks_for_power_off_when_powered():
     assert writes == [("size", str(2 * GIB)), ("servers", "del 10.77.0.13:7405")]
     assert not offline
     assert util.plan(dict(current, powered=True), wanted)[1]
+
+
+def test_migration_is_set_with_the_device_powered_off(monkeypatch, ko):
+    failed, result = present(monkeypatch, migration=True)
+    assert not failed, result.get("msg")
+    assert ("nswap0", "migration", "1") in ko.writes
+    assert ko.writes.index(("nswap0", "migration", "1")) < ko.writes.index(("nswap0", "power", "1"))
+    assert result["config"]["migration"] == 1
+    # on a powered, unused device: a power cycle; the same again changes nothing
+    ko.writes = []
+    failed, result = present(monkeypatch, migration=False)
+    assert not failed, result.get("msg")
+    assert ko.writes == [
+        ("nswap0", "power", "0"),
+        ("nswap0", "migration", "0"),
+        ("nswap0", "power", "1"),
+    ]
+    ko.writes = []
+    failed, result = present(monkeypatch, migration=False)
+    assert not failed and not result["changed"] and ko.writes == []
+    # not set: left alone
+    failed, result = present(monkeypatch)
+    assert not failed and not result["changed"]
