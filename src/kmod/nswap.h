@@ -23,6 +23,7 @@
 #include <linux/configfs.h>
 #include <linux/kthread.h>
 #include <linux/mutex.h>
+#include <linux/ratelimit.h>
 #include <linux/socket.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
@@ -35,6 +36,7 @@
 #define NSWAP_VERSION		"0.1.0"
 
 #define NSWAP_MAX_SERVERS	64	/* server index is 8 bits in the slot map */
+#define NSWAP_REFUSED_PER_S	1024	/* INVALIDATEs per server for refused UPDATEs */
 
 /* configfs placement: how a PUTPAGE's server is chosen (docs/placement.md) */
 enum {
@@ -180,6 +182,10 @@ struct nswap_server {
 	bool hinted;
 	u64 hint_capacity;
 	u64 hint_free;
+	/* INVALIDATEs answering this server's refused UPDATEs (nswap_migrate.c):
+	 * bounded, so a server that keeps sending stale ones cannot fill the
+	 * device's invalidate ring */
+	struct ratelimit_state refused_rs;
 	atomic64_t pages;		/* slot map entries naming this server */
 };
 

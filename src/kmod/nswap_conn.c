@@ -843,6 +843,9 @@ struct nswap_server *nswap_server_alloc(struct nswap_dev *dev,
 	srv->addrlen = addrlen;
 	strscpy(srv->name, name, sizeof(srv->name));
 	mutex_init(&srv->purge_lock);
+	ratelimit_state_init(&srv->refused_rs, HZ, NSWAP_REFUSED_PER_S);
+	/* no "callbacks suppressed" lines: the drops are counted instead */
+	ratelimit_set_flags(&srv->refused_rs, RATELIMIT_MSG_ON_RELEASE);
 	return srv;
 }
 

@@ -62,7 +62,10 @@ void nswap_migrate_update(struct nswap_conn *conn, const struct nswap_hdr *hdr)
 			/* a copy the slot map no longer names: drop it at C
 			 * (that copy only: not one that moved there since) */
 			nswap_stat_inc(dev, updates_refused);
-			nswap_inval_post_hop(dev, to->index, slot, gen, hop);
+			if (__ratelimit(&to->refused_rs))
+				nswap_inval_post_hop(dev, to->index, slot, gen, hop);
+			else
+				nswap_stat_inc(dev, invalidates_dropped);
 			return;
 		}
 		if (nswap_se_srv(cur) == to->index && hop <= nswap_se_hop(cur))

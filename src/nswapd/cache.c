@@ -182,6 +182,7 @@ uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_i
 /* Remove the entry at table position i of sh. */
 static void remove_at(struct cache *c, struct cache_shard *sh, uint32_t i)
 {
+	uint8_t was_moving;
 	uint32_t idx = sh->table[i], j = i;
 
 	/* Backward-shift deletion: pull later entries of the cluster into the
@@ -201,7 +202,8 @@ static void remove_at(struct cache *c, struct cache_shard *sh, uint32_t i)
 	}
 	sh->table[i] = CACHE_NONE;
 	sh->count--;
-	cache_set_moving(c, &c->meta[idx], 0);
+	was_moving = c->meta[idx].moving;
+	c->meta[idx].moving = 0;
 	c->meta[idx].in_use = 0;
 	/* Give the memory back (elastic cache): MADV_FREE before the page is
 	 * free for reuse, and MADV_FREE rather than DONTNEED, so that a write
@@ -213,6 +215,10 @@ static void remove_at(struct cache *c, struct cache_shard *sh, uint32_t i)
 	atomic_store_explicit(&c->used, atomic_load_explicit(&c->used, memory_order_relaxed) - 1,
 			      memory_order_relaxed);
 	pthread_mutex_unlock(&c->free_lock);
+	/* after `used`, with release: whoever sees the lower moving count sees
+	 * the lower use too (punt.c's over_limit reads them in that order) */
+	if (was_moving)
+		atomic_fetch_sub_explicit(&c->moving, 1, memory_order_release);
 }
 
 void cache_remove(struct cache *c, struct cache_shard *sh, uint32_t idx)
