@@ -18,29 +18,14 @@
 #define PUNT_IO_TIMEOUT_S	5
 #define PUNT_BATCH		256	/* pages per round before looking at `want` again */
 
-static int send_all(int fd, const void *buf, size_t len)
-{
-	const unsigned char *b = buf;
-
-	while (len) {
-		ssize_t n = send(fd, b, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int recv_all(int fd, void *buf, size_t len)
+/* The whole buffer, sent (`out`) or received; -1 on an error, EOF or the
+ * socket's timeout. */
+static int io_all(int fd, void *buf, size_t len, int out)
 {
 	unsigned char *b = buf;
 
 	while (len) {
-		ssize_t n = recv(fd, b, len, 0);
+		ssize_t n = out ? send(fd, b, len, MSG_NOSIGNAL) : recv(fd, b, len, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -61,11 +46,12 @@ static int exchange(int fd, struct frame_hdr *h, const void *payload, unsigned c
 	h->length = payload ? (h->type == NSWAP_HELLO ? HELLO_SIZE : NSWAP_PAGE_SIZE) : 0;
 	h->crc = payload ? crc32c(payload, h->length) : 0;
 	frame_hdr_encode(hdr, h);
-	if (send_all(fd, hdr, sizeof(hdr)) || (payload && send_all(fd, payload, h->length)))
+	if (io_all(fd, hdr, sizeof(hdr), 1) ||
+	    (payload && io_all(fd, (void *)payload, h->length, 1)))
 		return -1;
-	if (recv_all(fd, hdr, sizeof(hdr)) || !frame_hdr_decode(&r, hdr) ||
+	if (io_all(fd, hdr, sizeof(hdr), 0) || !frame_hdr_decode(&r, hdr) ||
 	    r.type != (h->type | NSWAP_REPLY) || r.tag != h->tag || r.length > NSWAP_MAX_PAYLOAD ||
-	    (r.length && recv_all(fd, rbuf, r.length)))
+	    (r.length && io_all(fd, rbuf, r.length, 0)))
 		return -1;
 	if (h->type == NSWAP_HELLO && r.status == NSWAP_OK) {
 		struct hello o;

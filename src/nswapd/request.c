@@ -195,51 +195,14 @@ static void do_hello(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		 (unsigned int)c->features);
 }
 
-/* Everything about one key happens under its shard lock: the generation
- * check, taking a page and the copy in, so two connections of one client (on
- * different loops) writing one slot leave one of the two pages, whole. */
-static void do_put(struct loop *l, struct conn *c, const struct frame_hdr *h,
-		   const unsigned char *payload, struct frame_hdr *r)
-{
-	struct cache *cache = &l->srv->cache;
-	struct cache_shard *sh = cache_lock(cache, h->client_id, h->slot);
-	uint32_t idx = cache_lookup(cache, sh, h->client_id, h->slot);
-	struct cache_meta *m;
-
-	if (idx != CACHE_NONE && cache->meta[idx].generation > h->generation) {
-		/* An older write overtaken by a newer one: keep the newer page. */
-		r->generation = cache->meta[idx].generation;
-		r->hop_count = cache->meta[idx].hop_count;
-		cache_unlock(sh);
-		stat_add(&l->st.errors, 1);
-		reply_status(c, r, NSWAP_ESTALE);
-		return;
-	}
-	if (idx == CACHE_NONE) {
-		idx = cache_insert(cache, sh, h->client_id, h->slot);
-		if (idx == CACHE_NONE) {
-			cache_unlock(sh);
-			stat_add(&l->st.errors, 1);
-			reply_status(c, r, NSWAP_ENOSPC);
-			return;
-		}
-	}
-	m = &cache->meta[idx];
-	memcpy(cache_page(cache, idx), payload, NSWAP_PAGE_SIZE);
-	m->generation = h->generation;
-	m->hop_count = h->hop_count;
-	m->crc = h->crc;
-	cache_set_moving(cache, m, 0);	/* a new copy: not the one that was punted */
-	cache_unlock(sh);
-	stat_add(&l->st.puts, 1);
-	reply_status(c, r, NSWAP_OK);
-}
-
-/* A page moved here from another server (protocol.md 11.1): stored under
- * its owner's client_id like a PUTPAGE, ordered by (generation, hop_count),
- * then the owner is told where it is (UPDATE, on its own connections). */
-static void do_punt(struct loop *l, struct conn *c, const struct frame_hdr *h,
-		    const unsigned char *payload, struct frame_hdr *r)
+/* Store the page of h (PUTPAGE, or PUNTPAGE with `punt`).  Everything about
+ * one key happens under its shard lock: the order check, taking a page and
+ * the copy in, so two connections of one client (on different loops) writing
+ * one slot leave one of the two pages, whole.  A stored copy that is newer
+ * wins: by generation for PUTPAGE, by (generation, hop_count) for PUNTPAGE.
+ * Returns the status, already answered unless it is OK. */
+static unsigned int store_page(struct loop *l, struct conn *c, const struct frame_hdr *h,
+			       const unsigned char *payload, struct frame_hdr *r, int punt)
 {
 	struct cache *cache = &l->srv->cache;
 	struct cache_shard *sh = cache_lock(cache, h->client_id, h->slot);
@@ -248,14 +211,15 @@ static void do_punt(struct loop *l, struct conn *c, const struct frame_hdr *h,
 
 	if (idx != CACHE_NONE &&
 	    (cache->meta[idx].generation > h->generation ||
-	     (cache->meta[idx].generation == h->generation &&
+	     (punt && cache->meta[idx].generation == h->generation &&
 	      cache->meta[idx].hop_count > h->hop_count))) {
+		/* An older copy overtaken by a newer one: keep the newer page. */
 		r->generation = cache->meta[idx].generation;
 		r->hop_count = cache->meta[idx].hop_count;
 		cache_unlock(sh);
 		stat_add(&l->st.errors, 1);
 		reply_status(c, r, NSWAP_ESTALE);
-		return;
+		return NSWAP_ESTALE;
 	}
 	if (idx == CACHE_NONE) {
 		idx = cache_insert(cache, sh, h->client_id, h->slot);
@@ -263,7 +227,7 @@ static void do_punt(struct loop *l, struct conn *c, const struct frame_hdr *h,
 			cache_unlock(sh);
 			stat_add(&l->st.errors, 1);
 			reply_status(c, r, NSWAP_ENOSPC);
-			return;
+			return NSWAP_ENOSPC;
 		}
 	}
 	m = &cache->meta[idx];
@@ -273,6 +237,26 @@ static void do_punt(struct loop *l, struct conn *c, const struct frame_hdr *h,
 	m->crc = h->crc;
 	cache_set_moving(cache, m, 0);	/* a new copy: not the one that was punted */
 	cache_unlock(sh);
+	return NSWAP_OK;
+}
+
+static void do_put(struct loop *l, struct conn *c, const struct frame_hdr *h,
+		   const unsigned char *payload, struct frame_hdr *r)
+{
+	if (store_page(l, c, h, payload, r, 0) != NSWAP_OK)
+		return;
+	stat_add(&l->st.puts, 1);
+	reply_status(c, r, NSWAP_OK);
+}
+
+/* A page moved here from another server (protocol.md 11.1): stored under
+ * its owner's client_id, then the owner is told where it is (UPDATE, on its
+ * own connections). */
+static void do_punt(struct loop *l, struct conn *c, const struct frame_hdr *h,
+		    const unsigned char *payload, struct frame_hdr *r)
+{
+	if (store_page(l, c, h, payload, r, 1) != NSWAP_OK)
+		return;
 	stat_add(&l->st.punts, 1);
 	server_post_update(l->srv, l, h);
 	reply_status(c, r, NSWAP_OK);
