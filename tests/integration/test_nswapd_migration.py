@@ -3,6 +3,7 @@ another server stores the page under its owner's client_id, and the owner hears 
 its own connection.  Python clients on loopback play the owner (A) and the punting server (B).
 """
 
+import contextlib
 import random
 import re
 import socket
@@ -179,29 +180,41 @@ def test_f_hop_needs_migration(start_server):
 # --- the sending server: a shrunk elastic cache moves its pages (punt.c) ---------------
 
 
-def test_a_squeezed_server_moves_its_pages_and_the_owner_follows(nswapd_bin, tmp_path):
+@contextlib.contextmanager
+def servers_b_and_c(nswapd_bin, b_args, c_args):
+    """nswapd B on 127.0.0.2 and C on 127.0.0.3, gossiping (each the other's seed), and the
+    owner's migration connections to both: yields (B, C, owner to B, owner to C)."""
     b_addr, c_addr = "127.0.0.2", "127.0.0.3"
-    udp = free_udp_port([b_addr, c_addr])
-    meminfo = tmp_path / "meminfo"
-    meminfo.write_text("MemAvailable:    1048576 kB\n")
-    gossip = ["--gossip", "on", "--gossip-port", udp, "--gossip-interval", 50]
-    pages = 200
+    gossip = ["--gossip", "on", "--gossip-interval", 50]
+    gossip += ["--gossip-port", free_udp_port([b_addr, c_addr])]
     with (
         nswapd.running(
-            nswapd_bin, "--cache-size", "1M", *gossip, "--gossip-seeds", c_addr,
-            "--elastic", "on", "--elastic-step", "1M", "--elastic-reserve", "64M",
-            "--elastic-interval", 50, "--meminfo-file", meminfo, "--pressure-file", "",
-            "--node-id", "0xb", listen="%s:%d" % (b_addr, free_tcp_port(b_addr)),
+            nswapd_bin, *gossip, "--gossip-seeds", c_addr, *b_args,
+            listen="%s:%d" % (b_addr, free_tcp_port(b_addr)),
         ) as b_srv,
         nswapd.running(
-            nswapd_bin, "--cache-size", "4M", *gossip, "--gossip-seeds", b_addr,
-            "--node-id", "0xc", listen="%s:%d" % (c_addr, free_tcp_port(c_addr)),
+            nswapd_bin, *gossip, "--gossip-seeds", b_addr, *c_args,
+            listen="%s:%d" % (c_addr, free_tcp_port(c_addr)),
         ) as c_srv,
         b_srv.client() as to_b,
         c_srv.client() as to_c,
     ):  # fmt: skip
         to_b.hello(OWNER, "owner", features=MIGRATION)
         to_c.hello(OWNER, "owner", features=MIGRATION)
+        yield b_srv, c_srv, to_b, to_c
+
+
+def test_a_squeezed_server_moves_its_pages_and_the_owner_follows(nswapd_bin, tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:    1048576 kB\n")
+    pages = 200
+    elastic = [
+        "--cache-size", "1M", "--elastic", "on", "--elastic-step", "1M",
+        "--elastic-reserve", "64M", "--elastic-interval", 50, "--meminfo-file", meminfo,
+        "--pressure-file", "", "--node-id", "0xb",
+    ]  # fmt: skip
+    c_args = ["--cache-size", "4M", "--node-id", "0xc"]
+    with servers_b_and_c(nswapd_bin, elastic, c_args) as (b_srv, c_srv, to_b, to_c):
         assert b_srv.wait_log(r"elastic: cache limit 256 -> 256|cache limit starts at 256")
         for s in range(pages):
             assert to_b.put(s, 10 + s, page(s, 10 + s)) == proto.OK
@@ -238,23 +251,8 @@ def test_a_squeezed_server_moves_its_pages_and_the_owner_follows(nswapd_bin, tmp
 def test_a_limit_lowered_by_hand_moves_the_pages_over_it(nswapd_bin):
     """SET_CACHE_LIMIT (the nswap_server module's cache_limit) below the use of a server
     with gossip on: the pages over it move, elastic or not (a drain by hand)."""
-    b_addr, c_addr = "127.0.0.2", "127.0.0.3"
-    udp = free_udp_port([b_addr, c_addr])
-    gossip = ["--gossip", "on", "--gossip-port", udp, "--gossip-interval", 50]
-    with (
-        nswapd.running(
-            nswapd_bin, "--cache-size", "1M", *gossip, "--gossip-seeds", c_addr,
-            listen="%s:%d" % (b_addr, free_tcp_port(b_addr)),
-        ) as b_srv,
-        nswapd.running(
-            nswapd_bin, "--cache-size", "1M", *gossip, "--gossip-seeds", b_addr,
-            listen="%s:%d" % (c_addr, free_tcp_port(c_addr)),
-        ) as c_srv,
-        b_srv.client() as to_b,
-        c_srv.client() as to_c,
-    ):  # fmt: skip
-        to_b.hello(OWNER, "owner", features=MIGRATION)
-        to_c.hello(OWNER, "owner", features=MIGRATION)
+    one_mib = ["--cache-size", "1M"]
+    with servers_b_and_c(nswapd_bin, one_mib, one_mib) as (b_srv, c_srv, to_b, to_c):
         for s in range(50):
             assert to_b.put(s, 1, page(s, 1)) == proto.OK
         status, st = to_b.set_cache_limit(10)

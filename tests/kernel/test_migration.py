@@ -34,6 +34,24 @@ BACK = 1  # of those, the slot that is then moved back to B (hop 2), then raised
 STALE_GEN, ZERO_HOP, OLD_HOP, PAST_END, NO_MIGRATION = 30, 31, 20, 1 << 20, 40
 MIGRATIONS, REFUSED = len(MOVED) + 1, 6
 
+# The guest scripts' common steps: N pages of random data written to the raw device, and
+# (once the pages moved) read back, compared, the counters and the servers listed, unloaded.
+PAGE_IO = r"""
+write_pages() {
+    dd if=/dev/urandom of=/tmp/data bs=4096 count=$1 2>/dev/null
+    dd if=/tmp/data of=/dev/nswap0 bs=4096 count=$1 oflag=direct conv=notrunc 2>/dev/null \
+        || fail "write"
+}
+read_back_and_unload() {
+    sed 's/^/server /' $cfg/servers
+    dd if=/dev/nswap0 of=/tmp/back bs=4096 count=$1 iflag=direct 2>/dev/null || fail "read"
+    cmp /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
+    counters
+    echo 0 > $cfg/power && rmdir $cfg && rmmod nswap || fail "teardown"
+    echo "UNLOADED clean"
+}
+"""
+
 GUEST = r"""
 load
 mkdir $cfg && echo 64M > $cfg/size || fail "mkdir, size"
@@ -44,21 +62,14 @@ echo "hint %(host)s:%(c)d 0 65536" > $cfg/servers || fail "hint C full"
 echo "hint %(host)s:%(d)d 0 65536" > $cfg/servers || fail "hint D full"
 echo 1 > $cfg/power || fail "power on"
 echo 0 > $cfg/migration 2>/dev/null && fail "migration changed while powered on"
-dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
-dd if=/tmp/data of=/dev/nswap0 bs=4096 count=%(pages)d oflag=direct conv=notrunc 2>/dev/null \
-    || fail "write"
+write_pages %(pages)d
 echo "written=1"
 n=/sys/block/nswap0/nswap
 i=0
 while { [ $(cat $n/migrations) -lt %(moved)d ] || [ $(cat $n/updates_refused) -lt %(refused)d ]; } \
     && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
 echo "waited_s=$i"
-sed 's/^/server /' $cfg/servers
-dd if=/dev/nswap0 of=/tmp/back bs=4096 count=%(pages)d iflag=direct 2>/dev/null || fail "read"
-cmp /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
-counters
-echo 0 > $cfg/power && rmdir $cfg && rmmod nswap || fail "teardown"
-echo "UNLOADED clean"
+read_back_and_unload %(pages)d
 """
 
 
@@ -126,6 +137,7 @@ def test_updates_move_exactly_the_current_copies_and_every_byte_reads_back(kit, 
         result = minivm.run_script(
             kit,
             GUEST_PRELUDE
+            + PAGE_IO
             + GUEST
             % dict(
                 host=HOST,
@@ -188,18 +200,11 @@ echo 1 > $cfg/migration || fail "migration on"
 for port in %(b)d %(c)d; do echo "add %(host)s:$port" > $cfg/servers || fail "add"; done
 echo "hint %(host)s:%(c)d 0 65536" > $cfg/servers || fail "hint C full"
 echo 1 > $cfg/power || fail "power on"
-dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
-dd if=/tmp/data of=/dev/nswap0 bs=4096 count=%(pages)d oflag=direct conv=notrunc 2>/dev/null \
-    || fail "write"
+write_pages %(pages)d
 n=/sys/block/nswap0/nswap
 i=0
 while [ $(cat $n/migrations) -lt %(pages)d ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
-sed 's/^/server /' $cfg/servers
-dd if=/dev/nswap0 of=/tmp/back bs=4096 count=%(pages)d iflag=direct 2>/dev/null || fail "read"
-cmp /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
-counters
-echo 0 > $cfg/power && rmdir $cfg && rmmod nswap || fail "teardown"
-echo "UNLOADED clean"
+read_back_and_unload %(pages)d
 """
 
 
@@ -234,7 +239,9 @@ def test_pages_punted_to_nswapd_are_found_there_through_its_updates(kit, nswap_k
         thread.start()
         result = minivm.run_script(
             kit,
-            GUEST_PRELUDE + GUEST_TO_NSWAPD % dict(host=HOST, b=b.port, c=c.port, pages=pages),
+            GUEST_PRELUDE
+            + PAGE_IO
+            + GUEST_TO_NSWAPD % dict(host=HOST, b=b.port, c=c.port, pages=pages),
             modules=[nswap_ko, "crc32c_generic"],
             net="user",
             timeout_s=600,
@@ -261,19 +268,12 @@ mkdir $cfg && echo 64M > $cfg/size && echo 1 > $cfg/migration || fail "mkdir, si
 for port in %(b)d %(c)d; do echo "add %(host)s:$port" > $cfg/servers || fail "add"; done
 echo "hint %(host)s:%(c)d 0 65536" > $cfg/servers || fail "hint C full"
 echo 1 > $cfg/power || fail "power on"
-dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
-dd if=/tmp/data of=/dev/nswap0 bs=4096 count=%(pages)d oflag=direct conv=notrunc 2>/dev/null \
-    || fail "write"
+write_pages %(pages)d
 n=/sys/block/nswap0/nswap
 i=0
 while [ $(cat $n/migrations) -lt %(moved)d ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
 sleep 3
-sed 's/^/server /' $cfg/servers
-dd if=/dev/nswap0 of=/tmp/back bs=4096 count=%(pages)d iflag=direct 2>/dev/null || fail "read"
-cmp /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
-counters
-echo 0 > $cfg/power && rmdir $cfg && rmmod nswap || fail "teardown"
-echo "UNLOADED clean"
+read_back_and_unload %(pages)d
 """
 
 
@@ -332,6 +332,7 @@ def test_a_squeezed_server_moves_its_pages_and_every_byte_comes_back(
         result = minivm.run_script(
             kit,
             GUEST_PRELUDE
+            + PAGE_IO
             + GUEST_SQUEEZED % dict(host=HOST, b=b_port, c=c_port, pages=pages, moved=pages - 1),
             modules=[nswap_ko, "crc32c_generic"],
             net="user",
