@@ -43,6 +43,7 @@ enum {
 	NSWAP_PLACE_TWO_CHOICE,	/* by the hints, round robin without any */
 	NSWAP_PLACE_ROUND_ROBIN,
 };
+#define NSWAP_BACKING_PATH_MAX	256	/* configfs backing: a block device path */
 #define NSWAP_MAX_CONNS		16	/* per server */
 #define NSWAP_MAX_FRAMES	32	/* pages per request (128 KiB) */
 #define NSWAP_MAX_HW_QUEUES	256
@@ -103,6 +104,9 @@ struct nswap_stats {
 	u64 timeouts;			/* requests not answered in time */
 	u64 migrations;			/* UPDATEs applied: a page moved */
 	u64 updates_refused;		/* UPDATEs for a copy not current, or bad */
+	u64 disk_writes;		/* pages written to the backing device */
+	u64 disk_reads;			/* pages read from the backing device */
+	u64 disk_errors;		/* backing device I/O errors (retried) */
 	u64 lat[NSWAP_LAT_BUCKETS];	/* PUT/GET round trips */
 };
 
@@ -220,6 +224,13 @@ struct nswap_dev {
 	atomic_t rr;			/* server round robin for PUTPAGE */
 	unsigned int placement;		/* NSWAP_PLACE_*; read locklessly */
 	bool migration;			/* offer NSWAP_FEAT_MIGRATION (powered off) */
+	/* disk fallback (nswap_backing.c): the block device a page goes to
+	 * when no server has room or none is reachable; set while powered
+	 * off, opened exclusively while powered on */
+	char backing_path[NSWAP_BACKING_PATH_MAX];
+	struct block_device *backing;
+	void *backing_handle;
+	atomic64_t disk_pages;		/* slot map entries on the backing device */
 
 	/* open accounting: power off refuses while open */
 	spinlock_t open_lock;
@@ -305,7 +316,13 @@ struct nswap_cmd {
 	bool overtaken;		/* a GET found a newer copy on the server: a
 				 * write of the slot is still being answered */
 	bool reached;		/* some attempt queued a frame on a connection
-				 * (sticky for the request: see nswap_cmd_settle) */
+				 * or the backing device (sticky for the
+				 * request: see nswap_cmd_settle) */
+	bool full;		/* a server answered ENOSPC and the backing
+				 * device takes the page if none has room:
+				 * not counted as a retry */
+	bool backing_todo;	/* frames wait for backing_work */
+	struct work_struct backing_work;	/* backing device I/O */
 	blk_status_t status;
 	unsigned long first_issue;	/* jiffies */
 	u64 first_gen;		/* generation counter when first issued */
@@ -325,6 +342,30 @@ static inline u64 nswap_make_tag(u32 cookie, u32 unique_tag, u8 idx)
 {
 	return ((u64)(cookie & NSWAP_TAG_COOKIE_MASK) << 40) |
 	       ((u64)unique_tag << 8) | idx;
+}
+
+/*
+ * The pages counter of the holder @idx of a slot word names: a server's,
+ * the backing device's (NSWAP_SE_SRV_LOCAL), or none (LOST, or a server
+ * removed since).  Every slot map change that adds or drops a holder's
+ * page goes through nswap_holder_add().
+ */
+static inline atomic64_t *nswap_holder_pages(struct nswap_dev *dev, u8 idx)
+{
+	struct nswap_server *srv;
+
+	if (idx == NSWAP_SE_SRV_LOCAL)
+		return &dev->disk_pages;
+	srv = idx < NSWAP_MAX_SERVERS ? READ_ONCE(dev->servers[idx]) : NULL;
+	return srv ? &srv->pages : NULL;
+}
+
+static inline void nswap_holder_add(struct nswap_dev *dev, u8 idx, int n)
+{
+	atomic64_t *pages = nswap_holder_pages(dev, idx);
+
+	if (pages)
+		atomic64_add(n, pages);
 }
 
 /* nswap_main.c */
@@ -350,6 +391,13 @@ bool nswap_tx_frame_begin(struct nswap_conn *conn, struct nswap_frame *frame,
 void nswap_tx_frame_end(struct nswap_conn *conn, struct nswap_frame *frame,
 			u32 cookie, int err);
 u64 nswap_dev_gen_snapshot(struct nswap_dev *dev);
+void nswap_dev_backing_done(struct nswap_cmd *cmd, unsigned int first,
+			    unsigned int end, u32 cookie, int err);
+
+/* nswap_backing.c: disk fallback */
+int nswap_backing_open(struct nswap_dev *dev);
+void nswap_backing_close(struct nswap_dev *dev);
+void nswap_backing_workfn(struct work_struct *work);
 
 /* nswap_conn.c: servers, connections, sockets */
 int nswap_parse_addr(const char *s, struct sockaddr_storage *ss, int *len,
@@ -366,7 +414,7 @@ const char *nswap_server_state(struct nswap_server *srv);
 struct nswap_conn *nswap_server_pick_conn(struct nswap_server *srv,
 					  unsigned int hint);
 struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
-					     int avoid);
+					     int avoid, bool fallback_any);
 bool nswap_conn_queue_frame(struct nswap_conn *conn,
 			    struct nswap_frame *frame);
 void nswap_conn_dequeue_frame(struct nswap_conn *conn,

@@ -178,6 +178,65 @@ nswap_alloc_disk(struct blk_mq_tag_set *set, void *queuedata,
 }
 
 /*
+ * The backing (disk fallback) device, opened by path for reading and
+ * writing, exclusively: @holder (the nswap_dev) claims it, so no file
+ * system, swap area or second nswap device can use it meanwhile.  *@handle
+ * is what nswap_bdev_close() needs.
+ *   6.1-6.4  blkdev_get_by_path(path, fmode | FMODE_EXCL, holder)
+ *   6.5-6.7  blkdev_get_by_path(path, blk_mode, holder, hops)  (holder: excl)
+ *   6.8      bdev_open_by_path() -> struct bdev_handle
+ *   6.9      bdev_file_open_by_path() -> struct file, released by fput()
+ *   6.10     bdev_fput(): gives the claim back before returning
+ * Only the 6.1 and 6.12 branches run in the test suite.
+ */
+static inline struct block_device *nswap_bdev_open(const char *path,
+						   void *holder, void **handle)
+{
+	struct block_device *bdev;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+	struct file *f = bdev_file_open_by_path(path, BLK_OPEN_READ |
+						BLK_OPEN_WRITE, holder, NULL);
+
+	if (IS_ERR(f))
+		return ERR_CAST(f);
+	*handle = f;
+	bdev = file_bdev(f);
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+	struct bdev_handle *h = bdev_open_by_path(path, BLK_OPEN_READ |
+						  BLK_OPEN_WRITE, holder, NULL);
+
+	if (IS_ERR(h))
+		return ERR_CAST(h);
+	*handle = h;
+	bdev = h->bdev;
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+	bdev = blkdev_get_by_path(path, BLK_OPEN_READ | BLK_OPEN_WRITE, holder,
+				  NULL);
+	*handle = bdev;
+#else
+	bdev = blkdev_get_by_path(path, FMODE_READ | FMODE_WRITE | FMODE_EXCL,
+				  holder);
+	*handle = bdev;
+#endif
+	return bdev;
+}
+
+static inline void nswap_bdev_close(void *handle, void *holder)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
+	bdev_fput(handle);
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+	fput(handle);
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+	bdev_release(handle);
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+	blkdev_put(handle, holder);
+#else
+	blkdev_put(handle, FMODE_READ | FMODE_WRITE | FMODE_EXCL);
+#endif
+}
+
+/*
  * The per-slot free hook: block_device_operations.swap_slot_free_notify,
  * called by mm/swapfile.c swap_range_free() for every freed slot, in atomic
  * context (swap_info or cluster lock held).  Present in 6.1 and 6.12.

@@ -1108,18 +1108,21 @@ static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
  * nswap_choose_put_server - pick the server for a PUTPAGE
  * @dev: device
  * @avoid: server index to avoid if possible (failed attempt), or -1
+ * @fallback_any: when no server qualifies, take any connected one (there is
+ *	no backing device to take the page instead)
  *
  * With placement two-choice and hints from the node's nswapd (its gossip
  * table), the two-choice rule of docs/placement.md among the hinted
  * servers with room.  Otherwise, and when that finds none, round robin
  * over the servers that are connected, purged, not recently full and not
- * known (hinted) to be full; then over any connected server, which
- * answers ENOSPC if it is full (the request is retried within its budget).
+ * known (hinted) to be full; then, with @fallback_any, over any connected
+ * server, which answers ENOSPC if it is full (the request is retried
+ * within its budget).
  *
  * Return: a server with at least one connection up, or NULL.
  */
 struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
-					     int avoid)
+					     int avoid, bool fallback_any)
 {
 	unsigned int n = READ_ONCE(dev->nr_servers);
 	unsigned int start, pass, k;
@@ -1131,7 +1134,7 @@ struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
 			return srv;
 	}
 	start = atomic_inc_return(&dev->rr);
-	for (pass = 0; pass < 2; pass++) {
+	for (pass = 0; pass < (fallback_any ? 2 : 1); pass++) {
 		for (k = 0; k < n; k++) {
 			srv = READ_ONCE(dev->servers[(start + k) % n]);
 			if (!nswap_put_eligible(srv, avoid, pass))

@@ -116,9 +116,11 @@ static void nswap_frame_abandon(struct nswap_dev *dev, struct nswap_cmd *cmd,
 {
 	if (fr->state != NSWAP_FR_SENT)
 		return;
-	nswap_conn_dequeue_frame(fr->conn, fr);
+	if (fr->conn)
+		nswap_conn_dequeue_frame(fr->conn, fr);
 	if (fr->tx_busy) {
-		fr->abandon = true;	/* the tx thread settles it */
+		/* the tx thread, or the backing device's work item, settles it */
+		fr->abandon = true;
 		return;
 	}
 	nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
@@ -138,7 +140,6 @@ static void nswap_write_lost(struct nswap_dev *dev, struct nswap_cmd *cmd)
 	for (i = 0; i < cmd->nr_frames; i++) {
 		struct nswap_frame *fr = &cmd->frames[i];
 		atomic64_t *e = &dev->map.e[fr->slot];
-		struct nswap_server *srv;
 		s64 cur, prev;
 
 		if (fr->state == NSWAP_FR_DONE)
@@ -154,9 +155,7 @@ static void nswap_write_lost(struct nswap_dev *dev, struct nswap_cmd *cmd)
 			cur = prev;
 		}
 		if (nswap_se_in_use(cur) && nswap_se_gen(cur) <= cmd->first_gen) {
-			srv = nswap_srv(dev, nswap_se_srv(cur));
-			if (srv)
-				atomic64_dec(&srv->pages);
+			nswap_holder_add(dev, nswap_se_srv(cur), -1);
 			nswap_inval_post(dev, nswap_se_srv(cur), fr->slot, 1,
 					 nswap_se_gen(cur), nswap_se_gen(cur));
 		}
@@ -208,8 +207,12 @@ static enum nswap_action nswap_cmd_settle(struct nswap_dev *dev,
 		why = cmd->nowait ? "no server reachable" : "timed out";
 		goto fail;
 	}
-	/* an overtaken read is no server's fault: only the budget bounds it */
-	if (cmd->failed && !cmd->overtaken) {
+	/*
+	 * An overtaken read is no server's fault, and a full server is
+	 * skipped by the next attempt, which ends on the backing device if
+	 * no server has room: only the budget bounds them.
+	 */
+	if (cmd->failed && !cmd->overtaken && !cmd->full) {
 		if (cmd->retries >= READ_ONCE(dev->max_retries)) {
 			why = "retries exhausted";
 			goto fail;
@@ -281,19 +284,16 @@ static void nswap_do_action(struct request *rq, enum nswap_action act)
 /* An acknowledged PUTPAGE: record it, drop the copy it replaces. */
 static void nswap_commit_put(struct nswap_dev *dev, struct nswap_frame *fr)
 {
-	u64 new = nswap_se_make(fr->srv, 0, NSWAP_SE_IN_USE, fr->gen);
-	struct nswap_server *srv;
+	u8 flags = NSWAP_SE_IN_USE |
+		   (fr->srv == NSWAP_SE_SRV_LOCAL ? NSWAP_SE_LOCAL : 0);
+	u64 new = nswap_se_make(fr->srv, 0, flags, fr->gen);
 	u64 old;
 
 	if (nswap_slotmap_commit(&dev->map, fr->slot, new, &old)) {
-		srv = nswap_srv(dev, fr->srv);
-		if (srv)
-			atomic64_inc(&srv->pages);
+		nswap_holder_add(dev, fr->srv, 1);
 		if (!nswap_se_in_use(old))
 			return;
-		srv = nswap_srv(dev, nswap_se_srv(old));
-		if (srv)
-			atomic64_dec(&srv->pages);
+		nswap_holder_add(dev, nswap_se_srv(old), -1);
 		if (nswap_se_srv(old) != fr->srv)
 			nswap_inval_post(dev, nswap_se_srv(old), fr->slot, 1,
 					 nswap_se_gen(old), nswap_se_gen(old));
@@ -318,16 +318,13 @@ static void nswap_discard(struct nswap_dev *dev, struct request *rq)
 	gen = nswap_dev_gen_snapshot(dev);
 	for (s = first; s < first + count; s++) {
 		u64 old = nswap_slotmap_clear(&dev->map, s);
-		struct nswap_server *srv;
 
 		if (!nswap_se_in_use(old))
 			continue;
 		i = nswap_se_srv(old);
-		srv = nswap_srv(dev, i);
-		if (srv) {
-			atomic64_dec(&srv->pages);
+		nswap_holder_add(dev, i, -1);
+		if (nswap_srv(dev, i))
 			__set_bit(i, touched);
-		}
 	}
 	for_each_set_bit(i, touched, NSWAP_MAX_SERVERS)
 		nswap_inval_post(dev, i, first, count, gen, gen);
@@ -348,12 +345,17 @@ static void nswap_put_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 			nswap_inval_post(dev, fr->stale_srv, fr->slot, 1,
 					 fr->stale_gen, fr->stale_gen);
 		fr->stale_valid = false;
-		nswap_stat_inc(dev, puts);
+		if (fr->srv == NSWAP_SE_SRV_LOCAL)
+			nswap_stat_inc(dev, disk_writes);
+		else
+			nswap_stat_inc(dev, puts);
 		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_DONE);
 		return;
 	case NSWAP_ENOSPC:
 		if (srv)
 			WRITE_ONCE(srv->full_until, jiffies + HZ);
+		if (dev->backing)
+			cmd->full = true;
 		fallthrough;
 	case NSWAP_ESTALE:
 	case NSWAP_EBADCRC:
@@ -618,6 +620,47 @@ void nswap_rx_page_end(struct nswap_conn *conn, struct nswap_frame *fr,
 	nswap_do_action(blk_mq_rq_from_pdu(cmd), act);
 }
 
+/*
+ * The backing device wrote or read frames [first, end) of @cmd during
+ * attempt @cookie, with result @err (nswap_backing.c): record them as a
+ * reply would, and settle the request.  The frames were tx_busy, so the
+ * attempt cannot have ended meanwhile.
+ */
+void nswap_dev_backing_done(struct nswap_cmd *cmd, unsigned int first,
+			    unsigned int end, u32 cookie, int err)
+{
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+	struct nswap_dev *dev = rq->q->queuedata;
+	bool write = rq_data_dir(rq) == WRITE;
+	enum nswap_action act = NSWAP_ACT_NONE;
+	unsigned int i;
+
+	spin_lock(&cmd->lock);
+	for (i = first; i < end && cmd->cookie == cookie; i++) {
+		struct nswap_frame *fr = &cmd->frames[i];
+
+		if (!fr->tx_busy)
+			continue;
+		fr->tx_busy = false;
+		/* a timeout flagged it: what the disk did stands all the same */
+		fr->abandon = false;
+		if (fr->state != NSWAP_FR_SENT)
+			continue;
+		if (err) {
+			cmd->failed = true;
+			nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
+		} else if (write) {
+			nswap_put_result(dev, cmd, fr, NSWAP_OK);
+		} else {
+			nswap_stat_inc(dev, disk_reads);
+			nswap_frame_finish(dev, cmd, fr, NSWAP_FR_DONE);
+		}
+	}
+	act = nswap_cmd_settle(dev, cmd);
+	spin_unlock(&cmd->lock);
+	nswap_do_action(rq, act);
+}
+
 /* ---- sending (tx thread) ---- */
 
 /*
@@ -794,9 +837,10 @@ static struct nswap_server *nswap_issue_put_server(struct nswap_dev *dev,
 	int avoid = fr->prev_valid ? fr->prev_srv : -1;
 
 	if (ctx->srv && (int)ctx->srv->index != avoid &&
-	    atomic_read(&ctx->srv->nr_up))
+	    atomic_read(&ctx->srv->nr_up) &&
+	    !time_before(jiffies, READ_ONCE(ctx->srv->full_until)))
 		return ctx->srv;
-	return nswap_choose_put_server(dev, avoid);
+	return nswap_choose_put_server(dev, avoid, !dev->backing);
 }
 
 static struct nswap_conn *nswap_issue_conn(struct nswap_issue_ctx *ctx,
@@ -815,9 +859,11 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 			      struct nswap_frame *fr, bool write,
 			      struct nswap_issue_ctx *ctx)
 {
-	struct nswap_server *srv;
+	struct nswap_server *srv = NULL;
 	struct nswap_conn *conn = NULL;
+	bool local = false;
 	u64 gen = 0;
+	u8 idx;
 
 	if (fr->state == NSWAP_FR_DONE)
 		return;
@@ -825,6 +871,10 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 		/* before a generation is allocated: see nswap_inval.c */
 		nswap_inval_claim_freed(dev, fr->slot);
 		srv = nswap_issue_put_server(dev, ctx, fr);
+		if (srv)
+			conn = nswap_issue_conn(ctx, srv);
+		/* no server with room, or none reachable: the backing device */
+		local = !conn && dev->backing;
 	} else {
 		u64 e = nswap_slotmap_get(&dev->map, fr->slot);
 
@@ -844,20 +894,22 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 			spin_unlock(&cmd->lock);
 			return;
 		}
-		srv = nswap_srv(dev, nswap_se_srv(e));
 		gen = nswap_se_gen(e);
-		if (!srv) {
+		local = nswap_se_local(e) && dev->backing;
+		srv = nswap_srv(dev, nswap_se_srv(e));
+		if (!srv && !local) {
 			spin_lock(&cmd->lock);
 			cmd->fatal = true;
 			spin_unlock(&cmd->lock);
 			return;
 		}
+		if (srv)
+			conn = nswap_issue_conn(ctx, srv);
 	}
-	if (srv)
-		conn = nswap_issue_conn(ctx, srv);
+	idx = local ? NSWAP_SE_SRV_LOCAL : srv ? srv->index : 0;
 
 	spin_lock(&cmd->lock);
-	if (!conn) {
+	if (!conn && !local) {
 		cmd->nowait = true;
 		spin_unlock(&cmd->lock);
 		return;
@@ -870,20 +922,30 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 		 * been stored there: drop it once this attempt is acknowledged
 		 * (not before -- the map may still name that server).
 		 */
-		if (fr->prev_valid && fr->prev_srv != srv->index) {
+		if (fr->prev_valid && fr->prev_srv != idx) {
 			fr->stale_valid = true;
 			fr->stale_srv = fr->prev_srv;
 			fr->stale_gen = fr->prev_gen;
 		}
 	}
-	fr->conn = conn;
-	fr->srv = srv->index;
+	fr->conn = local ? NULL : conn;
+	fr->srv = idx;
 	fr->gen = gen;
 	fr->start_ns = ktime_get_ns();
 	fr->state = NSWAP_FR_SENT;
 	cmd->pending++;
 	atomic_inc(&dev->inflight);
-	if (!nswap_conn_queue_frame(conn, fr)) {
+	if (local) {
+		/* nswap_backing.c's work item does the I/O and settles it */
+		fr->tx_busy = true;
+		cmd->backing_todo = true;
+		cmd->reached = true;
+		if (write) {
+			fr->prev_valid = true;
+			fr->prev_srv = idx;
+			fr->prev_gen = gen;
+		}
+	} else if (!nswap_conn_queue_frame(conn, fr)) {
 		/* went down since we looked */
 		nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
 		cmd->nowait = true;
@@ -947,6 +1009,8 @@ static blk_status_t nswap_queue_rq(struct blk_mq_hw_ctx *hctx,
 	cmd->failed = false;
 	cmd->nowait = false;
 	cmd->overtaken = false;
+	cmd->full = false;
+	cmd->backing_todo = false;
 	for (i = 0; i < cmd->nr_frames; i++) {
 		cmd->frames[i].tx_busy = false;
 		cmd->frames[i].abandon = false;
@@ -959,6 +1023,8 @@ static blk_status_t nswap_queue_rq(struct blk_mq_hw_ctx *hctx,
 		nswap_issue_frame(dev, cmd, &cmd->frames[i], write, &ctx);
 
 	spin_lock(&cmd->lock);
+	if (cmd->backing_todo)
+		queue_work(nswap_wq, &cmd->backing_work);
 	cmd->pending--;
 	act = nswap_cmd_settle(dev, cmd);
 	spin_unlock(&cmd->lock);
@@ -1013,6 +1079,11 @@ static enum blk_eh_timer_return nswap_timeout(struct request *rq)
 
 		if (fr->state != NSWAP_FR_SENT)
 			continue;
+		if (!fr->conn) {
+			/* on the backing device: no connection to reset */
+			nswap_frame_abandon(dev, cmd, fr);
+			continue;
+		}
 		for (j = 0; j < nv && (victims[j] != fr->conn ||
 				       epochs[j] != fr->conn_epoch); j++)
 			;
@@ -1052,6 +1123,7 @@ static int nswap_init_request(struct blk_mq_tag_set *set, struct request *rq,
 	unsigned int i;
 
 	spin_lock_init(&cmd->lock);
+	INIT_WORK(&cmd->backing_work, nswap_backing_workfn);
 	for (i = 0; i < NSWAP_MAX_FRAMES; i++) {
 		cmd->frames[i].cmd = cmd;
 		cmd->frames[i].idx = i;
@@ -1103,6 +1175,9 @@ int nswap_dev_power_on(struct nswap_dev *dev)
 	err = nswap_inval_init(dev);
 	if (err)
 		goto err_map;
+	err = nswap_backing_open(dev);
+	if (err)
+		goto err_inval;
 
 	nswap_stats_reset(dev);
 	atomic_set(&dev->inflight, 0);
@@ -1123,7 +1198,7 @@ int nswap_dev_power_on(struct nswap_dev *dev)
 	set->timeout = msecs_to_jiffies(dev->timeout_ms);
 	err = blk_mq_alloc_tag_set(set);
 	if (err)
-		goto err_inval;
+		goto err_backing;
 
 	disk = nswap_alloc_disk(set, dev, &lim);
 	if (IS_ERR(disk)) {
@@ -1168,6 +1243,8 @@ err_servers:
 	dev->disk = NULL;
 err_tags:
 	blk_mq_free_tag_set(set);
+err_backing:
+	nswap_backing_close(dev);
 err_inval:
 	nswap_inval_free(dev);
 err_map:
@@ -1193,6 +1270,9 @@ int nswap_dev_power_off(struct nswap_dev *dev)
 
 	del_gendisk(disk);		/* waits for in-flight requests */
 	nswap_inval_stop(dev);
+	/* a backing work item may still be returning from its last request */
+	flush_workqueue(nswap_wq);
+	nswap_backing_close(dev);
 
 	/*
 	 * Tell the servers every page of ours is garbage, half-close, and give

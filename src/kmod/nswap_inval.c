@@ -99,6 +99,8 @@ bool nswap_inval_queue(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
 	unsigned long flags;
 	unsigned int n;
 
+	if (srv == NSWAP_SE_SRV_LOCAL)
+		return true;	/* the backing device: nobody to tell */
 	spin_lock_irqsave(&dev->inval_lock, flags);
 	if (dev->inval_stop || !dev->inval_ring) {
 		/* powering off: the power-off purge drops everything */
@@ -208,15 +210,6 @@ static void nswap_inval_run(struct nswap_dev *dev)
 	}
 }
 
-static void nswap_server_put_page(struct nswap_dev *dev, u8 idx)
-{
-	struct nswap_server *srv;
-
-	srv = idx < NSWAP_MAX_SERVERS ? READ_ONCE(dev->servers[idx]) : NULL;
-	if (srv)
-		atomic64_dec(&srv->pages);
-}
-
 /*
  * Send the invalidates of the FREED words left in the slot map when the
  * ring was full.  Runs of neighbouring slots on one server whose
@@ -247,7 +240,7 @@ static void nswap_inval_rescan(struct nswap_dev *dev)
 		}
 		idx = nswap_se_srv(e);
 		g = nswap_se_gen(e);
-		nswap_server_put_page(dev, idx);
+		nswap_holder_add(dev, idx, -1);
 		if (g > snap) {
 			/* written during the scan: on its own, exact */
 			nswap_inval_send(dev, idx, s, 1, g,
@@ -314,7 +307,7 @@ void nswap_inval_claim_freed(struct nswap_dev *dev, u64 slot)
 
 	if (!nswap_se_freed(e) || !nswap_slotmap_cmpxchg(&dev->map, slot, e, 0))
 		return;
-	nswap_server_put_page(dev, nswap_se_srv(e));
+	nswap_holder_add(dev, nswap_se_srv(e), -1);
 	nswap_inval_post(dev, nswap_se_srv(e), slot, 1, nswap_se_gen(e),
 			 nswap_se_gen(e));
 }
@@ -346,7 +339,7 @@ void nswap_swap_slot_free_notify(struct block_device *bdev,
 	gen = nswap_se_gen(old);
 	if (nswap_inval_queue(dev, idx, offset, 1, max(snap, gen), gen,
 			      NSWAP_INVAL_ANY_HOP)) {
-		nswap_server_put_page(dev, idx);
+		nswap_holder_add(dev, idx, -1);
 		return;
 	}
 	/* ring full: park it in the map (reads see zeroes) for the rescan */
@@ -355,7 +348,7 @@ void nswap_swap_slot_free_notify(struct block_device *bdev,
 					 NSWAP_SE_FLAGS_SHIFT))) {
 		nswap_inval_want_rescan(dev);
 	} else {
-		nswap_server_put_page(dev, idx);
+		nswap_holder_add(dev, idx, -1);
 		nswap_stat_inc(dev, invalidates_dropped);
 	}
 }

@@ -457,6 +457,44 @@ static ssize_t nswap_migration_store(struct config_item *item,
 	return ret;
 }
 
+static ssize_t nswap_backing_show(struct config_item *item, char *page)
+{
+	struct nswap_dev *dev = to_nswap_dev(item);
+	ssize_t n;
+
+	mutex_lock(&dev->cfg_lock);
+	n = sprintf(page, "%s\n", dev->backing_path);
+	mutex_unlock(&dev->cfg_lock);
+	return n;
+}
+
+/* A block device path, or nothing (a lone newline) for no backing device. */
+static ssize_t nswap_backing_store(struct config_item *item,
+				   const char *page, size_t count)
+{
+	struct nswap_dev *dev = to_nswap_dev(item);
+	size_t len = strcspn(page, "\n");
+	int ret = count;
+
+	if (len >= NSWAP_BACKING_PATH_MAX || (len && page[0] != '/') ||
+	    (page[len] && page[len + 1])) {
+		pr_warn("backing: expected the absolute path of a block device (at most %d bytes, one line), e.g. /dev/vdb, or an empty line for none\n",
+			NSWAP_BACKING_PATH_MAX - 1);
+		return -EINVAL;
+	}
+	mutex_lock(&dev->cfg_lock);
+	if (dev->powered) {
+		pr_warn("nswap%d: backing: cannot change while powered on\n",
+			dev->index);
+		ret = -EBUSY;
+	} else {
+		memcpy(dev->backing_path, page, len);
+		dev->backing_path[len] = '\0';
+	}
+	mutex_unlock(&dev->cfg_lock);
+	return ret;
+}
+
 static ssize_t nswap_client_id_show(struct config_item *item, char *page)
 {
 	return sprintf(page, "0x%016llx\n", to_nswap_dev(item)->client_id);
@@ -531,6 +569,7 @@ CONFIGFS_ATTR(nswap_, client_id);
 CONFIGFS_ATTR(nswap_, power);
 CONFIGFS_ATTR(nswap_, placement);
 CONFIGFS_ATTR(nswap_, migration);
+CONFIGFS_ATTR(nswap_, backing);
 CONFIGFS_ATTR_RO(nswap_, index);
 
 static struct configfs_attribute *nswap_dev_attrs[] = {
@@ -543,6 +582,7 @@ static struct configfs_attribute *nswap_dev_attrs[] = {
 	&nswap_attr_power,
 	&nswap_attr_placement,
 	&nswap_attr_migration,
+	&nswap_attr_backing,
 	&nswap_attr_index,
 	NULL,
 };

@@ -37,7 +37,7 @@
 
 void nswap_migrate_update(struct nswap_conn *conn, const struct nswap_hdr *hdr)
 {
-	struct nswap_server *to = conn->srv, *from;
+	struct nswap_server *to = conn->srv;
 	struct nswap_dev *dev = to->dev;
 	u64 slot = le64_to_cpu(hdr->slot);
 	u64 gen = le64_to_cpu(hdr->generation);
@@ -57,7 +57,8 @@ void nswap_migrate_update(struct nswap_conn *conn, const struct nswap_hdr *hdr)
 	}
 	do {
 		cur = nswap_slotmap_get(&dev->map, slot);
-		if (!nswap_se_live(cur) || nswap_se_gen(cur) != gen ||
+		if (!nswap_se_live(cur) || nswap_se_local(cur) ||
+		    nswap_se_gen(cur) != gen ||
 		    (nswap_se_srv(cur) != to->index && hop <= nswap_se_hop(cur))) {
 			/* a copy the slot map no longer names: drop it at C
 			 * (that copy only: not one that moved there since) */
@@ -78,11 +79,8 @@ void nswap_migrate_update(struct nswap_conn *conn, const struct nswap_hdr *hdr)
 
 	if (nswap_se_srv(cur) == to->index)
 		return;
-	atomic64_inc(&to->pages);
-	from = nswap_se_srv(cur) < NSWAP_MAX_SERVERS ?
-	       READ_ONCE(dev->servers[nswap_se_srv(cur)]) : NULL;
-	if (from)
-		atomic64_dec(&from->pages);
+	nswap_holder_add(dev, to->index, 1);
+	nswap_holder_add(dev, nswap_se_srv(cur), -1);
 	nswap_stat_inc(dev, migrations);
 	/* B's old copy only: the page may come back to B, same generation,
 	 * a larger hop count, before this INVALIDATE arrives */

@@ -12,7 +12,8 @@
  *
  *   server      index into nswap_dev.servers[] (8 bits)
  *   hop         hop_count of the stored copy (reserved for migration)
- *   flags       NSWAP_SE_IN_USE, NSWAP_SE_LOCAL (reserved: on local disk),
+ *   flags       NSWAP_SE_IN_USE, NSWAP_SE_LOCAL (on the backing device,
+ *               server NSWAP_SE_SRV_LOCAL: slot N at byte N * 4096),
  *               NSWAP_SE_MIRRORED (reserved), NSWAP_SE_FREED (the spare
  *               bit: freed by the kernel, INVALIDATE still to be sent)
  *   generation  the PUTPAGE generation the server acknowledged (48 bits)
@@ -39,7 +40,7 @@
 #define NSWAP_SE_GEN_SHIFT	16
 
 #define NSWAP_SE_IN_USE		0x1U
-#define NSWAP_SE_LOCAL		0x2U	/* reserved: page kept on local disk */
+#define NSWAP_SE_LOCAL		0x2U	/* page kept on the backing device */
 #define NSWAP_SE_MIRRORED	0x4U	/* reserved: second copy exists */
 #define NSWAP_SE_FREED		0x8U	/* freed, INVALIDATE pending */
 
@@ -53,6 +54,13 @@
  */
 #define NSWAP_SE_SRV_LOST	0xffU
 #define NSWAP_SE_LOST_WORD	((u64)NSWAP_SE_SRV_LOST << NSWAP_SE_SRV_SHIFT)
+
+/*
+ * The server index of a slot on the backing device (with NSWAP_SE_LOCAL):
+ * never a real index either, so no server is told about such a slot and
+ * nswap_holder_add() counts it in the device's disk_pages.
+ */
+#define NSWAP_SE_SRV_LOCAL	0xfeU
 
 struct nswap_slotmap {
 	atomic64_t *e;
@@ -103,6 +111,11 @@ static inline bool nswap_se_live(u64 e)
 static inline bool nswap_se_lost(u64 e)
 {
 	return e == NSWAP_SE_LOST_WORD;
+}
+
+static inline bool nswap_se_local(u64 e)
+{
+	return nswap_se_flags(e) & NSWAP_SE_LOCAL;
 }
 
 static inline bool nswap_se_freed(u64 e)

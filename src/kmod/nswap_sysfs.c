@@ -86,6 +86,12 @@ static struct nswap_stat_attr nswap_stat_attr_list[] = {
 	  offsetof(struct nswap_stats, migrations) },
 	{ __ATTR(updates_refused, 0444, nswap_stat_show, NULL),
 	  offsetof(struct nswap_stats, updates_refused) },
+	{ __ATTR(disk_writes, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, disk_writes) },
+	{ __ATTR(disk_reads, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, disk_reads) },
+	{ __ATTR(disk_errors, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, disk_errors) },
 };
 
 static ssize_t inflight_show(struct device *d, struct device_attribute *attr,
@@ -94,6 +100,15 @@ static ssize_t inflight_show(struct device *d, struct device_attribute *attr,
 	return sysfs_emit(buf, "%d\n", atomic_read(&dev_to_nswap(d)->inflight));
 }
 static DEVICE_ATTR_RO(inflight);
+
+/* pages the slot map keeps on the backing device now (a gauge) */
+static ssize_t disk_pages_show(struct device *d, struct device_attribute *attr,
+			       char *buf)
+{
+	return sysfs_emit(buf, "%lld\n",
+			  (long long)atomic64_read(&dev_to_nswap(d)->disk_pages));
+}
+static DEVICE_ATTR_RO(disk_pages);
 
 static ssize_t latency_hist_show(struct device *d,
 				 struct device_attribute *attr, char *buf)
@@ -125,13 +140,17 @@ static struct attribute *nswap_stat_attrs[] = {
 	&nswap_stat_attr_list[10].attr.attr,
 	&nswap_stat_attr_list[11].attr.attr,
 	&nswap_stat_attr_list[12].attr.attr,
+	&nswap_stat_attr_list[13].attr.attr,
+	&nswap_stat_attr_list[14].attr.attr,
+	&nswap_stat_attr_list[15].attr.attr,
 	&dev_attr_inflight.attr,
+	&dev_attr_disk_pages.attr,
 	&dev_attr_latency_hist.attr,
 	NULL,
 };
 /* every counter of the list above has its file (reconnects once had none) */
 static_assert(ARRAY_SIZE(nswap_stat_attrs) ==
-	      ARRAY_SIZE(nswap_stat_attr_list) + 3);
+	      ARRAY_SIZE(nswap_stat_attr_list) + 4);
 
 static const struct attribute_group nswap_stat_group = {
 	.name	= "nswap",

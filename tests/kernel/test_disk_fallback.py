@@ -1,0 +1,246 @@
+"""nswap.ko's disk fallback (issue 13 item 5, docs/protocol.md 11.3): a device with a
+backing block device writes a page there when no server has room or none is reachable,
+reads each page from wherever the slot map says it is, and sends new pages to a server
+again as soon as one has room.
+
+One real nswapd on the host (reached from the mini VM at 10.0.2.2) whose cache limit the
+test sets by SET_CACHE_LIMIT: 64 pages while the guest writes 256 (in 64 KiB requests, so
+one request's pages split between the server and the disk), then 1024.  A second device
+names a server nobody listens on: all of its pages go to disk.  On both kernels, since
+opening a block device by path differs between them (nswap_compat.h).
+"""
+
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+from harness import minivm, nswapd
+from tests.integration.test_nswapd_gossip import free_tcp_port
+from tests.kernel.test_nswap_kmod import (
+    FREED_MEMORY_CHECKS,
+    GUEST_PRELUDE,
+    HOST_SUITE,
+    KIT_IDS,
+    VM_MEMORY_MIB,
+    WORKLOAD,
+    passed,
+)
+
+pytestmark = pytest.mark.vm
+
+HOST = minivm.USER_NET_HOST_IP
+FIRST, ROOM_BEFORE, ROOM_AFTER = 256, 64, 1024
+LATER = 128  # pages written at slot 512 once the server has room again
+
+GUEST = r"""
+n=/sys/block/nswap0/nswap
+load
+mkdir $cfg && echo 64M > $cfg/size || fail "mkdir, size"
+[ -z "$(cat $cfg/backing)" ] || fail "a backing device by default"
+echo vdb > $cfg/backing 2>/dev/null && fail "a relative backing path taken"
+echo /dev/vdb > $cfg/backing && echo "add %(host)s:%(port)d" > $cfg/servers || fail "vdb, add"
+echo 1 > $cfg/power 2>/dev/null && fail "powered on with a backing device smaller than 64M"
+[ "$(cat $cfg/power)" = 0 ] || fail "power on failed but the device is on"
+echo /dev/vda > $cfg/backing && echo 1 > $cfg/power || fail "power on with /dev/vda"
+[ "$(cat $cfg/backing)" = /dev/vda ] || fail "backing reads back wrong"
+echo /dev/vdb > $cfg/backing 2>/dev/null && fail "backing changed while powered on"
+
+# the server has room for 64 pages: the rest of the 256 go to disk
+dd if=/dev/urandom of=/tmp/first bs=4096 count=%(first)d 2>/dev/null
+dd if=/tmp/first of=/dev/nswap0 bs=64K oflag=direct conv=notrunc 2>/dev/null || fail "write 1"
+echo "full_disk_pages=$(cat $n/disk_pages)"
+echo "full_disk_writes=$(cat $n/disk_writes)"
+echo "full_puts=$(cat $n/puts)"
+dd if=/dev/nswap0 of=/tmp/back bs=64K count=%(first_64k)d iflag=direct 2>/dev/null || fail "read 1"
+cmp -s /tmp/first /tmp/back && echo "verified_full=1" || echo "verified_full=0"
+echo "full_disk_reads=$(cat $n/disk_reads)"
+
+# the host raises the server's limit once it has served those reads; a page written
+# then goes remote (probe slot 2000, rewritten until it does)
+dd if=/dev/urandom of=/tmp/probe bs=4096 count=1 2>/dev/null
+i=0
+while [ $i -lt 60 ]; do
+    before=$(cat $n/puts)
+    dd if=/tmp/probe of=/dev/nswap0 bs=4096 seek=2000 oflag=direct conv=notrunc 2>/dev/null \
+        || fail "probe"
+    [ $(cat $n/puts) -gt $before ] && break
+    sleep 1; i=$((i+1))
+done
+echo "probe_s=$i"
+dd if=/dev/urandom of=/tmp/later bs=4096 count=%(later)d 2>/dev/null
+dd if=/tmp/later of=/dev/nswap0 bs=64K seek=%(later_64k)d oflag=direct conv=notrunc 2>/dev/null \
+    || fail "write 2"
+echo "later_disk_pages=$(cat $n/disk_pages)"
+# rewriting the first 256 takes every page off the disk
+dd if=/dev/urandom of=/tmp/first bs=4096 count=%(first)d 2>/dev/null
+dd if=/tmp/first of=/dev/nswap0 bs=64K oflag=direct conv=notrunc 2>/dev/null || fail "write 3"
+echo "end_disk_pages=$(cat $n/disk_pages)"
+dd if=/dev/nswap0 of=/tmp/back bs=64K count=%(first_64k)d iflag=direct 2>/dev/null || fail "read 3"
+cmp -s /tmp/first /tmp/back && echo "verified_first=1" || echo "verified_first=0"
+dd if=/dev/nswap0 of=/tmp/back bs=64K skip=%(later_64k)d count=%(later_64k_n)d iflag=direct \
+    2>/dev/null || fail "read later"
+cmp -s /tmp/later /tmp/back && echo "verified_later=1" || echo "verified_later=0"
+sed 's/^/server /' $cfg/servers
+counters
+
+# a second device whose only server is unreachable: every page on disk
+d=/sys/kernel/config/nswap/unreachable
+mkdir $d && echo 8M > $d/size && echo /dev/vda > $d/backing || fail "second device"
+echo "add %(host)s:%(dead)d" > $d/servers || fail "second add"
+echo 1 > $d/power 2>/dev/null && fail "two devices share /dev/vda"
+echo /dev/vdc > $d/backing && echo 1 > $d/power || fail "second power on"
+dd if=/dev/urandom of=/tmp/alone bs=4096 count=64 2>/dev/null
+dd if=/tmp/alone of=/dev/nswap1 bs=64K oflag=direct conv=notrunc 2>/dev/null || fail "write alone"
+dd if=/dev/nswap1 of=/tmp/back bs=64K count=4 iflag=direct 2>/dev/null || fail "read alone"
+cmp -s /tmp/alone /tmp/back && echo "verified_alone=1" || echo "verified_alone=0"
+for f in disk_pages disk_writes lost_pages errors; do
+    echo "alone_$f=$(cat /sys/block/nswap1/nswap/$f)"
+done
+echo 0 > $d/power && rmdir $d || fail "second teardown"
+dd if=/dev/vdc of=/tmp/raw bs=4096 count=64 2>/dev/null || fail "vdc not released"
+cmp -s /tmp/alone /tmp/raw && echo "alone_on_vdc=1" || echo "alone_on_vdc=0"
+teardown
+"""
+
+
+def raise_limit_after_reads(server, reads, limit, errors):
+    """Give the server room (limit pages) once it has answered `reads` GETPAGEs."""
+    try:
+        deadline = time.monotonic() + 600
+        while server.status()["gets"] < reads:
+            if time.monotonic() > deadline:
+                raise AssertionError("the guest never read its pages back")
+            time.sleep(0.1)
+        with server.client() as ctl:
+            status, _ = ctl.set_cache_limit(limit)
+            assert status == 0, status
+    except Exception as exc:  # noqa: BLE001 -- reported by the test
+        errors.append(repr(exc))
+
+
+def sparse_image(path, size):
+    subprocess.run(["truncate", "-s", size, str(path)], check=True)
+    return str(path)
+
+
+def test_pages_go_to_disk_while_no_server_has_room_and_every_byte_reads_back(
+    kit, nswap_ko, nswapd_bin, tmp_path
+):
+    port, dead = free_tcp_port("0.0.0.0"), free_tcp_port("0.0.0.0")
+    disks = [
+        sparse_image(tmp_path / "backing.img", "64M"),
+        sparse_image(tmp_path / "small.img", "16M"),
+        sparse_image(tmp_path / "alone.img", "8M"),
+    ]
+    errors = []
+    with nswapd.running(nswapd_bin, "--cache-size", "4M", listen="0.0.0.0:%d" % port) as srv:
+        with srv.client() as ctl:
+            assert ctl.set_cache_limit(ROOM_BEFORE)[0] == 0
+        thread = threading.Thread(
+            target=raise_limit_after_reads,
+            args=(srv, ROOM_BEFORE, ROOM_AFTER, errors),
+            daemon=True,
+        )
+        thread.start()
+        result = minivm.run_script(
+            kit,
+            GUEST_PRELUDE
+            + GUEST
+            % dict(
+                host=HOST,
+                port=port,
+                dead=dead,
+                first=FIRST,
+                first_64k=FIRST // 16,
+                later=LATER,
+                later_64k=512 // 16,
+                later_64k_n=LATER // 16,
+            ),  # fmt: skip
+            modules=[nswap_ko, "crc32c_generic"],
+            disks=disks,
+            net="user",
+            timeout_s=600,
+            append=FREED_MEMORY_CHECKS,
+        )
+        thread.join(timeout=30)
+        status = srv.status()
+    assert not errors, errors
+    counters, values, _ = passed(result)
+    out = result.output
+
+    # full: the server took its 64 pages, the other 192 went to disk and came back from it
+    assert values["full_disk_pages"] == FIRST - ROOM_BEFORE, out[-3000:]
+    assert values["full_disk_writes"] == FIRST - ROOM_BEFORE, out[-3000:]
+    assert values["full_puts"] == ROOM_BEFORE, out[-3000:]
+    assert values["verified_full"] == 1, out[-3000:]
+    assert values["full_disk_reads"] == FIRST - ROOM_BEFORE, out[-3000:]
+    # room again: new pages go remote, and a rewrite moves every page off the disk
+    assert values["probe_s"] < 60, out[-3000:]
+    assert values["later_disk_pages"] == FIRST - ROOM_BEFORE, out[-3000:]
+    assert values["end_disk_pages"] == 0, out[-3000:]
+    assert values["verified_first"] == 1 and values["verified_later"] == 1, out[-3000:]
+    # (and the probe, each time it found the server still full)
+    assert counters["disk_writes"] == FIRST - ROOM_BEFORE + values["probe_s"], counters
+    assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
+    assert counters["disk_errors"] == 0, counters
+    # the server holds the 256 + 128 + the probe: every live page, no old copy
+    pages = re.search(r"^server %s:%d \S+ pages=(\d+)$" % (re.escape(HOST), port), out, re.M)
+    assert pages and int(pages.group(1)) == FIRST + LATER + 1, out[-3000:]
+    assert status["used_pages"] == 0, status  # power off dropped them all
+
+    # nothing reachable: every page on disk, none lost, and the disk released at power off
+    assert values["verified_alone"] == 1 and values["alone_on_vdc"] == 1, out[-3000:]
+    assert (values["alone_disk_pages"], values["alone_disk_writes"]) == (64, 64), out[-3000:]
+    assert values["alone_lost_pages"] == 0 and values["alone_errors"] == 0, out[-3000:]
+    assert "UNLOADED clean" in out
+
+
+GUEST_SWAP = r"""
+load
+mkdir $cfg && echo 512M > $cfg/size && echo /dev/vda > $cfg/backing || fail "mkdir, backing"
+echo "add %(host)s:%(port)d" > $cfg/servers && echo 1 > $cfg/power || fail "add, power on"
+swap_on
+limit_memory 48M
+run_limited nswap-workload --workload W1 --ratio 2 --passes 1 --seed 11
+wait $!
+echo "workload_exit=$?"
+cat /tmp/wl.json
+counters
+swapoff /dev/nswap0 || fail swapoff
+teardown
+"""
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_swapping_past_a_full_server_goes_to_disk_and_every_byte_verifies(
+    kit, nswap_ko, nswapd_bin, workload, tmp_path
+):
+    """Reclaim itself through the fallback: a W1 run that swaps about 48 MiB while the only
+    server has room for 16 MiB; the rest is written (from nswap's work item, GFP_NOIO) to
+    the backing device and read back from it, every byte verified."""
+    port = free_tcp_port("0.0.0.0")
+    disks = [sparse_image(tmp_path / "backing.img", "512M")]
+    with nswapd.running(nswapd_bin, "--cache-size", "16M", listen="0.0.0.0:%d" % port):
+        result = minivm.run_script(
+            kit,
+            GUEST_PRELUDE + GUEST_SWAP % dict(host=HOST, port=port),
+            modules=[nswap_ko, "crc32c_generic"],
+            files={"/bin/nswap-workload": WORKLOAD},
+            memory_mib=VM_MEMORY_MIB,
+            disks=disks,
+            net="user",
+            timeout_s=600,
+        )
+    counters, values, runs = passed(result)
+    assert values["workload_exit"] == 0, result.output[-3000:]
+    assert [r["mismatched_pages"] for r in runs] == [0], runs
+    assert runs[0]["bytes_verified"] == runs[0]["size_bytes"] > (48 << 20), runs
+    # both places were used: the server up to its 4096 pages, the disk for the rest
+    assert 0 < counters["puts"] and counters["disk_writes"] > 4096, counters
+    assert counters["disk_reads"] > 0 and counters["gets"] > 0, counters
+    assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
+    assert counters["disk_errors"] == 0, counters
+    assert "UNLOADED clean" in result.output
