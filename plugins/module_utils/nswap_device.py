@@ -29,9 +29,11 @@ MAX_SERVERS = 64
 # attribute: (lowest, highest) as nswap.ko accepts them
 RANGES = dict(connections_per_server=(1, 16), timeout_ms=(100, 3600000), retries=(0, 100))
 # attributes nswap.ko refuses to change while the device is powered on
-OFFLINE_ONLY = ("size", "connections_per_server", "migration")
+OFFLINE_ONLY = ("size", "connections_per_server", "migration", "backing")
 # the attributes set from module options, in the order they are written
-SETTINGS = ("size", "connections_per_server", "timeout_ms", "retries", "migration")
+SETTINGS = ("size", "connections_per_server", "timeout_ms", "retries", "migration", "backing")
+# nswap.ko's limit on the backing attribute (NSWAP_BACKING_PATH_MAX - 1)
+MAX_BACKING_PATH = 255
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,31}$")
 
 
@@ -84,6 +86,24 @@ def resolve_server(server, getaddrinfo=socket.getaddrinfo):
     return format_server(addresses[0], port)
 
 
+def check_backing(path):
+    """The backing option as nswap.ko takes it: None (leave alone), "" (none) or an
+    absolute path of at most MAX_BACKING_PATH bytes on one line; ValueError otherwise."""
+    if path is None or path == "":
+        return path
+    if (
+        not path.startswith("/")
+        or len(path.encode("utf-8")) > MAX_BACKING_PATH
+        or any(c.isspace() for c in path)
+    ):
+        raise ValueError(
+            "backing=%r is not usable; give the absolute path of a local block device "
+            "(e.g. /dev/vdb, at most %d bytes, no spaces), or an empty string for none"
+            % (path, MAX_BACKING_PATH)
+        )
+    return path
+
+
 def wanted_config(params, servers):
     """The attributes the module manages, as nswap.ko reports them (None = leave alone)."""
     return dict(
@@ -95,6 +115,7 @@ def wanted_config(params, servers):
         timeout_ms=check_range("timeout_ms", params["timeout_ms"]),
         retries=check_range("retries", params["retries"]),
         migration=None if params.get("migration") is None else int(params["migration"]),
+        backing=check_backing(params.get("backing")),
     )
 
 
@@ -126,7 +147,8 @@ def config_of(item):
     """The module's view of a configfs item as nswap_ko.NswapKo.item reads it, or None.
 
     dict(size, servers: [ADDR:PORT], states: {ADDR:PORT: state}, connections_per_server,
-    timeout_ms, retries, migration (None from a module without it), powered: bool, index).
+    timeout_ms, retries, migration and backing (None from a module without them), powered:
+    bool, index).
     """
     if item is None:
         return None
@@ -139,6 +161,7 @@ def config_of(item):
         timeout_ms=item["timeout_ms"],
         retries=item["retries"],
         migration=item.get("migration"),
+        backing=item.get("backing"),
         powered=item["power"] == 1,
         index=item["index"],
     )

@@ -203,7 +203,8 @@ class NswapKo(object):
         """The attributes of configfs item ``name``, or None when it does not exist.
 
         dict(name, size, connections_per_server, timeout_ms, retries, power, index:
-        numbers, None when unreadable; client_id: text; servers: parse_servers).
+        numbers, None when unreadable; client_id, backing: text ("" for no backing
+        device, None from a module without the attribute); servers: parse_servers).
         """
         base = self.item_path(name)
         if not os.path.isdir(base):
@@ -212,6 +213,7 @@ class NswapKo(object):
         for attr in CONFIG_NUMBERS:
             item[attr] = number(read_text(os.path.join(base, attr)))
         item["client_id"] = read_text(os.path.join(base, "client_id"))
+        item["backing"] = read_text(os.path.join(base, "backing"))
         item["servers"] = parse_servers(read_text(os.path.join(base, "servers")))
         return item
 

@@ -93,6 +93,17 @@ options:
       - Changed only while the device is powered off (a power cycle when it is not in use).
       - Not set, the device's setting is left as it is.
     type: bool
+  backing:
+    description:
+      - A local block device for disk fallback (nswap.ko configfs C(backing)) - a page goes
+        there when no server has room or none is reachable, and is read back from there;
+        new pages go to servers again as soon as one has room.
+      - The absolute path of a block device of at least O(size) bytes that nothing else
+        uses (no file system, swap area or other nswap device); nswap.ko opens it
+        exclusively while the device is powered on.  Its contents are overwritten.
+      - V("") for none.  Not set, the device's setting is left as it is.
+      - Changed only while the device is powered off (a power cycle when it is not in use).
+    type: str
   probe_timeout:
     description:
       - Seconds to wait for each new server's reply to a STATUS request; V(0) skips the probe.
@@ -170,6 +181,7 @@ actions:
 
 import errno
 import os
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_device as util
@@ -197,6 +209,20 @@ def probe_server(address, port, timeout):
     """Raise unless an nswapd at address:port answers STATUS within timeout seconds."""
     with nswap_protocol.Client(address, port, timeout=timeout) as client:
         client.status()
+
+
+def backing_device_size(path):
+    """Bytes of the block device at path; ValueError saying what is wrong with it."""
+    try:
+        if not stat.S_ISBLK(os.stat(path).st_mode):
+            raise ValueError("backing %s is not a block device" % path)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise ValueError("backing %s: %s" % (path, os.strerror(exc.errno)))
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
 
 
 class DeviceError(Exception):
@@ -308,10 +334,31 @@ class NswapDevice(object):
                 # check mode on a cluster not deployed yet: nswapd may come with the run
                 self.module.warn("check mode: %s; the real run fails unless it answers" % message)
 
+    def check_backing(self, current):
+        """A new backing device must be a block device of at least the device's size:
+        refused here, before anything changes, rather than by power on."""
+        path = self.wanted.get("backing")
+        if not path or path == (current or {}).get("backing"):
+            return
+        size = self.wanted["size"] or (current or {}).get("size") or 0
+        try:
+            have = backing_device_size(path)
+            if have < size:
+                raise ValueError(
+                    "backing %s has %d bytes, fewer than the device's %d; use a larger "
+                    "block device or a smaller size" % (path, have, size)
+                )
+        except ValueError as exc:
+            message = '%s (fix backing, or set it to "" for none)' % exc
+            if not self.check_mode:
+                raise DeviceError(message)
+            self.module.warn("check mode: %s; the real run fails unless it is fixed" % message)
+
     def present(self, current):
         if current is None and self.wanted["size"] is None:
             raise DeviceError("size is required to create %s; set size, e.g. 1G" % self.name)
         self.probe(current)
+        self.check_backing(current)
         writes, offline = util.plan(current, self.wanted)
         device = self.device_of(current)
         if offline and device in self.active_swaps():
@@ -444,6 +491,7 @@ class NswapDevice(object):
             "timeout_ms",
             "retries",
             "migration",
+            "backing",
             "powered",
         )
         return dict((key, attrs[key]) for key in keys if key in attrs)
@@ -460,6 +508,7 @@ def main():
             timeout_ms=dict(type="int"),
             retries=dict(type="int"),
             migration=dict(type="bool"),
+            backing=dict(type="str"),
             probe_timeout=dict(type="float", default=5.0),
         ),
         supports_check_mode=True,

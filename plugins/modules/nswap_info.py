@@ -157,6 +157,15 @@ nswap:
         retries:
           description: Reissues of a failed request.
           type: int
+        migration:
+          description: 1 when the device follows pages servers move (UPDATE); null from a
+            module without the attribute.
+          type: int
+        backing:
+          description: The disk fallback device (a block device path), V("") for none; null
+            from a module without the attribute.  C(counters.disk_pages) says how many
+            pages are on it now.
+          type: str
         servers:
           description: The memory servers, with their connection state (V(idle) powered off,
             V(connecting), V(up)), C(pages) (slots whose page is on that server now; null
@@ -169,9 +178,11 @@ nswap:
                     pages: 1200, hint: {free: 60000, capacity: 65536}}]
         counters:
           description: The sysfs counters (docs/kmod.md); C(latency_hist) as
-            C([lower_us, count]) pairs.  Empty while powered off.
+            C([lower_us, count]) pairs.  Empty while powered off.  Where the pages are -
+            C(servers[].pages) on each server, C(disk_pages) on the backing device;
+            C(migrations) and C(disk_writes) count how they got there.
           type: dict
-          sample: {puts: 1000, gets: 400, errors: 0, inflight: 0}
+          sample: {puts: 1000, gets: 400, errors: 0, inflight: 0, disk_pages: 0}
         swap:
           description: The device's entry in RV(nswap.swaps) when it is an active swap area.
           type: dict
