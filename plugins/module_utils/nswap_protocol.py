@@ -71,6 +71,7 @@ FEAT_CACHE_LIMIT = 1 << 4
 
 # STATUS state_flags bits
 STATE_OVER_LIMIT = 1 << 0  # more pages stored than the limit: new slots get ENOSPC
+STATE_DRAINING = 1 << 1  # SET_CACHE_LIMIT 0: no new page, every page moves to other servers
 
 # gossip membership states (enum nswap_member_state); higher wins at one incarnation
 MEMBER_ALIVE = 0

@@ -95,6 +95,9 @@ enum nswap_state_flags {
 	 * below the usage): PUTPAGE of new slots is answered ENOSPC until usage
 	 * falls below the limit; stored pages are kept and served. */
 	NSWAP_STATE_OVER_LIMIT		= 1U << 0,
+	/* SET_CACHE_LIMIT 0 asked the server to drain: it takes no new page and
+	 * moves every page it holds to other servers (section 5.7). */
+	NSWAP_STATE_DRAINING		= 1U << 1,
 };
 
 struct nswap_hdr {

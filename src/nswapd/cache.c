@@ -232,7 +232,7 @@ void cache_remove(struct cache *c, struct cache_shard *sh, uint32_t idx)
 
 int cache_set_limit(struct cache *c, uint64_t pages)
 {
-	if (pages == 0 || pages > c->capacity)
+	if (pages > c->capacity)
 		return -1;
 	/* Read by cache_insert under free_lock; a PUT racing with the change
 	 * sees the old or the new limit, either is fine. */

@@ -142,6 +142,10 @@ struct server {
 	struct elastic *elastic;	/* main thread only; NULL with elastic off */
 	struct punter *punter;		/* elastic and gossip on: moves pages away */
 	int punt_no_target_logged;
+	/* SET_CACHE_LIMIT 0 (a loop thread sets it): the limit stays 0, elastic
+	 * or not, until a SET_CACHE_LIMIT above 0 ends the drain */
+	_Atomic int emptying;
+	int emptied_logged;		/* main thread: "drained" said once */
 	int elastic_tfd;		/* its timerfd, -1 without */
 };
 

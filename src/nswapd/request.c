@@ -336,18 +336,38 @@ static void reply_with_status(struct loop *l, struct conn *c, struct frame_hdr *
 	unsigned char buf[STATUS_SIZE];
 	struct stats_sum t;
 	uint32_t used = cache_used(&s->cache), limit = cache_limit(&s->cache);
+	uint64_t flags = (used > limit ? NSWAP_STATE_OVER_LIMIT : 0) |
+			 (atomic_load(&s->emptying) ? NSWAP_STATE_DRAINING : 0);
 
 	server_stats(s, &t);
 	const uint64_t v[STATUS_FIELDS] = {
 		s->cache.capacity, used, atomic_load_explicit(&s->nclients, memory_order_relaxed),
 		t.puts, t.gets, t.invalidates, t.get_misses,
 		t.errors, t.bytes_in, t.bytes_out, server_uptime(s),
-		limit, used > limit ? NSWAP_STATE_OVER_LIMIT : 0,
+		limit, flags,
 	};
 
 	r->status = (uint16_t)status;
 	status_encode(buf, v);
 	conn_reply(c, r, buf, sizeof(buf), crc32c(buf, sizeof(buf)));
+}
+
+/* SET_CACHE_LIMIT 0: the admin's drain (before a restart or removal).  No
+ * new page is taken, and with gossip on the page mover sends every page to
+ * other members (punt.h); the server holds none once their owners have
+ * dropped the copies here.  Elastic or not, the limit stays 0 until a
+ * SET_CACHE_LIMIT above 0. */
+static void start_page_drain(struct loop *l, struct conn *c, struct frame_hdr *r, uint32_t old)
+{
+	struct server *s = l->srv;
+
+	cache_set_limit(&s->cache, 0);
+	if (!atomic_exchange(&s->emptying, 1))
+		log_msg(L_INFO, "%s: drain: cache limit %u -> 0 pages, %u held%s", c->peer, old,
+			cache_used(&s->cache),
+			s->punter ? "; they move to other servers of the gossip table" :
+			"; gossip is off, so they stay until their owners drop them");
+	reply_with_status(l, c, r, NSWAP_OK);
 }
 
 /* Control from the node itself only: protocol version 1 has no
@@ -368,6 +388,27 @@ static void do_set_cache_limit(struct loop *l, struct conn *c, const unsigned ch
 		reply_status(c, r, NSWAP_EPERM);
 		return;
 	}
+	if (pages > l->srv->cache.capacity) {
+		stat_add(&l->st.errors, 1);
+		log_peer(L_WARN, "%s: SET_CACHE_LIMIT %llu pages refused: must be 0 to %u pages "
+			 "(cache_size, the maximum; raise it in nswapd.conf and restart for more)",
+			 c->peer, (unsigned long long)pages, l->srv->cache.capacity);
+		reply_with_status(l, c, r, NSWAP_EINVAL);
+		return;
+	}
+	if (pages == 0) {
+		start_page_drain(l, c, r, old);
+		return;
+	}
+	if (atomic_exchange(&l->srv->emptying, 0)) {
+		/* the end of a drain: also with elastic on, which takes over again
+		 * from this limit */
+		cache_set_limit(&l->srv->cache, pages);
+		log_msg(L_INFO, "%s: drain ended: cache limit 0 -> %u pages", c->peer,
+			(unsigned int)pages);
+		reply_with_status(l, c, r, NSWAP_OK);
+		return;
+	}
 	if (l->srv->cfg.elastic) {
 		stat_add(&l->st.errors, 1);
 		log_peer(L_WARN, "%s: SET_CACHE_LIMIT %llu pages refused: elastic = on moves the "
@@ -377,14 +418,7 @@ static void do_set_cache_limit(struct loop *l, struct conn *c, const unsigned ch
 		reply_with_status(l, c, r, NSWAP_EINVAL);
 		return;
 	}
-	if (cache_set_limit(&l->srv->cache, pages) != 0) {
-		stat_add(&l->st.errors, 1);
-		log_peer(L_WARN, "%s: SET_CACHE_LIMIT %llu pages refused: must be 1 to %u pages "
-			 "(cache_size, the maximum; raise it in nswapd.conf and restart for more)",
-			 c->peer, (unsigned long long)pages, l->srv->cache.capacity);
-		reply_with_status(l, c, r, NSWAP_EINVAL);
-		return;
-	}
+	cache_set_limit(&l->srv->cache, pages);
 	if (pages != old)
 		log_msg(L_INFO, "%s: cache limit %u -> %u pages (maximum %u, %u in use)%s",
 			c->peer, old, (unsigned int)pages, l->srv->cache.capacity,

@@ -690,8 +690,30 @@ static void elastic_timer(struct server *s)
 
 	if (read(s->elastic_tfd, &expirations, sizeof(expirations)) != sizeof(expirations))
 		return;
-	if (elastic_tick(s->elastic, &s->cache))
+	if (atomic_load(&s->emptying))
+		return;		/* a drain: the limit stays 0 */
+	if (elastic_tick(s->elastic, &s->cache)) {
+		/* a drain that began during the tick wins */
+		if (atomic_load(&s->emptying))
+			cache_set_limit(&s->cache, 0);
 		move_over_limit(s);
+	}
+}
+
+/* Say once when a drain has emptied the cache, and again after a new one. */
+static void log_drained(struct server *s)
+{
+	uint32_t used = cache_used(&s->cache);
+
+	if (!atomic_load(&s->emptying)) {
+		s->emptied_logged = 0;
+		return;
+	}
+	if (used || s->emptied_logged)
+		return;
+	s->emptied_logged = 1;
+	log_msg(L_INFO, "drain: done, no page is held here; stop nswapd now, or end the drain "
+		"with a cache limit above 0");
 }
 
 /* What this node lends now, for its gossip entry. */
@@ -705,6 +727,7 @@ static void gossip_tick(struct server *s)
 		feed_round(s->feed, &s->gossip->g);
 	if (!s->gossip->left)
 		move_over_limit(s);
+	log_drained(s);
 }
 
 static void start_drain(struct server *s, const char *signame)

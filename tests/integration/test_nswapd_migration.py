@@ -262,3 +262,52 @@ def test_a_limit_lowered_by_hand_moves_the_pages_over_it(nswapd_bin):
         for s in moved:
             assert to_c.get(s, 1) == (proto.OK, page(s, 1))
     assert re.search(r"migration: moved 40 pages to 127\.0\.0\.3:\d+", b_srv.log_text())
+
+
+def test_a_drain_moves_every_page_away_and_ends_with_a_limit_above_zero(nswapd_bin, tmp_path):
+    """SET_CACHE_LIMIT 0 (nswap_server state=drained): B takes no new page and moves every
+    page to C, also with elastic on (which must not raise the limit meanwhile); STATUS says
+    draining; B holds none once the owner dropped its copies; a limit above 0 ends it."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:    1048576 kB\n")
+    pages = 60
+    elastic = [
+        "--cache-size", "1M", "--elastic", "on", "--elastic-step", "1M",
+        "--elastic-reserve", "64M", "--elastic-interval", 50, "--meminfo-file", meminfo,
+        "--pressure-file", "",
+    ]  # fmt: skip
+    with servers_b_and_c(nswapd_bin, elastic, ["--cache-size", "1M"]) as (b_srv, c_srv, to_b, to_c):
+        for s in range(pages):
+            assert to_b.put(s, 5, page(s, 5)) == proto.OK
+        with b_srv.client() as ctl:
+            status, st = ctl.set_cache_limit(0)
+        assert status == proto.OK and (st.limit_pages, st.used_pages) == (0, pages)
+        assert st.state_flags == proto.STATE_OVER_LIMIT | proto.STATE_DRAINING
+        assert to_b.put(pages, 5, page(pages, 5)) == proto.ENOSPC  # no new page
+        moved = set()
+        while len(moved) < pages:
+            cid, slot, generation, hop, _ = next_update(to_c, timeout=20)
+            assert (cid, generation, hop) == (OWNER, 5, 1)
+            moved.add(slot)
+        assert b_srv.status()["used_pages"] == pages  # the copies wait for the owner
+        for s in sorted(moved):
+            assert to_c.get(s, 5) == (proto.OK, page(s, 5))
+            frame = to_b.request(
+                proto.INVALIDATE, slot=s, generation=5, hop_count=0, flags=proto.F_HOP
+            )
+            assert frame.status == proto.OK
+        st = to_b.status()
+        assert (st.used_pages, st.limit_pages) == (0, 0)
+        assert b_srv.wait_log(r"drain: done, no page is held here", timeout=10)
+        # elastic ticks (memory is plentiful) left the limit at 0 throughout
+        assert to_b.status().limit_pages == 0 and st.state_flags == proto.STATE_DRAINING
+        # the end of the drain, elastic on: allowed, from the limit given
+        with b_srv.client() as ctl:
+            status, st = ctl.set_cache_limit(128)
+        assert status == proto.OK and st.state_flags == 0 and st.limit_pages == 128
+        assert to_b.put(pages, 6, page(pages, 6)) == proto.OK
+        with b_srv.client() as ctl:  # elastic on: a limit by hand is refused again
+            assert ctl.set_cache_limit(100)[0] == proto.EINVAL
+    log = b_srv.log_text()
+    assert re.search(r"drain: cache limit \d+ -> 0 pages, %d held; they move" % pages, log), log
+    assert re.search(r"drain ended: cache limit 0 -> 128 pages", log), log
