@@ -22,6 +22,7 @@ from ansible_collections.nswap.cluster.plugins.module_utils.swap import parse_si
 PAGE_SIZE = proto.PAGE_SIZE
 # Between STATUS probes while a freshly started nswapd sets up its listener.
 PROBE_INTERVAL = 0.2
+DRAIN_POLL_S = 0.5
 
 
 class ServerError(Exception):
@@ -65,6 +66,7 @@ def status_dict(status):
     limit = status.limit_pages
     result["limit_bytes"] = None if limit is None else limit * PAGE_SIZE
     result["over_limit"] = bool((status.state_flags or 0) & proto.STATE_OVER_LIMIT)
+    result["draining"] = bool((status.state_flags or 0) & proto.STATE_DRAINING)
     return result
 
 
@@ -118,6 +120,28 @@ def wait_status(address, port, timeout, clock=time.monotonic, sleep=time.sleep):
             if clock() + PROBE_INTERVAL > deadline:
                 raise ServerError("%s (waited %.0f s after starting it)" % (exc, timeout))
         sleep(PROBE_INTERVAL)
+
+
+def wait_drained(
+    address, port, timeout, drain_timeout, status, clock=time.monotonic, sleep=time.sleep
+):
+    """STATUS once the draining server holds no page; ServerError after drain_timeout
+    seconds, naming what is left."""
+    start = clock()
+    first = status.used_pages
+    while status.used_pages:
+        if clock() - start >= drain_timeout:
+            raise ServerError(
+                "drain of nswapd on %s: %d of %d pages still there after %.0f s.  Pages move "
+                "only with gossip on (nswapd's gossip table must list another server with "
+                "room) and only for client devices that follow moves (migration: "
+                "nswap_client_migration); the others stay until their clients swap off "
+                "(see journalctl -u nswapd)"
+                % (where(address, port), status.used_pages, first, drain_timeout)
+            )
+        sleep(DRAIN_POLL_S)
+        status = read_status(address, port, timeout)
+    return status
 
 
 def check_limit(status, pages, address, port):

@@ -47,16 +47,24 @@ options:
         V(restarted) restarts it; a running server that holds pages is not restarted (the
         task fails and changes nothing) unless O(allow_restart_with_pages=true), since a
         restart drops every page and the clients' processes that own them die.
+      - V(drained) empties a running server before a restart or removal - its cache limit
+        goes to 0 (no new page; SET_CACHE_LIMIT 0, docs/protocol.md 5.7) and the task waits
+        until every page it holds has moved to other servers (nswapd's gossip must be on,
+        and the clients' devices must follow moves, C(migration)), for at most
+        O(drain_timeout) seconds.  If pages are left then, the limit is put back and the
+        task fails naming how many.  The server keeps running with limit 0; a restart, or
+        O(cache_limit) in a later task, ends the drain.  A stopped server holds no page and
+        is drained already.
       - When not set, the service is left as it is and must be running.
     type: str
-    choices: [started, stopped, restarted]
+    choices: [started, stopped, restarted, drained]
   cache_limit:
     description:
       - The cache limit, in bytes or with a suffix V(K), V(M), V(G) or V(T) (powers of 1024),
         for example V(512M); rounded down to 4 KiB pages.
       - At least one page and at most the server's C(cache_size).
       - When not set, the limit is left as it is.
-      - Not allowed with O(state=stopped).
+      - Not allowed with O(state=stopped) or O(state=drained).
     type: str
   allow_restart_with_pages:
     description:
@@ -64,6 +72,11 @@ options:
         (C(used_pages) above 0); they are lost.  Drain the server first instead when you can.
     type: bool
     default: false
+  drain_timeout:
+    description:
+      - With O(state=drained), seconds to wait for the pages to move away.
+    type: float
+    default: 600
   address:
     description:
       - Address the server's STATUS and control requests go to, where C(nswapd) listens on
@@ -110,6 +123,11 @@ EXAMPLES = r"""
   nswap.cluster.nswap_server:
   register: server
 
+- name: Empty the server (its pages move to other servers), then restart it
+  nswap.cluster.nswap_server:
+    state: drained
+    drain_timeout: 300
+
 - name: Stop the memory server
   nswap.cluster.nswap_server:
     state: stopped
@@ -146,10 +164,14 @@ status:
       description: Pages stored now.
       type: int
     state_flags:
-      description: Bit 0 set while more pages are stored than the limit.
+      description: Bit 0 set while more pages are stored than the limit, bit 1 while the
+        server drains.
       type: int
     over_limit:
       description: More pages are stored than the limit; pages for new slots are refused.
+      type: bool
+    draining:
+      description: The server drains (its limit was set to 0 by O(state=drained)).
       type: bool
     clients:
       description: Client connections past HELLO.
@@ -258,7 +280,7 @@ class NswapServer(object):
             raise util.ServerError(
                 "refusing to restart %s: nswapd on %s holds %s of clients' swap, and a restart "
                 "drops them (the clients' processes that own them die); nothing was changed.  "
-                "Drain the server first (swap the clients off it), or set "
+                "Drain the server first (state=drained, or swap the clients off it), or set "
                 "allow_restart_with_pages=true to restart anyway"
                 % (
                     self.params["service"],
@@ -275,6 +297,16 @@ class NswapServer(object):
             raise util.ServerError(
                 "cache_limit needs a running server; drop it or use state=started"
             )
+        if params["state"] == "drained" and params["cache_limit"] is not None:
+            raise util.ServerError(
+                "cache_limit and state=drained do not go together (a drain sets the limit to "
+                "0); drop cache_limit, or end the drain with it in a later task"
+            )
+        if not 0 < params["drain_timeout"] <= 86400:
+            raise util.ServerError(
+                "drain_timeout=%s must be more than 0 and at most 86400 seconds"
+                % params["drain_timeout"]
+            )
         if not 0 < params["timeout"] <= 3600:
             raise util.ServerError(
                 "timeout=%s must be more than 0 and at most 3600 seconds" % params["timeout"]
@@ -285,11 +317,57 @@ class NswapServer(object):
         if params["cache_limit"] is not None:
             self.pages = util.limit_pages(params["cache_limit"])
 
+    def drain(self, endpoint):
+        """state=drained: limit 0, then wait until the server holds no page; on a timeout
+        the old limit goes back and the task fails."""
+        address, port = endpoint[0], endpoint[1]
+        if not self.is_active():
+            return dict(changed=False, state="inactive", cache_limit=None, status={},
+                        actions=self.actions)  # fmt: skip
+        status = util.read_status(*endpoint)
+        before = status.limit_pages
+        util.check_limit(status, 0, address, port)
+        if before == 0 and status.used_pages == 0:
+            return self.drained_result(status, before)
+        self.actions.append(
+            "drain: cache limit %d -> 0 pages, wait for %d pages to move away"
+            % (before, status.used_pages)
+        )
+        if self.check_mode:
+            return self.drained_result(status, before, after_limit=0)
+        status = util.set_limit(address, port, endpoint[2], 0)
+        try:
+            status = util.wait_drained(
+                address, port, endpoint[2], self.params["drain_timeout"], status
+            )
+        except util.ServerError as exc:
+            if not before:
+                raise
+            util.set_limit(address, port, endpoint[2], before)
+            self.actions.append("cache limit 0 -> %d pages (drain undone)" % before)
+            raise util.ServerError("%s.  The cache limit is back at %d pages" % (exc, before))
+        return self.drained_result(status, before)
+
+    def drained_result(self, status, before, after_limit=None):
+        after = status.limit_pages if after_limit is None else after_limit
+        result = dict(
+            changed=bool(self.actions),
+            state="active",
+            cache_limit=after * PAGE_SIZE,
+            status=util.status_dict(status),
+            actions=self.actions,
+        )
+        if self.module._diff:
+            result["diff"] = dict(before=render(True, before), after=render(True, after))
+        return result
+
     def run(self):
         params = self.params
         self.validate()
         state = params["state"]
         endpoint = (params["address"], params["port"], params["timeout"])
+        if state == "drained":
+            return self.drain(endpoint)
 
         was_active = self.is_active() if state else None
         will_run = state in ("started", "restarted") or (state is None)
@@ -364,7 +442,8 @@ def render(active, limit_pages):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["started", "stopped", "restarted"]),
+            state=dict(type="str", choices=["started", "stopped", "restarted", "drained"]),
+            drain_timeout=dict(type="float", default=600.0),
             allow_restart_with_pages=dict(type="bool", default=False),
             cache_limit=dict(type="str"),
             address=dict(type="str", default="127.0.0.1"),

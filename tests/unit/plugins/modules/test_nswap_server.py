@@ -6,6 +6,8 @@ The server is the native nswapd (built by ``make -C src/nswapd``), started on
 """
 
 import socket
+import threading
+import time
 
 import pytest
 from ansible.module_utils import basic
@@ -130,6 +132,8 @@ def test_no_server_is_a_clear_error(monkeypatch):
         (dict(state="stopped", cache_limit="8K"), "cache_limit needs a running server"),
         (dict(timeout=0), "timeout=0.0 must be more than 0"),
         (dict(port=70000), "port=70000 must be 1 to 65535"),
+        (dict(state="drained", cache_limit="8K"), "cache_limit and state=drained do not go"),
+        (dict(state="drained", drain_timeout=0), "drain_timeout=0.0 must be more than 0"),
     ],
 )
 def test_bad_arguments(monkeypatch, args, message):
@@ -293,3 +297,65 @@ def test_a_server_on_a_node_address_is_reached_from_loopback():
     assert util.loopback_source("localhost") is None
     assert util.loopback_source("10.77.0.12") == ("127.0.0.1", 0)
     assert util.loopback_source("fd00::5") == ("::1", 0)
+
+
+# --- drain (state=drained) ---------------------------------------------------------
+
+
+def drop_pages_later(port, count, cid=0x52, delay=1.0):
+    """What clients do once their pages moved: INVALIDATE them here, after `delay` s."""
+
+    def drop():
+        time.sleep(delay)
+        with proto.Client("127.0.0.1", port, timeout=5) as c:
+            c.hello(cid)
+            for slot in range(count):
+                assert c.invalidate(slot, 1) == proto.OK
+
+    thread = threading.Thread(target=drop, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_drain_waits_until_the_server_holds_no_page(monkeypatch, systemd):
+    assert not run(monkeypatch, systemd.port, state="started")[0]
+    put_pages(systemd.port, 3)
+    thread = drop_pages_later(systemd.port, 3)
+    failed, result = run(monkeypatch, systemd.port, diff=True, state="drained")
+    thread.join(timeout=10)
+    assert not failed, result
+    assert result["changed"] is True and result["cache_limit"] == 0
+    assert result["actions"] == ["drain: cache limit 16 -> 0 pages, wait for 3 pages to move away"]
+    st = result["status"]
+    assert (st["used_pages"], st["limit_pages"], st["draining"]) == (0, 0, True)
+    assert result["diff"]["after"].startswith("state: active\ncache_limit: 0 ")
+    # drained already: nothing to do; a restart is no longer refused, and ends the drain
+    failed, result = run(monkeypatch, systemd.port, state="drained")
+    assert (failed, result["changed"], result["actions"]) == (False, False, [])
+    failed, result = run(monkeypatch, systemd.port, state="restarted")
+    assert not failed and result["status"]["draining"] is False, result
+
+
+def test_a_drain_that_times_out_puts_the_limit_back_and_names_what_is_left(monkeypatch, systemd):
+    assert not run(monkeypatch, systemd.port, state="started")[0]
+    put_pages(systemd.port, 3)
+    failed, result = run(monkeypatch, systemd.port, state="drained", drain_timeout=1)
+    assert failed, result
+    assert result["msg"].startswith(
+        "drain of nswapd on 127.0.0.1:%d: 3 of 3 pages still there after 1 s" % systemd.port
+    ), result["msg"]
+    assert "only with gossip on" in result["msg"] and "migration" in result["msg"]
+    assert result["msg"].endswith("The cache limit is back at 16 pages"), result["msg"]
+    st = util.read_status("127.0.0.1", systemd.port, 5)
+    assert (st.limit_pages, st.used_pages, st.state_flags) == (PAGES, 3, 0)
+
+
+def test_drain_in_check_mode_and_of_a_stopped_server(monkeypatch, systemd):
+    failed, result = run(monkeypatch, systemd.port, state="drained")  # stopped: holds nothing
+    assert (failed, result["changed"], result["state"]) == (False, False, "inactive")
+    assert systemd.changes() == []
+    assert not run(monkeypatch, systemd.port, state="started")[0]
+    put_pages(systemd.port, 2)
+    failed, result = run(monkeypatch, systemd.port, check_mode=True, state="drained")
+    assert not failed and result["changed"] is True and result["cache_limit"] == 0, result
+    assert limit_now(systemd.port) == PAGES  # nothing sent
