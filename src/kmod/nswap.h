@@ -18,6 +18,7 @@
 #define NSWAP_H
 
 #include <linux/atomic.h>
+#include <linux/bio.h>
 #include <linux/bits.h>
 #include <linux/blk-mq.h>
 #include <linux/configfs.h>
@@ -80,6 +81,7 @@ extern unsigned int nswap_connect_timeout_ms;
 extern unsigned int nswap_reconnect_max_ms;
 
 extern struct workqueue_struct *nswap_wq;
+extern struct workqueue_struct *nswap_backing_wq;
 extern int nswap_major;
 
 struct nswap_dev;
@@ -230,6 +232,7 @@ struct nswap_dev {
 	char backing_path[NSWAP_BACKING_PATH_MAX];
 	struct block_device *backing;
 	void *backing_handle;
+	struct bio_set backing_bs;	/* its own bios: see nswap_backing.c */
 	atomic64_t disk_pages;		/* slot map entries on the backing device */
 
 	/* open accounting: power off refuses while open */
@@ -318,9 +321,6 @@ struct nswap_cmd {
 	bool reached;		/* some attempt queued a frame on a connection
 				 * or the backing device (sticky for the
 				 * request: see nswap_cmd_settle) */
-	bool full;		/* a server answered ENOSPC and the backing
-				 * device takes the page if none has room:
-				 * not counted as a retry */
 	bool backing_todo;	/* frames wait for backing_work */
 	struct work_struct backing_work;	/* backing device I/O */
 	blk_status_t status;
@@ -370,6 +370,7 @@ static inline void nswap_holder_add(struct nswap_dev *dev, u8 idx, int n)
 
 /* nswap_main.c */
 struct nswap_dev *nswap_dev_from_disk(struct gendisk *disk);
+bool nswap_disk_is_ours(struct gendisk *disk);
 
 /* nswap_dev.c: block device */
 int nswap_dev_power_on(struct nswap_dev *dev);

@@ -13,11 +13,12 @@
  *
  * ->queue_rq must not sleep, so it marks such frames busy (tx_busy, as if a
  * tx thread were sending them) and queues the request's backing_work on
- * nswap_wq (WQ_MEM_RECLAIM: it runs under memory pressure, with a rescuer).
- * The work item writes or reads each run of neighbouring frames with one
- * bio and settles them through nswap_dev_backing_done().  Bios come from
- * the block layer's mempool-backed bio set (GFP_NOIO): reclaim makes
- * progress without allocating from the memory it is trying to free.
+ * nswap_backing_wq (WQ_MEM_RECLAIM: it runs under memory pressure, with a
+ * rescuer of its own).  The work item writes or reads each run of
+ * neighbouring frames with one bio and settles them through
+ * nswap_dev_backing_done().  Bios come from the device's own mempool-backed
+ * bio set (GFP_NOIO): not from fs_bio_set, whose reserve the swap bios that
+ * wait on these very requests may hold, so reclaim always makes progress.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -33,6 +34,7 @@ int nswap_backing_open(struct nswap_dev *dev)
 {
 	struct block_device *bdev;
 	void *handle;
+	int err;
 
 	atomic64_set(&dev->disk_pages, 0);
 	dev->backing = NULL;
@@ -44,6 +46,14 @@ int nswap_backing_open(struct nswap_dev *dev)
 		       dev->index, dev->backing_path, PTR_ERR(bdev));
 		return PTR_ERR(bdev);
 	}
+	if (nswap_disk_is_ours(bdev->bd_disk) || bdev_read_only(bdev)) {
+		/* an nswap device's I/O would wait on this one's work items */
+		pr_err("nswap%d: backing %s: %s: use a local disk\n", dev->index,
+		       dev->backing_path, bdev_read_only(bdev) ? "read-only" :
+		       "an nswap device cannot back another");
+		nswap_bdev_close(handle, dev);
+		return -EINVAL;
+	}
 	if (bdev_nr_bytes(bdev) < dev->size ||
 	    bdev_logical_block_size(bdev) > NSWAP_PAGE_SIZE) {
 		pr_err("nswap%d: backing %s: %lld bytes in blocks of %u, needs at least the device's %llu bytes in blocks of at most %u: use a larger device or a smaller size\n",
@@ -53,6 +63,11 @@ int nswap_backing_open(struct nswap_dev *dev)
 		       NSWAP_PAGE_SIZE);
 		nswap_bdev_close(handle, dev);
 		return -EINVAL;
+	}
+	err = bioset_init(&dev->backing_bs, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
+	if (err) {
+		nswap_bdev_close(handle, dev);
+		return err;
 	}
 	dev->backing = bdev;
 	dev->backing_handle = handle;
@@ -66,6 +81,7 @@ void nswap_backing_close(struct nswap_dev *dev)
 {
 	if (!dev->backing)
 		return;
+	bioset_exit(&dev->backing_bs);
 	nswap_bdev_close(dev->backing_handle, dev);
 	dev->backing = NULL;
 	dev->backing_handle = NULL;
@@ -79,8 +95,9 @@ static int nswap_backing_rw(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	unsigned int i;
 	int err;
 
-	bio = bio_alloc(dev->backing, end - first,
-			write ? REQ_OP_WRITE : REQ_OP_READ, GFP_NOIO);
+	bio = bio_alloc_bioset(dev->backing, end - first,
+			       write ? REQ_OP_WRITE : REQ_OP_READ, GFP_NOIO,
+			       &dev->backing_bs);
 	bio->bi_iter.bi_sector = cmd->frames[first].slot *
 				 NSWAP_SECTORS_PER_PAGE;
 	for (i = first; i < end; i++) {

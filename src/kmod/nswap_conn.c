@@ -1034,15 +1034,21 @@ struct nswap_conn *nswap_server_pick_conn(struct nswap_server *srv,
 	return NULL;
 }
 
-/* A server that may take a PUTPAGE now: connected, purged, not @avoid and,
- * unless @any, not recently full. */
-static bool nswap_put_eligible(struct nswap_server *srv, int avoid, bool any)
+/*
+ * A server that may take a PUTPAGE now, connected and purged, in pass
+ * @pass of nswap_choose_put_server(): 0 not @avoid and not recently full,
+ * 1 not recently full, 2 any.
+ */
+static bool nswap_put_eligible(struct nswap_server *srv, int avoid,
+			       unsigned int pass)
 {
 	/* acquire: pairs with the release in server_purge */
 	if (!srv || !smp_load_acquire(&srv->purged) || !atomic_read(&srv->nr_up))
 		return false;
-	return any || ((int)srv->index != avoid &&
-		       !time_before(jiffies, READ_ONCE(srv->full_until)));
+	if (pass == 2)
+		return true;
+	return (pass == 1 || (int)srv->index != avoid) &&
+	       !time_before(jiffies, READ_ONCE(srv->full_until));
 }
 
 static struct nswap_place_cand nswap_hint_cand(struct nswap_server *srv)
@@ -1074,7 +1080,7 @@ static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
 	for (k = 0; k < n; k++) {
 		struct nswap_server *srv = READ_ONCE(dev->servers[k]);
 
-		if (nswap_put_eligible(srv, avoid, false) && READ_ONCE(srv->hinted))
+		if (nswap_put_eligible(srv, avoid, 0) && READ_ONCE(srv->hinted))
 			total = nswap_place_add(total, nswap_hint_cand(srv).free);
 	}
 	if (!total)
@@ -1085,7 +1091,7 @@ static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
 		struct nswap_server *srv = READ_ONCE(dev->servers[k]);
 		u64 free;
 
-		if (!nswap_put_eligible(srv, avoid, false) || !READ_ONCE(srv->hinted))
+		if (!nswap_put_eligible(srv, avoid, 0) || !READ_ONCE(srv->hinted))
 			continue;
 		free = nswap_hint_cand(srv).free;
 		for (j = 0; j < 2; j++) {
@@ -1115,9 +1121,10 @@ static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
  * table), the two-choice rule of docs/placement.md among the hinted
  * servers with room.  Otherwise, and when that finds none, round robin
  * over the servers that are connected, purged, not recently full and not
- * known (hinted) to be full; then, with @fallback_any, over any connected
- * server, which answers ENOSPC if it is full (the request is retried
- * within its budget).
+ * known (hinted) to be full, first without @avoid, then with it (a failed
+ * attempt other than ENOSPC does not send the page to disk while its server
+ * has room); then, with @fallback_any, over any connected server, which
+ * answers ENOSPC if it is full (the request is retried within its budget).
  *
  * Return: a server with at least one connection up, or NULL.
  */
@@ -1134,12 +1141,12 @@ struct nswap_server *nswap_choose_put_server(struct nswap_dev *dev,
 			return srv;
 	}
 	start = atomic_inc_return(&dev->rr);
-	for (pass = 0; pass < (fallback_any ? 2 : 1); pass++) {
+	for (pass = 0; pass < (fallback_any ? 3 : 2); pass++) {
 		for (k = 0; k < n; k++) {
 			srv = READ_ONCE(dev->servers[(start + k) % n]);
 			if (!nswap_put_eligible(srv, avoid, pass))
 				continue;
-			if (!pass && READ_ONCE(srv->hinted) &&
+			if (pass < 2 && READ_ONCE(srv->hinted) &&
 			    !nswap_hint_cand(srv).free)
 				continue;
 			return srv;

@@ -63,6 +63,11 @@ struct nswap_dev *nswap_dev_from_disk(struct gendisk *disk)
 	return disk->private_data;
 }
 
+bool nswap_disk_is_ours(struct gendisk *disk)
+{
+	return disk->fops == &nswap_fops;
+}
+
 u64 nswap_dev_gen_snapshot(struct nswap_dev *dev)
 {
 	return (u64)atomic64_read(&dev->next_gen) & NSWAP_SE_GEN_MASK;
@@ -207,12 +212,8 @@ static enum nswap_action nswap_cmd_settle(struct nswap_dev *dev,
 		why = cmd->nowait ? "no server reachable" : "timed out";
 		goto fail;
 	}
-	/*
-	 * An overtaken read is no server's fault, and a full server is
-	 * skipped by the next attempt, which ends on the backing device if
-	 * no server has room: only the budget bounds them.
-	 */
-	if (cmd->failed && !cmd->overtaken && !cmd->full) {
+	/* an overtaken read is no server's fault: only the budget bounds it */
+	if (cmd->failed && !cmd->overtaken) {
 		if (cmd->retries >= READ_ONCE(dev->max_retries)) {
 			why = "retries exhausted";
 			goto fail;
@@ -239,9 +240,12 @@ fail:
 	 * none up while they reconnect, although the server is alive.  A
 	 * server that is really gone costs one more budget: the kernel's
 	 * rewrite of the still-dirty page is a new request that reaches no one.
+	 * With a backing device a write that finds no server goes there, so one
+	 * that still fails (the disk fails too, or it lost every race with
+	 * connections going down) fails as usual.
 	 */
 	if (rq_data_dir(rq) == WRITE && cmd->nowait && !cmd->reached &&
-	    !READ_ONCE(dev->dying)) {
+	    !dev->backing && !READ_ONCE(dev->dying)) {
 		pr_err_ratelimited("%s: write of %u page(s) at slot %llu failed after %u retries: %s; slots marked lost, reading them back gives I/O errors\n",
 				   dev->disk->disk_name, cmd->nr_frames,
 				   cmd->frames[0].slot, cmd->retries, why);
@@ -354,8 +358,15 @@ static void nswap_put_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	case NSWAP_ENOSPC:
 		if (srv)
 			WRITE_ONCE(srv->full_until, jiffies + HZ);
-		if (dev->backing)
-			cmd->full = true;
+		if (dev->backing) {
+			/*
+			 * Not a failure: the next attempt skips the full server
+			 * and ends on the backing device if no server has room
+			 * (no retry counted; the time budget bounds it).
+			 */
+			nswap_frame_finish(dev, cmd, fr, NSWAP_FR_TODO);
+			return;
+		}
 		fallthrough;
 	case NSWAP_ESTALE:
 	case NSWAP_EBADCRC:
@@ -1009,7 +1020,6 @@ static blk_status_t nswap_queue_rq(struct blk_mq_hw_ctx *hctx,
 	cmd->failed = false;
 	cmd->nowait = false;
 	cmd->overtaken = false;
-	cmd->full = false;
 	cmd->backing_todo = false;
 	for (i = 0; i < cmd->nr_frames; i++) {
 		cmd->frames[i].tx_busy = false;
@@ -1024,7 +1034,7 @@ static blk_status_t nswap_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 	spin_lock(&cmd->lock);
 	if (cmd->backing_todo)
-		queue_work(nswap_wq, &cmd->backing_work);
+		queue_work(nswap_backing_wq, &cmd->backing_work);
 	cmd->pending--;
 	act = nswap_cmd_settle(dev, cmd);
 	spin_unlock(&cmd->lock);
@@ -1073,6 +1083,15 @@ static enum blk_eh_timer_return nswap_timeout(struct request *rq)
 
 		spin_unlock(&cmd->lock);
 		return done ? BLK_EH_DONE : BLK_EH_RESET_TIMER;
+	}
+	for (i = 0; i < cmd->nr_frames; i++)
+		if (cmd->frames[i].state == NSWAP_FR_SENT && cmd->frames[i].conn)
+			break;
+	if (i == cmd->nr_frames) {
+		/* only the backing device is still working on it: a slow
+		 * disk is no server's timeout, and its I/O cannot be cut short */
+		spin_unlock(&cmd->lock);
+		return BLK_EH_RESET_TIMER;
 	}
 	for (i = 0; i < cmd->nr_frames; i++) {
 		struct nswap_frame *fr = &cmd->frames[i];
@@ -1271,7 +1290,7 @@ int nswap_dev_power_off(struct nswap_dev *dev)
 	del_gendisk(disk);		/* waits for in-flight requests */
 	nswap_inval_stop(dev);
 	/* a backing work item may still be returning from its last request */
-	flush_workqueue(nswap_wq);
+	flush_workqueue(nswap_backing_wq);
 	nswap_backing_close(dev);
 
 	/*

@@ -78,6 +78,10 @@ MODULE_PARM_DESC(reconnect_max_ms,
 		 "Longest back-off between reconnect attempts in ms (100-600000, default 5000)");
 
 struct workqueue_struct *nswap_wq;
+/* disk fallback I/O (nswap_backing.c): apart from nswap_wq, whose invalidate
+ * work may wait on a stalled server's socket, so that under memory pressure
+ * the rescuer of one never waits behind the other */
+struct workqueue_struct *nswap_backing_wq;
 int nswap_major;
 static DEFINE_IDA(nswap_index_ida);
 
@@ -473,12 +477,15 @@ static ssize_t nswap_backing_store(struct config_item *item,
 				   const char *page, size_t count)
 {
 	struct nswap_dev *dev = to_nswap_dev(item);
-	size_t len = strcspn(page, "\n");
+	size_t len = strcspn(page, "\n"), i;
 	int ret = count;
 
+	for (i = 0; i < len; i++)
+		if (isspace(page[i]))
+			break;
 	if (len >= NSWAP_BACKING_PATH_MAX || (len && page[0] != '/') ||
-	    (page[len] && page[len + 1])) {
-		pr_warn("backing: expected the absolute path of a block device (at most %d bytes, one line), e.g. /dev/vdb, or an empty line for none\n",
+	    i < len || (page[len] && page[len + 1])) {
+		pr_warn("backing: expected the absolute path of a block device (at most %d bytes, no spaces, one line), e.g. /dev/vdb, or an empty line for none\n",
 			NSWAP_BACKING_PATH_MAX - 1);
 		return -EINVAL;
 	}
@@ -767,6 +774,12 @@ static int __init nswap_init(void)
 	nswap_wq = alloc_workqueue("nswap", WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
 	if (!nswap_wq)
 		return -ENOMEM;
+	nswap_backing_wq = alloc_workqueue("nswap_backing",
+					   WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
+	if (!nswap_backing_wq) {
+		err = -ENOMEM;
+		goto err_wq;
+	}
 
 	nswap_major = register_blkdev(0, "nswap");
 	if (nswap_major < 0) {
@@ -788,6 +801,8 @@ static int __init nswap_init(void)
 err_blkdev:
 	unregister_blkdev(nswap_major, "nswap");
 err_wq:
+	if (nswap_backing_wq)
+		destroy_workqueue(nswap_backing_wq);
 	destroy_workqueue(nswap_wq);
 	return err;
 }
@@ -797,6 +812,7 @@ static void __exit nswap_exit(void)
 	/* every item is gone: each one holds a module reference */
 	configfs_unregister_subsystem(&nswap_subsys);
 	unregister_blkdev(nswap_major, "nswap");
+	destroy_workqueue(nswap_backing_wq);
 	destroy_workqueue(nswap_wq);
 	ida_destroy(&nswap_index_ida);
 	pr_info("unloaded\n");
