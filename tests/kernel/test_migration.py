@@ -22,7 +22,14 @@ from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protoco
 
 from harness import migrationpeer, minivm, nswapd
 from tests.integration.test_nswapd_gossip import free_tcp_port, free_udp_port
-from tests.kernel.test_nswap_kmod import GUEST_PRELUDE, HOST_SUITE, KIT_IDS, passed
+from tests.kernel.test_nswap_kmod import (
+    GUEST_PRELUDE,
+    HOST_SUITE,
+    KIT_IDS,
+    VM_MEMORY_MIB,
+    WORKLOAD,
+    passed,
+)
 
 pytestmark = pytest.mark.vm
 
@@ -351,4 +358,98 @@ def test_a_squeezed_server_moves_its_pages_and_every_byte_comes_back(
     assert c_status["gets"] >= pages - 1 and c_status["puts"] == 0, c_status
     assert seen["min_used"] <= 1, (seen, b_log[-3000:])
     assert re.search(r"migration: moved \d+ pages to 127\.0\.0\.3:%d" % c_port, b_log), b_log
+    assert "UNLOADED clean" in result.output
+
+
+GUEST_DRAIN = r"""
+load
+mkdir $cfg && echo 512M > $cfg/size && echo 1 > $cfg/migration || fail "mkdir, size, migration"
+for port in %(b)d %(c)d; do echo "add %(host)s:$port" > $cfg/servers || fail "add"; done
+echo 1 > $cfg/power || fail "power on"
+swap_on
+limit_memory 48M
+run_limited nswap-workload --workload W1 --ratio 2 --passes 3 --seed 12
+wait $!
+echo "workload_exit=$?"
+cat /tmp/wl.json
+sed 's/^/server /' $cfg/servers
+counters
+swapoff /dev/nswap0 || fail swapoff
+teardown
+"""
+
+
+def drain_when_holding(b, pages, seen, errors):
+    """Once B holds `pages` pages of the running workload: drain it (what nswap_server
+    state=drained sends), then watch it empty."""
+    try:
+        deadline = time.monotonic() + 500
+        while b.status()["used_pages"] < pages:
+            if time.monotonic() > deadline:
+                raise AssertionError("B never held %d pages" % pages)
+            time.sleep(0.2)
+        with b.client() as ctl:
+            status, st = ctl.set_cache_limit(0)
+        assert status == proto.OK and st.state_flags & proto.STATE_DRAINING, st
+        seen["drained_from"] = st.used_pages
+        while time.monotonic() < deadline and not seen.get("stop"):
+            st = b.status(check=False)
+            if st and st["used_pages"] == 0:
+                seen["emptied"] = True
+                return
+            time.sleep(0.3)
+    except Exception as exc:  # noqa: BLE001 -- reported by the test
+        errors.append(repr(exc))
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_a_server_drained_while_a_workload_swaps_loses_nothing(kit, nswap_ko, nswapd_bin, workload):
+    """The issue's drain test: a W1 run swaps to B and C (gossiping, migration on); B is
+    drained mid-run (SET_CACHE_LIMIT 0); its pages move to C, whose UPDATEs the client
+    follows while it keeps swapping; every byte verifies and B ends holding no page."""
+    b_gossip, c_gossip = "127.0.0.2", "127.0.0.3"
+    udp = free_udp_port([b_gossip, c_gossip])
+    b_port, c_port = free_tcp_port("0.0.0.0"), free_tcp_port("0.0.0.0")
+    gossip = ["--gossip", "on", "--gossip-port", udp, "--gossip-interval", 100]
+    seen, errors = {}, []
+    with (
+        nswapd.running(
+            nswapd_bin, "--cache-size", "256M", *gossip, "--gossip-address", b_gossip,
+            "--gossip-seeds", c_gossip, listen="0.0.0.0:%d" % b_port,
+        ) as b,
+        nswapd.running(
+            nswapd_bin, "--cache-size", "256M", *gossip, "--gossip-address", c_gossip,
+            "--gossip-seeds", b_gossip, listen="0.0.0.0:%d" % c_port,
+        ) as c,
+    ):  # fmt: skip
+        thread = threading.Thread(
+            target=drain_when_holding, args=(b, 2000, seen, errors), daemon=True
+        )
+        thread.start()
+        result = minivm.run_script(
+            kit,
+            GUEST_PRELUDE + GUEST_DRAIN % dict(host=HOST, b=b_port, c=c_port),
+            modules=[nswap_ko, "crc32c_generic"],
+            files={"/bin/nswap-workload": WORKLOAD},
+            memory_mib=VM_MEMORY_MIB,
+            net="user",
+            timeout_s=600,
+        )
+        seen["stop"] = True
+        thread.join(timeout=30)
+        b_status, c_status = b.status(), c.status()
+        b_log = b.log_text()
+    assert not errors, errors
+    counters, values, runs = passed(result)
+    assert values["workload_exit"] == 0, result.output[-3000:]
+    assert [r["mismatched_pages"] for r in runs] == [0], runs
+    assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
+    # B was drained while it held pages; they moved (the client followed) and B emptied
+    assert seen.get("drained_from", 0) >= 2000 and seen.get("emptied"), (seen, b_log[-3000:])
+    assert counters["migrations"] > 0 and counters["updates_refused"] == 0, counters
+    assert b_status["used_pages"] == 0 and b_status["limit_pages"] == 0, b_status
+    assert c_status["gets"] > 0, c_status  # swapoff read the moved pages from C
+    pages = dict(re.findall(r"^server \S+:(\d+) \S+ pages=(\d+)", result.output, re.M))
+    assert int(pages[str(b_port)]) == 0, pages
+    assert "drain: done, no page is held here" in b_log
     assert "UNLOADED clean" in result.output
