@@ -33,6 +33,7 @@
 
 #include "cache.h"
 #include "config.h"
+#include "followers.h"
 
 /* Feature bits this server implements (see enum nswap_features). */
 #define NSWAPD_FEATURES		(NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_CACHE_LIMIT | \
@@ -140,7 +141,8 @@ struct server {
 	struct gossip_net *gossip;	/* main thread only; NULL with gossip off */
 	struct feed *feed;		/* main thread only; NULL without client_device */
 	struct elastic *elastic;	/* main thread only; NULL with elastic off */
-	struct punter *punter;		/* elastic and gossip on: moves pages away */
+	struct punter *punter;		/* gossip on: moves pages away */
+	struct followers followers;	/* clients whose pages may move (punt.h) */
 	int punt_no_target_logged;
 	/* SET_CACHE_LIMIT 0 (a loop thread sets it): the limit stays 0, elastic
 	 * or not, until a SET_CACHE_LIMIT above 0 ends the drain */

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -104,7 +105,8 @@ static int next_page(struct punter *p, struct cache_meta *out, unsigned char *pa
 		struct cache_meta m = c->meta[idx];	/* racy: checked under the lock */
 		struct cache_shard *sh;
 
-		if (!m.in_use || m.moving || m.hop_count >= NSWAP_MAX_HOPS)
+		if (!m.in_use || m.moving || m.hop_count >= NSWAP_MAX_HOPS ||
+		    !followers_has(p->followers, p->nfollowers, m.client_id))
 			continue;
 		sh = cache_lock(c, m.client_id, m.slot);
 		if (cache_lookup(c, sh, m.client_id, m.slot) == idx && !c->meta[idx].moving) {
@@ -157,6 +159,16 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 	int fd, st = NSWAP_OK;
 
 	inet_ntop(AF_INET, &a, name, sizeof(name));
+	p->nfollowers = followers_snapshot(&p->srv->followers, p->followers);
+	if (!next_page(p, &m, page)) {
+		if (!p->stuck_logged)
+			log_msg(L_WARN, "migration: the pages over the limit cannot move: their "
+				"owners do not follow moves (nswap.ko migration = 0, or not "
+				"connected) or went %d hops; they stay here", NSWAP_MAX_HOPS);
+		p->stuck_logged = 1;
+		return 0;
+	}
+	p->stuck_logged = 0;
 	fd = connect_to(p, addr, port, rbuf);
 	if (fd < 0) {
 		atomic_fetch_add(&p->failures, 1);
@@ -164,8 +176,9 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 			"migration failed); trying again at the next check", name, port);
 		return 0;
 	}
-	while (moved < want && !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
-	       over_limit(&p->srv->cache) && next_page(p, &m, page)) {
+	/* the first page was found above, before connecting */
+	for (int first = 1; moved < want && !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
+	     over_limit(&p->srv->cache) && (first || next_page(p, &m, page)); first = 0) {
 		struct frame_hdr h = { .magic = NSWAP_MAGIC, .version = NSWAP_PROTO_VERSION,
 				       .type = NSWAP_PUNTPAGE, .tag = tag++,
 				       .client_id = m.client_id, .slot = m.slot,
@@ -228,11 +241,18 @@ int punter_start(struct punter *p, struct server *srv, uint64_t self_id)
 	memset(p, 0, sizeof(*p));
 	p->srv = srv;
 	p->self_id = self_id;
+	p->followers = calloc(srv->followers.cap ? srv->followers.cap : 1, sizeof(uint64_t));
+	if (!p->followers) {
+		log_msg(L_ERR, "migration: out of memory");
+		return -1;
+	}
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	err = pthread_create(&p->thread, NULL, punter_main, p);
 	if (err) {
 		log_msg(L_ERR, "migration: cannot start the page mover: %s", strerror(err));
+		free(p->followers);
+		p->followers = NULL;
 		return -1;
 	}
 	p->started = 1;
@@ -259,4 +279,6 @@ void punter_stop(struct punter *p)
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL);
 	p->started = 0;
+	free(p->followers);
+	p->followers = NULL;
 }

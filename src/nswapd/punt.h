@@ -7,7 +7,8 @@
  * and which member of the gossip table takes them (ALIVE, the most free
  * pages).  The thread connects to it (HELLO with NSWAP_FEAT_MIGRATION, as
  * this node), and sends PUNTPAGE for pages it holds, one at a time, each
- * with its hop count + 1.  A page the target took is marked `moving`: it
+ * with its hop count + 1: only pages of clients that follow moves
+ * (followers.h), whose owner will hear the target's UPDATE.  A page the target took is marked `moving`: it
  * stays here, readable, until its owner, told by the target (UPDATE),
  * invalidates this copy; it is not sent again.  A refusal (ENOSPC, ESTALE),
  * a lost connection or a target that stops answering ends the round; the
@@ -34,6 +35,9 @@ struct punter {
 	uint64_t want;			/* pages to move */
 	int stop;
 	uint32_t cursor;		/* thread only: where the scan goes on */
+	uint64_t *followers;		/* thread only: snapshot, room for max_clients */
+	uint32_t nfollowers;
+	int stuck_logged;		/* thread only: "cannot move" said */
 	_Atomic uint64_t punted, refused, failures;
 };
 

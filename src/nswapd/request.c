@@ -184,6 +184,8 @@ static void do_hello(struct loop *l, struct conn *c, const struct frame_hdr *h,
 	memcpy(c->name, in.name, sizeof(c->name));
 	/* Atomic: connections on other loops say HELLO at the same time. */
 	atomic_fetch_add(&l->srv->nclients, 1);
+	if (c->features & NSWAP_FEAT_MIGRATION)
+		followers_add(&l->srv->followers, c->client_id);
 
 	out.min_version = out.max_version = (uint16_t)hi;
 	out.features = c->features;

@@ -449,6 +449,10 @@ int server_init(struct server *s, const struct config *cfg)
 			(unsigned long long)cfg->cache_bytes, strerror(errno));
 		return -1;
 	}
+	if (followers_init(&s->followers, cfg->max_clients) != 0) {
+		log_msg(L_ERR, "out of memory");
+		return -1;
+	}
 	long phys = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 
 	if (phys > 0 && psize > 0 && cfg->cache_bytes > (uint64_t)phys * (uint64_t)psize)
@@ -868,6 +872,7 @@ void server_destroy(struct server *s)
 		free(s->punter);
 		s->punter = NULL;
 	}
+	followers_free(&s->followers);
 	if (s->elastic_tfd >= 0)
 		close(s->elastic_tfd);
 	s->elastic_tfd = -1;

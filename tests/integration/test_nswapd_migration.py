@@ -311,3 +311,32 @@ def test_a_drain_moves_every_page_away_and_ends_with_a_limit_above_zero(nswapd_b
     log = b_srv.log_text()
     assert re.search(r"drain: cache limit \d+ -> 0 pages, %d held; they move" % pages, log), log
     assert re.search(r"drain ended: cache limit 0 -> 128 pages", log), log
+
+
+def test_only_pages_of_clients_that_follow_moves_are_moved(nswapd_bin):
+    """A drain moves the pages of an owner that negotiated migration with B, not those of
+    one that did not (it would never hear where they went: they would be orphans on C,
+    and it reads them from B anyway); those stay, said once in the log."""
+    one_mib = ["--cache-size", "1M"]
+    plain_id = 0xD0D0
+    with servers_b_and_c(nswapd_bin, one_mib, one_mib) as (b_srv, c_srv, to_b, to_c):
+        with b_srv.client() as plain:
+            plain.hello(plain_id, "plain")  # no FEAT_MIGRATION
+            for s in range(10):
+                assert to_b.put(s, 1, page(s, 1)) == proto.OK
+                assert plain.put(s, 1, page(s, 1)) == proto.OK
+            with b_srv.client() as ctl:
+                assert ctl.set_cache_limit(0)[0] == proto.OK
+            moved = {next_update(to_c, timeout=20)[1] for _ in range(10)}
+            assert moved == set(range(10))
+            for s in moved:  # the owner that follows drops B's copies
+                frame = to_b.request(
+                    proto.INVALIDATE, slot=s, generation=1, hop_count=0, flags=proto.F_HOP
+                )
+                assert frame.status == proto.OK
+            assert b_srv.wait_log(r"pages over the limit cannot move: their owners do not follow")
+            assert b_srv.status()["used_pages"] == 10  # the plain client's, still readable
+            assert plain.get(3, 1) == (proto.OK, page(3, 1))
+            assert c_srv.status()["used_pages"] == 10  # no orphan of the plain client's
+        # the plain client gone (its connections closed), nothing changes by itself
+        assert b_srv.status()["used_pages"] == 10

@@ -12,6 +12,7 @@ The second: the pages are punted to a real nswapd, whose UPDATEs the client foll
 third: a real nswapd whose elastic cache is squeezed punts them itself.
 """
 
+import contextlib
 import re
 import struct
 import threading
@@ -269,6 +270,27 @@ def test_pages_punted_to_nswapd_are_found_there_through_its_updates(kit, nswap_k
     assert "UNLOADED clean" in result.output
 
 
+@contextlib.contextmanager
+def gossiping_b_and_c(nswapd_bin, b_args, c_args):
+    """nswapd B and C for a mini-VM client (on every host address, reached at 10.0.2.2),
+    gossiping on 127.0.0.2 and 127.0.0.3 (each the other's seed, 100 ms rounds), so that
+    either can move pages to the other: yields (B, C)."""
+    b_gossip, c_gossip = "127.0.0.2", "127.0.0.3"
+    gossip = ["--gossip", "on", "--gossip-interval", 100]
+    gossip += ["--gossip-port", free_udp_port([b_gossip, c_gossip])]
+    with (
+        nswapd.running(
+            nswapd_bin, *gossip, "--gossip-address", b_gossip, "--gossip-seeds", c_gossip,
+            *b_args, listen="0.0.0.0:%d" % free_tcp_port("0.0.0.0"),
+        ) as b,
+        nswapd.running(
+            nswapd_bin, *gossip, "--gossip-address", c_gossip, "--gossip-seeds", b_gossip,
+            *c_args, listen="0.0.0.0:%d" % free_tcp_port("0.0.0.0"),
+        ) as c,
+    ):  # fmt: skip
+        yield b, c
+
+
 GUEST_SQUEEZED = r"""
 load
 mkdir $cfg && echo 64M > $cfg/size && echo 1 > $cfg/migration || fail "mkdir, size, migration"
@@ -313,25 +335,16 @@ def test_a_squeezed_server_moves_its_pages_and_every_byte_comes_back(
     pages to C (the gossip member with room); C's UPDATEs move them in the client, which
     drops B's copies: every byte verified, B ends holding none of the moved pages."""
     pages = 2048
-    b_gossip, c_gossip = "127.0.0.2", "127.0.0.3"
-    udp = free_udp_port([b_gossip, c_gossip])
-    b_port, c_port = free_tcp_port("0.0.0.0"), free_tcp_port("0.0.0.0")
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemAvailable:    1048576 kB\n")
-    gossip = ["--gossip", "on", "--gossip-port", udp, "--gossip-interval", 100]
+    elastic = [
+        "--cache-size", "16M", "--elastic", "on", "--elastic-step", "16M",
+        "--elastic-reserve", "64M", "--elastic-interval", 100, "--meminfo-file", meminfo,
+        "--pressure-file", "",
+    ]  # fmt: skip
     seen, errors = {}, []
-    with (
-        nswapd.running(
-            nswapd_bin, "--cache-size", "16M", *gossip, "--gossip-address", b_gossip,
-            "--gossip-seeds", c_gossip, "--elastic", "on", "--elastic-step", "16M",
-            "--elastic-reserve", "64M", "--elastic-interval", 100, "--meminfo-file", meminfo,
-            "--pressure-file", "", listen="0.0.0.0:%d" % b_port,
-        ) as b,
-        nswapd.running(
-            nswapd_bin, "--cache-size", "64M", *gossip, "--gossip-address", c_gossip,
-            "--gossip-seeds", b_gossip, listen="0.0.0.0:%d" % c_port,
-        ) as c,
-    ):  # fmt: skip
+    with gossiping_b_and_c(nswapd_bin, elastic, ["--cache-size", "64M"]) as (b, c):
+        b_port, c_port = b.port, c.port
         thread = threading.Thread(
             target=squeeze, args=(b, meminfo, pages, seen, errors), daemon=True
         )
@@ -407,21 +420,10 @@ def test_a_server_drained_while_a_workload_swaps_loses_nothing(kit, nswap_ko, ns
     """The issue's drain test: a W1 run swaps to B and C (gossiping, migration on); B is
     drained mid-run (SET_CACHE_LIMIT 0); its pages move to C, whose UPDATEs the client
     follows while it keeps swapping; every byte verifies and B ends holding no page."""
-    b_gossip, c_gossip = "127.0.0.2", "127.0.0.3"
-    udp = free_udp_port([b_gossip, c_gossip])
-    b_port, c_port = free_tcp_port("0.0.0.0"), free_tcp_port("0.0.0.0")
-    gossip = ["--gossip", "on", "--gossip-port", udp, "--gossip-interval", 100]
     seen, errors = {}, []
-    with (
-        nswapd.running(
-            nswapd_bin, "--cache-size", "256M", *gossip, "--gossip-address", b_gossip,
-            "--gossip-seeds", c_gossip, listen="0.0.0.0:%d" % b_port,
-        ) as b,
-        nswapd.running(
-            nswapd_bin, "--cache-size", "256M", *gossip, "--gossip-address", c_gossip,
-            "--gossip-seeds", b_gossip, listen="0.0.0.0:%d" % c_port,
-        ) as c,
-    ):  # fmt: skip
+    size = ["--cache-size", "256M"]
+    with gossiping_b_and_c(nswapd_bin, size, size) as (b, c):
+        b_port, c_port = b.port, c.port
         thread = threading.Thread(
             target=drain_when_holding, args=(b, 2000, seen, errors), daemon=True
         )
