@@ -47,6 +47,7 @@ REPLY = 0x80
 F_RANGE = 1 << 0
 F_NOREPLY = 1 << 1
 F_HOP = 1 << 2  # INVALIDATE: only copies (generation, hop_count) or older (needs migration)
+F_SWEEP = 1 << 3  # INVALIDATE: only PUTPAGE copies (hop 0) of generation or older (needs sweep)
 F_AUTH = 1 << 8  # reserved
 F_ENCRYPTED = 1 << 9  # reserved
 
@@ -68,6 +69,7 @@ FEAT_MIGRATION = 1 << 1  # PUNTPAGE/UPDATE
 FEAT_AUTH = 1 << 2  # reserved
 FEAT_ENCRYPTION = 1 << 3  # reserved
 FEAT_CACHE_LIMIT = 1 << 4
+FEAT_SWEEP = 1 << 5
 
 # STATUS state_flags bits
 STATE_OVER_LIMIT = 1 << 0  # more pages stored than the limit: new slots get ENOSPC

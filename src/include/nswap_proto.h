@@ -62,6 +62,7 @@ enum nswap_flags {
 	NSWAP_F_RANGE		= 1U << 0,	/* INVALIDATE: payload is __le64 slot count from `slot` */
 	NSWAP_F_NOREPLY		= 1U << 1,	/* INVALIDATE: sender wants no reply (fire and forget) */
 	NSWAP_F_HOP		= 1U << 2,	/* INVALIDATE: only copies (generation, hop_count) or older */
+	NSWAP_F_SWEEP		= 1U << 3,	/* INVALIDATE: only copies written by PUTPAGE (hop_count 0), generation or older */
 	NSWAP_F_AUTH		= 1U << 8,	/* reserved: payload ends in a MAC trailer */
 	NSWAP_F_ENCRYPTED	= 1U << 9,	/* reserved: page payload is encrypted */
 };
@@ -87,6 +88,7 @@ enum nswap_features {
 	NSWAP_FEAT_AUTH			= 1U << 2,	/* reserved: per-message MAC */
 	NSWAP_FEAT_ENCRYPTION		= 1U << 3,	/* reserved: page encryption */
 	NSWAP_FEAT_CACHE_LIMIT		= 1U << 4,	/* server takes SET_CACHE_LIMIT (from loopback) */
+	NSWAP_FEAT_SWEEP		= 1U << 5,	/* INVALIDATE takes NSWAP_F_SWEEP */
 };
 
 /* Bits of nswap_status_reply.state_flags. */

@@ -109,6 +109,8 @@ struct nswap_stats {
 	u64 disk_writes;		/* pages written to the backing device */
 	u64 disk_reads;			/* pages read from the backing device */
 	u64 disk_errors;		/* backing device I/O errors (retried) */
+	u64 sweeps;			/* dead-page sweeps done (whole slot map) */
+	u64 sweep_invalidates;		/* their NSWAP_F_SWEEP INVALIDATE frames */
 	u64 lat[NSWAP_LAT_BUCKETS];	/* PUT/GET round trips */
 };
 
@@ -206,6 +208,7 @@ struct nswap_inval {
 };
 
 #define NSWAP_INVAL_ANY_HOP	0xff	/* no NSWAP_F_HOP: generations alone */
+#define NSWAP_INVAL_SWEEP	0xfe	/* NSWAP_F_SWEEP: written copies only */
 
 struct nswap_dev {
 	struct config_item item;
@@ -234,6 +237,11 @@ struct nswap_dev {
 	void *backing_handle;
 	struct bio_set backing_bs;	/* its own bios: see nswap_backing.c */
 	atomic64_t disk_pages;		/* slot map entries on the backing device */
+	/* dead-page sweep (nswap_sweep.c): every sweep_interval_s, 0 = off */
+	unsigned int sweep_interval_s;
+	bool sweep_stop;
+	u64 sweep_cursor;		/* work item only: where the walk goes on */
+	struct delayed_work sweep_work;
 
 	/* open accounting: power off refuses while open */
 	spinlock_t open_lock;
@@ -394,6 +402,11 @@ void nswap_tx_frame_end(struct nswap_conn *conn, struct nswap_frame *frame,
 u64 nswap_dev_gen_snapshot(struct nswap_dev *dev);
 void nswap_dev_backing_done(struct nswap_cmd *cmd, unsigned int first,
 			    unsigned int end, u32 cookie, int err);
+
+/* nswap_sweep.c: dead-page sweep */
+void nswap_sweep_start(struct nswap_dev *dev);
+void nswap_sweep_reschedule(struct nswap_dev *dev);
+void nswap_sweep_stop(struct nswap_dev *dev);
 
 /* nswap_backing.c: disk fallback */
 int nswap_backing_open(struct nswap_dev *dev);

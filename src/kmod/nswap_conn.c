@@ -504,6 +504,7 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 	/* migration only when asked: an UPDATE moves a page on the word of
 	 * the server that sends it, which nothing authenticates yet */
 	hello.features = cpu_to_le32(NSWAP_FEAT_RANGE_INVALIDATE |
+				     NSWAP_FEAT_SWEEP |
 				     (dev->migration ? NSWAP_FEAT_MIGRATION : 0));
 	strscpy(hello.name, init_utsname()->nodename, sizeof(hello.name));
 	nswap_hdr_init(&hdr, NSWAP_PROTO_VERSION, NSWAP_HELLO, 0, 0,
@@ -533,7 +534,8 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 	}
 	conn->version = ver;
 	conn->features = le32_to_cpu(rep->features) &
-			 (NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_MIGRATION);
+			 (NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_MIGRATION |
+			  NSWAP_FEAT_SWEEP);
 	WRITE_ONCE(srv->capacity_pages, le64_to_cpu(rep->capacity_pages));
 	return 0;
 }
@@ -1172,7 +1174,8 @@ static void nswap_hdr_set_hop(struct nswap_hdr *hdr, u8 hop)
  * @gen: drop pages whose stored generation is <= @gen (U64_MAX: any)
  * @hop: NSWAP_INVAL_ANY_HOP, or only pages (@gen, @hop) or older: sent with
  *	NSWAP_F_HOP where the connection negotiated migration, else as a plain
- *	generation compare
+ *	generation compare; or NSWAP_INVAL_SWEEP: NSWAP_F_SWEEP, only where the
+ *	connection negotiated it (-EOPNOTSUPP otherwise)
  * @noreply: set NSWAP_F_NOREPLY
  *
  * Ranges need NSWAP_FEAT_RANGE_INVALIDATE; without it a range of up to
@@ -1196,11 +1199,17 @@ int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 	conn = nswap_server_pick_conn(srv, atomic_inc_return(&srv->rr));
 	if (!conn)
 		return -ENOTCONN;
-	if (hop == NSWAP_INVAL_ANY_HOP ||
-	    !(conn->features & NSWAP_FEAT_MIGRATION))
+	if (hop == NSWAP_INVAL_SWEEP) {
+		if (!(conn->features & NSWAP_FEAT_SWEEP))
+			return -EOPNOTSUPP;
+		flags |= NSWAP_F_SWEEP;
 		hop = NSWAP_INVAL_ANY_HOP;
-	else
+	} else if (hop == NSWAP_INVAL_ANY_HOP ||
+		   !(conn->features & NSWAP_FEAT_MIGRATION)) {
+		hop = NSWAP_INVAL_ANY_HOP;
+	} else {
 		flags |= NSWAP_F_HOP;
+	}
 	if (count > 1 && (conn->features & NSWAP_FEAT_RANGE_INVALIDATE)) {
 		lecount = cpu_to_le64(count);
 		nswap_hdr_init(&hdr, conn->version, NSWAP_INVALIDATE,

@@ -1247,6 +1247,7 @@ int nswap_dev_power_on(struct nswap_dev *dev)
 	err = device_add_disk(NULL, disk, nswap_disk_groups);
 	if (err)
 		goto err_servers;
+	nswap_sweep_start(dev);
 
 	pr_info("%s: %llu MiB, %u server slot(s), client_id 0x%016llx\n",
 		disk->disk_name, dev->size >> 20, dev->nr_servers,
@@ -1288,6 +1289,7 @@ int nswap_dev_power_off(struct nswap_dev *dev)
 	spin_unlock(&dev->open_lock);
 
 	del_gendisk(disk);		/* waits for in-flight requests */
+	nswap_sweep_stop(dev);
 	nswap_inval_stop(dev);
 	/* a backing work item may still be returning from its last request */
 	flush_workqueue(nswap_backing_wq);

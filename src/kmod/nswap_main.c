@@ -502,6 +502,28 @@ static ssize_t nswap_backing_store(struct config_item *item,
 	return ret;
 }
 
+static ssize_t nswap_sweep_interval_s_show(struct config_item *item,
+					   char *page)
+{
+	return sprintf(page, "%u\n",
+		       READ_ONCE(to_nswap_dev(item)->sweep_interval_s));
+}
+
+static ssize_t nswap_sweep_interval_s_store(struct config_item *item,
+					    const char *page, size_t count)
+{
+	struct nswap_dev *dev = to_nswap_dev(item);
+	unsigned int v;
+
+	if (nswap_parse_uint("sweep_interval_s", page, 0, 86400, &v))
+		return -EINVAL;
+	mutex_lock(&dev->cfg_lock);
+	WRITE_ONCE(dev->sweep_interval_s, v);
+	nswap_sweep_reschedule(dev);
+	mutex_unlock(&dev->cfg_lock);
+	return count;
+}
+
 static ssize_t nswap_client_id_show(struct config_item *item, char *page)
 {
 	return sprintf(page, "0x%016llx\n", to_nswap_dev(item)->client_id);
@@ -577,6 +599,7 @@ CONFIGFS_ATTR(nswap_, power);
 CONFIGFS_ATTR(nswap_, placement);
 CONFIGFS_ATTR(nswap_, migration);
 CONFIGFS_ATTR(nswap_, backing);
+CONFIGFS_ATTR(nswap_, sweep_interval_s);
 CONFIGFS_ATTR_RO(nswap_, index);
 
 static struct configfs_attribute *nswap_dev_attrs[] = {
@@ -590,6 +613,7 @@ static struct configfs_attribute *nswap_dev_attrs[] = {
 	&nswap_attr_placement,
 	&nswap_attr_migration,
 	&nswap_attr_backing,
+	&nswap_attr_sweep_interval_s,
 	&nswap_attr_index,
 	NULL,
 };

@@ -92,6 +92,10 @@ static struct nswap_stat_attr nswap_stat_attr_list[] = {
 	  offsetof(struct nswap_stats, disk_reads) },
 	{ __ATTR(disk_errors, 0444, nswap_stat_show, NULL),
 	  offsetof(struct nswap_stats, disk_errors) },
+	{ __ATTR(sweeps, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, sweeps) },
+	{ __ATTR(sweep_invalidates, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, sweep_invalidates) },
 };
 
 static ssize_t inflight_show(struct device *d, struct device_attribute *attr,
@@ -143,6 +147,8 @@ static struct attribute *nswap_stat_attrs[] = {
 	&nswap_stat_attr_list[13].attr.attr,
 	&nswap_stat_attr_list[14].attr.attr,
 	&nswap_stat_attr_list[15].attr.attr,
+	&nswap_stat_attr_list[16].attr.attr,
+	&nswap_stat_attr_list[17].attr.attr,
 	&dev_attr_inflight.attr,
 	&dev_attr_disk_pages.attr,
 	&dev_attr_latency_hist.attr,

@@ -119,11 +119,17 @@ void cache_remove(struct cache *c, struct cache_shard *sh, uint32_t idx);
 int cache_set_limit(struct cache *c, uint64_t pages);
 /* INVALIDATE's rule: a stored copy is dropped when (generation, hop_count)
  * is at most the request's, in that order; CACHE_ANY_HOP (no NSWAP_F_HOP)
- * compares generations alone. */
+ * compares generations alone; CACHE_SWEEP (NSWAP_F_SWEEP, a client's
+ * dead-page sweep) drops only copies a PUTPAGE stored (hop_count 0) of at
+ * most that generation: a moved copy may be one the client is about to
+ * hear of (UPDATE). */
 #define CACHE_ANY_HOP	256U
+#define CACHE_SWEEP	512U
 static inline int cache_older(const struct cache_meta *m, uint64_t generation,
 			      unsigned int hop)
 {
+	if (hop == CACHE_SWEEP)
+		return m->hop_count == 0 && m->generation <= generation;
 	return m->generation < generation ||
 	       (m->generation == generation && m->hop_count <= hop);
 }

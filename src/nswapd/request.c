@@ -90,9 +90,13 @@ const char *request_check(const struct conn *c, const struct frame_hdr *h, int h
 			     (unsigned int)h->length);
 		break;
 	case NSWAP_INVALIDATE:
-		allowed_flags = NSWAP_F_RANGE | NSWAP_F_NOREPLY | NSWAP_F_HOP;
+		allowed_flags = NSWAP_F_RANGE | NSWAP_F_NOREPLY | NSWAP_F_HOP | NSWAP_F_SWEEP;
 		if ((h->flags & NSWAP_F_HOP) && !(c->features & NSWAP_FEAT_MIGRATION))
 			FAIL("NSWAP_F_HOP without negotiated NSWAP_FEAT_MIGRATION");
+		if ((h->flags & NSWAP_F_SWEEP) && !(c->features & NSWAP_FEAT_SWEEP))
+			FAIL("NSWAP_F_SWEEP without negotiated NSWAP_FEAT_SWEEP");
+		if ((h->flags & NSWAP_F_SWEEP) && (h->flags & NSWAP_F_HOP))
+			FAIL("NSWAP_F_SWEEP and NSWAP_F_HOP together");
 		if ((h->flags & NSWAP_F_RANGE) && !(c->features & NSWAP_FEAT_RANGE_INVALIDATE))
 			FAIL("NSWAP_F_RANGE without negotiated NSWAP_FEAT_RANGE_INVALIDATE");
 		if ((h->flags & NSWAP_F_RANGE) && h->length != 8)
@@ -299,7 +303,8 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 {
 	struct cache *cache = &l->srv->cache;
 	int reply = !(h->flags & NSWAP_F_NOREPLY);
-	unsigned int hop = (h->flags & NSWAP_F_HOP) ? h->hop_count : CACHE_ANY_HOP;
+	unsigned int hop = (h->flags & NSWAP_F_SWEEP) ? CACHE_SWEEP :
+			   (h->flags & NSWAP_F_HOP) ? h->hop_count : CACHE_ANY_HOP;
 
 	if (h->flags & NSWAP_F_RANGE) {
 		uint64_t count = get_le64(payload);

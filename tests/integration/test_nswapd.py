@@ -157,7 +157,10 @@ def test_hello_put_get_invalidate_roundtrip(server):
         assert reply.min_version == reply.max_version == 1 == c.version
         # the intersection
         assert reply.features == (
-            proto.FEAT_RANGE_INVALIDATE | proto.FEAT_CACHE_LIMIT | proto.FEAT_MIGRATION
+            proto.FEAT_RANGE_INVALIDATE
+            | proto.FEAT_CACHE_LIMIT
+            | proto.FEAT_MIGRATION
+            | proto.FEAT_SWEEP
         )
         assert reply.capacity_pages == 1024
         assert reply.name == "pytest-srv"

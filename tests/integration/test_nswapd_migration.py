@@ -177,6 +177,39 @@ def test_f_hop_needs_migration(start_server):
     assert srv.wait_log(r"protocol violation: NSWAP_F_HOP without negotiated NSWAP_FEAT_MIGRATION")
 
 
+def test_a_sweep_drops_only_written_copies_up_to_its_generation(start_server):
+    """NSWAP_F_SWEEP (a client's dead-page sweep): a range INVALIDATE that drops the copies
+    a PUTPAGE stored (hop 0) of at most its generation, and keeps moved ones (hop >= 1) and
+    newer ones; it needs NSWAP_FEAT_SWEEP, and never goes with NSWAP_F_HOP."""
+    srv = start_server("--cache-size", "64K")  # 16 pages
+    sweep = MIGRATION | proto.FEAT_SWEEP
+    with srv.client() as a, srv.client() as b:
+        assert a.hello(OWNER, "owner", features=sweep).features & proto.FEAT_SWEEP
+        b.hello(SERVER_B, "server-b", features=MIGRATION)
+        for s in range(4):
+            assert a.put(s, 10 + s, page(s, 10 + s)) == proto.OK  # generations 10-13
+        assert punt(b, 4, 5, 1) == proto.OK  # a moved copy, old generation
+        next_update(a)
+        frame = a.request(
+            proto.INVALIDATE, struct.pack("<Q", 8), slot=0, generation=11,
+            flags=proto.F_SWEEP | proto.F_RANGE,
+        )  # fmt: skip
+        assert frame.status == proto.OK
+        assert [a.get(s, 10 + s)[0] for s in range(4)] == [proto.ENOENT] * 2 + [proto.OK] * 2
+        assert a.get(4, 5) == (proto.OK, page(4, 5))
+        assert srv.status()["used_pages"] == 3
+        a.send(
+            proto.INVALIDATE, slot=2, generation=20, hop_count=0, flags=proto.F_SWEEP | proto.F_HOP
+        )
+        assert a.recv().status == proto.EPROTO
+    with srv.client() as plain:
+        plain.hello(OWNER, "plain", features=MIGRATION)
+        plain.send(proto.INVALIDATE, slot=2, generation=20, flags=proto.F_SWEEP)
+        assert plain.recv().status == proto.EPROTO
+    assert srv.wait_log(r"protocol violation: NSWAP_F_SWEEP and NSWAP_F_HOP together")
+    assert srv.wait_log(r"protocol violation: NSWAP_F_SWEEP without negotiated NSWAP_FEAT_SWEEP")
+
+
 # --- the sending server: a shrunk elastic cache moves its pages (punt.c) ---------------
 
 
