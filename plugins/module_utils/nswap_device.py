@@ -27,11 +27,24 @@ PAGE = 4096
 MAX_SIZE = 16 << 40
 MAX_SERVERS = 64
 # attribute: (lowest, highest) as nswap.ko accepts them
-RANGES = dict(connections_per_server=(1, 16), timeout_ms=(100, 3600000), retries=(0, 100))
+RANGES = dict(
+    connections_per_server=(1, 16),
+    timeout_ms=(100, 3600000),
+    retries=(0, 100),
+    sweep_interval_s=(0, 86400),
+)
 # attributes nswap.ko refuses to change while the device is powered on
 OFFLINE_ONLY = ("size", "connections_per_server", "migration", "backing")
 # the attributes set from module options, in the order they are written
-SETTINGS = ("size", "connections_per_server", "timeout_ms", "retries", "migration", "backing")
+SETTINGS = (
+    "size",
+    "connections_per_server",
+    "timeout_ms",
+    "retries",
+    "migration",
+    "backing",
+    "sweep_interval_s",
+)
 # nswap.ko's limit on the backing attribute (NSWAP_BACKING_PATH_MAX - 1)
 MAX_BACKING_PATH = 255
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,31}$")
@@ -116,6 +129,7 @@ def wanted_config(params, servers):
         retries=check_range("retries", params["retries"]),
         migration=None if params.get("migration") is None else int(params["migration"]),
         backing=check_backing(params.get("backing")),
+        sweep_interval_s=check_range("sweep_interval_s", params.get("sweep_interval_s")),
     )
 
 
@@ -162,6 +176,7 @@ def config_of(item):
         retries=item["retries"],
         migration=item.get("migration"),
         backing=item.get("backing"),
+        sweep_interval_s=item.get("sweep_interval_s"),
         powered=item["power"] == 1,
         index=item["index"],
     )

@@ -34,6 +34,7 @@ CONFIG_NUMBERS = (
     "timeout_ms",
     "retries",
     "migration",
+    "sweep_interval_s",
     "power",
     "index",
 )

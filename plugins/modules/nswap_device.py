@@ -104,6 +104,14 @@ options:
       - V("") for none.  Not set, the device's setting is left as it is.
       - Changed only while the device is powered off (a power cycle when it is not in use).
     type: str
+  sweep_interval_s:
+    description:
+      - Seconds between the device's dead-page sweeps (nswap.ko configfs
+        C(sweep_interval_s)) - each tells the servers to drop copies of slots they do not
+        hold for the device now (left by lost INVALIDATEs), V(0) to V(86400); V(0) (the
+        default of nswap.ko) is off.
+      - Changed at any time, without a power cycle.  Not set, left as it is.
+    type: int
   probe_timeout:
     description:
       - Seconds to wait for each new server's reply to a STATUS request; V(0) skips the probe.
@@ -492,6 +500,7 @@ class NswapDevice(object):
             "retries",
             "migration",
             "backing",
+            "sweep_interval_s",
             "powered",
         )
         return dict((key, attrs[key]) for key in keys if key in attrs)
@@ -509,6 +518,7 @@ def main():
             retries=dict(type="int"),
             migration=dict(type="bool"),
             backing=dict(type="str"),
+            sweep_interval_s=dict(type="int"),
             probe_timeout=dict(type="float", default=5.0),
         ),
         supports_check_mode=True,

@@ -161,6 +161,10 @@ nswap:
           description: 1 when the device follows pages servers move (UPDATE); null from a
             module without the attribute.
           type: int
+        sweep_interval_s:
+          description: Seconds between dead-page sweeps, 0 when off; null from a module
+            without the attribute.
+          type: int
         backing:
           description: The disk fallback device (a block device path), V("") for none; null
             from a module without the attribute.  C(counters.disk_pages) says how many

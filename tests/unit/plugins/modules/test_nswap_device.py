@@ -69,6 +69,7 @@ class FakeNswapKo:
             ("retries", 3),
             ("migration", 0),
             ("backing", ""),
+            ("sweep_interval_s", 0),
             ("client_id", "0x0000000000001234"),
             ("power", 0),
             ("index", index),
@@ -230,6 +231,7 @@ def test_creates_configures_and_powers_on(monkeypatch, ko):
         retries=5,
         migration=0,
         backing="",
+        sweep_interval_s=0,
         powered=True,
     )
     assert result["counters"] == dict(puts=0, gets=0, errors=0, latency_hist=[[0, 0], [2, 0]])
@@ -626,3 +628,19 @@ def test_a_backing_device_the_kernel_refuses_leaves_the_device_as_it_was(
     assert ko.attr(item, "backing") == ""
     # restored: old backing written back; power on again refused here by the fake, so off
     assert ("nswap0", "backing", "") in ko.writes
+
+
+def test_sweep_interval_changes_without_a_power_cycle(monkeypatch, ko):
+    ko.create()
+    failed, result = present(monkeypatch, sweep_interval_s=600)
+    assert not failed, result.get("msg")
+    assert ko.writes == [("nswap0", "sweep_interval_s", "600")]
+    assert result["config"]["sweep_interval_s"] == 600
+    ko.writes = []
+    failed, result = present(monkeypatch, sweep_interval_s=600)
+    assert not failed and not result["changed"] and ko.writes == []
+    failed, result = present(monkeypatch, sweep_interval_s=86401)
+    assert (
+        failed
+        and "sweep_interval_s=86401 is out of range; nswap accepts 0..86400" in (result["msg"])
+    )
