@@ -195,6 +195,7 @@ struct nswap_server {
 	 * device's invalidate ring */
 	struct ratelimit_state refused_rs;
 	atomic64_t pages;		/* slot map entries naming this server */
+	bool sweep_wanted;		/* an INVALIDATE for it was dropped */
 };
 
 /* Invalidate queue entry: drop [slot, slot + count) where stored gen <= gen. */
@@ -241,6 +242,8 @@ struct nswap_dev {
 	unsigned int sweep_interval_s;
 	bool sweep_stop;
 	u64 sweep_cursor;		/* work item only: where the walk goes on */
+	unsigned long sweep_walks;	/* work item only: walks begun */
+	DECLARE_BITMAP(sweep_servers, NSWAP_MAX_SERVERS);	/* in this walk */
 	struct delayed_work sweep_work;
 
 	/* open accounting: power off refuses while open */
@@ -462,6 +465,7 @@ void nswap_inval_post(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
 void nswap_inval_post_hop(struct nswap_dev *dev, u8 srv, u64 slot, u64 gen,
 			  u8 hop);
 void nswap_inval_claim_freed(struct nswap_dev *dev, u64 slot);
+void nswap_inval_dropped(struct nswap_dev *dev, u8 idx, u64 count);
 void nswap_swap_slot_free_notify(struct block_device *bdev,
 				 unsigned long offset);
 

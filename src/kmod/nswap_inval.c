@@ -129,13 +129,27 @@ bool nswap_inval_queue(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
 	return true;
 }
 
+/*
+ * @count slots' INVALIDATE for server @idx was not sent: count it, and have
+ * the next dead-page sweep walk that server (nswap_sweep.c).
+ */
+void nswap_inval_dropped(struct nswap_dev *dev, u8 idx, u64 count)
+{
+	struct nswap_server *srv;
+
+	nswap_stat_add(dev, invalidates_dropped, count);
+	srv = idx < NSWAP_MAX_SERVERS ? READ_ONCE(dev->servers[idx]) : NULL;
+	if (srv)
+		WRITE_ONCE(srv->sweep_wanted, true);
+}
+
 /* Queue an invalidate that cannot wait in the slot map; count a loss. */
 void nswap_inval_post(struct nswap_dev *dev, u8 srv, u64 slot, u32 count,
 		      u64 gen, u64 dgen)
 {
 	if (!nswap_inval_queue(dev, srv, slot, count, gen, dgen,
 			       NSWAP_INVAL_ANY_HOP))
-		nswap_stat_add(dev, invalidates_dropped, count);
+		nswap_inval_dropped(dev, srv, count);
 }
 
 /* The same for one slot's copy (@gen, @hop) or older only. */
@@ -143,7 +157,7 @@ void nswap_inval_post_hop(struct nswap_dev *dev, u8 srv, u64 slot, u64 gen,
 			  u8 hop)
 {
 	if (!nswap_inval_queue(dev, srv, slot, 1, gen, gen, hop))
-		nswap_stat_inc(dev, invalidates_dropped);
+		nswap_inval_dropped(dev, srv, 1);
 }
 
 static int nswap_inval_cmp(const void *a, const void *b)
@@ -166,7 +180,7 @@ static void nswap_inval_send(struct nswap_dev *dev, u8 idx, u64 slot,
 		srv = READ_ONCE(dev->servers[idx]);
 	if (!srv || nswap_server_send_invalidate(srv, slot, count, gen, hop,
 						 true))
-		nswap_stat_add(dev, invalidates_dropped, count);
+		nswap_inval_dropped(dev, idx, count);
 }
 
 /* Drain the ring once (work item only). */
@@ -349,6 +363,6 @@ void nswap_swap_slot_free_notify(struct block_device *bdev,
 		nswap_inval_want_rescan(dev);
 	} else {
 		nswap_holder_add(dev, idx, -1);
-		nswap_stat_inc(dev, invalidates_dropped);
+		nswap_inval_dropped(dev, idx, 1);
 	}
 }

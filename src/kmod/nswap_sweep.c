@@ -6,8 +6,13 @@
  * invalidates_dropped), or an unacknowledged write attempt was stored after
  * all.  They cost the server memory until the next power cycle.  Every
  * sweep_interval_s (configfs, 0 = off) a work item walks the slot map once
- * and tells each server, with range INVALIDATEs flagged NSWAP_F_SWEEP, to
- * drop its copies of the slots it does not hold for us now.
+ * and tells servers, with range INVALIDATEs flagged NSWAP_F_SWEEP, to drop
+ * their copies of the slots they do not hold for us now.  A walk covers the
+ * servers an INVALIDATE was dropped for since the last walk
+ * (nswap_inval_dropped), and every NSWAP_SWEEP_ALL_EVERY-th walk, the first
+ * included, all of them: an unacknowledged attempt stored after its
+ * INVALIDATE (which can overtake it on another connection) leaves no mark.
+ * A walk costs a server one frame per gap between the slots it holds.
  *
  * What makes that safe (docs/protocol.md 5.4, NSWAP_F_SWEEP):
  *  - Such an INVALIDATE carries a generation floor: the generation counter
@@ -32,6 +37,7 @@
 
 #define NSWAP_SWEEP_WINDOW	(1U << 20)	/* slots per run: 4 GiB of device */
 #define NSWAP_SWEEP_NEXT_MS	10		/* between the runs of one walk */
+#define NSWAP_SWEEP_ALL_EVERY	8		/* walks: one of them takes every server */
 
 /* The floor: the first generation of each write request in flight. */
 static bool nswap_sweep_floor_iter(struct request *rq, void *data)
@@ -83,12 +89,26 @@ static void nswap_sweep_run(struct nswap_dev *dev)
 	if (!floor)
 		return;
 	end = min_t(u64, dev->map.nslots, start + NSWAP_SWEEP_WINDOW);
+	if (!start) {
+		/* a new walk: which servers it takes (marks after this count
+		 * for the next one) */
+		bool all = !(dev->sweep_walks++ % NSWAP_SWEEP_ALL_EVERY);
+
+		bitmap_zero(dev->sweep_servers, NSWAP_MAX_SERVERS);
+		for (i = 0; i < n; i++) {
+			struct nswap_server *srv = READ_ONCE(dev->servers[i]);
+
+			if (srv && (xchg(&srv->sweep_wanted, false) || all))
+				__set_bit(i, dev->sweep_servers);
+		}
+	}
 	bitmap_zero(skip, NSWAP_MAX_SERVERS);
 	for (i = 0; i < n; i++) {
 		struct nswap_server *srv = READ_ONCE(dev->servers[i]);
 
 		run[i] = start;
-		if (!srv || !atomic_read(&srv->nr_up))
+		if (!srv || !atomic_read(&srv->nr_up) ||
+		    !test_bit(i, dev->sweep_servers))
 			__set_bit(i, skip);
 	}
 	for (s = start; s < end; s++) {
@@ -130,6 +150,7 @@ static void nswap_sweep_workfn(struct work_struct *work)
 void nswap_sweep_start(struct nswap_dev *dev)
 {
 	dev->sweep_cursor = 0;
+	dev->sweep_walks = 0;
 	WRITE_ONCE(dev->sweep_stop, false);
 	INIT_DELAYED_WORK(&dev->sweep_work, nswap_sweep_workfn);
 	nswap_sweep_reschedule(dev);

@@ -57,6 +57,16 @@ void followers_del(struct followers *f, uint64_t client_id)
 	pthread_mutex_unlock(&f->lock);
 }
 
+int followers_contains(struct followers *f, uint64_t client_id)
+{
+	int found;
+
+	pthread_mutex_lock(&f->lock);
+	found = find(f, client_id) < f->n;
+	pthread_mutex_unlock(&f->lock);
+	return found;
+}
+
 static int cmp_id(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

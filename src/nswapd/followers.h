@@ -27,6 +27,8 @@ void followers_free(struct followers *f);
 /* A connection of client_id said HELLO with migration / closed (any thread). */
 void followers_add(struct followers *f, uint64_t client_id);
 void followers_del(struct followers *f, uint64_t client_id);
+/* Whether client_id follows now (any thread). */
+int followers_contains(struct followers *f, uint64_t client_id);
 /* The followers now, sorted, into ids (room for f->cap); their number. */
 uint32_t followers_snapshot(struct followers *f, uint64_t *ids);
 /* Whether id is among the n sorted ids of a snapshot. */

@@ -94,6 +94,14 @@ static int connect_to(struct punter *p, uint32_t addr, uint16_t port, unsigned c
 	return fd;
 }
 
+static int skipped(const struct punter *p, uint64_t client_id)
+{
+	for (uint32_t i = 0; i < p->nskipped; i++)
+		if (p->skipped[i] == client_id)
+			return 1;
+	return 0;
+}
+
 /* The next page to move, copied out under its shard lock: 1, or 0 when a
  * whole scan found none. */
 static int next_page(struct punter *p, struct cache_meta *out, unsigned char *page)
@@ -106,7 +114,8 @@ static int next_page(struct punter *p, struct cache_meta *out, unsigned char *pa
 		struct cache_shard *sh;
 
 		if (!m.in_use || m.moving || m.hop_count >= NSWAP_MAX_HOPS ||
-		    !followers_has(p->followers, p->nfollowers, m.client_id))
+		    !followers_has(p->followers, p->nfollowers, m.client_id) ||
+		    skipped(p, m.client_id))
 			continue;
 		sh = cache_lock(c, m.client_id, m.slot);
 		if (cache_lookup(c, sh, m.client_id, m.slot) == idx && !c->meta[idx].moving) {
@@ -156,11 +165,14 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 	struct in_addr a = { .s_addr = htonl(addr) };
 	uint64_t moved = 0, tag = 2;
 	struct cache_meta m;
+	uint32_t cursor = p->cursor;
 	int fd, st = NSWAP_OK;
 
 	inet_ntop(AF_INET, &a, name, sizeof(name));
 	p->nfollowers = followers_snapshot(&p->srv->followers, p->followers);
-	if (!next_page(p, &m, page)) {
+	p->nskipped = 0;
+	/* a probe: is there a page to move at all?  (then connect) */
+	if (!over_limit(&p->srv->cache) || !next_page(p, &m, page)) {
 		if (!p->stuck_logged)
 			log_msg(L_WARN, "migration: the pages over the limit cannot move: their "
 				"owners do not follow moves (nswap.ko migration = 0, or not "
@@ -169,6 +181,7 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 		return 0;
 	}
 	p->stuck_logged = 0;
+	p->cursor = cursor;	/* the page is looked up again once connected */
 	fd = connect_to(p, addr, port, rbuf);
 	if (fd < 0) {
 		atomic_fetch_add(&p->failures, 1);
@@ -176,9 +189,8 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 			"migration failed); trying again at the next check", name, port);
 		return 0;
 	}
-	/* the first page was found above, before connecting */
-	for (int first = 1; moved < want && !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
-	     over_limit(&p->srv->cache) && (first || next_page(p, &m, page)); first = 0) {
+	while (moved < want && !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
+	       over_limit(&p->srv->cache) && next_page(p, &m, page)) {
 		struct frame_hdr h = { .magic = NSWAP_MAGIC, .version = NSWAP_PROTO_VERSION,
 				       .type = NSWAP_PUNTPAGE, .tag = tag++,
 				       .client_id = m.client_id, .slot = m.slot,
@@ -186,6 +198,13 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 				       .hop_count = (uint8_t)(m.hop_count + 1) };
 
 		st = exchange(fd, &h, page, rbuf);
+		if (st == NSWAP_ENOENT && p->nskipped < PUNT_SKIP_MAX) {
+			/* the target has no migration connection of this owner:
+			 * its other pages wait for the next round (or target) */
+			p->skipped[p->nskipped++] = m.client_id;
+			st = NSWAP_OK;
+			continue;
+		}
 		if (st != NSWAP_OK)
 			break;
 		mark_moving(p, &m);

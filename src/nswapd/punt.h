@@ -23,6 +23,8 @@
 
 #include "nswapd.h"
 
+#define PUNT_SKIP_MAX	64
+
 struct punter {
 	struct server *srv;
 	uint64_t self_id;		/* client_id of our HELLO: this node */
@@ -37,6 +39,10 @@ struct punter {
 	uint32_t cursor;		/* thread only: where the scan goes on */
 	uint64_t *followers;		/* thread only: snapshot, room for max_clients */
 	uint32_t nfollowers;
+	/* thread only: owners the target refused (ENOENT: not connected
+	 * there with migration), left out for the rest of the round */
+	uint64_t skipped[PUNT_SKIP_MAX];
+	uint32_t nskipped;
 	int stuck_logged;		/* thread only: "cannot move" said */
 	_Atomic uint64_t punted, refused, failures;
 };

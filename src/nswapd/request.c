@@ -239,7 +239,9 @@ static unsigned int store_page(struct loop *l, struct conn *c, const struct fram
 	m = &cache->meta[idx];
 	memcpy(cache_page(cache, idx), payload, NSWAP_PAGE_SIZE);
 	m->generation = h->generation;
-	m->hop_count = h->hop_count;
+	/* a PUTPAGE's copy is the owner's own write: hop 0 whatever the header
+	 * says (a sweep drops only those, NSWAP_F_SWEEP) */
+	m->hop_count = punt ? h->hop_count : 0;
 	m->crc = h->crc;
 	cache_set_moving(cache, m, 0);	/* a new copy: not the one that was punted */
 	cache_unlock(sh);
@@ -261,6 +263,16 @@ static void do_put(struct loop *l, struct conn *c, const struct frame_hdr *h,
 static void do_punt(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		    const unsigned char *payload, struct frame_hdr *r)
 {
+	/* an owner not connected here with migration would never hear of the
+	 * page (UPDATE): it would read the sender's copy forever, and this one
+	 * would be an orphan nothing frees */
+	if (!followers_contains(&l->srv->followers, h->client_id)) {
+		stat_add(&l->st.errors, 1);
+		log_peer(L_DEBUG, "%s: PUNTPAGE for client_id 0x%llx refused: not connected "
+			 "here with migration", c->peer, (unsigned long long)h->client_id);
+		reply_status(c, r, NSWAP_ENOENT);
+		return;
+	}
 	if (store_page(l, c, h, payload, r, 1) != NSWAP_OK)
 		return;
 	stat_add(&l->st.punts, 1);
@@ -367,9 +379,12 @@ static void reply_with_status(struct loop *l, struct conn *c, struct frame_hdr *
 static void start_page_drain(struct loop *l, struct conn *c, struct frame_hdr *r, uint32_t old)
 {
 	struct server *s = l->srv;
+	int was = atomic_exchange(&s->emptying, 1);
 
+	/* after the flag: an elastic tick that set a limit meanwhile sees the
+	 * flag when it checks again, and sets 0 itself (elastic_timer) */
 	cache_set_limit(&s->cache, 0);
-	if (!atomic_exchange(&s->emptying, 1))
+	if (!was)
 		log_msg(L_INFO, "%s: drain: cache limit %u -> 0 pages, %u held%s", c->peer, old,
 			cache_used(&s->cache),
 			s->punter ? "; they move to other servers of the gossip table" :

@@ -170,13 +170,14 @@ def test_hello_put_get_invalidate_roundtrip(server):
         status, got = c.get(7, 1)
         assert status == proto.OK and got == data
 
-        # overwrite with a newer generation, byte-exact again
+        # overwrite with a newer generation, byte-exact again; a PUTPAGE's copy is the
+        # client's own write: stored with hop count 0 whatever the header says
         newer = page(0x1234, 7, 2)
         assert c.put(7, 2, newer, hop_count=3) == proto.OK
         tag = c.get_frame(7, 2)
         frame = c.wait([tag])[tag]
         assert frame.payload == newer
-        assert (frame.hop_count, frame.generation, frame.slot) == (3, 2, 7)
+        assert (frame.hop_count, frame.generation, frame.slot) == (0, 2, 7)
         assert frame.type == proto.GETPAGE | proto.REPLY
 
         assert c.invalidate(7, 2) == proto.OK

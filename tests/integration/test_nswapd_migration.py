@@ -8,6 +8,7 @@ import random
 import re
 import socket
 import struct
+import time
 
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
@@ -73,19 +74,25 @@ def test_a_punted_page_is_stored_for_its_owner_who_hears_where(pair):
     assert srv.log_text().count("protocol violation") == 0
 
 
-def test_no_update_reaches_a_client_without_migration_or_another_client(start_server):
+def test_a_punt_for_an_owner_not_connected_with_migration_is_refused(start_server):
+    """The owner would never hear of the page (UPDATE): it would read the sender's copy
+    forever and this one would be an orphan.  Refused (ENOENT), nothing stored, nobody
+    told; the sender moves other owners' pages."""
     srv = start_server("--cache-size", "64K")
     with srv.client() as plain, srv.client() as other, srv.client() as b:
         plain.hello(OWNER, "plain")  # no FEAT_MIGRATION
         other.hello(0xC0C0, "other", features=MIGRATION)
         b.hello(SERVER_B, "server-b", features=MIGRATION)
-        assert punt(b, 1, 1, 1) == proto.OK
+        assert punt(b, 1, 1, 1) == proto.ENOENT
+        assert punt(b, 2, 1, 1, client_id=0xE0E0) == proto.ENOENT  # not connected at all
         for c in (plain, other):
             c.settimeout(1.0)
             with pytest.raises(socket.timeout):
                 c.recv()
-        # the page is there for the owner all the same
-        assert plain.get(1, 1) == (proto.OK, page(1, 1))
+        assert plain.get(1, 1)[0] == proto.ENOENT
+        assert srv.status()["used_pages"] == 0
+        assert punt(b, 3, 1, 1, client_id=0xC0C0) == proto.OK  # one that follows
+        assert next_update(other) == (0xC0C0, 3, 1, 1, 0)
 
 
 def test_a_full_cache_refuses_a_punted_page_and_tells_nobody(pair):
@@ -373,3 +380,24 @@ def test_only_pages_of_clients_that_follow_moves_are_moved(nswapd_bin):
             assert c_srv.status()["used_pages"] == 10  # no orphan of the plain client's
         # the plain client gone (its connections closed), nothing changes by itself
         assert b_srv.status()["used_pages"] == 10
+
+
+def test_an_owner_that_does_not_follow_at_the_target_keeps_its_pages_here(nswapd_bin):
+    """The owner follows moves at B but is not connected to C with migration: C refuses
+    its pages (ENOENT), B keeps them and moves the other owner's; no orphan on C."""
+    one_mib = ["--cache-size", "1M"]
+    half_id = 0xF0F0
+    with servers_b_and_c(nswapd_bin, one_mib, one_mib) as (b_srv, c_srv, to_b, to_c):
+        with b_srv.client() as half:
+            half.hello(half_id, "half", features=MIGRATION)
+            for s in range(5):
+                assert half.put(s, 1, page(s, 1)) == proto.OK
+                assert to_b.put(s, 1, page(s, 1)) == proto.OK
+            with b_srv.client() as ctl:
+                assert ctl.set_cache_limit(0)[0] == proto.OK
+            moved = {next_update(to_c, timeout=20)[1] for _ in range(5)}
+            assert moved == set(range(5))
+            time.sleep(1)  # more rounds: still refused, never stored
+            assert c_srv.status()["used_pages"] == 5
+            assert half.get(2, 1) == (proto.OK, page(2, 1))
+    assert "stopped taking pages" not in b_srv.log_text()  # an ENOENT ends no round

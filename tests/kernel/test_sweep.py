@@ -7,7 +7,8 @@ device's client_id, what a sweep must drop -- 100 written copies of slots the de
 wrote -- and what it must keep: a newer copy (a generation above any the device has handed
 out, standing for a write still in flight) and a moved copy (hop count 1, standing for a
 page whose UPDATE is on its way).  With sweep_interval_s 1 the server must come back to
-64 + 2 pages while the device's own pages all read back.
+64 + 2 pages while the device's own pages all read back (by the 8th walk at the latest:
+every 8th walk takes every server, the others only those an INVALIDATE was dropped for).
 """
 
 import threading
