@@ -167,6 +167,21 @@ class Nswapd:
             return None
         return json.loads(proc.stdout)
 
+    def wait_status(self, field, at_least, timeout=600, interval=0.1):
+        """Poll STATUS until ``field`` is at least ``at_least`` (a test's host thread
+        waiting for its guest's traffic); its STATUS then, or AssertionError at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if status[field] >= at_least:
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"nswapd on port {self.port}: {field} {status[field]}, never {at_least} "
+                    f"within {timeout} s"
+                )
+            time.sleep(interval)
+
     def alive(self):
         return self.proc.poll() is None
 

@@ -492,17 +492,7 @@ class NswapDevice(object):
     def visible(attrs):
         if attrs is None:
             return {}
-        keys = (
-            "size",
-            "servers",
-            "connections_per_server",
-            "timeout_ms",
-            "retries",
-            "migration",
-            "backing",
-            "sweep_interval_s",
-            "powered",
-        )
+        keys = util.SETTINGS[:1] + ("servers",) + util.SETTINGS[1:] + ("powered",)
         return dict((key, attrs[key]) for key in keys if key in attrs)
 
 

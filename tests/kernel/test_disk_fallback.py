@@ -13,7 +13,6 @@ opening a block device by path differs between them (nswap_compat.h).
 import re
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -112,11 +111,7 @@ teardown
 def raise_limit_after_reads(server, reads, limit, errors):
     """Give the server room (limit pages) once it has answered `reads` GETPAGEs."""
     try:
-        deadline = time.monotonic() + 600
-        while server.status()["gets"] < reads:
-            if time.monotonic() > deadline:
-                raise AssertionError("the guest never read its pages back")
-            time.sleep(0.1)
+        server.wait_status("gets", reads)
         with server.client() as ctl:
             status, _ = ctl.set_cache_limit(limit)
             assert status == 0, status

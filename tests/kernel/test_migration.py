@@ -310,10 +310,7 @@ def squeeze(b, meminfo, pages, seen, errors):
     """Once B holds the pages, its node runs short; then watch what B holds."""
     try:
         deadline = time.monotonic() + 600
-        while b.status()["used_pages"] < pages:
-            if time.monotonic() > deadline:
-                raise AssertionError("B never held %d pages" % pages)
-            time.sleep(0.2)
+        b.wait_status("used_pages", pages)
         tmp = meminfo.with_suffix(".tmp")
         tmp.write_text("MemAvailable:    1024 kB\n")
         tmp.replace(meminfo)
@@ -397,10 +394,7 @@ def drain_when_holding(b, pages, seen, errors):
     state=drained sends), then watch it empty."""
     try:
         deadline = time.monotonic() + 500
-        while b.status()["used_pages"] < pages:
-            if time.monotonic() > deadline:
-                raise AssertionError("B never held %d pages" % pages)
-            time.sleep(0.2)
+        b.wait_status("used_pages", pages, timeout=500)
         with b.client() as ctl:
             status, st = ctl.set_cache_limit(0)
         assert status == proto.OK and st.state_flags & proto.STATE_DRAINING, st

@@ -53,10 +53,7 @@ def plant_then_watch(srv, seen, errors):
     then record how many pages the server holds, every 0.2 s while the guest runs."""
     try:
         deadline = time.monotonic() + 300
-        while srv.status()["used_pages"] < PAGES:
-            if time.monotonic() > deadline:
-                raise AssertionError("the device never wrote its pages")
-            time.sleep(0.1)
+        srv.wait_status("used_pages", PAGES, timeout=300)
         features = proto.FEAT_RANGE_INVALIDATE | proto.FEAT_MIGRATION
         with srv.client() as owner, srv.client() as other_server:
             owner.hello(CLIENT_ID, "planted", features=features)
