@@ -342,7 +342,7 @@ class NswapDevice(object):
                 # check mode on a cluster not deployed yet: nswapd may come with the run
                 self.module.warn("check mode: %s; the real run fails unless it answers" % message)
 
-    def check_backing(self, current):
+    def check_backing_device(self, current):
         """A new backing device must be a block device of at least the device's size:
         refused here, before anything changes, rather than by power on."""
         path = self.wanted.get("backing")
@@ -366,7 +366,7 @@ class NswapDevice(object):
         if current is None and self.wanted["size"] is None:
             raise DeviceError("size is required to create %s; set size, e.g. 1G" % self.name)
         self.probe(current)
-        self.check_backing(current)
+        self.check_backing_device(current)
         writes, offline = util.plan(current, self.wanted)
         device = self.device_of(current)
         if offline and device in self.active_swaps():

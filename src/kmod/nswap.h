@@ -361,13 +361,24 @@ static inline u64 nswap_make_tag(u32 cookie, u32 unique_tag, u8 idx)
  * removed since).  Every slot map change that adds or drops a holder's
  * page goes through nswap_holder_add().
  */
+/*
+ * The server at index @idx (a slot word's, a frame's, an invalidate's), or
+ * NULL: no such server (removed), or no server index at all (LOCAL, LOST).
+ * Read locklessly: servers are published with smp_store_release().
+ */
+static inline struct nswap_server *nswap_dev_server(struct nswap_dev *dev,
+						    u8 idx)
+{
+	return idx < NSWAP_MAX_SERVERS ? READ_ONCE(dev->servers[idx]) : NULL;
+}
+
 static inline atomic64_t *nswap_holder_pages(struct nswap_dev *dev, u8 idx)
 {
 	struct nswap_server *srv;
 
 	if (idx == NSWAP_SE_SRV_LOCAL)
 		return &dev->disk_pages;
-	srv = idx < NSWAP_MAX_SERVERS ? READ_ONCE(dev->servers[idx]) : NULL;
+	srv = nswap_dev_server(dev, idx);
 	return srv ? &srv->pages : NULL;
 }
 

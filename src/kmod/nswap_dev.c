@@ -73,11 +73,6 @@ u64 nswap_dev_gen_snapshot(struct nswap_dev *dev)
 	return (u64)atomic64_read(&dev->next_gen) & NSWAP_SE_GEN_MASK;
 }
 
-static struct nswap_server *nswap_srv(struct nswap_dev *dev, u8 idx)
-{
-	return idx < NSWAP_MAX_SERVERS ? READ_ONCE(dev->servers[idx]) : NULL;
-}
-
 /* ---- opening ---- */
 
 int nswap_disk_open(struct gendisk *disk)
@@ -327,7 +322,7 @@ static void nswap_discard(struct nswap_dev *dev, struct request *rq)
 			continue;
 		i = nswap_se_srv(old);
 		nswap_holder_add(dev, i, -1);
-		if (nswap_srv(dev, i))
+		if (nswap_dev_server(dev, i))
 			__set_bit(i, touched);
 	}
 	for_each_set_bit(i, touched, NSWAP_MAX_SERVERS)
@@ -339,7 +334,7 @@ static void nswap_discard(struct nswap_dev *dev, struct request *rq)
 static void nswap_put_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 			     struct nswap_frame *fr, unsigned int status)
 {
-	struct nswap_server *srv = nswap_srv(dev, fr->srv);
+	struct nswap_server *srv = nswap_dev_server(dev, fr->srv);
 
 	switch (status) {
 	case NSWAP_OK:
@@ -422,7 +417,7 @@ static bool nswap_get_word_changed(struct nswap_dev *dev,
 static void nswap_get_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 			     struct nswap_frame *fr, u16 status)
 {
-	struct nswap_server *srv = nswap_srv(dev, fr->srv);
+	struct nswap_server *srv = nswap_dev_server(dev, fr->srv);
 	const char *name = srv ? srv->name : "?";
 
 	switch (status) {
@@ -907,7 +902,7 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 		}
 		gen = nswap_se_gen(e);
 		local = nswap_se_local(e) && dev->backing;
-		srv = nswap_srv(dev, nswap_se_srv(e));
+		srv = nswap_dev_server(dev, nswap_se_srv(e));
 		if (!srv && !local) {
 			spin_lock(&cmd->lock);
 			cmd->fatal = true;

@@ -138,7 +138,7 @@ void nswap_inval_dropped(struct nswap_dev *dev, u8 idx, u64 count)
 	struct nswap_server *srv;
 
 	nswap_stat_add(dev, invalidates_dropped, count);
-	srv = idx < NSWAP_MAX_SERVERS ? READ_ONCE(dev->servers[idx]) : NULL;
+	srv = nswap_dev_server(dev, idx);
 	if (srv)
 		WRITE_ONCE(srv->sweep_wanted, true);
 }
@@ -174,10 +174,8 @@ static int nswap_inval_cmp(const void *a, const void *b)
 static void nswap_inval_send(struct nswap_dev *dev, u8 idx, u64 slot,
 			     u64 count, u64 gen, u8 hop)
 {
-	struct nswap_server *srv = NULL;
+	struct nswap_server *srv = nswap_dev_server(dev, idx);
 
-	if (idx < NSWAP_MAX_SERVERS)
-		srv = READ_ONCE(dev->servers[idx]);
 	if (!srv || nswap_server_send_invalidate(srv, slot, count, gen, hop,
 						 true))
 		nswap_inval_dropped(dev, idx, count);

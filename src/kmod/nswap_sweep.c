@@ -62,7 +62,7 @@ static bool nswap_sweep_floor_iter(struct request *rq, void *data)
 static void nswap_sweep_send(struct nswap_dev *dev, unsigned long *skip,
 			     unsigned int idx, u64 start, u64 end, u64 floor)
 {
-	struct nswap_server *srv = READ_ONCE(dev->servers[idx]);
+	struct nswap_server *srv = nswap_dev_server(dev, idx);
 
 	if (test_bit(idx, skip) || start >= end)
 		return;

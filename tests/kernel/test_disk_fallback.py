@@ -20,11 +20,11 @@ from harness import minivm, nswapd
 from tests.integration.test_nswapd_gossip import free_tcp_port
 from tests.kernel.test_nswap_kmod import (
     FREED_MEMORY_CHECKS,
-    GUEST_PRELUDE,
     HOST_SUITE,
     KIT_IDS,
     VM_MEMORY_MIB,
     WORKLOAD,
+    boot_user_net,
     passed,
 )
 
@@ -143,10 +143,10 @@ def test_pages_go_to_disk_while_no_server_has_room_and_every_byte_reads_back(
             daemon=True,
         )
         thread.start()
-        result = minivm.run_script(
+        result = boot_user_net(
             kit,
-            GUEST_PRELUDE
-            + GUEST
+            nswap_ko,
+            GUEST
             % dict(
                 host=HOST,
                 port=port,
@@ -157,10 +157,7 @@ def test_pages_go_to_disk_while_no_server_has_room_and_every_byte_reads_back(
                 later_64k=512 // 16,
                 later_64k_n=LATER // 16,
             ),  # fmt: skip
-            modules=[nswap_ko, "crc32c_generic"],
             disks=disks,
-            net="user",
-            timeout_s=600,
             append=FREED_MEMORY_CHECKS,
         )
         thread.join(timeout=30)
@@ -223,15 +220,13 @@ def test_swapping_past_a_full_server_goes_to_disk_and_every_byte_verifies(
     port = free_tcp_port("0.0.0.0")
     disks = [sparse_image(tmp_path / "backing.img", "512M")]
     with nswapd.running(nswapd_bin, "--cache-size", "16M", listen="0.0.0.0:%d" % port):
-        result = minivm.run_script(
+        result = boot_user_net(
             kit,
-            GUEST_PRELUDE + GUEST_SWAP % dict(host=HOST, port=port),
-            modules=[nswap_ko, "crc32c_generic"],
+            nswap_ko,
+            GUEST_SWAP % dict(host=HOST, port=port),
             files={"/bin/nswap-workload": WORKLOAD},
             memory_mib=VM_MEMORY_MIB,
             disks=disks,
-            net="user",
-            timeout_s=600,
         )
     counters, values, runs = passed(result)
     assert values["workload_exit"] == 0, result.output[-3000:]

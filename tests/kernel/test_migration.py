@@ -24,11 +24,11 @@ from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protoco
 from harness import migrationpeer, minivm, nswapd
 from tests.integration.test_nswapd_gossip import free_tcp_port, free_udp_port
 from tests.kernel.test_nswap_kmod import (
-    GUEST_PRELUDE,
     HOST_SUITE,
     KIT_IDS,
     VM_MEMORY_MIB,
     WORKLOAD,
+    boot_user_net,
     passed,
 )
 
@@ -142,10 +142,10 @@ def test_updates_move_exactly_the_current_copies_and_every_byte_reads_back(kit, 
     ):
         thread = threading.Thread(target=inject, args=(b, c, d, done, errors), daemon=True)
         thread.start()
-        result = minivm.run_script(
+        result = boot_user_net(
             kit,
-            GUEST_PRELUDE
-            + PAGE_IO
+            nswap_ko,
+            PAGE_IO
             + GUEST
             % dict(
                 host=HOST,
@@ -156,9 +156,6 @@ def test_updates_move_exactly_the_current_copies_and_every_byte_reads_back(kit, 
                 moved=MIGRATIONS,
                 refused=REFUSED,
             ),  # fmt: skip
-            modules=[nswap_ko, "crc32c_generic"],
-            net="user",
-            timeout_s=600,
         )
         thread.join(timeout=30)
         b_inval, c_inval = invalidates(b), invalidates(c)
@@ -245,14 +242,10 @@ def test_pages_punted_to_nswapd_are_found_there_through_its_updates(kit, nswap_k
     ):
         thread = threading.Thread(target=punt_all, args=(b, c, pages, errors), daemon=True)
         thread.start()
-        result = minivm.run_script(
+        result = boot_user_net(
             kit,
-            GUEST_PRELUDE
-            + PAGE_IO
-            + GUEST_TO_NSWAPD % dict(host=HOST, b=b.port, c=c.port, pages=pages),
-            modules=[nswap_ko, "crc32c_generic"],
-            net="user",
-            timeout_s=600,
+            nswap_ko,
+            PAGE_IO + GUEST_TO_NSWAPD % dict(host=HOST, b=b.port, c=c.port, pages=pages),
         )
         thread.join(timeout=30)
         status = c.status()
@@ -346,14 +339,11 @@ def test_a_squeezed_server_moves_its_pages_and_every_byte_comes_back(
             target=squeeze, args=(b, meminfo, pages, seen, errors), daemon=True
         )
         thread.start()
-        result = minivm.run_script(
+        result = boot_user_net(
             kit,
-            GUEST_PRELUDE
-            + PAGE_IO
+            nswap_ko,
+            PAGE_IO
             + GUEST_SQUEEZED % dict(host=HOST, b=b_port, c=c_port, pages=pages, moved=pages - 1),
-            modules=[nswap_ko, "crc32c_generic"],
-            net="user",
-            timeout_s=600,
         )
         seen["stop"] = True
         thread.join(timeout=30)
@@ -422,14 +412,12 @@ def test_a_server_drained_while_a_workload_swaps_loses_nothing(kit, nswap_ko, ns
             target=drain_when_holding, args=(b, 2000, seen, errors), daemon=True
         )
         thread.start()
-        result = minivm.run_script(
+        result = boot_user_net(
             kit,
-            GUEST_PRELUDE + GUEST_DRAIN % dict(host=HOST, b=b_port, c=c_port),
-            modules=[nswap_ko, "crc32c_generic"],
+            nswap_ko,
+            GUEST_DRAIN % dict(host=HOST, b=b_port, c=c_port),
             files={"/bin/nswap-workload": WORKLOAD},
             memory_mib=VM_MEMORY_MIB,
-            net="user",
-            timeout_s=600,
         )
         seen["stop"] = True
         thread.join(timeout=30)

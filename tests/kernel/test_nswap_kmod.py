@@ -142,6 +142,20 @@ def boot(kit, nswap_ko, tapnet, script, timeout_s=600, append="", cpus=1):
     )
 
 
+def boot_user_net(kit, nswap_ko, script, timeout_s=600, **kwargs):
+    """The mini VM with nswap.ko running GUEST_PRELUDE + script on QEMU user networking
+    (the host's loopback, where the test's servers listen, at minivm.USER_NET_HOST_IP);
+    kwargs go to minivm.run_script (files, memory_mib, disks, append)."""
+    return minivm.run_script(
+        kit,
+        GUEST_PRELUDE + script,
+        modules=[nswap_ko, "crc32c_generic"],
+        net="user",
+        timeout_s=timeout_s,
+        **kwargs,
+    )
+
+
 @contextlib.contextmanager
 def once_server_holds(server, pages, action, timeout_s=400):
     """Runs action() in a host thread as soon as the server holds more than `pages` pages

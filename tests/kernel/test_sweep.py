@@ -19,7 +19,7 @@ from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protoco
 
 from harness import minivm, nswapd
 from tests.integration.test_nswapd_gossip import free_tcp_port
-from tests.kernel.test_nswap_kmod import GUEST_PRELUDE, HOST_SUITE, KIT_IDS, passed
+from tests.kernel.test_nswap_kmod import HOST_SUITE, KIT_IDS, boot_user_net, passed
 
 pytestmark = pytest.mark.vm
 
@@ -84,16 +84,13 @@ def test_the_sweep_drops_dead_copies_and_keeps_every_live_one(kit, nswap_ko, nsw
     with nswapd.running(nswapd_bin, "--cache-size", "4M", listen="0.0.0.0:%d" % port) as srv:
         thread = threading.Thread(target=plant_then_watch, args=(srv, seen, errors), daemon=True)
         thread.start()
-        result = minivm.run_script(
+        result = boot_user_net(
             kit,
-            GUEST_PRELUDE
-            + GUEST
+            nswap_ko,
+            GUEST
             % dict(
                 cid=CLIENT_ID, host=HOST, port=port, pages=PAGES, pages_64k=PAGES // 16
             ),  # fmt: skip
-            modules=[nswap_ko, "crc32c_generic"],
-            net="user",
-            timeout_s=600,
         )
         seen["stop"] = True
         thread.join(timeout=30)
