@@ -31,7 +31,7 @@ int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shard
 	unsigned int bits = 0;
 
 	memset(c, 0, sizeof(*c));
-	if (pages == 0 || pages > CACHE_MAX_PAGES) {
+	if (pages > CACHE_MAX_PAGES) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -61,18 +61,22 @@ int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shard
 	atomic_init(&c->limit, c->capacity);
 	atomic_init(&c->used, 0);
 	c->arena_bytes = (size_t)pages * NSWAP_PAGE_SIZE;
-	c->arena = mmap(NULL, c->arena_bytes, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (c->arena == MAP_FAILED) {
-		c->arena = NULL;
-		return -1;
-	}
+	/* No pages (cache_size 0, a node that lends nothing): no arena; every
+	 * insert is refused by the limit, every lookup misses. */
+	if (pages) {
+		c->arena = mmap(NULL, c->arena_bytes, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (c->arena == MAP_FAILED) {
+			c->arena = NULL;
+			return -1;
+		}
 #ifdef MADV_DONTDUMP
-	/* Other nodes' memory has no business in our core dumps. */
-	(void)madvise(c->arena, c->arena_bytes, MADV_DONTDUMP);
+		/* Other nodes' memory has no business in our core dumps. */
+		(void)madvise(c->arena, c->arena_bytes, MADV_DONTDUMP);
 #endif
-	c->meta = calloc(pages, sizeof(*c->meta));
-	c->free_stack = malloc(pages * sizeof(*c->free_stack));
+	}
+	c->meta = calloc(pages ? pages : 1, sizeof(*c->meta));
+	c->free_stack = malloc((pages ? pages : 1) * sizeof(*c->free_stack));
 	c->tables = malloc(tsize * c->nshards * sizeof(*c->tables));
 	c->shards = aligned_alloc(64, c->nshards * sizeof(*c->shards));
 	if (!c->meta || !c->free_stack || !c->tables || !c->shards) {
@@ -95,7 +99,7 @@ int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shard
 	for (uint32_t i = 0; i < c->capacity; i++)	/* pop order: 0, 1, 2, ... */
 		c->free_stack[i] = c->capacity - 1 - i;
 	c->free_top = c->capacity;
-	if (lock && mlock(c->arena, c->arena_bytes) == 0)
+	if (lock && pages && mlock(c->arena, c->arena_bytes) == 0)
 		c->locked = 1;
 	return 0;
 }

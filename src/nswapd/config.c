@@ -321,8 +321,11 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 		if (parse_size(value, &b) != 0)
 			return bad(where, value,
 				   "is not a size; use bytes or K/M/G suffix, e.g. 512M");
-		if (b < NSWAP_PAGE_SIZE)
-			return bad(where, value, "is too small; the minimum is one page, 4K");
+		/* 0: lends nothing (a node that only borrows, hearing the
+		 * gossip); checked against gossip in config_finish */
+		if (b && b < NSWAP_PAGE_SIZE)
+			return bad(where, value, "is too small; use 0 (lend nothing) or at "
+				   "least one page, 4K");
 		if (b / NSWAP_PAGE_SIZE > CACHE_MAX_PAGES)
 			return bad(where, value, "is too large; the maximum is 8T");
 		cfg->cache_bytes = b - b % NSWAP_PAGE_SIZE;
@@ -569,6 +572,17 @@ int config_finish(struct config *cfg)
 	if (cfg->elastic && cfg->lock_memory) {
 		fprintf(stderr, "nswapd: elastic = on with lock_memory = yes: a locked cache "
 			"cannot give memory back to the node; set one of them off\n");
+		return -1;
+	}
+	if (!cfg->cache_bytes && !cfg->gossip) {
+		fprintf(stderr, "nswapd: cache_size = 0 lends nothing: it is for a node that "
+			"only borrows and hears the gossip; set gossip = on (and client_device), "
+			"or a cache_size of at least 4K\n");
+		return -1;
+	}
+	if (!cfg->cache_bytes && cfg->elastic) {
+		fprintf(stderr, "nswapd: elastic = on with cache_size = 0: there is no cache "
+			"to grow or shrink; set elastic off, or a cache_size of at least 4K\n");
 		return -1;
 	}
 	if (cfg->client_device[0] && !cfg->gossip) {

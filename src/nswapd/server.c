@@ -548,6 +548,9 @@ int server_init(struct server *s, const struct config *cfg)
 		(unsigned long long)(cfg->cache_bytes >> 20), s->cache.locked ? ", locked" : "",
 		s->cache.nshards, cfg->max_clients, s->nloops, NSWAP_PROTO_MIN_VERSION,
 		NSWAP_PROTO_VERSION, crc32c_impl());
+	if (!s->cache.capacity)
+		log_msg(L_INFO, "cache_size 0: this node lends nothing; it hears the gossip%s",
+			cfg->client_device[0] ? " for its client_device" : "");
 	return 0;
 }
 

@@ -480,6 +480,9 @@ GOSSIP_ON = ["--gossip", "on", "--listen", "127.0.0.2:0"]
         (GOSSIP_ON + ["--client-servers", "0"], "--client-servers: '0' is not a server count"),
         (GOSSIP_ON + ["--client-servers", "65"], "use an integer 1-64"),
         (["--client-device", "nswap0"], "client_device = nswap0: needs gossip = on"),
+        (["--cache-size", "0"], "cache_size = 0 lends nothing: it is for a node that only"),
+        (GOSSIP_ON + ["--cache-size", "0", "--elastic", "on"], "elastic = on with cache_size = 0"),
+        (GOSSIP_ON + ["--cache-size", "100"], "'100' is too small; use 0 (lend nothing) or"),
     ],
 )
 def test_config_errors_exit_2(nswapd_bin, args, message):
@@ -577,3 +580,25 @@ def test_second_node_on_the_same_gossip_address_and_port_exits_1(nswapd_bin, clu
     assert "gossip: cannot bind UDP %s:%d: Address already in use" % (node.addr, node.udp_port) in (
         r.stderr
     )
+
+
+def test_a_node_that_lends_nothing_hears_the_gossip_and_is_never_a_server(cluster):
+    """cache_size 0 (a node that only borrows): it and a lender see each other alive; it
+    announces no room (capacity and free 0: placement and the page mover pass over a
+    member with nothing free) and refuses every page."""
+    lender = cluster(0)
+    borrower = cluster(1, seeds=[0], extra=["--cache-size", "0"])
+    third = cluster(2, seeds=[0])
+    nodes = [lender, borrower, third]
+    wait_for(lambda: converged(nodes), "3 nodes find each other", dump=dump(nodes))
+    seen = lender.sees(borrower)
+    assert (seen["capacity"], seen["free"]) == (0, 0)
+    assert borrower.sees(lender)["capacity"] > 0
+    st = borrower.srv.status()
+    assert (st["capacity_pages"], st["limit_pages"], st["used_pages"]) == (0, 0, 0)
+    with borrower.srv.client() as c:
+        c.hello(0x5151, "borrower-test")
+        assert c.put(1, 1, bytes(proto.PAGE_SIZE)) == proto.ENOSPC
+        assert c.get(1, 1)[0] == proto.ENOENT
+    assert borrower.srv.status()["used_pages"] == 0
+    assert "lends nothing" in borrower.srv.log_text()

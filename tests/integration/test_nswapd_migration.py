@@ -6,6 +6,7 @@ its own connection.  Python clients on loopback play the owner (A) and the punti
 import contextlib
 import random
 import re
+import signal
 import socket
 import struct
 import time
@@ -401,3 +402,34 @@ def test_an_owner_that_does_not_follow_at_the_target_keeps_its_pages_here(nswapd
             assert c_srv.status()["used_pages"] == 5
             assert half.get(2, 1) == (proto.OK, page(2, 1))
     assert "stopped taking pages" not in b_srv.log_text()  # an ENOENT ends no round
+
+
+def test_a_target_that_stops_answering_mid_drain_costs_no_page(nswapd_bin):
+    """B drains into C, and C stops (SIGSTOP) after its first page, then dies: B's mover
+    gives up on C within its I/O timeout, B keeps answering, and every page is still
+    readable at B (B drops a copy only when its owner says so), including those C took
+    before it stopped; B still stops cleanly."""
+    eight_mib = ["--cache-size", "8M"]
+    pages = 2000
+    with servers_b_and_c(nswapd_bin, eight_mib, eight_mib) as (b_srv, c_srv, to_b, to_c):
+        for s in range(pages):
+            assert to_b.put(s, 3, page(s, 3)) == proto.OK
+        with b_srv.client() as ctl:
+            assert ctl.set_cache_limit(0)[0] == proto.OK
+        next_update(to_c, timeout=20)
+        c_srv.signal(signal.SIGSTOP)
+        try:
+            assert b_srv.wait_log(r"stopped taking pages \(connection lost\) after \d+", 30)
+            taken = int(
+                re.findall(
+                    r"stopped taking pages \(connection lost\) after (\d+)", b_srv.log_text()
+                )[0]
+            )
+            assert 0 < taken < pages  # it stopped mid-drain, as meant
+            st = b_srv.status()
+            assert (st["used_pages"], st["limit_pages"]) == (pages, 0)
+        finally:
+            c_srv.kill()
+        for s in range(pages):
+            assert to_b.get(s, 3) == (proto.OK, page(s, 3)), s
+        assert b_srv.status()["used_pages"] == pages
