@@ -32,15 +32,28 @@ CONFIG = "/sys/kernel/config/nswap/" + DEVICE
 COUNTERS = "/sys/block/%s/nswap" % DEVICE
 HOG_UNIT = "nswap-verify-hog"
 HOG_DONE = "/run/nswap-verify-hog.done"
-# Allocates MemAvailable + 96 MiB (about 24000 pages more than fit; less than the
-# 384 MiB device), touches every page, says so, then holds the memory.
+# Allocates 4 MiB at a time, touching every page, until the kernel has put 112 MiB more
+# on /dev/nswap0 (/proc/swaps' Used) than when it started, then says so and holds the
+# memory.  A target measured on the node, not a size guessed from MemAvailable up
+# front: a CI run pushed only 9,627 pages out with "MemAvailable + 96 MiB" (memory
+# that other processes freed meanwhile).  It stops at MemTotal + 256 MiB (less than
+# the 384 MiB device on top of RAM) and says "cap" if swap never got that far.
 HOG = (
     "import time\n"
-    "info = dict(l.split(':') for l in open('/proc/meminfo'))\n"
-    "n = (int(info['MemAvailable'].split()[0]) + 96 * 1024) * 1024\n"
-    "b = bytearray(n)\n"
-    "for i in range(0, n, 4096): b[i] = 1\n"
-    "open('%s', 'w').write('done'); time.sleep(600)\n" % HOG_DONE
+    "def used():\n"
+    "    for line in open('/proc/swaps').read().splitlines()[1:]:\n"
+    "        f = line.split()\n"
+    "        if f[0] == '/dev/%s': return int(f[3])\n"
+    "    return 0\n"
+    "total = int(open('/proc/meminfo').read().split()[1])\n"
+    "start, chunks, state = used(), [], 'cap'\n"
+    "while len(chunks) * 4096 < total + 256 * 1024:\n"
+    "    b = bytearray(4 << 20)\n"
+    "    for i in range(0, len(b), 4096): b[i] = 1\n"
+    "    chunks.append(b)\n"
+    "    if used() - start >= 112 * 1024: state = 'done'; break\n"
+    "open('%s', 'w').write('%%s %%d KiB swapped, %%d MiB held' %% (state, used() - start, "
+    "len(chunks) * 4)); time.sleep(600)\n" % (DEVICE, HOG_DONE)
 )
 
 
@@ -149,6 +162,8 @@ def test_pages_reach_nswapd_and_a_teardown_that_cannot_swap_off_keeps_all(host):
             ).stdout
             time.sleep(5)
         assert host.file(HOG_DONE).exists, "the allocator did not finish in 10 minutes"
+        hog_said = host.file(HOG_DONE).content_string
+        assert hog_said.startswith("done "), hog_said
         puts_after = int(host.file(COUNTERS + "/puts").content_string)
         used_during = server_status(host)["used_pages"]
         errors = int(host.file(COUNTERS + "/errors").content_string)
