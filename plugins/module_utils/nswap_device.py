@@ -122,6 +122,7 @@ def wanted_config(params, servers):
     return dict(
         size=device_size(params["size"]) if params["size"] is not None else None,
         servers=list(servers),
+        keep_other_servers=bool(params.get("keep_other_servers")),
         connections_per_server=check_range(
             "connections_per_server", params["connections_per_server"]
         ),
@@ -146,7 +147,7 @@ def plan(current, wanted):
             writes.append((name, str(wanted[name])))
     have = now.get("servers", [])
     for server in have:
-        if server not in wanted["servers"]:
+        if server not in wanted["servers"] and not wanted.get("keep_other_servers"):
             writes.append(("servers", "del " + server))
     for server in wanted["servers"]:
         if server not in have:

@@ -71,9 +71,16 @@ options:
     description:
       - Memory servers (nswapd) as V(ADDR:PORT), V([IPV6]:PORT) or V(HOSTNAME:PORT); at most 64.
       - Required with O(state=present).  Servers of the device that are not in the list are
-        removed.
+        removed, unless O(keep_other_servers) is set.
     type: list
     elements: str
+  keep_other_servers:
+    description:
+      - Leave the device's servers that are not in O(servers) alone instead of removing
+        them - those the node's nswapd added from its gossip table (its C(client_device)).
+        O(servers) are still added.
+    type: bool
+    default: false
   connections_per_server:
     description: TCP connections to each server, V(1) to V(16).  Default of nswap.ko (2).
     type: int
@@ -484,7 +491,8 @@ class NswapDevice(object):
         for name in util.SETTINGS:
             if self.wanted.get(name) is not None:
                 after[name] = self.wanted[name]
-        after["servers"] = list(self.wanted["servers"])
+        kept = (current or {}).get("servers", []) if self.wanted["keep_other_servers"] else []
+        after["servers"] = kept + [s for s in self.wanted["servers"] if s not in kept]
         after["powered"] = True
         return after
 
@@ -503,6 +511,7 @@ def main():
             state=dict(type="str", choices=["present", "absent"], default="present"),
             size=dict(type="str"),
             servers=dict(type="list", elements="str"),
+            keep_other_servers=dict(type="bool", default=False),
             connections_per_server=dict(type="int"),
             timeout_ms=dict(type="int"),
             retries=dict(type="int"),

@@ -221,6 +221,13 @@ def test_nswapd_runs_on_each_server(name):
     pid = server.check_output("systemctl show -p MainPID --value nswapd")
     assert server.check_output("ps -o user= -p %s" % pid) == "nswapd"
     assert server_status(name)["capacity_pages"] == 384 * 256
+    # The unit's sandbox (its mount namespace) shows nswapd what the elastic cache reads
+    # (ProcSubset=pid hid them) and keeps configfs writable for client_device.
+    for path in ("/proc/meminfo", "/proc/pressure/memory"):
+        assert server.run("nsenter -t %s -m test -r %s" % (pid, path)).rc == 0, path
+    assert "rw" in server.check_output(
+        "nsenter -t %s -m findmnt -n -o OPTIONS /sys/kernel/config" % pid
+    ).split(",")
 
 
 # --- the smoke playbook: facts and VM-to-VM TCP over the nswap addresses ---------------
@@ -279,7 +286,11 @@ def test_restart_of_a_page_holding_nswapd_is_refused_unless_allowed(client):
     assert server_status(name)["used_pages"] == held
     pid = nswapd_pid(server)
     conf = server.file("/etc/nswap/nswapd.conf").content_string
-    rc, out = playbook("-e", "nswap_server_max_clients=128", "--limit", name)
+    # gossip is on in this scenario: without nswap_server_drain=false the role would drain
+    # instead (which cannot move these pages: their owner does not follow moves)
+    rc, out = playbook(
+        "-e", "nswap_server_max_clients=128", "-e", "nswap_server_drain=false", "--limit", name
+    )  # fmt: skip
     assert rc != 0
     text = " ".join(out.split())
     assert "Refusing to restart nswapd on %s" % name in text, out[-4000:]
@@ -306,6 +317,68 @@ def test_restart_of_a_page_holding_nswapd_is_refused_unless_allowed(client):
     assert rc == 0, out[-4000:]
     assert server.file("/etc/nswap/nswapd.conf").contains("^max_clients = 256$")
     assert server.service("nswapd").is_running
+
+
+# --- nswap_gossip: nswapd on every node, the client's feeding its device -------------
+
+
+def gossip_table(name):
+    """NAME's gossip table file as a dict ({"members": []} before the first round)."""
+    table_file = host(name).file("/run/nswap/gossip.json")
+    return json.loads(table_file.content_string) if table_file.exists else {"members": []}
+
+
+def servers_lines(client):
+    return client.file(CONFIG + "/servers").content_string.splitlines()
+
+
+def test_every_node_runs_nswapd_and_the_client_feeds_its_device(client):
+    """The scenario deploys with nswap_gossip=true: nswapd runs on the client too, lending
+    nothing; every node's table lists every other node alive, the client with no room;
+    the client's nswapd writes the room of each server into its device's servers file as
+    a hint (the one file of the device its group may write), and the boot script makes
+    that file the group's again."""
+    assert deploy_vars()["nswap_gossip"] == "true"
+    name = CLIENTS[0]
+    everyone = {nswap_address(n) for n in CLIENTS + SERVERS}
+    assert client.service("nswapd").is_running and client.service("nswapd").is_enabled
+    status = server_status(name)
+    assert (status["capacity_pages"], status["limit_pages"]) == (0, 0)
+    assert client.file("/etc/nswap/nswapd.conf").contains("^client_device = nswap0$")
+    seen, lines = {}, []
+    for _attempt in range(30):  # a gossip round is a second
+        seen = {
+            n: {m["address"]: (m["state"], m["capacity"]) for m in gossip_table(n)["members"]}
+            for n in CLIENTS + SERVERS
+        }
+        lines = servers_lines(client)
+        if (
+            all(
+                set(members) == everyone - {nswap_address(n)}
+                and all(state == "alive" for state, _ in members.values())
+                for n, members in seen.items()
+            )
+            and len(lines) == len(SERVERS)
+            and all(" hint=" in line for line in lines)
+        ):
+            break
+        time.sleep(2)
+    for n in SERVERS:
+        assert seen[n][nswap_address(name)] == ("alive", 0), seen  # the client lends nothing
+        assert seen[name][nswap_address(n)] == ("alive", 384 * 256), seen
+    assert set(seen[name]) == everyone - {nswap_address(name)}, seen
+    # the servers of the scenario only (the client has no room), each with its room
+    assert sorted(line.split()[0] for line in lines) == sorted(
+        "%s:7405" % nswap_address(n) for n in SERVERS
+    ), lines
+    assert all(re.search(r" hint=\d+/%d\b" % (384 * 256), line) for line in lines), lines
+    access = "stat -c '%%G %%a' %s/servers" % CONFIG
+    assert client.check_output(access) == "nswapd 664"
+    assert client.check_output("stat -c '%%G %%a' %s/size" % CONFIG) == "root 644"
+    # what nswap-client.service does at boot, on a device that is up already
+    client.check_output("chgrp root %s/servers && chmod 0644 %s/servers" % (CONFIG, CONFIG))
+    client.check_output("/usr/local/sbin/nswap-client up")
+    assert client.check_output(access) == "nswapd 664"
 
 
 # --- pages reach the servers ---------------------------------------------------------

@@ -312,6 +312,22 @@ def test_adding_a_server_while_swapped_on_needs_no_power_off(monkeypatch, ko):
     assert ko.probed == ["10.77.0.13:7405"]
 
 
+def test_servers_a_gossip_feed_added_are_kept_when_asked(monkeypatch, ko):
+    """keep_other_servers: a server the node's nswapd added (not in the list) stays, with
+    no power cycle of the active swap area; one of the list that is missing is added."""
+    fed = "10.77.0.99:7405"
+    ko.create(servers=[SERVERS[0], fed])
+    ko.swapped_on.add("/dev/nswap0")
+    ko.update_swaps()
+    failed, result = present(monkeypatch, keep_other_servers=True)
+    assert not failed, result.get("msg")
+    assert ko.writes == [("nswap0", "servers", "add 10.77.0.13:7405")]
+    assert [s["server"] for s in result["servers"]] == [SERVERS[0], fed, SERVERS[1]]
+    ko.writes.clear()
+    failed, result = present(monkeypatch, keep_other_servers=True)
+    assert not failed and not result["changed"] and ko.writes == []
+
+
 # --- failures leave the node as it was ----------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """The role's nswapd.conf template, rendered by ansible with the role's defaults (and with
 other values), is a file the nswapd of this checkout accepts and reads back as meant."""
 
+import json
 import os
 import subprocess
 
@@ -16,8 +17,10 @@ ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible")
 
 def render(tmp_path, **overrides):
     """templates/nswapd.conf.j2 with defaults/main.yml plus overrides, via ansible."""
-    with open(os.path.join(ROLE, "defaults", "main.yml")) as handle:
-        variables = yaml.safe_load(handle)
+    variables = {}
+    for part in ("defaults", "vars"):
+        with open(os.path.join(ROLE, part, "main.yml")) as handle:
+            variables.update(yaml.safe_load(handle))
     variables.update(nswap_server_address="127.0.0.1", nswap_server_name="node1")
     variables.update(overrides)
     extra = tmp_path / "vars.yml"
@@ -274,3 +277,109 @@ def test_good_elastic_settings_pass(tmp_path):
         nswap_server_elastic_psi=7.5,
     )
     assert rc == 0, out
+
+
+def test_a_node_that_lends_nothing_renders_cache_0_and_its_device(tmp_path, nswapd_bin):
+    """nswap_server_lend false (a client that only borrows): cache 0, the device its
+    nswapd feeds, and no elastic keys even when elastic is on for the group."""
+    conf = render(
+        tmp_path,
+        nswap_server_lend=False,
+        nswap_server_gossip=True,
+        nswap_server_client_device="nswap0",
+        nswap_server_elastic=True,
+    )
+    text = conf.read_text()
+    assert "cache_size = 0\n" in text and "elastic" not in text
+    rc, out = check_config(nswapd_bin, conf)
+    assert rc == 0, out
+    assert "client_device = nswap0\n" in out and "client_servers = 16\n" in out
+
+
+def test_nswap_gossip_runs_every_node_clients_lending_nothing(tmp_path):
+    """The deploy's switch, through the role's defaults on an inventory of one server and
+    one client: both gossip with the server as seed; the server lends and feeds no device,
+    the client lends nothing and feeds its nswap_client_device."""
+    inventory = {
+        "all": {
+            "children": {
+                "nswap_servers": {"hosts": {"s1": {"nswap_address": "10.0.0.1"}}},
+                "nswap_clients": {
+                    "hosts": {"c1": {"nswap_address": "10.0.0.2", "nswap_client_device": "swp1"}}
+                },
+            },
+            "vars": {"ansible_connection": "local", "nswap_gossip": True},
+        }
+    }
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    wanted = (
+        "nswap_server_gossip nswap_server_lend nswap_server_client_device "
+        "__nswap_server_cache_size nswap_server_gossip_seeds"
+    ).split()
+    play = dict(
+        hosts="all",
+        gather_facts=False,
+        tasks=[
+            {"ansible.builtin.include_vars": os.path.join(ROLE, "defaults", "main.yml")},
+            {"ansible.builtin.include_vars": os.path.join(ROLE, "vars", "main.yml")},
+            {
+                "ansible.builtin.copy": {
+                    "content": "{{ [%s] | to_json }}" % ", ".join(wanted),
+                    "dest": "%s/{{ inventory_hostname }}.json" % tmp_path,
+                    "mode": "0644",
+                }
+            },
+        ],
+    )
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([play]))
+    proc = subprocess.run(
+        [ANSIBLE + "-playbook", "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false"),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = {host: json.loads((tmp_path / ("%s.json" % host)).read_text()) for host in ("s1", "c1")}
+    assert seen == {
+        "s1": [True, True, "", "256M", ["10.0.0.1"]],
+        "c1": [True, False, "swp1", 0, ["10.0.0.1"]],
+    }
+
+
+VALIDATE_ALL = [
+    {
+        "name": "Settings checks",
+        "ansible.builtin.include_role": {"name": "nswap_server", "tasks_from": "validate"},
+    }
+]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            dict(nswap_server_lend=False),
+            "nswap_server_lend is false on localhost with gossip off: a node that lends "
+            "nothing runs nswapd only to hear the gossip",
+        ),
+        (
+            dict(nswap_server_client_device="nswap0"),
+            "nswap_server_client_device=nswap0 needs nswap_server_gossip (its servers come "
+            "from the gossip table)",
+        ),
+        (
+            dict(nswap_server_gossip=True, nswap_server_client_device="../nswap0"),
+            "nswap_server_client_device=../nswap0 is not a device name; use the configfs name",
+        ),
+        (
+            dict(nswap_server_gossip=True, nswap_server_client_servers=65),
+            "nswap_server_client_servers=65 must be the most servers nswapd adds to the device, 1-64",
+        ),
+    ],
+)
+def test_bad_lend_and_feed_settings_fail_naming_the_variable(tmp_path, overrides, message):
+    rc, out = run_playbook(tmp_path, VALIDATE_ALL, **overrides)
+    assert rc != 0, out
+    assert message in out, out
+    assert "Nothing was changed." in out
