@@ -32,28 +32,16 @@ CONFIG = "/sys/kernel/config/nswap/" + DEVICE
 COUNTERS = "/sys/block/%s/nswap" % DEVICE
 HOG_UNIT = "nswap-verify-hog"
 HOG_DONE = "/run/nswap-verify-hog.done"
-# Allocates 4 MiB at a time, touching every page, until the kernel has put 112 MiB more
-# on /dev/nswap0 (/proc/swaps' Used) than when it started, then says so and holds the
-# memory.  A target measured on the node, not a size guessed from MemAvailable up
-# front: a CI run pushed only 9,627 pages out with "MemAvailable + 96 MiB" (memory
-# that other processes freed meanwhile).  It stops at MemTotal + 256 MiB (less than
-# the 384 MiB device on top of RAM) and says "cap" if swap never got that far.
-HOG = (
-    "import time\n"
-    "def used():\n"
-    "    for line in open('/proc/swaps').read().splitlines()[1:]:\n"
-    "        f = line.split()\n"
-    "        if f[0] == '/dev/%s': return int(f[3])\n"
-    "    return 0\n"
-    "total = int(open('/proc/meminfo').read().split()[1])\n"
-    "start, chunks, state = used(), [], 'cap'\n"
-    "while len(chunks) * 4096 < total + 256 * 1024:\n"
-    "    b = bytearray(4 << 20)\n"
-    "    for i in range(0, len(b), 4096): b[i] = 1\n"
-    "    chunks.append(b)\n"
-    "    if used() - start >= 112 * 1024: state = 'done'; break\n"
-    "open('%s', 'w').write('%%s %%d KiB swapped, %%d MiB held' %% (state, used() - start, "
-    "len(chunks) * 4)); time.sleep(600)\n" % (DEVICE, HOG_DONE)
+FILLER = os.path.join(REPO, "harness", "swapfill.py")
+GUEST_FILLER = "/root/nswap_verify_swapfill.py"
+# Fills memory until the kernel has put 112 MiB more on the device (harness/swapfill.py:
+# measured on the node, at most MemTotal + 256 MiB, less than the 384 MiB device on top
+# of RAM), says so in HOG_DONE, then holds it.
+HOG = "python3 %s --device %s --swapped-kib %d --ready %s" % (
+    GUEST_FILLER,
+    DEVICE,
+    112 * 1024,
+    HOG_DONE,
 )
 
 
@@ -103,9 +91,10 @@ def swaps(host):
 
 @pytest.fixture(scope="module", autouse=True)
 def protocol_on_node(host):
-    host.ansible("copy", "src=%s dest=%s mode=0644" % (PROTOCOL, GUEST_PROTOCOL), check=False)
+    for src, dest in ((PROTOCOL, GUEST_PROTOCOL), (FILLER, GUEST_FILLER)):
+        host.ansible("copy", "src=%s dest=%s mode=0644" % (src, dest), check=False)
     yield
-    host.run("rm -f %s" % GUEST_PROTOCOL)
+    host.run("rm -f %s %s" % (GUEST_PROTOCOL, GUEST_FILLER))
 
 
 def test_module_is_built_by_dkms_and_loaded(host):
@@ -149,10 +138,7 @@ def test_pages_reach_nswapd_and_a_teardown_that_cannot_swap_off_keeps_all(host):
     puts_before = int(host.file(COUNTERS + "/puts").content_string)
     used_before = server_status(host)["used_pages"]
     host.run("rm -f %s" % HOG_DONE)
-    host.check_output(
-        "systemd-run --unit=%s --property=RuntimeMaxSec=900 python3 -c %s"
-        % (HOG_UNIT, shlex.quote(HOG))
-    )
+    host.check_output("systemd-run --unit=%s --property=RuntimeMaxSec=900 %s" % (HOG_UNIT, HOG))
     try:
         for _attempt in range(120):  # at most ~10 minutes under TCG
             if host.file(HOG_DONE).exists:
