@@ -9,8 +9,9 @@ measured on the node, not a size guessed up front: "MemAvailable + 96 MiB" once 
 only 9,627 pages out, because other processes freed memory meanwhile.
 
 With --verify-on FILE each page holds its own pattern (its number and this run's seed
-in its first 16 bytes, zeros after); once FILE exists every page is compared in full and
-the outcome written to --result.  Only the standard library: the nodes have python3.
+in its first 16 bytes, zeros after); once FILE exists every page is compared in full,
+the outcome written to --result, and the program ends.  Files are written whole (a
+reader never sees half of one).  Only the standard library: the nodes have python3.
 
   swapfill.py --device nswap0 --swapped-kib 114688 --ready /run/fill.ready
 """
@@ -60,6 +61,13 @@ def fill(device, target_kib, cap_kib, seed):
     return chunks, "cap", swapped_kib(device) - start
 
 
+def write_whole(path, text):
+    """PATH holds TEXT or does not exist yet: written beside it, then renamed."""
+    with open(path + ".tmp", "w") as handle:
+        handle.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def verify(chunks, seed):
     """(pages, pages that differ, the first few of those)."""
     bad = []
@@ -84,15 +92,13 @@ def main():
     cap = args.cap_kib or mem_total_kib() + 256 * 1024
     seed = int.from_bytes(os.urandom(8), "little") if args.verify_on else None
     chunks, state, swapped = fill(args.device, args.swapped_kib, cap, seed)
-    with open(args.ready, "w") as handle:
-        handle.write("%s %d KiB swapped, %d MiB held" % (state, swapped, len(chunks) * 4))
+    write_whole(args.ready, "%s %d KiB swapped, %d MiB held" % (state, swapped, len(chunks) * 4))
     deadline = time.monotonic() + args.hold_s
     while time.monotonic() < deadline:
         if args.verify_on and os.path.exists(args.verify_on):
             pages, bad, first = verify(chunks, seed)
-            with open(args.result, "w") as handle:
-                handle.write("%d pages checked, %d differ %s" % (pages, bad, first))
-            args.verify_on = None
+            write_whole(args.result, "%d pages checked, %d differ %s" % (pages, bad, first))
+            return
         time.sleep(1)
 
 

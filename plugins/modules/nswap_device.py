@@ -273,6 +273,14 @@ class NswapDevice(object):
         try:
             write_attr(path, value)
         except OSError as exc:
+            if (
+                exc.errno == errno.EEXIST
+                and attr == "servers"
+                and value.startswith("add ")
+                and self.wanted.get("keep_other_servers")
+            ):
+                # the node's nswapd added it from its gossip table meanwhile: it is there
+                return
             why = os.strerror(exc.errno) if exc.errno else str(exc)
             hint = "see the kernel log (dmesg | grep nswap) for the reason"
             if exc.errno == errno.EBUSY and attr == "power":

@@ -28,7 +28,7 @@ def test_command_line_writes_ready_and_result(tmp_path):
     subprocess.run(
         [sys.executable, swapfill.__file__, "--device", "none", "--swapped-kib", "1024"]
         + ["--cap-kib", "4096", "--ready", str(ready), "--verify-on", str(go)]
-        + ["--result", str(result), "--hold-s", "1.5"],
+        + ["--result", str(result), "--hold-s", "600"],  # ends once it checked
         check=True,
         timeout=60,
     )

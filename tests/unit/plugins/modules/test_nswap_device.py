@@ -328,6 +328,19 @@ def test_servers_a_gossip_feed_added_are_kept_when_asked(monkeypatch, ko):
     assert not failed and not result["changed"] and ko.writes == []
 
 
+def test_a_server_nswapd_added_meanwhile_is_no_failure_when_kept(monkeypatch, ko):
+    """With keep_other_servers, an add that finds the server there (EEXIST: the node's
+    nswapd added it between the module's read and its write) is done, not a failure."""
+    ko.create(servers=SERVERS[:1])
+    ko.swapped_on.add("/dev/nswap0")
+    ko.update_swaps()
+    ko.refuse[("servers", "add " + SERVERS[1])] = errno.EEXIST
+    failed, result = present(monkeypatch, keep_other_servers=True)
+    assert not failed, result.get("msg")
+    failed, result = present(monkeypatch)  # without: the kernel's refusal is reported
+    assert failed and "File exists" in result["msg"]
+
+
 # --- failures leave the node as it was ----------------------------------------------
 
 
