@@ -175,10 +175,14 @@ static int better(const struct gossip_member *a, const struct gossip_member *b)
 }
 
 /* Each configured server the table knows gets its announced room; one the
- * table lost after we hinted it keeps its capacity with nothing free. */
+ * table lost after we hinted it keeps its capacity with nothing free.  This
+ * node's own server (a node that lends and swaps) is not in the table: its
+ * own announcement speaks for it (unhinted, placement would pass it over
+ * while hinted servers have room). */
 static void write_hints(struct feed *f, struct gossip *g)
 {
 	const struct gossip_member *best[FEED_MAX_SERVERS] = { 0 };
+	struct feed_server *own = find_conf(f, g->self.addr, g->self.port);
 
 	/* O(members x configured): at most 64 comparisons per member, once a
 	 * round; the table is keyed by node id, not address */
@@ -189,6 +193,8 @@ static void write_hints(struct feed *f, struct gossip *g)
 		if (s && (!best[s - f->conf] || better(m, best[s - f->conf])))
 			best[s - f->conf] = m;
 	}
+	if (own)
+		best[own - f->conf] = &g->self;
 	for (unsigned int i = 0; i < f->nconf; i++) {
 		const struct gossip_member *m = best[i];
 

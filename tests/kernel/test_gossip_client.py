@@ -41,13 +41,16 @@ echo "placement_default=$([ "$(cat $cfg/placement)" = two-choice ] && echo 1 || 
 echo "hint %(s0)s:%(port)d 1 2" > $cfg/servers 2>/dev/null && fail "hint of an unknown server"
 echo "hint %(s0)s:%(port)d" > $cfg/servers 2>/dev/null && fail "hint without numbers"
 echo sideways > $cfg/placement 2>/dev/null && fail "placement sideways"
-nswapd --foreground --listen %(guest)s:%(port)d --cache-size 4K --name client \
+# this node's own nswapd as a server of the device too (a node that lends and swaps; it
+# lends nothing here): hinted from its own announcement, not from the table
+echo "add %(guest)s:%(port)d" > $cfg/servers || fail "add this node's server"
+nswapd --foreground --listen %(guest)s:%(port)d --cache-size 0 --name client \
     --gossip on --gossip-seeds %(s0)s --gossip-interval %(interval)d \
     --gossip-table-file /tmp/gossip.json --client-device nswap0 --client-servers 8 \
     > /tmp/nswapd.log 2>&1 &
 nswapd_pid=$!
 i=0
-while [ $(grep -c ' hint=' $cfg/servers) -lt 3 ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done
+while [ $(grep -c ' hint=' $cfg/servers) -lt 4 ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done
 echo "fed_after_s=$i"
 sed 's/^/fed /' $cfg/servers
 echo "hint %(s0)s:%(port)d 5 4" > $cfg/servers 2>/dev/null && fail "hint free above capacity"
@@ -187,8 +190,11 @@ def test_a_client_finds_three_servers_by_gossip_and_swaps_every_byte_back(
     out = result.output
     assert values["placement_default"] == 1
 
-    # fed: the three servers, hinted with their free pages, none given by hand
+    # fed: the three servers, hinted with their free pages, none given by hand; this
+    # node's own server (added by hand) hinted with its own room, none
     fed = server_lines(out, "fed")
+    own = "%s:%d" % (GUEST_IP, PORT)
+    assert fed.pop(own)["hint"] == "0/0", out[-4000:]
     assert sorted(fed) == names, out[-4000:]
     for name in names:
         free, capacity = map(int, fed[name]["hint"].split("/"))
