@@ -102,18 +102,29 @@ def put_pages(name, count):
     return int(in_lab_netns(name, code))
 
 
-def installed_playbook(name, *args, timeout=1500):
-    """nswap.cluster.NAME from the installed collection (the one converge used)."""
+def installed(command, *args, timeout=1500):
+    """(rc, output) of an ansible COMMAND (ansible-playbook, ansible) on the lab's inventory
+    with the installed collection (the one converge used)."""
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_DEPRECATION_WARNINGS="0")
     env["PATH"] = "%s:%s" % (os.path.join(REPO, ".venv", "bin"), os.environ["PATH"])
     if os.path.isdir(INSTALLED):
         env["ANSIBLE_COLLECTIONS_PATH"] = INSTALLED
-    argv = [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", INVENTORY]
-    argv += ["nswap.cluster.%s" % name] + list(args)
+    argv = [os.path.join(REPO, ".venv", "bin", command), "-i", INVENTORY] + list(args)
     proc = subprocess.run(
         argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def installed_playbook(name, *args, timeout=1500):
+    """nswap.cluster.NAME from the installed collection."""
+    return installed("ansible-playbook", "nswap.cluster.%s" % name, *args, timeout=timeout)
+
+
+def nswap_server_module(name, args):
+    """nswap.cluster.nswap_server with ARGS (key=value words) on NAME, at its address."""
+    args += " address=%s port=7405" % nswap_address(name)
+    return installed("ansible", name, "-b", "-m", "nswap.cluster.nswap_server", "-a", args)
 
 
 def playbook(*args, timeout=1500):
@@ -274,12 +285,18 @@ def test_cache_size_change_is_applied_at_run_time_without_restart():
 def test_restart_of_a_page_holding_nswapd_is_refused_unless_allowed(client):
     """max_clients needs a restart.  With pages held, the deploy refuses it before writing
     anything; nswap_server_allow_restart_with_pages=true restarts anyway (and drops them).
-    The pages are the test's own (put_pages), and the lab client has swapped nothing yet
-    (this runs before the memory-pressure test), so the restart costs no process its
-    memory: the check that the server holds no page before the test's own says so."""
+    The pages are the test's own (put_pages); pages the lab client swapped out there before
+    (a few, after the benchmark) are drained to the other server first (the client follows
+    moves), so the restart costs no process its memory: the check that the server holds
+    no page before the test's own says so."""
     name = SERVERS[0]
     server = host(name)
     held = 300
+    if server_status(name)["used_pages"]:
+        rc, out = nswap_server_module(name, "state=drained drain_timeout=120")
+        assert rc == 0, out[-4000:]
+        rc, out = nswap_server_module(name, "state=started cache_limit=384M")
+        assert rc == 0, out[-4000:]
     before = server_status(name)["used_pages"]
     assert before == 0, "the lab client has pages on %s: a forced restart would drop them" % name
     assert put_pages(name, held) == 0
@@ -376,9 +393,12 @@ def test_every_node_runs_nswapd_and_the_client_feeds_its_device(client):
     assert client.check_output(access) == "nswapd 664"
     assert client.check_output("stat -c '%%G %%a' %s/size" % CONFIG) == "root 644"
     # what nswap-client.service does at boot, on a device that is up already
-    client.check_output("chgrp root %s/servers && chmod 0644 %s/servers" % (CONFIG, CONFIG))
-    client.check_output("/usr/local/sbin/nswap-client up")
-    assert client.check_output(access) == "nswapd 664"
+    try:
+        client.check_output("chgrp root %s/servers && chmod 0644 %s/servers" % (CONFIG, CONFIG))
+        client.check_output("/usr/local/sbin/nswap-client up")
+        assert client.check_output(access) == "nswapd 664"
+    finally:
+        client.run("chgrp nswapd %s/servers && chmod 0664 %s/servers" % (CONFIG, CONFIG))
 
 
 # --- pages reach the servers ---------------------------------------------------------
@@ -523,3 +543,72 @@ def test_missing_kernel_headers_fail_with_the_fix_and_change_nothing(client):
     assert recap(out)[CLIENTS[0]]["changed"] == 0
     assert client.file("/sys/module/nswap").is_directory
     assert client.package("nswap-modules-%s" % kernel).is_installed
+
+
+# --- last: a rolling re-deploy under a running workload -------------------------------
+
+FILLER = os.path.join(REPO, "harness", "swapfill.py")
+GUEST_FILLER = "/root/nswap_verify_swapfill.py"
+FILL_UNIT = "nswap-verify-fill"
+FILL_READY = "/run/nswap-verify-fill.ready"
+FILL_GO = "/run/nswap-verify-fill.go"
+FILL_RESULT = "/run/nswap-verify-fill.result"
+
+
+def wait_for_file(node, path, what, attempts=120):
+    """The content of PATH on NODE once it exists (5 s between looks), while FILL_UNIT runs."""
+    for _attempt in range(attempts):
+        running = node.service(FILL_UNIT).is_running
+        if node.file(path).exists:  # after the look at the unit: it ends once it checked
+            return node.file(path).content_string
+        assert running, node.run("journalctl -u %s -n 20" % FILL_UNIT).stdout
+        time.sleep(5)
+    raise AssertionError("%s: not in %d s" % (what, attempts * 5))
+
+
+def drained(output):
+    """Servers the deploy drained before their restart (the drain reported a change)."""
+    return [
+        name
+        for name in SERVERS
+        if any(t.endswith("Drain nswapd before the restart") for t in changed_tasks(output, name))
+    ]
+
+
+def test_a_rolling_re_deploy_under_a_workload_loses_no_byte(client):
+    """The deploy of the servers restarts each nswapd (a new log level) one at a time
+    (nswap_deploy_server_batch=1) while a workload holds 64 MiB out on them, each
+    page with its own pattern: each server is drained first, its pages move to the other
+    one and the client follows (nswap_client_migration); then every byte is checked.
+    Last in this file: it leaves the servers at log level debug."""
+    client.ansible("copy", "src=%s dest=%s mode=0644" % (FILLER, GUEST_FILLER), check=False)
+    client.run("rm -f %s %s %s" % (FILL_READY, FILL_GO, FILL_RESULT))
+    pids = {name: nswapd_pid(host(name)) for name in SERVERS}
+    client.check_output(
+        "systemd-run --unit=%s --property=RuntimeMaxSec=3600 python3 %s --device nswap0 "
+        "--swapped-kib %d --ready %s --verify-on %s --result %s --hold-s 3000"
+        % (FILL_UNIT, GUEST_FILLER, 64 * 1024, FILL_READY, FILL_GO, FILL_RESULT)
+    )
+    try:
+        ready = wait_for_file(client, FILL_READY, "the workload's 64 MiB out")
+        assert ready.startswith("done "), ready
+        held = sum(server_status(name)["used_pages"] for name in SERVERS)
+        assert held > 10000, held
+        rc, out = playbook(
+            "-e", "nswap_deploy_server_batch=1", "-e", "nswap_server_log_level=debug",
+            "--limit", "nswap_servers", timeout=2400,
+        )  # fmt: skip
+        assert rc == 0, out[-4000:]
+        for name in SERVERS:
+            assert nswapd_pid(host(name)) != pids[name]  # restarted
+            assert host(name).file("/etc/nswap/nswapd.conf").contains("^log_level = debug$")
+        # both held pages when their turn came: the first the workload's, the second
+        # those and the first one's, moved there
+        assert drained(out) == SERVERS, out[-4000:]
+        client.check_output("touch %s" % FILL_GO)
+        result = wait_for_file(client, FILL_RESULT, "the workload's check", attempts=60)
+        assert result.endswith(" pages checked, 0 differ []"), result
+        assert int(client.file(COUNTERS + "/errors").content_string) == 0
+    finally:
+        client.run("systemctl stop %s; systemctl reset-failed %s" % (FILL_UNIT, FILL_UNIT))
+        client.run("rm -f %s %s %s %s" % (FILL_READY, FILL_GO, FILL_RESULT, GUEST_FILLER))
