@@ -374,7 +374,8 @@ VALIDATE_ALL = [
         ),
         (
             dict(nswap_server_gossip=True, nswap_server_client_servers=65),
-            "nswap_server_client_servers=65 must be the most servers nswapd adds to the device, 1-64",
+            "nswap_server_client_servers=65 must be the most servers nswapd adds to the "
+            "device, 1-64",
         ),
     ],
 )
