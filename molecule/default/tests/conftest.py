@@ -1,7 +1,27 @@
 """Verify order: the deploy checks (test_default.py) first, the benchmark
 (test_benchmark.py) last, so that a benchmark that broke the node cannot be mistaken for
-a deploy that did (the benchmark itself checks it put every node's swap back)."""
+a deploy that did (the benchmark itself checks it put every node's swap back).
+
+Tests marked ``long`` (minutes of emulated CPU each) are left out of the test command's
+run, which has a time budget; NSWAP_LONG_TESTS=1 runs them too, after everything else
+(README, "Long runs")."""
+
+import os
 
 
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.nodeid.split("::")[0].endswith("test_benchmark.py"))
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: a long run, only with NSWAP_LONG_TESTS=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("NSWAP_LONG_TESTS") != "1":
+        long_runs = [item for item in items if item.get_closest_marker("long")]
+        if long_runs:
+            config.hook.pytest_deselected(items=long_runs)
+            items[:] = [item for item in items if not item.get_closest_marker("long")]
+    items.sort(
+        key=lambda item: (
+            bool(item.get_closest_marker("long")),
+            item.nodeid.split("::")[0].endswith("test_benchmark.py"),
+        )
+    )

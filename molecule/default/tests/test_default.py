@@ -545,7 +545,7 @@ def test_missing_kernel_headers_fail_with_the_fix_and_change_nothing(client):
     assert client.package("nswap-modules-%s" % kernel).is_installed
 
 
-# --- last: a rolling re-deploy under a running workload -------------------------------
+# --- a long run: a rolling re-deploy under a running workload -------------------------------
 
 FILLER = os.path.join(REPO, "harness", "swapfill.py")
 GUEST_FILLER = "/root/nswap_verify_swapfill.py"
@@ -575,12 +575,14 @@ def drained(output):
     ]
 
 
+@pytest.mark.long
 def test_a_rolling_re_deploy_under_a_workload_loses_no_byte(client):
     """The deploy of the servers restarts each nswapd (a new log level) one at a time
     (nswap_deploy_server_batch=1) while a workload holds 64 MiB out on them, each
     page with its own pattern: each server is drained first, its pages move to the other
     one and the client follows (nswap_client_migration); then every byte is checked.
-    Last in this file: it leaves the servers at log level debug."""
+    A long run (about 9 minutes under TCG; NSWAP_LONG_TESTS=1), last of all: it leaves
+    the servers at log level debug."""
     client.ansible("copy", "src=%s dest=%s mode=0644" % (FILLER, GUEST_FILLER), check=False)
     client.run("rm -f %s %s %s" % (FILL_READY, FILL_GO, FILL_RESULT))
     pids = {name: nswapd_pid(host(name)) for name in SERVERS}
