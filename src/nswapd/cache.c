@@ -25,9 +25,10 @@ static inline struct cache_shard *shard_of(const struct cache *c, uint64_t h)
 	return &c->shards[c->nshards == 1 ? 0 : h >> c->shard_shift];
 }
 
-int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shards)
+int cache_init(struct cache *c, uint64_t cache_pages, uint64_t overflow, int lock,
+	       unsigned int max_shards)
 {
-	uint64_t tsize = 16, per;
+	uint64_t tsize = 16, per, pages = cache_pages + overflow;
 	unsigned int bits = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -57,8 +58,10 @@ int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shard
 	per = (pages + c->nshards - 1) / c->nshards;
 	while (tsize < (c->nshards == 1 ? 2 : 4) * per)
 		tsize <<= 1;
-	c->capacity = (uint32_t)pages;
+	c->capacity = (uint32_t)cache_pages;
+	c->arena_pages = (uint32_t)pages;
 	atomic_init(&c->limit, c->capacity);
+	atomic_init(&c->overflow, 0);
 	atomic_init(&c->used, 0);
 	c->arena_bytes = (size_t)pages * NSWAP_PAGE_SIZE;
 	/* No pages (cache_size 0, a node that lends nothing): no arena; every
@@ -96,9 +99,9 @@ int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shard
 		sh->mask = (uint32_t)(tsize - 1);
 		sh->max = c->nshards == 1 ? (uint32_t)(tsize / 2) : (uint32_t)(tsize - tsize / 4);
 	}
-	for (uint32_t i = 0; i < c->capacity; i++)	/* pop order: 0, 1, 2, ... */
-		c->free_stack[i] = c->capacity - 1 - i;
-	c->free_top = c->capacity;
+	for (uint32_t i = 0; i < c->arena_pages; i++)	/* pop order: 0, 1, 2, ... */
+		c->free_stack[i] = c->arena_pages - 1 - i;
+	c->free_top = c->arena_pages;
 	if (lock && pages && mlock(c->arena, c->arena_bytes) == 0)
 		c->locked = 1;
 	return 0;
@@ -151,9 +154,10 @@ uint32_t cache_lookup(const struct cache *c, const struct cache_shard *sh,
 }
 
 uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_id,
-		      uint64_t slot)
+		      uint64_t slot, int may_overflow)
 {
 	uint32_t pos, idx;
+	uint64_t bound;
 
 	if (sh->count >= sh->max)
 		return CACHE_NONE;
@@ -163,9 +167,10 @@ uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_i
 	/* The check against the limit and the count that it guards are one
 	 * step under free_lock: two loops cannot both take the last page. */
 	pthread_mutex_lock(&c->free_lock);
-	if (c->free_top == 0 ||
-	    atomic_load_explicit(&c->used, memory_order_relaxed) >=
-	    atomic_load_explicit(&c->limit, memory_order_relaxed)) {
+	bound = atomic_load_explicit(&c->limit, memory_order_relaxed);
+	if (may_overflow)
+		bound += atomic_load_explicit(&c->overflow, memory_order_relaxed);
+	if (c->free_top == 0 || atomic_load_explicit(&c->used, memory_order_relaxed) >= bound) {
 		pthread_mutex_unlock(&c->free_lock);
 		return CACHE_NONE;
 	}
@@ -249,7 +254,7 @@ uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t sl
 {
 	uint64_t dropped = 0;
 
-	if (count < c->capacity / 4 + 64) {
+	if (count < c->arena_pages / 4 + 64) {
 		for (uint64_t s = slot; s - slot < count; s++) {
 			struct cache_shard *sh = cache_lock(c, client_id, s);
 			uint32_t idx = cache_lookup(c, sh, client_id, s);

@@ -60,9 +60,13 @@ struct cache {
 	/* Read-mostly after cache_init(): shared by every loop's cache line. */
 	unsigned char *arena;
 	size_t arena_bytes;
-	uint32_t capacity;	/* pages in the arena: the most `limit` may be */
-	struct cache_meta *meta;	/* capacity entries, indexed by page */
-	uint32_t *free_stack;	/* capacity entries, under free_lock */
+	uint32_t capacity;	/* cache_size in pages: the most `limit` may be */
+	/* pages in the arena: capacity + overflow (room a full cache still
+	 * takes from owners that follow moves, while a gossip member can take
+	 * the pages over its limit; see cache_insert()) */
+	uint32_t arena_pages;
+	struct cache_meta *meta;	/* arena_pages entries, indexed by page */
+	uint32_t *free_stack;	/* arena_pages entries, under free_lock */
 	struct cache_shard *shards;
 	uint32_t nshards;	/* power of two */
 	unsigned int shard_shift;	/* 64 - log2(nshards); hash >> shift = shard */
@@ -78,6 +82,9 @@ struct cache {
 	_Atomic uint32_t used;	/* written under free_lock */
 	_Atomic uint32_t limit;	/* runtime limit, 1..capacity: no new key while used >= limit */
 	_Atomic uint32_t moving;	/* pages marked moving (under their shard locks) */
+	/* pages over `limit` an insert with may_overflow may take now, at most
+	 * arena_pages - capacity; the main thread sets it (0: none) */
+	_Atomic uint32_t overflow;
 };
 
 /* A page's `moving` mark set or cleared, with the count (shard lock held). */
@@ -92,10 +99,12 @@ static inline void cache_set_moving(struct cache *c, struct cache_meta *m, int m
 		atomic_fetch_sub_explicit(&c->moving, 1, memory_order_relaxed);
 }
 
-/* Returns 0, or -1 with errno set.  lock != 0: mlock the arena (failure is
- * reported through c->locked == 0, not as an error).  max_shards: the most
- * shards to split the table into (a power of two is used, 1 at least). */
-int cache_init(struct cache *c, uint64_t pages, int lock, unsigned int max_shards);
+/* A cache of `pages` (cache_size) plus `overflow` pages of arena.  Returns 0,
+ * or -1 with errno set.  lock != 0: mlock the arena (failure is reported
+ * through c->locked == 0, not as an error).  max_shards: the most shards to
+ * split the table into (a power of two is used, 1 at least). */
+int cache_init(struct cache *c, uint64_t pages, uint64_t overflow, int lock,
+	       unsigned int max_shards);
 void cache_destroy(struct cache *c);
 
 /* Lock and return the shard that holds (client_id, slot). */
@@ -110,10 +119,11 @@ uint32_t cache_lookup(const struct cache *c, const struct cache_shard *sh,
 		      uint64_t client_id, uint64_t slot);
 /* Take a free page for a key that is not present.  CACHE_NONE when full,
  * i.e. when `used` has reached `limit` (or is above it after the limit was
- * lowered: stored pages are never dropped to honour a limit), or, rarely,
- * when the key's shard is full (see CACHE_SHARD_MIN_PAGES in cache.c). */
+ * lowered: stored pages are never dropped to honour a limit) -- or, with
+ * may_overflow, `limit` + `overflow` -- or, rarely, when the key's shard is
+ * full (see CACHE_SHARD_MIN_PAGES in cache.c). */
 uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_id,
-		      uint64_t slot);
+		      uint64_t slot, int may_overflow);
 void cache_remove(struct cache *c, struct cache_shard *sh, uint32_t idx);
 /* Set the runtime limit.  Returns 0, or -1 when pages is 0 or > capacity. */
 int cache_set_limit(struct cache *c, uint64_t pages);

@@ -19,7 +19,8 @@
 #define VALID_KEYS "listen, cache_size, name, max_clients, log_level, lock_memory, loops, " \
 	"gossip, gossip_port, gossip_interval, gossip_fanout, gossip_seeds, gossip_address, " \
 	"node_id, gossip_subnet, gossip_table_file, client_device, client_servers, elastic, " \
-	"elastic_reserve, elastic_step, elastic_psi, elastic_interval, meminfo_file, pressure_file"
+	"elastic_reserve, elastic_step, elastic_psi, elastic_interval, meminfo_file, pressure_file, " \
+	"overflow"
 
 void config_defaults(struct config *cfg)
 {
@@ -329,6 +330,15 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 		if (b / NSWAP_PAGE_SIZE > CACHE_MAX_PAGES)
 			return bad(where, value, "is too large; the maximum is 8T");
 		cfg->cache_bytes = b - b % NSWAP_PAGE_SIZE;
+	} else if (!strcmp(key, "overflow")) {
+		uint64_t b;
+
+		if (parse_size(value, &b) != 0)
+			return bad(where, value,
+				   "is not a size; use bytes or K/M/G suffix, e.g. 16M, or 0 for none");
+		if (b / NSWAP_PAGE_SIZE > CACHE_MAX_PAGES)
+			return bad(where, value, "is too large; the maximum is 8T");
+		cfg->overflow_bytes = b - b % NSWAP_PAGE_SIZE;
 	} else if (!strcmp(key, "name")) {
 		size_t n = strlen(value);
 
@@ -591,6 +601,21 @@ int config_finish(struct config *cfg)
 			cfg->client_device);
 		return -1;
 	}
+	if (cfg->overflow_bytes && !cfg->gossip) {
+		fprintf(stderr, "nswapd: overflow needs gossip = on: the pages a full cache "
+			"takes are moved to a gossip member with room; set gossip = on, or "
+			"overflow = 0\n");
+		return -1;
+	}
+	if (cfg->overflow_bytes && !cfg->cache_bytes) {
+		fprintf(stderr, "nswapd: overflow with cache_size = 0: a node that lends nothing "
+			"takes no page; set overflow = 0, or a cache_size of at least 4K\n");
+		return -1;
+	}
+	if ((cfg->cache_bytes + cfg->overflow_bytes) / NSWAP_PAGE_SIZE > CACHE_MAX_PAGES) {
+		fprintf(stderr, "nswapd: cache_size + overflow is above 8T; lower one of them\n");
+		return -1;
+	}
 	if (!cfg->gossip || cfg->gossip_address)
 		return 0;
 	/* Announce the listen address when it is one IPv4 address. */
@@ -695,4 +720,6 @@ void config_print(const struct config *cfg)
 		printf("loops = auto\n");
 	print_gossip(cfg);
 	print_elastic(cfg);
+	if (cfg->overflow_bytes)
+		print_size("overflow", cfg->overflow_bytes);
 }

@@ -63,6 +63,9 @@ struct config {
 	uint32_t elastic_interval_ms;
 	char meminfo_file[CONFIG_PATH_MAX];
 	char pressure_file[CONFIG_PATH_MAX];	/* "" = PSI not used */
+	/* Room beyond the limit for pages of clients that follow moves while a
+	 * gossip member can take them (docs/protocol.md 10); 0 = none. */
+	uint64_t overflow_bytes;
 };
 
 void config_defaults(struct config *cfg);

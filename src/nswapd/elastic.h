@@ -22,10 +22,10 @@
  * cache (lock_memory) cannot, and is refused with elastic.
  *
  * Shrinking never drops a page: pages above the new limit stay readable
- * and the cache refuses new ones (ENOSPC) until use falls below it; the
- * gossip entry announces the new limit and no free page at once, so
- * clients send their new pages elsewhere.  (Moving those pages to another
- * server, PUNTPAGE, is not built yet.)
+ * and the cache refuses new ones (ENOSPC, or takes them into `overflow`)
+ * until use falls below it; the gossip entry announces the new limit and
+ * no free page at once, so clients send their new pages elsewhere.  With
+ * gossip on the pages over the limit move to another member (punt.h).
  *
  * With elastic on the limit is nswapd's own: SET_CACHE_LIMIT is refused.
  */

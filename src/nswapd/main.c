@@ -30,7 +30,7 @@ static void usage(FILE *f)
 		"              [--client-device NAME] [--client-servers N] [--elastic on|off]\n"
 		"              [--elastic-reserve SIZE] [--elastic-step SIZE] [--elastic-psi PCT]\n"
 		"              [--elastic-interval MS] [--meminfo-file PATH] [--pressure-file PATH]\n"
-		"              [--check-config]\n"
+		"              [--overflow SIZE] [--check-config]\n"
 		"\n"
 		"  -c, --config FILE     read `key = value` settings from FILE (no file is read\n"
 		"                        without -c); command-line options override it\n"
@@ -66,6 +66,9 @@ static void usage(FILE *f)
 		"      --meminfo-file PATH  MemAvailable from PATH (default /proc/meminfo)\n"
 		"      --pressure-file PATH  PSI from PATH (default /proc/pressure/memory;\n"
 		"                        empty: MemAvailable alone)\n"
+		"      --overflow SIZE     pages a full cache still takes from clients that\n"
+		"                        follow moves while a gossip member has room, then\n"
+		"                        moves there (default 0: none; needs gossip on)\n"
 		"  -f, --foreground        do not detach (use under systemd)\n"
 		"      --check-config      validate the configuration, print it, exit\n"
 		"  -V, --version           print the version and protocol range\n"
@@ -126,7 +129,7 @@ int main(int argc, char **argv)
 	enum { OPT_CHECK = 256, OPT_LOGLEVEL, OPT_LOOPS, OPT_GOSSIP, OPT_GPORT, OPT_GINTERVAL,
 	       OPT_GFANOUT, OPT_GSEEDS, OPT_GADDRESS, OPT_NODEID, OPT_GSUBNET, OPT_GTABLE,
 	       OPT_CDEVICE, OPT_CSERVERS, OPT_ELASTIC, OPT_ERESERVE, OPT_ESTEP, OPT_EPSI,
-	       OPT_EINTERVAL, OPT_MEMINFO, OPT_PRESSURE };
+	       OPT_EINTERVAL, OPT_MEMINFO, OPT_PRESSURE, OPT_OVERFLOW };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -153,6 +156,7 @@ int main(int argc, char **argv)
 		{ "elastic-interval", required_argument, NULL, OPT_EINTERVAL },
 		{ "meminfo-file", required_argument, NULL, OPT_MEMINFO },
 		{ "pressure-file", required_argument, NULL, OPT_PRESSURE },
+		{ "overflow", required_argument, NULL, OPT_OVERFLOW },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, 'V' },
@@ -194,6 +198,7 @@ int main(int argc, char **argv)
 		case OPT_EINTERVAL: key = "elastic_interval"; name = "--elastic-interval"; break;
 		case OPT_MEMINFO: key = "meminfo_file"; name = "--meminfo-file"; break;
 		case OPT_PRESSURE: key = "pressure_file"; name = "--pressure-file"; break;
+		case OPT_OVERFLOW: key = "overflow"; name = "--overflow"; break;
 		case 'f': foreground = 1; break;
 		case OPT_CHECK: check = 1; break;
 		case 'V':

@@ -61,12 +61,13 @@ struct stats {
 	_Atomic uint64_t punts;		/* PUNTPAGE stored (a page moved here) */
 	_Atomic uint64_t updates_sent;	/* UPDATE frames queued to owners */
 	_Atomic uint64_t updates_dropped;	/* mailbox or output ring full */
+	_Atomic uint64_t overflows;	/* PUTPAGE stored over the limit (overflow) */
 };
 
 /* Plain (non-atomic) totals of every loop's struct stats. */
 struct stats_sum {
 	uint64_t puts, gets, invalidates, get_misses, errors, bytes_in, bytes_out;
-	uint64_t punts, updates_sent, updates_dropped;
+	uint64_t punts, updates_sent, updates_dropped, overflows;
 };
 
 /* Only the owning loop writes its counters: a relaxed load and store, no

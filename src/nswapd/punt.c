@@ -108,8 +108,8 @@ static int next_page(struct punter *p, struct cache_meta *out, unsigned char *pa
 {
 	struct cache *c = &p->srv->cache;
 
-	for (uint32_t n = 0; n < c->capacity; n++) {
-		uint32_t idx = p->cursor++ % c->capacity;
+	for (uint32_t n = 0; n < c->arena_pages; n++) {
+		uint32_t idx = p->cursor++ % c->arena_pages;
 		struct cache_meta m = c->meta[idx];	/* racy: checked under the lock */
 		struct cache_shard *sh;
 

@@ -228,7 +228,18 @@ static unsigned int store_page(struct loop *l, struct conn *c, const struct fram
 		return NSWAP_ESTALE;
 	}
 	if (idx == CACHE_NONE) {
-		idx = cache_insert(cache, sh, h->client_id, h->slot);
+		/* A full cache still takes an owner's new page when the owner
+		 * follows moves (it will hear where the page goes) and a gossip
+		 * member has room (cache->overflow > 0): the page mover sends the
+		 * pages over the limit there at the next round (protocol.md 10).
+		 * Not for PUNTPAGE: a moved page must land where there is room. */
+		int may_overflow = !punt && (c->features & NSWAP_FEAT_MIGRATION) &&
+				   !atomic_load(&l->srv->emptying);
+		uint32_t used = cache_used(cache);
+
+		idx = cache_insert(cache, sh, h->client_id, h->slot, may_overflow);
+		if (idx != CACHE_NONE && may_overflow && used >= cache_limit(cache))
+			stat_add(&l->st.overflows, 1);
 		if (idx == CACHE_NONE) {
 			cache_unlock(sh);
 			stat_add(&l->st.errors, 1);

@@ -102,7 +102,7 @@ void server_stats(const struct server *s, struct stats_sum *sum)
 #define ADD(f) sum->f += atomic_load_explicit(&st->f, memory_order_relaxed)
 		ADD(puts); ADD(gets); ADD(invalidates); ADD(get_misses);
 		ADD(errors); ADD(bytes_in); ADD(bytes_out);
-		ADD(punts); ADD(updates_sent); ADD(updates_dropped);
+		ADD(punts); ADD(updates_sent); ADD(updates_dropped); ADD(overflows);
 #undef ADD
 	}
 }
@@ -117,7 +117,7 @@ void server_log_status(const struct server *s)
 		"status: capacity_pages %u used_pages %u clients %u connections %u limit_pages %u%s "
 		"puts %llu gets %llu invalidates %llu get_misses %llu errors %llu "
 		"bytes_in %llu bytes_out %llu punts %llu updates_sent %llu updates_dropped %llu "
-		"uptime_s %llu loops %u%s",
+		"overflows %llu uptime_s %llu loops %u%s",
 		s->cache.capacity, used, atomic_load(&s->nclients), atomic_load(&s->nconns), limit,
 		used > limit ? " (over limit: new slots refused)" : "",
 		(unsigned long long)t.puts, (unsigned long long)t.gets,
@@ -125,7 +125,7 @@ void server_log_status(const struct server *s)
 		(unsigned long long)t.errors, (unsigned long long)t.bytes_in,
 		(unsigned long long)t.bytes_out, (unsigned long long)t.punts,
 		(unsigned long long)t.updates_sent, (unsigned long long)t.updates_dropped,
-		(unsigned long long)server_uptime(s), s->nloops,
+		(unsigned long long)t.overflows, (unsigned long long)server_uptime(s), s->nloops,
 		atomic_load(&s->draining) ? " (draining)" : "");
 }
 
@@ -443,7 +443,8 @@ int server_init(struct server *s, const struct config *cfg)
 	s->nloops = resolve_loops(cfg->loops);
 	/* Four shards per loop keep two loops rarely on one lock; one loop has
 	 * nobody to contend with and keeps the single table. */
-	if (cache_init(&s->cache, cfg->cache_bytes / NSWAP_PAGE_SIZE, cfg->lock_memory,
+	if (cache_init(&s->cache, cfg->cache_bytes / NSWAP_PAGE_SIZE,
+		       cfg->overflow_bytes / NSWAP_PAGE_SIZE, cfg->lock_memory,
 		       s->nloops == 1 ? 1 : 4 * s->nloops) != 0) {
 		log_msg(L_ERR, "cannot allocate a %llu-byte cache: %s",
 			(unsigned long long)cfg->cache_bytes, strerror(errno));
@@ -542,12 +543,17 @@ int server_init(struct server *s, const struct config *cfg)
 		log_msg(L_ERR, "starting %u event loops: %s", s->nloops, strerror(errno));
 		return -1;
 	}
+	char overflow_note[64] = "";
+
+	if (cfg->overflow_bytes)
+		snprintf(overflow_note, sizeof(overflow_note), ", overflow %u pages",
+			 s->cache.arena_pages - s->cache.capacity);
 	log_msg(L_INFO, "nswapd %s '%s' listening on %s: cache %u pages (%llu MiB%s, "
-		"%u shards), max_clients %u, loops %u, protocol %u-%u, crc32c %s",
+		"%u shards%s), max_clients %u, loops %u, protocol %u-%u, crc32c %s",
 		NSWAPD_VERSION, cfg->name, where, s->cache.capacity,
 		(unsigned long long)(cfg->cache_bytes >> 20), s->cache.locked ? ", locked" : "",
-		s->cache.nshards, cfg->max_clients, s->nloops, NSWAP_PROTO_MIN_VERSION,
-		NSWAP_PROTO_VERSION, crc32c_impl());
+		s->cache.nshards, overflow_note, cfg->max_clients, s->nloops,
+		NSWAP_PROTO_MIN_VERSION, NSWAP_PROTO_VERSION, crc32c_impl());
 	if (!s->cache.capacity)
 		log_msg(L_INFO, "cache_size 0: this node lends nothing; it hears the gossip%s",
 			cfg->client_device[0] ? " for its client_device" : "");
@@ -723,6 +729,22 @@ static void log_drained(struct server *s)
 		"with a cache limit above 0");
 }
 
+/* The overflow a full cache may take now (cache.h): none while it drains or
+ * while no gossip member has free pages to take the pages over the limit;
+ * else up to what the best such member has free. */
+static void set_overflow(struct server *s)
+{
+	uint32_t room = s->cache.arena_pages - s->cache.capacity, allow = 0;
+	const struct gossip_member *t;
+
+	if (room && s->punter && !atomic_load(&s->emptying) && !s->gossip->left) {
+		t = punt_target(&s->gossip->g);
+		if (t)
+			allow = t->free < room ? (uint32_t)t->free : room;
+	}
+	atomic_store_explicit(&s->cache.overflow, allow, memory_order_relaxed);
+}
+
 /* What this node lends now, for its gossip entry. */
 static void gossip_tick(struct server *s)
 {
@@ -734,6 +756,7 @@ static void gossip_tick(struct server *s)
 		feed_round(s->feed, &s->gossip->g);
 	if (!s->gossip->left)
 		move_over_limit(s);
+	set_overflow(s);
 	log_drained(s);
 }
 

@@ -483,6 +483,11 @@ GOSSIP_ON = ["--gossip", "on", "--listen", "127.0.0.2:0"]
         (["--cache-size", "0"], "cache_size = 0 lends nothing: it is for a node that only"),
         (GOSSIP_ON + ["--cache-size", "0", "--elastic", "on"], "elastic = on with cache_size = 0"),
         (GOSSIP_ON + ["--cache-size", "100"], "'100' is too small; use 0 (lend nothing) or"),
+        (["--overflow", "16M"], "overflow needs gossip = on: the pages a full cache takes"),
+        (GOSSIP_ON + ["--overflow", "lots"], "--overflow: 'lots' is not a size; use bytes"),
+        (GOSSIP_ON + ["--overflow", "9T"], "--overflow: '9T' is too large; the maximum is 8T"),
+        (GOSSIP_ON + ["--cache-size", "0", "--overflow", "1M"], "overflow with cache_size = 0"),
+        (GOSSIP_ON + ["--cache-size", "5T", "--overflow", "4T"], "cache_size + overflow is above"),
     ],
 )
 def test_config_errors_exit_2(nswapd_bin, args, message):
@@ -532,6 +537,14 @@ def test_check_config_prints_gossip_keys_only_when_on(nswapd_bin, tmp_path):
     # off (the default): the keys are still checked, but not printed
     r = run_nswapd(nswapd_bin, "--gossip-port", "9999", "--check-config")
     assert r.returncode == 0 and "gossip" not in r.stdout and len(r.stdout.splitlines()) == 7
+
+
+def test_overflow_is_printed_only_when_set(nswapd_bin):
+    r = run_nswapd(nswapd_bin, *GOSSIP_ON, "--overflow", "16M", "--check-config")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "overflow = 16M"
+    r = run_nswapd(nswapd_bin, *GOSSIP_ON, "--overflow", "0", "--check-config")
+    assert r.returncode == 0 and "overflow" not in r.stdout
 
 
 def test_client_device_is_printed_and_a_missing_one_is_warned_of_once(nswapd_bin, cluster):

@@ -4,6 +4,7 @@ its own connection.  Python clients on loopback play the owner (A) and the punti
 """
 
 import contextlib
+import json
 import random
 import re
 import signal
@@ -433,3 +434,124 @@ def test_a_target_that_stops_answering_mid_drain_costs_no_page(nswapd_bin):
         for s in range(pages):
             assert to_b.get(s, 3) == (proto.OK, page(s, 3)), s
         assert b_srv.status()["used_pages"] == pages
+
+
+# --- a full cache still takes a page, and moves it (overflow, docs/protocol.md 10) -----
+
+SIXTEEN_PAGES = ["--cache-size", "64K"]
+OVERFLOW_16 = SIXTEEN_PAGES + ["--overflow", "64K"]
+
+
+def put_once_taken(to_b, slot, generation, timeout=10.0):
+    """PUTPAGE that B refuses (ENOSPC) until its gossip table knows a member with room;
+    the first OK, or the test fails."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = to_b.put(slot, generation, page(slot, generation))
+        if status == proto.OK:
+            return
+        assert status == proto.ENOSPC, status
+        time.sleep(0.05)
+    pytest.fail("B never took a page over its limit in %g s" % timeout)
+
+
+def test_a_full_cache_takes_a_followers_page_and_moves_it_where_there_is_room(nswapd_bin):
+    """B (16 pages, overflow 16) is full; its owner follows moves and C has room: B still
+    takes new pages, at most 16 over its limit, and moves the pages over the limit to C
+    at once; the owner hears where each went, and once it dropped B's copies B holds its
+    limit again.  Every byte is read back from where the owner now looks."""
+    c_args = ["--cache-size", "1M"]
+    with servers_b_and_c(nswapd_bin, OVERFLOW_16, c_args) as (b_srv, c_srv, to_b, to_c):
+        for s in range(16):
+            assert to_b.put(s, 1, page(s, 1)) == proto.OK
+        put_once_taken(to_b, 16, 1)
+        for s in range(17, 32):
+            assert to_b.put(s, 1, page(s, 1)) == proto.OK
+        # the overflow is bounded: limit + 16, whatever C has free
+        assert to_b.put(32, 1, page(32, 1)) == proto.ENOSPC
+        moved = set()
+        while len(moved) < 16:
+            cid, slot, generation, hop, length = next_update(to_c, timeout=20)
+            assert (cid, generation, hop, length) == (OWNER, 1, 1, 0)
+            moved.add(slot)
+        to_c.settimeout(1.0)
+        with pytest.raises(socket.timeout):  # only the pages over the limit move
+            to_c.recv()
+        for s in range(32):
+            if s in moved:
+                assert to_c.get(s, 1) == (proto.OK, page(s, 1)), s
+                frame = to_b.request(
+                    proto.INVALIDATE, slot=s, generation=1, hop_count=0, flags=proto.F_HOP
+                )
+                assert frame.status == proto.OK
+            else:
+                assert to_b.get(s, 1) == (proto.OK, page(s, 1)), s
+        st = to_b.status()
+        assert (st.used_pages, st.limit_pages, st.capacity_pages) == (16, 16, 16)
+        assert c_srv.status()["used_pages"] == 16
+        assert to_b.put(33, 1, page(33, 1)) == proto.OK  # room for overflow again
+    log = b_srv.log_text()
+    assert re.search(r"migration: moved \d+ pages to 127\.0\.0\.3:\d+", log), log[-3000:]
+    assert "overflow 16 pages" in log
+
+
+def knows_a_member_with_room(table_file, timeout=10.0):
+    """Wait until the gossip table nswapd writes lists an ALIVE member with free pages."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(table_file) as handle:
+                members = json.load(handle)["members"]
+        except (OSError, ValueError, KeyError):
+            members = []
+        if any(m["state"] == "alive" and m["free"] > 0 for m in members):
+            return
+        time.sleep(0.05)
+    pytest.fail("no member with room in %s after %g s" % (table_file, timeout))
+
+
+def test_overflow_is_refused_to_an_owner_that_does_not_follow(nswapd_bin):
+    """A client without migration would never hear where its page went: at the limit it
+    gets ENOSPC as before, while B takes a follower's page over the limit."""
+    with servers_b_and_c(nswapd_bin, OVERFLOW_16, ["--cache-size", "1M"]) as (
+        b_srv,
+        _c_srv,
+        to_b,
+        _to_c,
+    ):
+        with b_srv.client() as plain:
+            plain.hello(0xD0D0, "plain")  # no FEAT_MIGRATION
+            for s in range(16):
+                assert plain.put(s, 1, page(s, 1)) == proto.OK
+            put_once_taken(to_b, 100, 1)  # the follower is taken: B knows C has room
+            assert plain.put(16, 1, page(16, 1)) == proto.ENOSPC
+        assert b_srv.status()["used_pages"] == 17
+
+
+def test_a_draining_server_takes_no_page_overflow_or_not(nswapd_bin, tmp_path):
+    """SET_CACHE_LIMIT 0 with 2 pages held, overflow 16 and a member with room: the next
+    PUTPAGE of a follower is refused at once (not only after the next gossip round)."""
+    table = tmp_path / "b.json"
+    b_args = OVERFLOW_16 + ["--gossip-table-file", table]
+    with servers_b_and_c(nswapd_bin, b_args, ["--cache-size", "1M"]) as (b_srv, _c, to_b, _to_c):
+        for s in range(2):
+            assert to_b.put(s, 1, page(s, 1)) == proto.OK
+        knows_a_member_with_room(table)
+        time.sleep(0.2)  # a few more rounds: the overflow allowance is set
+        with b_srv.client() as ctl:
+            assert ctl.set_cache_limit(0)[0] == proto.OK
+        assert to_b.put(2, 1, page(2, 1)) == proto.ENOSPC
+        assert b_srv.status()["used_pages"] == 2
+
+
+def test_a_full_cache_without_a_member_with_room_refuses_as_before(nswapd_bin):
+    """C lends nothing (cache_size 0): nowhere to move a page to, so B at its limit
+    answers ENOSPC to its follower, however many rounds pass, and holds its limit."""
+    c_args = ["--cache-size", "0"]
+    with servers_b_and_c(nswapd_bin, OVERFLOW_16, c_args) as (b_srv, _c_srv, to_b, _to_c):
+        for s in range(16):
+            assert to_b.put(s, 1, page(s, 1)) == proto.OK
+        for s in range(16, 26):  # 10 x 100 ms: 20 gossip rounds
+            assert to_b.put(s, 1, page(s, 1)) == proto.ENOSPC
+            time.sleep(0.1)
+        assert b_srv.status()["used_pages"] == 16

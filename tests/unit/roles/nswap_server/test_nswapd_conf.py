@@ -279,6 +279,18 @@ def test_good_elastic_settings_pass(tmp_path):
     assert rc == 0, out
 
 
+def test_overflow_is_rendered_for_a_lender_with_gossip_and_read_back(tmp_path, nswapd_bin):
+    conf = render(tmp_path, nswap_server_gossip=True, nswap_server_overflow="16M")
+    rc, out = check_config(nswapd_bin, conf)
+    assert rc == 0, out
+    assert out.splitlines()[-1] == "overflow = 16M"
+    # the default, and a node that lends nothing: no key (nswapd's default, none)
+    for overrides in (dict(), dict(nswap_server_lend=False, nswap_server_overflow="16M")):
+        conf = render(tmp_path, nswap_server_gossip=True, **overrides)
+        assert "overflow" not in conf.read_text()
+        assert check_config(nswapd_bin, conf)[0] == 0
+
+
 def test_a_node_that_lends_nothing_renders_cache_0_and_its_device(tmp_path, nswapd_bin):
     """nswap_server_lend false (a client that only borrows): cache 0, the device its
     nswapd feeds, and no elastic keys even when elastic is on for the group."""
@@ -376,6 +388,15 @@ VALIDATE_ALL = [
             dict(nswap_server_gossip=True, nswap_server_client_servers=65),
             "nswap_server_client_servers=65 must be the most servers nswapd adds to the "
             "device, 1-64",
+        ),
+        (
+            dict(nswap_server_overflow="16M"),
+            "nswap_server_overflow=16M needs nswap_server_gossip: the pages a full cache takes "
+            "move to a gossip member with room",
+        ),
+        (
+            dict(nswap_server_gossip=True, nswap_server_overflow="lots"),
+            "nswap_server_overflow=lots is not a size; use bytes with an optional K, M, G or T",
         ),
     ],
 )
