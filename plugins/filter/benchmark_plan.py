@@ -25,7 +25,7 @@ description:
 positional: workloads, procs, repetitions, projection_backend, projection_rates_mbit, quick
 options:
   _input:
-    description: Backends, e.g. V([disk, zram, nbd, nswap-1, nswap-3]).
+    description: Backends, e.g. V([disk, zram, nbd, nswap-1, nswap-3, nswap-3-shrink]).
     type: list
     elements: str
     required: true
@@ -75,7 +75,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-BACKENDS = ("disk", "zram", "nbd", "nswap-1", "nswap-3")
+BACKENDS = ("disk", "zram", "nbd", "nswap-1", "nswap-3", "nswap-3-shrink")
 WORKLOADS = ("W1", "W2", "W3", "W4")
 
 

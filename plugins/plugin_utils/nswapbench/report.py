@@ -231,7 +231,58 @@ def table1_lines(table, chart_name, alpha):
     lines = [title, ""] + _table(header, rows) + [""]
     lines += ["Crossover (where a backend beats disk here; * significant):", ""]
     lines += crossover_lines(table, alpha) + ["", "![Table 1 chart](%s)" % chart_name, ""]
-    return lines + traffic_lines(table)
+    return lines + traffic_lines(table) + shrink_lines(table, alpha)
+
+
+def shrink_lines(table, alpha):
+    """A server that shrinks mid-run against the same runs without the shrink."""
+    entries = tables.shrink_rows(table)
+    if not entries:
+        return []
+    header = ["workload, procs", "shrink backend", "without the shrink", "with it", "slowdown"]
+    header += ["pages moved per run"]
+    rows = []
+    for e in entries:
+        row = table_row(table, e.workload, e.procs)
+        slowdown = e.comparison.reason or e.comparison.label
+        if e.comparison.welch is not None and e.comparison.welch.significant(alpha):
+            slowdown += " *"
+        rows.append(
+            [
+                "%s, %d" % (e.workload, e.procs),
+                e.backend,
+                _time_text(row.cells[e.base]),
+                _time_text(row.cells[e.backend]),
+                slowdown,
+                "%s (%d of %d runs shrank)"
+                % (_count(e.migrations), e.shrinks, row.cells[e.backend].count("ok")),
+            ]
+        )
+    title = "### A server shrinks mid-run (disk `%s`, link `%s`)" % (
+        table.disk_profile,
+        table.link_profile,
+    )
+    return (
+        [title, ""]
+        + _table(header, rows)
+        + [
+            "",
+            "The shrink backend's first server, once it holds half its share of the run's "
+            "swap-out, has its cache limit set to half its use; its pages over the limit move "
+            "to the other servers, and the client follows each move (nswap.ko's `migrations` "
+            "counter, per timed run).  Slowdown: the shrink runs' time against the same "
+            "backend's without it; `*` marks a difference Welch's t-test finds significant "
+            "(p < %g)." % alpha,
+            "",
+        ]
+    )
+
+
+def table_row(table, workload, procs):
+    for row in table.rows:
+        if (row.workload, row.procs) == (workload, procs):
+            return row
+    raise KeyError((workload, procs))
 
 
 def _count(value):
@@ -442,8 +493,9 @@ def runs_csv(runs):
     for run in runs:
         values = dataclasses.asdict(run)
         values["node"] = json.dumps(run.node, sort_keys=True)
-        if run.swap_io is not None:
-            values["swap_io"] = json.dumps(run.swap_io, sort_keys=True)
+        for field in ("swap_io", "shrink"):
+            if values[field] is not None:
+                values[field] = json.dumps(values[field], sort_keys=True)
         rows.append(["" if values[c] is None else values[c] for c in RUN_COLUMNS])
     return _csv(RUN_COLUMNS, rows)
 

@@ -28,6 +28,12 @@ A results file holds one JSON object per line, of three kinds (``kind``):
                                               reads, read_sectors, read_ms, writes,
                                               write_sectors, write_ms (ints >= 0); null/absent:
                                               not measured
+    migrations      int >= 0 | null, optional pages whose move to another server the client
+                                              followed during the run (nswap.ko's counter);
+                                              null/absent: not an nswap device
+    shrink          object | null, optional   a shrink run's shrink (nswap_bench_shrink.py):
+                                              shrunk (bool), at_s, used_pages, limit_pages,
+                                              error; kept as is
 
 ``link``: a raw rate measured on a link profile (what the paper quotes beside its tables).
 
@@ -84,6 +90,8 @@ class Run:
     link_rate_mbit: float | None
     projection: bool
     swap_io: dict | None = None
+    migrations: int | None = None
+    shrink: dict | None = None
 
     @property
     def timed(self):
@@ -189,6 +197,12 @@ def _bool(value):
     raise ValueError("true or false")
 
 
+def _shrink(value):
+    if isinstance(value, dict) and isinstance(value.get("shrunk"), bool):
+        return dict(value)
+    raise ValueError('an object with "shrunk": true or false')
+
+
 def _object(value):
     if isinstance(value, dict):
         return value
@@ -282,6 +296,14 @@ def _check_run(obj, values, where):
                 % (where, json.dumps(obj["projection"]), err)
             )
     values["swap_io"] = _swap_io(obj.get("swap_io"), where)
+    for field, check in (("migrations", _nullable(_int(0))), ("shrink", _nullable(_shrink))):
+        try:
+            values[field] = check(obj.get(field))
+        except ValueError as err:
+            raise SchemaError(
+                "%s: field '%s' is %s; it must be %s (or absent)"
+                % (where, field, json.dumps(obj.get(field)), err)
+            )
     if values["projection"] and values["link_rate_mbit"] is None:
         raise SchemaError(
             "%s: field 'projection' is true but link_rate_mbit is null; a projection run needs "

@@ -190,6 +190,47 @@ def table1(runs):
     return tables
 
 
+SHRINK_SUFFIX = "-shrink"  # a backend whose server shrinks mid-run, beside the one that does not
+
+
+@dataclasses.dataclass(frozen=True)
+class ShrinkRow:
+    workload: str
+    procs: int
+    backend: str  # e.g. nswap-3-shrink
+    base: str  # the same without the shrink, e.g. nswap-3
+    comparison: Comparison  # ratio: shrink time / base time
+    migrations: float | None  # mean pages moved (and followed) per timed shrink run
+    shrinks: int  # timed runs in which the server did shrink
+
+
+def shrink_rows(table):
+    """Each row's shrink backends against the same backend without the shrink: the slowdown
+    a server shrinking mid-run costs, and how many pages moved."""
+    rows = []
+    for row in table.rows:
+        for backend, cell in sorted(row.cells.items()):
+            base = backend[: -len(SHRINK_SUFFIX)]
+            if not backend.endswith(SHRINK_SUFFIX) or base not in row.cells:
+                continue
+            comparison = compare(cell, row.cells[base])
+            if comparison.reason == "no disk run finished":
+                comparison = Comparison(None, None, "no %s run finished" % base)
+            timed = [run for run in cell.runs if run.timed]
+            rows.append(
+                ShrinkRow(
+                    row.workload,
+                    row.procs,
+                    backend,
+                    base,
+                    comparison,
+                    _mean(run.migrations for run in timed),
+                    sum(1 for run in timed if (run.shrink or {}).get("shrunk")),
+                )
+            )
+    return rows
+
+
 def crossover(table, alpha=stats.ALPHA):
     """Per non-disk backend: (rows it wins, rows it loses, rows with significance marks).
 

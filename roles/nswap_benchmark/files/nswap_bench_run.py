@@ -60,6 +60,17 @@ def block_stat(device, sysfs="/sys/class/block"):
     return {key: int(values[index]) for key, index in BLOCK_STAT_FIELDS.items()}
 
 
+def migrations(device, sysfs="/sys/class/block"):
+    """nswap.ko's count of pages whose move to another server the device followed
+    (/sys/block/<dev>/nswap/migrations), or None for a device without it."""
+    name = os.path.basename(os.path.realpath(device))
+    try:
+        with open(os.path.join(sysfs, name, "nswap", "migrations")) as handle:
+            return int(handle.read())
+    except (OSError, ValueError):
+        return None
+
+
 def active_swaps():
     with open("/proc/swaps") as handle:
         return [os.path.realpath(line.split()[0]) for line in handle.readlines()[1:]]
@@ -154,6 +165,7 @@ def run(args):
     result = {"status": "failed", "error": None, "wall_s": None, "pswpin": None, "pswpout": None}
     result.update({"bytes_verified": 0, "mismatches": None, "workload_result": None})
     result["swap_io"] = None
+    result["migrations"] = None
     reset_swap(args.expect_swap)
     swaps = active_swaps()
     if swaps != [os.path.realpath(args.expect_swap)]:
@@ -166,6 +178,7 @@ def run(args):
         argv += ["--ratio", repr(args.ratio), "--file-dir", args.file_dir]
         before = vmstat()
         io_before = block_stat(args.expect_swap)
+        moved_before = migrations(args.expect_swap)
         started = time.monotonic()
         proc = subprocess.Popen(
             argv,
@@ -187,12 +200,15 @@ def run(args):
         result["wall_s"] = round(time.monotonic() - started, 3)
         after = vmstat()
         io_after = block_stat(args.expect_swap)
+        moved_after = migrations(args.expect_swap)
     finally:
         remove_cgroup(cgroup)
     result["pswpin"] = after["pswpin"] - before["pswpin"]
     result["pswpout"] = after["pswpout"] - before["pswpout"]
     if io_before and io_after:
         result["swap_io"] = {key: io_after[key] - io_before[key] for key in BLOCK_STAT_FIELDS}
+    if moved_before is not None and moved_after is not None:
+        result["migrations"] = moved_after - moved_before
     lines = [line for line in out.splitlines() if line.startswith("{")]
     workload = json.loads(lines[-1]) if lines else None
     result["workload_result"] = workload

@@ -49,6 +49,17 @@ def test_no_projection_rates():
     assert [(c["workload"], c["repetition"]) for c in runs] == [("W1", 0), ("W1", 1)]
 
 
+def test_the_shrink_backend_is_planned_beside_its_base():
+    """nswap-3-shrink (a server shrinks mid-run) alternates with nswap-3 per repetition."""
+    groups = benchmark_plan(["nswap-3", "nswap-3-shrink"], ["W1"], [1], 2, "nswap-3", [])
+    assert [(g["backend"], g["repetition"]) for g in groups] == [
+        ("nswap-3", 0),
+        ("nswap-3-shrink", 0),
+        ("nswap-3", 1),
+        ("nswap-3-shrink", 1),
+    ]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

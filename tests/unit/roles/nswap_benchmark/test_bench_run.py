@@ -126,3 +126,22 @@ def test_block_stat_reads_the_swap_devices_counters(tmp_path):
         reads=120, read_sectors=960, read_ms=41, writes=250, write_sectors=8000, write_ms=77
     )
     assert module.block_stat(str(tmp_path / "zram9"), sysfs=str(sysfs)) is None
+
+
+def test_migrations_are_the_nswap_devices_counter_delta(runner, tmp_path, monkeypatch):
+    """/sys/block/<dev>/nswap/migrations before and after: the pages whose move the client
+    followed during the run; None for a device that has no such counter (not nswap)."""
+    moved = iter([40, 1040])
+    monkeypatch.setattr(runner, "migrations", lambda device: next(moved))
+    line = {"bytes_verified": 4096, "mismatched_pages": 0, "file_writer": None, "failures": []}
+    result = runner.run(args(runner, fake_workload(tmp_path, "echo '%s'" % json.dumps(line))))
+    assert result["status"] == "ok" and result["migrations"] == 1000
+    sysfs = tmp_path / "class-block"
+    (sysfs / "nswapbench" / "nswap").mkdir(parents=True)
+    (sysfs / "nswapbench" / "nswap" / "migrations").write_text("77\n")
+    (sysfs / "zram0").mkdir()
+    spec = importlib.util.spec_from_file_location("nswap_bench_run_moves", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.migrations("/dev/nswapbench", sysfs=str(sysfs)) == 77
+    assert module.migrations("/dev/zram0", sysfs=str(sysfs)) is None

@@ -439,3 +439,46 @@ def test_table1_chart_draws_whiskers_only_for_cells_with_a_stdev(tmp_path, monke
     assert whiskers[12.0] == 4.0  # mean 12, stdev 2: from 10 to 14
     assert whiskers[40.0] is None  # one run: no whisker
     assert whiskers[20.0] is None  # W3 x1 nswap-1: one timed run (the other was corrupt)
+
+
+def test_shrink_runs_against_the_same_backend_without_the_shrink():
+    """nswap-3 12 ± 2 s, nswap-3-shrink 18 ± 2 s (3 runs each): 1.5x slower, Welch t = 3.67,
+    df = 4, p = 0.021 (significant); migrations 900, 1000, 1100: mean 1000 per run; the
+    third shrink run did not shrink (shrunk false), so 2 of 3 shrank."""
+    shrunk = dict(shrunk=True, at_s=1.5, used_pages=1400, limit_pages=700, error=None)
+    records = cell("W1", 1, "disk", [30.0, 31.0])
+    records += cell("W1", 1, "nswap-3", [10.0, 12.0, 14.0], migrations=0)
+    records += [
+        run("W1", 1, "nswap-3-shrink", 0, 16.0, migrations=900, shrink=shrunk),
+        run("W1", 1, "nswap-3-shrink", 1, 18.0, migrations=1000, shrink=shrunk),
+        run("W1", 1, "nswap-3-shrink", 2, 20.0, migrations=1100, shrink=dict(shrunk=False)),
+    ]
+    results = results_of(records)
+    (table,) = tables.table1(results.runs)
+    (entry,) = tables.shrink_rows(table)
+    assert (entry.backend, entry.base, entry.migrations, entry.shrinks) == (
+        "nswap-3-shrink",
+        "nswap-3",
+        1000,
+        2,
+    )
+    assert entry.comparison.ratio == 1.5
+    assert math.isclose(entry.comparison.welch.t, 3.674, abs_tol=1e-3)
+    assert math.isclose(entry.comparison.welch.p, 0.0213, abs_tol=1e-3)
+    text = report.render(results, report.chart_names(results))
+    section = text[text.index("### A server shrinks mid-run (disk `ssd`, link `unlimited`)") :]
+    row = [c.strip() for c in row_of(section, "| W1, 1 |").strip("|").split("|")]
+    assert row == [
+        "W1, 1",
+        "nswap-3-shrink",
+        "12.0 ± 2.0",
+        "18.0 ± 2.0",
+        "1.5x slower *",
+        "1.0k (2 of 3 runs shrank)",
+    ]
+    # no shrink backend, no section; the runs CSV keeps the shrink record as JSON
+    assert "shrinks mid-run" not in report.render(
+        results_of(cell("W1", 1, "disk", [1.0])), {("table1", "ssd", "unlimited"): "t1.png"}
+    )
+    runs = list(csv.DictReader(io.StringIO(report.runs_csv(results.runs))))
+    assert runs[-1]["migrations"] == "1100" and runs[-1]["shrink"] == '{"shrunk": false}'

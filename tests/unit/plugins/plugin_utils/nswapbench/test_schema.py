@@ -247,6 +247,30 @@ def test_projection_run_needs_its_rate():
 IO = dict(reads=10, read_sectors=80, read_ms=5, writes=4, write_sectors=64, write_ms=2)
 
 
+def test_migrations_and_shrink_are_optional_and_checked():
+    shrunk = {"shrunk": True, "at_s": 2.5, "used_pages": 800, "limit_pages": 400, "error": None}
+    results = schema.parse_lines(
+        lines([run(migrations=12, shrink=shrunk), run(repetition=1), run(repetition=2)])
+    )
+    assert [(r.migrations, r.shrink) for r in results.runs] == [
+        (12, shrunk),
+        (None, None),
+        (None, None),
+    ]
+    for field, value, wanted in (
+        ("migrations", -1, "an integer >= 0, or null (or absent)"),
+        ("migrations", 1.5, "an integer >= 0, or null (or absent)"),
+        ("shrink", {"at_s": 1}, 'an object with "shrunk": true or false, or null (or absent)'),
+    ):
+        with pytest.raises(schema.SchemaError) as caught:
+            schema.parse_lines(lines([run(**{field: value})]), "r.jsonl")
+        assert str(caught.value) == "r.jsonl:1: field '%s' is %s; it must be %s" % (
+            field,
+            json.dumps(value),
+            wanted,
+        )
+
+
 def test_swap_io_is_optional_and_checked_per_counter():
     results = schema.parse_lines(
         lines([run(swap_io=IO), run(repetition=1), run(repetition=2, swap_io=None)])
