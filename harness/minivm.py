@@ -398,9 +398,27 @@ def _init_net_lines(net_plan):
 # --- qemu --------------------------------------------------------------------------------------
 
 
-def _disk_args(disks):
+@dataclass(frozen=True)
+class FaultyDisk:
+    """A raw image behind QEMU's blkdebug driver: `rules` is blkdebug's config text
+    (docs/devel/blkdebug in QEMU), e.g. an [inject-error] of write_aio at a sector, so
+    that the guest sees I/O errors where the rules say."""
+
+    image: str
+    rules: str
+
+
+def _disk_args(disks, workdir=None):
     args = []
-    for disk in disks:
+    for index, disk in enumerate(disks):
+        if isinstance(disk, FaultyDisk):
+            if not os.path.exists(disk.image):
+                raise MiniVMError(f"disk image {disk.image} does not exist")
+            conf = os.path.join(workdir or tempfile.gettempdir(), f"blkdebug-{index}.conf")
+            with open(conf, "w", encoding="utf-8") as handle:
+                handle.write(disk.rules)
+            args += ["-drive", f"file=blkdebug:{conf}:{disk.image},format=raw,if=virtio"]
+            continue
         path, fmt = (disk, "raw") if isinstance(disk, (str, os.PathLike)) else disk
         if not os.path.exists(path):
             raise MiniVMError(f"disk image {path} does not exist (qemu-img create it first)")
@@ -432,6 +450,7 @@ def qemu_argv(
     disks=(),
     net=None,
     append="",
+    workdir=None,
 ):
     qemu = shutil.which(QEMU)
     if qemu is None:
@@ -452,7 +471,7 @@ def qemu_argv(
     ]
     # -nodefaults: no VGA, and above all no implicit NIC with a user network.
     argv = [qemu, "-nodefaults", "-no-reboot"] + [word for pair in options for word in pair]
-    argv += _disk_args(disks) + _net_args(net)
+    argv += _disk_args(disks, workdir) + _net_args(net)
     if isinstance(net, NetTap):
         argv = [find_tool("ip", "iproute2"), "netns", "exec", net.netns] + argv
     return argv
@@ -572,7 +591,8 @@ def run_script(
     modules: kit module names (``zram``) or host paths of .ko files (``src/kmod/nswap.ko``),
       copied with their dependencies; load them in the script with modprobe.
     files: {guest_path: host_path | bytes | (host_path_or_bytes, mode)}.
-    disks: host image paths (raw) or (path, format) pairs; the guest sees /dev/vda, vdb, ...
+    disks: host image paths (raw), (path, format) pairs or FaultyDisk (I/O errors where its
+      rules say); the guest sees /dev/vda, vdb, ...
     net: None, "user" (guest 10.0.2.15, host loopback at 10.0.2.2) or NetTap(...).
     env: {NAME: value} exported to the script.
     keep: leave the work dir (initramfs, logs) in place and name it in result.workdir.
@@ -589,7 +609,9 @@ def run_script(
         init_text = init_script(marker, net_plan, len(disks), env).encode()
         all_modules = _modules_for(modules, disks, net)
         build_initramfs(initrd, kit, init_text, script, all_modules, files)
-        argv = qemu_argv(kit, initrd, console_log, output_log, memory_mib, cpus, disks, net, append)
+        argv = qemu_argv(
+            kit, initrd, console_log, output_log, memory_mib, cpus, disks, net, append, workdir
+        )
         returncode, stderr, wall_s = _run_qemu(argv, workdir, timeout_s)
         console = _read_text(console_log)
         output, exit_status = parse_output(_read_text(output_log), marker)

@@ -241,3 +241,80 @@ def test_swapping_past_a_full_server_goes_to_disk_and_every_byte_verifies(
     assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
     assert counters["disk_errors"] == 0, counters
     assert "UNLOADED clean" in result.output
+
+
+# --- a backing device that fails I/O -------------------------------------------------------
+
+TRANSIENT_SLOT, BROKEN_SLOT, FAULT_PAGES = 10, 20, 32
+# QEMU blkdebug: the write of slot 10 (sector 80) fails once, slot 20's (sector 160) always
+FAULT_RULES = """
+[inject-error]
+event = "write_aio"
+errno = "5"
+sector = "%d"
+once = "on"
+
+[inject-error]
+event = "write_aio"
+errno = "5"
+sector = "%d"
+once = "off"
+""" % (TRANSIENT_SLOT * 8, BROKEN_SLOT * 8)
+
+GUEST_FAULTY = r"""
+n=/sys/block/nswap0/nswap
+load
+mkdir $cfg && echo 8M > $cfg/size && echo /dev/vda > $cfg/backing || fail "mkdir, backing"
+echo 2 > $cfg/retries && echo 1000 > $cfg/timeout_ms || fail "retries, timeout"
+echo "add %(host)s:%(dead)d" > $cfg/servers && echo 1 > $cfg/power || fail "add, power on"
+dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
+i=0
+while [ $i -lt %(pages)d ]; do
+    dd if=/tmp/data of=/dev/nswap0 bs=4096 skip=$i seek=$i count=1 oflag=direct \
+        conv=notrunc 2>/dev/null || echo "write_failed_$i=1"
+    i=$((i+1))
+done
+i=0; good=0; bad=""
+while [ $i -lt %(pages)d ]; do
+    if [ $i -ne %(broken)d ]; then
+        dd if=/dev/nswap0 of=/tmp/one bs=4096 skip=$i count=1 iflag=direct 2>/dev/null \
+            || fail "read of slot $i"
+        dd if=/tmp/data of=/tmp/want bs=4096 skip=$i count=1 2>/dev/null
+        cmp -s /tmp/one /tmp/want && good=$((good+1)) || echo "differs_$i=1"
+    fi
+    i=$((i+1))
+done
+echo "verified_pages=$good"
+counters
+teardown
+"""
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_a_backing_device_that_fails_writes_costs_only_the_page_that_never_lands(
+    kit, nswap_ko, tmp_path
+):
+    """Every page goes to the backing device (the only server is unreachable), behind
+    QEMU's blkdebug: slot 10's write fails once and is retried onto the disk; slot 20's
+    fails every time, so that write fails (EIO to the writer, as a disk would) after its
+    retries.  The other 31 pages read back byte for byte, the errors are counted, and the
+    device powers off and unloads cleanly."""
+    image = sparse_image(tmp_path / "backing.img", "8M")
+    dead = free_tcp_port("0.0.0.0")
+    result = boot_user_net(
+        kit,
+        nswap_ko,
+        GUEST_FAULTY % dict(host=HOST, dead=dead, pages=FAULT_PAGES, broken=BROKEN_SLOT),
+        disks=[minivm.FaultyDisk(image, FAULT_RULES)],
+    )
+    counters, values, _ = passed(result)
+    out = result.output
+    failed = sorted(int(k.rsplit("_", 1)[1]) for k in values if k.startswith("write_failed_"))
+    assert failed == [BROKEN_SLOT], out[-3000:]
+    assert not [k for k in values if k.startswith("differs_")], out[-3000:]
+    assert values["verified_pages"] == FAULT_PAGES - 1, out[-3000:]
+    # slot 10: one failed write then a good one; slot 20: its first try and 2 retries
+    assert counters["disk_errors"] == 1 + 3, counters
+    assert counters["disk_writes"] == FAULT_PAGES - 1, counters
+    assert counters["lost_pages"] == 0, counters
+    assert "UNLOADED clean" in out
