@@ -108,3 +108,86 @@ def test_the_sweep_drops_dead_copies_and_keeps_every_live_one(kit, nswap_ko, nsw
     assert counters["errors"] == 0 and counters["lost_pages"] == 0, counters
     assert "protocol violation" not in log
     assert "UNLOADED clean" in result.output
+
+
+GUEST_DYING = r"""
+load
+mkdir $cfg && echo 64M > $cfg/size || fail "mkdir"
+echo 1000 > $cfg/timeout_ms && echo 1 > $cfg/retries || fail "timeout, retries"
+echo "add %(host)s:%(port_a)d" > $cfg/servers && echo "add %(host)s:%(port_b)d" > $cfg/servers \
+    || fail "add"
+echo 1 > $cfg/power || fail "power on"
+dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
+dd if=/tmp/data of=/dev/nswap0 bs=64K oflag=direct conv=notrunc 2>/dev/null || fail "write"
+n=/sys/block/nswap0/nswap
+grep -o "pages=[0-9]*" $cfg/servers | sed -n '1s/pages=/on_a=/p;2s/pages=/on_b=/p'
+echo 1 > $cfg/sweep_interval_s || fail "sweep on"
+# the host kills server B during the sweeps; they go on with A alone
+i=0
+while [ $(cat $n/sweeps) -lt 12 ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done
+echo "sweeps_done=$(cat $n/sweeps)"
+echo 0 > $cfg/sweep_interval_s || fail "sweep off"
+b=0; good=0; bad=0
+while [ $b -lt %(blocks)d ]; do
+    if dd if=/dev/nswap0 of=/tmp/one bs=64K skip=$b count=1 iflag=direct 2>/dev/null; then
+        dd if=/tmp/data of=/tmp/want bs=64K skip=$b count=1 2>/dev/null
+        cmp -s /tmp/one /tmp/want && good=$((good+1)) || echo "differs_$b=1"
+    else
+        bad=$((bad+1))
+    fi
+    b=$((b+1))
+done
+echo "good_blocks=$good"
+echo "failed_blocks=$bad"
+counters
+teardown
+"""
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_a_server_dying_while_the_sweep_runs_stops_neither_the_sweep_nor_the_device(
+    kit, nswap_ko, nswapd_bin
+):
+    """Two servers, the sweep every second; server B is killed (SIGKILL) once the sweeps
+    have begun.  The sweeps go on (12 walks within 2 minutes), every 64 KiB block on A
+    reads back byte for byte, each block on B fails with an I/O error (one copy per page
+    until issue 14), nothing reads back wrong, and the device powers off and unloads."""
+    port_a, port_b = free_tcp_port("0.0.0.0"), free_tcp_port("0.0.0.0")
+    errors = []
+    with (
+        nswapd.running(nswapd_bin, "--cache-size", "4M", listen="0.0.0.0:%d" % port_a) as a,
+        nswapd.running(nswapd_bin, "--cache-size", "4M", listen="0.0.0.0:%d" % port_b) as b,
+    ):
+
+        def kill_b_once_swept():
+            try:
+                b.wait_status("used_pages", 1, timeout=300)
+                time.sleep(4)  # a few walks (every second) while B is up
+                b.kill()
+            except Exception as exc:  # noqa: BLE001 -- reported by the test
+                errors.append(repr(exc))
+
+        thread = threading.Thread(target=kill_b_once_swept, daemon=True)
+        thread.start()
+        result = boot_user_net(
+            kit,
+            nswap_ko,
+            GUEST_DYING
+            % dict(
+                host=HOST, port_a=port_a, port_b=port_b, pages=PAGES, blocks=PAGES // 16
+            ),  # fmt: skip
+        )
+        thread.join(timeout=30)
+        a_log = a.log_text()
+    assert not errors, errors
+    counters, values, _ = passed(result)
+    out = result.output
+    assert values["on_a"] > 0 and values["on_b"] > 0, out[-3000:]  # both held pages
+    assert values["sweeps_done"] >= 12, out[-3000:]
+    assert not [k for k in values if k.startswith("differs_")], out[-3000:]
+    # 64 KiB writes: each block went whole to one server
+    assert values["good_blocks"] * 16 == values["on_a"], out[-3000:]
+    assert values["failed_blocks"] * 16 == values["on_b"], out[-3000:]
+    assert counters["sweep_invalidates"] > 0, counters
+    assert "protocol violation" not in a_log
+    assert "UNLOADED clean" in out
