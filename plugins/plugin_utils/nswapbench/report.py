@@ -258,24 +258,24 @@ def shrink_lines(table, alpha):
                 % (_count(e.migrations), e.shrinks, row.cells[e.backend].count("ok")),
             ]
         )
-    title = "### A server shrinks mid-run (disk `%s`, link `%s`)" % (
-        table.disk_profile,
-        table.link_profile,
+    return _profile_section(
+        "A server shrinks mid-run",
+        table,
+        header,
+        rows,
+        "The shrink backend's first server, once it holds half its share of the run's "
+        "swap-out, has its cache limit set to half its use; its pages over the limit move "
+        "to the other servers, and the client follows each move (nswap.ko's `migrations` "
+        "counter, per timed run).  Slowdown: the shrink runs' time against the same "
+        "backend's without it; `*` marks a difference Welch's t-test finds significant "
+        "(p < %g)." % alpha,
     )
-    return (
-        [title, ""]
-        + _table(header, rows)
-        + [
-            "",
-            "The shrink backend's first server, once it holds half its share of the run's "
-            "swap-out, has its cache limit set to half its use; its pages over the limit move "
-            "to the other servers, and the client follows each move (nswap.ko's `migrations` "
-            "counter, per timed run).  Slowdown: the shrink runs' time against the same "
-            "backend's without it; `*` marks a difference Welch's t-test finds significant "
-            "(p < %g)." % alpha,
-            "",
-        ]
-    )
+
+
+def _profile_section(what, table, header, rows, notes):
+    """A titled table of one (disk profile, link profile) pair, with its notes below."""
+    title = "### %s (disk `%s`, link `%s`)" % (what, table.disk_profile, table.link_profile)
+    return [title, ""] + _table(header, rows) + ["", notes, ""]
 
 
 def table_row(table, workload, procs):
@@ -322,22 +322,16 @@ def traffic_lines(table):
         + [traffic_text(row.cells.get(backend)) for backend in table.backends]
         for row in table.rows
     ]
-    title = "### Why: swap traffic and swap-device requests (disk `%s`, link `%s`)" % (
-        table.disk_profile,
-        table.link_profile,
-    )
-    return (
-        [title, ""]
-        + _table(header, rows)
-        + [
-            "",
-            "Means over the timed runs: pages swapped out and in (`/proc/vmstat` pswpout/pswpin "
-            "deltas); from the swap device's `/sys/block/<dev>/stat` deltas, the mean time a "
-            "request was in flight (queueing included) and its size in 4 KiB pages.  A faulting "
-            "process waits for its read; writes go out in the background, many at once, so their "
-            "time is mostly queueing.",
-            "",
-        ]
+    return _profile_section(
+        "Why: swap traffic and swap-device requests",
+        table,
+        header,
+        rows,
+        "Means over the timed runs: pages swapped out and in (`/proc/vmstat` pswpout/pswpin "
+        "deltas); from the swap device's `/sys/block/<dev>/stat` deltas, the mean time a "
+        "request was in flight (queueing included) and its size in 4 KiB pages.  A faulting "
+        "process waits for its read; writes go out in the background, many at once, so their "
+        "time is mostly queueing.",
     )
 
 
