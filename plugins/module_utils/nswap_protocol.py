@@ -155,6 +155,11 @@ STATUS_FIELDS = (
     # appended after the first release; None when an older server sends 88 bytes
     "limit_pages",
     "state_flags",
+    # appended with page migration (docs/protocol.md 11.1); None from a 104-byte STATUS
+    "punts_received",
+    "punts_sent",
+    "updates_sent",
+    "overflows",
 )
 STATUS_STRUCT = struct.Struct("<%dQ" % len(STATUS_FIELDS))
 STATUS_SIZE = STATUS_STRUCT.size
@@ -409,8 +414,8 @@ def decode_status(payload):
     size = len(payload)
     if size < STATUS_V1_SIZE or (size < STATUS_SIZE and size % 8):
         raise ProtocolError(
-            "STATUS payload is %d bytes, needs %d (or %d from older servers)"
-            % (size, STATUS_SIZE, STATUS_V1_SIZE)
+            "STATUS payload is %d bytes, needs %d (or %d or more, a multiple of 8, from older "
+            "servers)" % (size, STATUS_SIZE, STATUS_V1_SIZE)
         )
     count = min(size, STATUS_SIZE) // 8
     values = struct.unpack("<%dQ" % count, bytes(payload[: count * 8]))

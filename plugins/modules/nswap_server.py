@@ -200,6 +200,22 @@ status:
     uptime_s:
       description: Seconds since the server started.
       type: int
+    punts_received:
+      description: Pages other servers moved here (PUNTPAGE stored); null from an nswapd
+        that predates page migration.
+      type: int
+    punts_sent:
+      description: Pages this server moved to another server that took them (its cache shrank,
+        a drain, or overflow); null from an older nswapd.
+      type: int
+    updates_sent:
+      description: UPDATE frames queued to the owners of pages moved here; null from an older
+        nswapd.
+      type: int
+    overflows:
+      description: New pages stored over the cache limit (nswapd's C(overflow)), to be moved
+        on; null from an older nswapd.
+      type: int
     capacity_bytes:
       description: RV(status.capacity_pages) in bytes.
       type: int

@@ -145,6 +145,11 @@ struct nswap_status_reply {
 	/* appended after the first release: readers accept the 88-byte form */
 	__le64 limit_pages;	/* runtime cache limit; capacity_pages is the maximum */
 	__le64 state_flags;	/* enum nswap_state_flags */
+	/* appended with page migration (section 11.1): readers accept 104 bytes */
+	__le64 punts_received;	/* PUNTPAGE stored here (pages moved here) */
+	__le64 punts_sent;	/* pages this server moved to another that took them */
+	__le64 updates_sent;	/* UPDATE frames queued to owners */
+	__le64 overflows;	/* PUTPAGE stored over the limit (overflow) */
 } __attribute__((packed));
 
 /*
@@ -186,7 +191,7 @@ static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE);
 #else
 static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE, "header size");
 static_assert(sizeof(struct nswap_hello) == 48, "hello size");
-static_assert(sizeof(struct nswap_status_reply) == 104, "status size");
+static_assert(sizeof(struct nswap_status_reply) == 136, "status size");
 static_assert(sizeof(struct nswap_gossip_entry) == 48, "gossip entry size");
 #endif
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+#include "punt.h"
 #include "request.h"
 
 #include <ctype.h>
@@ -375,6 +376,8 @@ static void reply_with_status(struct loop *l, struct conn *c, struct frame_hdr *
 		t.puts, t.gets, t.invalidates, t.get_misses,
 		t.errors, t.bytes_in, t.bytes_out, server_uptime(s),
 		limit, flags,
+		t.punts, s->punter ? atomic_load(&s->punter->punted) : 0, t.updates_sent,
+		t.overflows,
 	};
 
 	r->status = (uint16_t)status;

@@ -488,7 +488,10 @@ def test_a_full_cache_takes_a_followers_page_and_moves_it_where_there_is_room(ns
                 assert to_b.get(s, 1) == (proto.OK, page(s, 1)), s
         st = to_b.status()
         assert (st.used_pages, st.limit_pages, st.capacity_pages) == (16, 16, 16)
-        assert c_srv.status()["used_pages"] == 16
+        assert (st.overflows, st.punts_sent, st.punts_received) == (16, 16, 0)
+        c_st = c_srv.status()
+        assert c_st["used_pages"] == 16
+        assert (c_st["punts_received"], c_st["updates_sent"], c_st["overflows"]) == (16, 16, 0)
         assert to_b.put(33, 1, page(33, 1)) == proto.OK  # room for overflow again
     log = b_srv.log_text()
     assert re.search(r"migration: moved \d+ pages to 127\.0\.0\.3:\d+", log), log[-3000:]
