@@ -94,8 +94,10 @@ enum nswap_features {
 /* Bits of nswap_status_reply.state_flags. */
 enum nswap_state_flags {
 	/* More pages are stored than the cache limit allows (the limit was lowered
-	 * below the usage): PUTPAGE of new slots is answered ENOSPC until usage
-	 * falls below the limit; stored pages are kept and served. */
+	 * below the usage, or an overflow took pages that are to move on):
+	 * PUTPAGE of new slots is answered ENOSPC (but for an overflow, section
+	 * 11.1) until usage falls below the limit; stored pages are kept and
+	 * served. */
 	NSWAP_STATE_OVER_LIMIT		= 1U << 0,
 	/* SET_CACHE_LIMIT 0 asked the server to drain: it takes no new page and
 	 * moves every page it holds to other servers (section 5.7). */

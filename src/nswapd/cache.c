@@ -154,7 +154,7 @@ uint32_t cache_lookup(const struct cache *c, const struct cache_shard *sh,
 }
 
 uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_id,
-		      uint64_t slot, int may_overflow)
+		      uint64_t slot, int may_overflow, int *over)
 {
 	uint32_t pos, idx;
 	uint64_t bound;
@@ -174,6 +174,8 @@ uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_i
 		pthread_mutex_unlock(&c->free_lock);
 		return CACHE_NONE;
 	}
+	*over = atomic_load_explicit(&c->used, memory_order_relaxed) >=
+		atomic_load_explicit(&c->limit, memory_order_relaxed);
 	idx = c->free_stack[--c->free_top];
 	atomic_store_explicit(&c->used, atomic_load_explicit(&c->used, memory_order_relaxed) + 1,
 			      memory_order_relaxed);

@@ -121,9 +121,10 @@ uint32_t cache_lookup(const struct cache *c, const struct cache_shard *sh,
  * i.e. when `used` has reached `limit` (or is above it after the limit was
  * lowered: stored pages are never dropped to honour a limit) -- or, with
  * may_overflow, `limit` + `overflow` -- or, rarely, when the key's shard is
- * full (see CACHE_SHARD_MIN_PAGES in cache.c). */
+ * full (see CACHE_SHARD_MIN_PAGES in cache.c).  *over: set to 1 when the page
+ * taken is over the limit (decided under the same lock as the count). */
 uint32_t cache_insert(struct cache *c, struct cache_shard *sh, uint64_t client_id,
-		      uint64_t slot, int may_overflow);
+		      uint64_t slot, int may_overflow, int *over);
 void cache_remove(struct cache *c, struct cache_shard *sh, uint32_t idx);
 /* Set the runtime limit.  Returns 0, or -1 when pages is 0 or > capacity. */
 int cache_set_limit(struct cache *c, uint64_t pages);

@@ -178,6 +178,8 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 				"owners do not follow moves (nswap.ko migration = 0, or not "
 				"connected) or went %d hops; they stay here", NSWAP_MAX_HOPS);
 		p->stuck_logged = 1;
+		if (over_limit(&p->srv->cache))
+			atomic_store(&p->stuck, 1);
 		return 0;
 	}
 	p->stuck_logged = 0;
@@ -212,6 +214,17 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 	}
 	close(fd);
 	atomic_fetch_add(&p->punted, moved);
+	if (!moved && p->nskipped && st == NSWAP_OK) {
+		atomic_store(&p->stuck, 1);
+		if (!p->skip_logged)
+			log_msg(L_WARN, "migration: %s:%u took none of the pages over the limit: "
+				"their %u owner(s) are not connected to it with migration; they "
+				"stay here until their owners free them", name, port, p->nskipped);
+		p->skip_logged = 1;
+	} else if (moved) {
+		atomic_store(&p->stuck, 0);
+		p->skip_logged = 0;
+	}
 	if (st != NSWAP_OK) {
 		atomic_fetch_add(st < 0 ? &p->failures : &p->refused, 1);
 		log_msg(L_WARN, "migration: %s:%u stopped taking pages (%s) after %llu", name, port,

@@ -44,7 +44,12 @@ struct punter {
 	uint64_t skipped[PUNT_SKIP_MAX];
 	uint32_t nskipped;
 	int stuck_logged;		/* thread only: "cannot move" said */
+	int skip_logged;		/* thread only: "took none" said */
 	_Atomic uint64_t punted, refused, failures;
+	/* the last round moved nothing: its pages' owners do not follow
+	 * moves or are not connected to the target (main thread: no
+	 * overflow then; cleared once nothing is over the limit) */
+	_Atomic int stuck;
 };
 
 /* Start the thread.  0, or -1 (logged). */

@@ -235,11 +235,12 @@ static unsigned int store_page(struct loop *l, struct conn *c, const struct fram
 		 * pages over the limit there at the next round (protocol.md 10).
 		 * Not for PUNTPAGE: a moved page must land where there is room. */
 		int may_overflow = !punt && (c->features & NSWAP_FEAT_MIGRATION) &&
-				   !atomic_load(&l->srv->emptying);
-		uint32_t used = cache_used(cache);
+				   !atomic_load(&l->srv->emptying) &&
+				   !atomic_load(&l->srv->draining);
+		int over = 0;
 
-		idx = cache_insert(cache, sh, h->client_id, h->slot, may_overflow);
-		if (idx != CACHE_NONE && may_overflow && used >= cache_limit(cache))
+		idx = cache_insert(cache, sh, h->client_id, h->slot, may_overflow, &over);
+		if (over)
 			stat_add(&l->st.overflows, 1);
 		if (idx == CACHE_NONE) {
 			cache_unlock(sh);
@@ -396,7 +397,9 @@ static void start_page_drain(struct loop *l, struct conn *c, struct frame_hdr *r
 	int was = atomic_exchange(&s->emptying, 1);
 
 	/* after the flag: an elastic tick that set a limit meanwhile sees the
-	 * flag when it checks again, and sets 0 itself (elastic_timer) */
+	 * flag when it checks again, and sets 0 itself (elastic_timer); no
+	 * overflow from here on (set_overflow keeps it 0 while emptying) */
+	atomic_store_explicit(&s->cache.overflow, 0, memory_order_relaxed);
 	cache_set_limit(&s->cache, 0);
 	if (!was)
 		log_msg(L_INFO, "%s: drain: cache limit %u -> 0 pages, %u held%s", c->peer, old,

@@ -119,7 +119,7 @@ void server_log_status(const struct server *s)
 		"bytes_in %llu bytes_out %llu punts %llu updates_sent %llu updates_dropped %llu "
 		"overflows %llu uptime_s %llu loops %u%s",
 		s->cache.capacity, used, atomic_load(&s->nclients), atomic_load(&s->nconns), limit,
-		used > limit ? " (over limit: new slots refused)" : "",
+		used > limit ? " (over limit: new slots refused, but for overflow)" : "",
 		(unsigned long long)t.puts, (unsigned long long)t.gets,
 		(unsigned long long)t.invalidates, (unsigned long long)t.get_misses,
 		(unsigned long long)t.errors, (unsigned long long)t.bytes_in,
@@ -729,18 +729,33 @@ static void log_drained(struct server *s)
 		"with a cache limit above 0");
 }
 
-/* The overflow a full cache may take now (cache.h): none while it drains or
- * while no gossip member has free pages to take the pages over the limit;
- * else up to what the best such member has free. */
+/* Whether the elastic cache shrank within its hold time: the node is short
+ * of memory, and overflow would touch more of it. */
+static int elastic_squeezed(const struct server *s)
+{
+	const struct elastic *e = s->elastic;
+
+	return e && e->shrinks && e->ticks - e->last_shrink < ELASTIC_HOLD_TICKS;
+}
+
+/* The overflow a full cache may take now (cache.h).  None while it drains
+ * or stops, while its node is short of memory (elastic shrank lately), while
+ * the page mover's last round was stuck (a target refused owners that are not
+ * connected to it: their pages could not leave), or while no gossip member
+ * has free pages; else up to half of what the best such member has free
+ * (other full servers may send it theirs). */
 static void set_overflow(struct server *s)
 {
 	uint32_t room = s->cache.arena_pages - s->cache.capacity, allow = 0;
 	const struct gossip_member *t;
 
-	if (room && s->punter && !atomic_load(&s->emptying) && !s->gossip->left) {
+	if (s->punter && cache_used(&s->cache) <= cache_limit(&s->cache))
+		atomic_store(&s->punter->stuck, 0);	/* the stuck pages are gone */
+	if (room && s->punter && !atomic_load(&s->emptying) && !atomic_load(&s->draining) &&
+	    !s->gossip->left && !elastic_squeezed(s) && !atomic_load(&s->punter->stuck)) {
 		t = punt_target(&s->gossip->g);
 		if (t)
-			allow = t->free < room ? (uint32_t)t->free : room;
+			allow = t->free / 2 < room ? (uint32_t)(t->free / 2) : room;
 	}
 	atomic_store_explicit(&s->cache.overflow, allow, memory_order_relaxed);
 }
@@ -766,6 +781,9 @@ static void start_drain(struct server *s, const char *signame)
 	 * node leaves instead of suspecting it. */
 	if (s->gossip)
 		gossip_net_leave(s->gossip);
+	/* no gossip round runs from here on: a full cache takes no more
+	 * (request.c also checks `draining`, for a PUT already on its way) */
+	atomic_store_explicit(&s->cache.overflow, 0, memory_order_relaxed);
 	log_msg(L_INFO, "%s: draining %u connections (at most %d ms)", signame,
 		atomic_load(&s->nconns), NSWAPD_DRAIN_MS);
 	stop_accepting(s);

@@ -558,3 +558,63 @@ def test_a_full_cache_without_a_member_with_room_refuses_as_before(nswapd_bin):
             assert to_b.put(s, 1, page(s, 1)) == proto.ENOSPC
             time.sleep(0.1)
         assert b_srv.status()["used_pages"] == 16
+
+
+def test_a_server_stopping_on_sigterm_takes_no_overflow(nswapd_bin):
+    """SIGTERM starts nswapd's drain and its leave from the gossip: no gossip round runs
+    after that, so the overflow armed by the last one must end at once."""
+    with servers_b_and_c(nswapd_bin, OVERFLOW_16, ["--cache-size", "1M"]) as (
+        b_srv,
+        _c,
+        to_b,
+        _to_c,
+    ):
+        for s in range(16):
+            assert to_b.put(s, 1, page(s, 1)) == proto.OK
+        put_once_taken(to_b, 16, 1)  # overflow is armed
+        b_srv.signal(signal.SIGTERM)
+        assert b_srv.wait_log(r"SIGTERM: draining")
+        statuses = {to_b.put(s, 1, page(s, 1)) for s in range(17, 27)}
+        assert proto.OK not in statuses, statuses
+
+
+def test_overflow_ends_when_the_target_refuses_the_owners_pages(nswapd_bin):
+    """The owner follows moves at B but has no connection to C, so C refuses its pages
+    (ENOENT) and they cannot leave B: after that round B takes no more overflow, says why
+    once, and keeps every page readable."""
+    with servers_b_and_c(nswapd_bin, OVERFLOW_16, ["--cache-size", "1M"]) as (b_srv, _c, _b, _c2):
+        with b_srv.client() as lone:
+            lone.hello(0xE1E1, "lone", features=MIGRATION)  # at B only
+            for s in range(16):
+                assert lone.put(s, 1, page(s, 1)) == proto.OK
+            put_once_taken(lone, 16, 1)
+            assert b_srv.wait_log(r"took none of the pages over the limit: their 1 owner", 10)
+            time.sleep(0.2)  # a few rounds: the overflow is disarmed
+            taken = b_srv.status()["used_pages"]
+            assert 16 < taken <= 32
+            assert {lone.put(100 + s, 1, page(100 + s, 1)) for s in range(5)} == {proto.ENOSPC}
+            for s in range(17):
+                assert lone.get(s, 1) == (proto.OK, page(s, 1)), s
+
+
+def test_an_elastic_server_short_of_memory_takes_no_overflow(nswapd_bin, tmp_path):
+    """Elastic B's node runs short of memory: its limit drops under its use and its pages
+    move to C; while it is squeezed it takes no overflow, although C has room."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:    1048576 kB\n")
+    elastic = [
+        "--cache-size", "1M", "--elastic", "on", "--elastic-step", "1M",
+        "--elastic-reserve", "64M", "--elastic-interval", 50, "--meminfo-file", meminfo,
+        "--pressure-file", "", "--overflow", "64K",
+    ]  # fmt: skip
+    with servers_b_and_c(nswapd_bin, elastic, ["--cache-size", "4M"]) as (b_srv, _c, to_b, to_c):
+        assert b_srv.wait_log(r"cache limit starts at 256")
+        for s in range(10):
+            assert to_b.put(s, 1, page(s, 1)) == proto.OK
+        tmp = tmp_path / "meminfo.tmp"
+        tmp.write_text("MemAvailable:    1024 kB\n")
+        tmp.replace(meminfo)
+        assert b_srv.wait_log(r"elastic: cache limit 256 -> 1 pages")
+        next_update(to_c, timeout=20)  # the pages move: C has room, the mover works
+        time.sleep(0.3)  # several gossip rounds while squeezed
+        assert {to_b.put(100 + s, 1, page(100 + s, 1)) for s in range(5)} == {proto.ENOSPC}

@@ -398,6 +398,10 @@ VALIDATE_ALL = [
             dict(nswap_server_gossip=True, nswap_server_overflow="lots"),
             "nswap_server_overflow=lots is not a size; use bytes with an optional K, M, G or T",
         ),
+        (
+            dict(nswap_server_gossip=True, nswap_server_overflow="100"),
+            'nswap_server_overflow=100 is less than a page; use "0" for none, or at least 4K',
+        ),
     ],
 )
 def test_bad_lend_and_feed_settings_fail_naming_the_variable(tmp_path, overrides, message):
