@@ -247,15 +247,16 @@ def shrink_lines(table, alpha):
         slowdown = e.comparison.reason or e.comparison.label
         if e.comparison.welch is not None and e.comparison.welch.significant(alpha):
             slowdown += " *"
+        base = row.cells.get(e.base)
         rows.append(
             [
                 "%s, %d" % (e.workload, e.procs),
                 e.backend,
-                _time_text(row.cells[e.base]),
+                _time_text(base) if base is not None else "no runs",
                 _time_text(row.cells[e.backend]),
                 slowdown,
                 "%s (%d of %d runs shrank)"
-                % (_count(e.migrations), e.shrinks, row.cells[e.backend].count("ok")),
+                % (_count(e.migrations), e.shrinks, len(row.cells[e.backend].runs)),
             ]
         )
     return _profile_section(

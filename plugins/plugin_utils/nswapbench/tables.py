@@ -206,16 +206,20 @@ class ShrinkRow:
 
 def shrink_rows(table):
     """Each row's shrink backends against the same backend without the shrink: the slowdown
-    a server shrinking mid-run costs, and how many pages moved."""
+    a server shrinking mid-run costs, and how many pages moved.  A row without the base
+    backend gets a comparison that says so."""
     rows = []
     for row in table.rows:
         for backend, cell in sorted(row.cells.items()):
-            base = backend[: -len(SHRINK_SUFFIX)]
-            if not backend.endswith(SHRINK_SUFFIX) or base not in row.cells:
+            if not backend.endswith(SHRINK_SUFFIX):
                 continue
-            comparison = compare(cell, row.cells[base])
-            if comparison.reason == "no disk run finished":
-                comparison = Comparison(None, None, "no %s run finished" % base)
+            base = backend[: -len(SHRINK_SUFFIX)]
+            if base in row.cells:
+                comparison = compare(cell, row.cells[base])
+                if comparison.reason == "no disk run finished":
+                    comparison = Comparison(None, None, "no %s run finished" % base)
+            else:
+                comparison = Comparison(None, None, "no %s runs in this row" % base)
             timed = [run for run in cell.runs if run.timed]
             rows.append(
                 ShrinkRow(

@@ -17,6 +17,7 @@ Python 3 standard library plus nswap_protocol.py, which the role puts beside it.
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -31,10 +32,12 @@ def fraction(text):
     return value
 
 
-def positive(text):
+def pages(text):
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("%s is not a positive number of pages" % text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            "%s is not a number of pages of at least 2 (half of it must be fewer)" % text
+        )
     return value
 
 
@@ -42,7 +45,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", required=True, help="where nswapd listens (this node)")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--when-used", type=positive, required=True, help="pages held")
+    parser.add_argument("--when-used", type=pages, required=True, help="pages held")
     parser.add_argument("--fraction", type=fraction, default=0.5)
     parser.add_argument("--deadline-s", type=float, required=True)
     parser.add_argument("--poll-s", type=float, default=0.1)
@@ -78,7 +81,8 @@ def shrink(args, clock=time.monotonic, sleep=time.sleep):
         while clock() - started < args.deadline_s:
             used = client.status().used_pages
             if used >= args.when_used:
-                limit = max(1, int(used * args.fraction))
+                # below the use, or nothing would be over the limit (at least one page)
+                limit = min(max(1, int(used * args.fraction)), used - 1)
                 status, _after = client.set_cache_limit(limit)
                 result.update(at_s=round(clock() - started, 3), used_pages=used)
                 if status == proto.OK:
@@ -104,10 +108,24 @@ def write_result(path, result):
     os.replace(tmp, path)
 
 
+class Stopped(Exception):
+    """SIGTERM (systemctl stop after the run): the record still says why nothing shrank."""
+
+
+def stop(_signum, _frame):
+    raise Stopped()
+
+
 def main(argv=None):
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, stop)
     try:
         result = shrink(args)
+    except Stopped:
+        result = {"shrunk": False, "at_s": None, "used_pages": None, "limit_pages": None}
+        result["error"] = "stopped (the run ended) before the server held %d pages" % (
+            args.when_used
+        )
     except (OSError, proto.NswapError) as exc:
         result = {"shrunk": False, "at_s": None, "used_pages": None, "limit_pages": None}
         result["error"] = "%s: %s" % (type(exc).__name__, exc)

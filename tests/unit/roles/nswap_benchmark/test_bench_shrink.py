@@ -76,6 +76,25 @@ def test_a_server_that_never_fills_is_reported_not_shrunk(staged, start_server, 
     assert srv.status()["limit_pages"] == 256  # untouched
 
 
+def test_a_stop_before_the_shrink_still_writes_why(staged, start_server, tmp_path):
+    """systemctl stop (SIGTERM) once the run ended: the record says nothing shrank, and why."""
+    srv = start_server("--cache-size", "1M")
+    result = tmp_path / "shrink.json"
+    proc = start(staged, srv, result, "--when-used", "40", "--deadline-s", "60")
+    time.sleep(1.0)  # started, connected, polling
+    assert proc.poll() is None
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    done = json.loads(result.read_text())
+    assert done == {
+        "shrunk": False,
+        "at_s": None,
+        "used_pages": None,
+        "limit_pages": None,
+        "error": "stopped (the run ended) before the server held 40 pages",
+    }
+
+
 def test_no_server_and_bad_arguments(staged, tmp_path):
     result = tmp_path / "shrink.json"
     argv = [sys.executable, str(staged), "--address", "127.0.0.1", "--port", "1"]
@@ -83,6 +102,6 @@ def test_no_server_and_bad_arguments(staged, tmp_path):
     assert subprocess.run(argv, capture_output=True, check=False).returncode == 0
     done = json.loads(result.read_text())
     assert done["shrunk"] is False and "ConnectionRefusedError" in done["error"], done
-    for bad in (["--fraction", "1.5"], ["--when-used", "0"]):
+    for bad in (["--fraction", "1.5"], ["--when-used", "1"]):
         proc = subprocess.run(argv + bad, capture_output=True, text=True, check=False)
         assert proc.returncode == 2 and "is not a" in proc.stderr, proc.stderr

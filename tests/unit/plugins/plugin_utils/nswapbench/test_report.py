@@ -476,6 +476,19 @@ def test_shrink_runs_against_the_same_backend_without_the_shrink():
         "1.5x slower *",
         "1.0k (2 of 3 runs shrank)",
     ]
+    # a shrink backend without its base: the row says so
+    alone = results_of(cell("W2", 4, "nswap-3-shrink", [5.0], migrations=10, shrink=shrunk))
+    text = report.render(alone, report.chart_names(alone))
+    row = [
+        c.strip()
+        for c in row_of(text[text.index("### A server") :], "| W2, 4 |").strip("|").split("|")
+    ]
+    assert row[2:] == [
+        "no runs",
+        "5.0 (1 run)",
+        "no nswap-3 runs in this row",
+        "10 (1 of 1 runs shrank)",
+    ]
     # no shrink backend, no section; the runs CSV keeps the shrink record as JSON
     assert "shrinks mid-run" not in report.render(
         results_of(cell("W1", 1, "disk", [1.0])), {("table1", "ssd", "unlimited"): "t1.png"}
