@@ -12,6 +12,10 @@
 #define ENTRY_SIZE	sizeof(struct nswap_gossip_entry)
 #define SEED_EVERY	30
 #define RUMOUR_AGE	4
+/* The fresh-news ring (entries, power of 2), and how far back a datagram
+ * looks in it (x max_entries), so that a datagram costs O(max_entries). */
+#define FRESH_RING	256
+#define FRESH_LOOK	4
 /* Unanswered pushes in a row before a member is suspected: one lost datagram
  * of the two an exchange needs must not start a suspicion (at 1 % loss about
  * 2 % of exchanges fail, 8e-6 three times in a row). */
@@ -54,6 +58,21 @@ struct gossip_priv {
 	uint32_t nrumours, arumours;
 	uint64_t retry[GOSSIP_MAX_FANOUT];	/* members to push to again next round */
 	uint32_t nretry;
+	/* Learning: entries heard (not about this node) and, of those, members
+	 * first heard of, counted since the start; their values at the start
+	 * of each of the last GOSSIP_GROW_ROUNDS rounds; the verdict of this
+	 * round. */
+	uint64_t heard, heard_new;
+	uint64_t heard_at[GOSSIP_GROW_ROUNDS], heard_new_at[GOSSIP_GROW_ROUNDS];
+	int learning;
+	/* Fresh news: members whose version advanced here, newest last; an
+	 * entry is stale when the member advanced again since (a newer entry
+	 * exists), was sent GOSSIP_FRESH_SENDS times, or is gone. */
+	struct fresh {
+		uint64_t id;
+		uint64_t heard_ms;	/* equals the member's heard_ms while live */
+	} fresh[FRESH_RING];
+	uint64_t fresh_head;	/* entries ever noted; the newest is at head - 1 */
 };
 
 void gossip_config_defaults(struct gossip_config *cfg)
@@ -322,6 +341,15 @@ static void rumour(struct gossip *g, struct gossip_member *m)
 	p->rumours[p->nrumours++] = (struct rumour){ m->id, g->round };
 }
 
+/* m's version advanced here: fresh news for the next datagrams. */
+static void fresh_note(struct gossip *g, struct gossip_member *m)
+{
+	struct gossip_priv *p = priv(g);
+
+	m->fresh_left = GOSSIP_FRESH_SENDS;
+	p->fresh[p->fresh_head++ % FRESH_RING] = (struct fresh){ m->id, m->heard_ms };
+}
+
 static void set_state(struct gossip *g, struct gossip_member *m, unsigned int state,
 		      uint64_t now_ms)
 {
@@ -392,13 +420,44 @@ static int in_list(const uint64_t *ids, unsigned int n, uint64_t id)
 	return 0;
 }
 
-/* Own entry, rumours (at most 3/4 of the room), a random live sample. */
+/* Up to `room` fresh entries (ALIVE, version advanced here lately, sends
+ * left), newest first; returns the new n. */
+static unsigned int add_fresh(struct gossip *g, unsigned char *e, uint64_t *ids, unsigned int n,
+			      unsigned int room)
+{
+	struct gossip_priv *p = priv(g);
+	uint64_t look = (uint64_t)FRESH_LOOK * g->cfg.max_entries;
+
+	if (look > FRESH_RING)
+		look = FRESH_RING;
+	for (uint64_t k = 0, taken = 0; k < look && k < p->fresh_head && taken < room; k++) {
+		const struct fresh *f = &p->fresh[(p->fresh_head - 1 - k) % FRESH_RING];
+		struct gossip_member *m = gossip_lookup(g, f->id);
+
+		if (!m || m->heard_ms != f->heard_ms || !m->fresh_left ||
+		    m->state != NSWAP_MEMBER_ALIVE || in_list(ids, n, m->id))
+			continue;
+		entry_encode(e + n * ENTRY_SIZE, m);
+		ids[n++] = m->id;
+		m->fresh_left--;
+		taken++;
+	}
+	return n;
+}
+
+/* The room: max_entries while the node is learning, else 3/4 of it.  Own
+ * entry, rumours (at most 3/4 of the room), then a sample of live entries
+ * (at least 1/4 of the room): random while learning; else fresh entries
+ * first (all but 1/8 of the room), then random ones. */
 static void build(struct gossip *g, struct gossip_out *out, uint32_t to_addr, uint8_t type,
 		  uint64_t to_id)
 {
 	struct gossip_priv *p = priv(g);
 	unsigned int max = g->cfg.max_entries, n = 0, rumour_room;
 	unsigned char *e = out->buf + NSWAP_HDR_SIZE;
+
+	if (!p->learning)
+		max -= max / 4;	/* a stable table: 3/4 of the room */
 	uint64_t ids[NSWAP_GOSSIP_MAX_ENTRIES];
 	struct frame_hdr h = { 0 };
 
@@ -429,6 +488,8 @@ static void build(struct gossip *g, struct gossip_out *out, uint32_t to_addr, ui
 		m->rumour_left--;
 		taken++;
 	}
+	if (!p->learning && n + max / 8 < max)
+		n = add_fresh(g, e, ids, n, max - max / 8 - n);
 	for (unsigned int tries = 0; n < max && g->count && tries < 2 * max; tries++) {
 		struct gossip_member *m = &g->members[rnd_below(g, g->count)];
 
@@ -461,6 +522,8 @@ static void merge(struct gossip *g, const struct gossip_member *e, uint64_t now_
 {
 	struct gossip_member *m;
 
+	if (e->id != g->self.id)
+		priv(g)->heard++;
 	if (e->id == g->self.id) {
 		if (g->self.state != NSWAP_MEMBER_ALIVE || e->incarnation == UINT32_MAX)
 			return;
@@ -483,6 +546,7 @@ static void merge(struct gossip *g, const struct gossip_member *e, uint64_t now_
 		m = member_add(g, e->id);
 		if (!m)
 			return;
+		priv(g)->heard_new++;
 		*m = *e;
 		m->rumour_left = 0;
 		m->unanswered = 0;
@@ -542,6 +606,7 @@ static void merge(struct gossip *g, const struct gossip_member *e, uint64_t now_
 		m->free = e->free;
 		m->load = e->load;
 		m->heard_ms = now_ms;
+		fresh_note(g, m);
 	}
 }
 
@@ -718,8 +783,20 @@ static unsigned int push(struct gossip *g, struct gossip_out *out, unsigned int 
 unsigned int gossip_round(struct gossip *g, uint64_t now_ms, struct gossip_out *out,
 			  unsigned int max)
 {
+	struct gossip_priv *p = priv(g);
+	unsigned int slot = (unsigned int)(g->round % GOSSIP_GROW_ROUNDS);
+	uint64_t heard = p->heard - p->heard_at[slot], fresh = p->heard_new - p->heard_new_at[slot];
+
 	g->round++;
 	g->stats.rounds++;
+	/* Learning: over the last GOSSIP_GROW_ROUNDS rounds, at least
+	 * GOSSIP_GROW_MIN members first heard of, and they were at least
+	 * 1/GOSSIP_GROW_SHARE of the entries heard (a cold start until the node
+	 * knows about 15/16 of the cluster whatever its size, a partition
+	 * healing, a node that joined; not one join elsewhere). */
+	p->learning = fresh >= GOSSIP_GROW_MIN && fresh * GOSSIP_GROW_SHARE >= heard;
+	p->heard_at[slot] = p->heard;
+	p->heard_new_at[slot] = p->heard_new;
 	run_timers(g, now_ms);
 	if (g->self.state != NSWAP_MEMBER_ALIVE)
 		return 0;
@@ -793,6 +870,11 @@ void gossip_note_free(struct gossip *g, uint64_t id, uint64_t free_pages)
 
 	if (m && free_pages < m->free)
 		m->free = free_pages;
+}
+
+int gossip_learning(const struct gossip *g)
+{
+	return priv(g)->learning;
 }
 
 void gossip_queues(const struct gossip *g, uint32_t *rumours, uint32_t *timers)

@@ -13,9 +13,16 @@
  *    to `fanout` members chosen at random; each answers with a pull reply.
  *    Both carry the sender's own entry, then rumours (entries whose state,
  *    incarnation or existence changed lately, each sent rumour_factor x
- *    ceil(log2(n + 2)) times), then a random sample of live entries: the
- *    datagram size is bounded, so the traffic per node does not grow with
- *    the cluster.
+ *    ceil(log2(n + 2)) times), then a sample of live entries: the datagram
+ *    size is bounded, so the traffic per node does not grow with the
+ *    cluster.  While the node is still learning the cluster (of the entries
+ *    it heard in the last GOSSIP_GROW_ROUNDS rounds, 1/GOSSIP_GROW_SHARE or
+ *    more, and GOSSIP_GROW_MIN or more, were members it had not known)
+ *    the sample is random and fills the datagram; once its table is
+ *    stable, the sample stops at 3/4 of max_entries (rumours may still use
+ *    the rest) and takes first the entries whose numbers advanced here
+ *    lately, each at most GOSSIP_FRESH_SENDS times, newest first, then
+ *    random ones (fresher free counts for placement, less traffic).
  *  - A newer (incarnation, heartbeat) replaces an entry; at the same
  *    incarnation a worse state wins (LEFT > DEAD > SUSPECT > ALIVE), and only
  *    the node itself can undo it, by raising its incarnation (refutation).
@@ -42,6 +49,13 @@
 #define GOSSIP_MAX_SEEDS	16
 #define GOSSIP_MAX_FANOUT	16
 #define GOSSIP_MAX_MEMBERS	(1U << 20)
+/* Learning: within GOSSIP_GROW_ROUNDS rounds, GOSSIP_GROW_MIN or more
+ * members first heard of, at least 1/GOSSIP_GROW_SHARE of the entries heard. */
+#define GOSSIP_GROW_MIN		4
+#define GOSSIP_GROW_SHARE	16
+#define GOSSIP_GROW_ROUNDS	4
+/* Sends of an entry whose numbers advanced here, as fresh news. */
+#define GOSSIP_FRESH_SENDS	4
 
 struct gossip_config {
 	uint32_t interval_ms;	/* one round */
@@ -71,6 +85,7 @@ struct gossip_member {
 	uint32_t load;
 	uint32_t unanswered;	/* a push from us awaits its answer (0/1) */
 	uint32_t probe_fails;	/* pushes in a row it did not answer */
+	uint8_t fresh_left;	/* sends left as fresh news (its version advanced here) */
 	uint64_t rumour_round;	/* round its rumour was armed */
 	uint64_t heard_ms;	/* when its version last advanced here */
 	uint64_t state_ms;	/* when its state last changed here */
@@ -145,6 +160,9 @@ unsigned int gossip_server_set(struct gossip *g, uint64_t *set, unsigned int n,
  * lowers a member's free count, until the member's next heartbeat brings
  * its own number. */
 void gossip_note_free(struct gossip *g, uint64_t id, uint64_t free_pages);
+/* 1 while this node is still learning the cluster (full random samples),
+ * 0 once its table is stable (capped, fresh-first samples); see above. */
+int gossip_learning(const struct gossip *g);
 /* Lengths of the rumour stack and the timer list (bounded; for tests). */
 void gossip_queues(const struct gossip *g, uint32_t *rumours, uint32_t *timers);
 /* Members in state ALIVE (not self). */

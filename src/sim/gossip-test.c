@@ -509,6 +509,109 @@ static void test_hostile(void)
 	CHECK(nswap_place_pick(c, 2, 7, 9) >= 0);
 }
 
+/* Node 1 hears of members 2..201 (old heartbeats: not news), 23 a datagram
+ * from senders it knows after the first. */
+static void know_200(struct gossip *g)
+{
+	struct ent e[24];
+	const char *why;
+
+	node(g, 1, NULL);
+	for (uint64_t first = 2; first <= 201; first += 23) {
+		unsigned int n = 0;
+
+		e[n++] = alive(first == 2 ? 2 : first - 1, 1, 100);
+		for (uint64_t id = first; id < first + 23 && id <= 201; id++)
+			if (id != e[0].id)
+				e[n++] = alive(id, 1, 100);
+		CHECK(feed(g, e, n, &why) == 0);
+	}
+	CHECK(g->count == 200);
+}
+
+static int carries(const struct gossip_out *o, uint64_t id)
+{
+	for (size_t i = 1; 56 + 48 * (i + 1) <= o->len; i++)
+		if (get_le64(o->buf + 56 + 48 * i) == id)
+			return 1;
+	return 0;
+}
+
+static void test_steady_room(void)
+{
+	struct gossip g;
+	struct gossip_out out[4];
+	struct ent e[6];
+	const char *why;
+
+	know_200(&g);
+	/* rounds 1-4: the 200 first heard of are in the last 4 rounds' window
+	 * (all new, 200 >= 4 and >= 1/16 of what was heard): learning, full
+	 * datagrams of 24 entries (56 + 24 x 48 = 1208 bytes) */
+	for (int r = 1; r <= 4; r++) {
+		CHECK(gossip_round(&g, 1000 * (uint64_t)r, out, 4) == 3);
+		CHECK(gossip_learning(&g) == 1);
+		for (int i = 0; i < 3; i++)
+			CHECK(out[i].len == 1208);
+	}
+	/* round 5: nothing heard in rounds 1-4: stable, 3/4 of the room: 18
+	 * entries, 56 + 18 x 48 = 920 bytes (rumours of the unanswered pushes'
+	 * suspicions included) */
+	for (int r = 5; r <= 8; r++) {
+		CHECK(gossip_round(&g, 1000 * (uint64_t)r, out, 4) == 3);
+		CHECK(gossip_learning(&g) == 0);
+		for (int i = 0; i < 3; i++)
+			CHECK(out[i].len == 920);
+	}
+	/* 3 new members (one join elsewhere is not learning: fewer than 4) */
+	e[0] = alive(2, 1, 200);
+	for (int i = 1; i <= 3; i++)
+		e[i] = alive(300 + (uint64_t)i, 1, 100);
+	feed(&g, e, 4, &why);
+	CHECK(gossip_round(&g, 9000, out, 4) == 3 && gossip_learning(&g) == 0);
+	/* 4 more in the window (7 new of 9 heard): learning, full datagrams
+	 * again from the next round */
+	e[0] = alive(2, 1, 201);
+	for (int i = 1; i <= 4; i++)
+		e[i] = alive(400 + (uint64_t)i, 1, 100);
+	feed(&g, e, 5, &why);
+	CHECK(gossip_round(&g, 10000, out, 4) == 3 && gossip_learning(&g) == 1);
+	CHECK(out[0].len == 1208);
+	gossip_free(&g);
+	/* a 10-node table never fills 3/4 of 24: 10 entries either way */
+}
+
+static void test_fresh_first(void)
+{
+	struct gossip g;
+	struct gossip_out out[4];
+	struct ent e[1];
+	const char *why;
+	unsigned int with = 0, sent = 0;
+
+	know_200(&g);
+	for (int r = 1; r <= 5; r++)
+		gossip_round(&g, 1000 * (uint64_t)r, out, 4);
+	CHECK(gossip_learning(&g) == 0);
+	/* member 150's own entry, heartbeat advanced: fresh news, carried by
+	 * each of the next GOSSIP_FRESH_SENDS (4) datagrams, then only when
+	 * the random part draws it (p ~ 2/200 a datagram) */
+	e[0] = alive(150, 1, 101);
+	e[0].free = 7;
+	CHECK(feed(&g, e, 1, &why) == 0);
+	CHECK(gossip_find(&g, 150)->free == 7 && gossip_find(&g, 150)->fresh_left == 4);
+	for (int r = 6; r <= 7; r++) {
+		unsigned int n = gossip_round(&g, 1000 * (uint64_t)r, out, 4);
+
+		for (unsigned int i = 0; i < n; i++, sent++)
+			if (sent < 4)
+				with += carries(&out[i], 150);
+	}
+	CHECK(with == 4);
+	CHECK(gossip_find(&g, 150)->fresh_left == 0);
+	gossip_free(&g);
+}
+
 static void test_config_check(void)
 {
 	struct gossip_config c;
@@ -538,6 +641,8 @@ static const struct {
 	{ "server_set", test_server_set },
 	{ "placement", test_placement },
 	{ "hostile", test_hostile },
+	{ "steady_room", test_steady_room },
+	{ "fresh_first", test_fresh_first },
 	{ "config_check", test_config_check },
 };
 

@@ -494,6 +494,19 @@ static double seen(uint32_t who, int want)
 	return up ? (double)yes / up : 1.0;
 }
 
+/* Fraction of up nodes still learning the cluster (full random samples). */
+static double learning_fraction(void)
+{
+	uint32_t up = 0, yes = 0;
+
+	for (uint32_t i = 0; i < total; i++)
+		if (nodes[i].up) {
+			up++;
+			yes += gossip_learning(&nodes[i].g) != 0;
+		}
+	return up ? (double)yes / up : 0;
+}
+
 static double known_fraction(void)
 {
 	double sum = 0;
@@ -656,6 +669,7 @@ int main(int argc, char **argv)
 		for (uint32_t i = 0; i < total; i++)
 			bytes += nodes[i].g.stats.sent_bytes;
 		double known = known_fraction();
+		double learning = learning_fraction();
 		double imbp = imbalance(1);
 		double imb = imbalance(0);
 
@@ -686,8 +700,8 @@ int main(int argc, char **argv)
 			leave_seen99 = since - o.leave;
 		if (cs >= 0.99 && crash_seen99 < 0)
 			crash_seen99 = since - o.crash;
-		printf("%s\n  {\"round\": %llu, \"known\": %.4f, \"imbalance\": %.4f, \"imbalance_placement\": %.4f, \"fill_mean\": %.4f, \"bytes\": %llu, \"join_seen\": %.4f, \"leave_seen\": %.4f, \"crash_seen\": %.4f}",
-		       r > 1 ? "," : "", (unsigned long long)r, known, imb, imbp, fill_mean, (unsigned long long)bytes,
+		printf("%s\n  {\"round\": %llu, \"known\": %.4f, \"learning\": %.4f, \"imbalance\": %.4f, \"imbalance_placement\": %.4f, \"fill_mean\": %.4f, \"bytes\": %llu, \"join_seen\": %.4f, \"leave_seen\": %.4f, \"crash_seen\": %.4f}",
+		       r > 1 ? "," : "", (unsigned long long)r, known, learning, imb, imbp, fill_mean, (unsigned long long)bytes,
 		       js, ls, cs);
 	}
 	uint64_t bytes = 0, rejected = 0, suspected = 0, dead = 0, refuted = 0;

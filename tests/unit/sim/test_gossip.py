@@ -21,6 +21,8 @@ C_TESTS = [
     "server_set",
     "placement",
     "hostile",
+    "steady_room",
+    "fresh_first",
     "config_check",
 ]
 DATAGRAM_MAX = 56 + 24 * 48
