@@ -61,6 +61,12 @@ def parse_args(argv):
     p.add_argument("--loss", type=float, default=0.0, help="fraction of datagrams lost")
     p.add_argument("--busy-rate", type=float, default=0.01, help="busy episodes per node and round")
     p.add_argument(
+        "--overflow",
+        type=int,
+        default=0,
+        help="nswapd's overflow in pages (a full server takes a page and punts it on); 0: off",
+    )
+    p.add_argument(
         "--seeds",
         type=int,
         default=5,
@@ -75,6 +81,8 @@ def parse_args(argv):
         p.error("--sizes takes numbers, e.g. 10,100,1000")
     if any(n < 4 or n > 100000 for n in args.sizes):
         p.error("--sizes: each size must be 4 to 100000 nodes")
+    if args.overflow < 0:
+        p.error("--overflow takes pages, 0 or more")
     if not 0 <= args.loss < 1 or not 0 <= args.busy_rate <= 1:
         p.error("--loss takes 0 to <1 and --busy-rate 0 to 1, e.g. --loss 0.01")
     return args
@@ -86,6 +94,7 @@ def run_size(n, args, placement, runs_dir, seed):
         "--rounds", args.rounds, "--set", args.set, "--seed", seed,
         "--placement", placement, "--loss", args.loss, "--busy-rate", args.busy_rate,
         "--join", EVENTS["join"], "--leave", EVENTS["leave"], "--crash", EVENTS["crash"],
+        "--overflow", args.overflow,
     ]  # fmt: skip
     start = time.monotonic()
     out = sim.run(*cmd)
@@ -108,6 +117,7 @@ SUMMED = (
     "suspected",
     "declared_dead",
     "refuted",
+    "overflows",
 )
 
 

@@ -67,12 +67,15 @@ struct node {
 	struct holds mine;	/* my pages on servers */
 	struct holds stored;	/* pages I store, per owner */
 	uint64_t punted_round;	/* last round it shrank below its pages */
+	uint64_t best_free_round;	/* overflow: best_free is this round's */
+	uint64_t best_free;
 	uint64_t set[SET_MAX];
 	unsigned int nset;
 };
 
 static struct opts {
 	uint32_t nodes, rounds, warmup, mem, set_k;
+	uint32_t overflow;	/* nswapd's overflow, pages; 0: off (its default) */
 	double loss, busy_rate, settle;
 	int oracle;
 	int64_t join, leave, crash;
@@ -92,6 +95,7 @@ static struct {
 	 * the cluster still had room */
 	uint64_t placed, enospc, disk, disk_with_room, migrations, punted_home, returned_home, lost;
 	uint64_t pages_moved_in;	/* pages that were ever placed remotely */
+	uint64_t overflows;	/* pages a full server took (overflow), to punt on */
 	double imb_sum, imb_max, imbp_sum, imbp_max;
 	uint32_t imb_samples;
 } st;
@@ -218,10 +222,51 @@ static int64_t oracle_pick(uint32_t self)
 	return best;
 }
 
-/* One server for a page of `self` (a client's own page or one it punts):
- * gossip's server set and the placement rule, as nswapd and nswap.ko do;
- * a server that answers ENOSPC is left out of the next choice. */
-static int64_t place(uint32_t self, uint64_t *cluster_room_cache)
+/* The most free pages of an ALIVE member of node j's table (not j): what
+ * nswapd's set_overflow arms from, once per round. */
+static uint64_t best_free(uint32_t j)
+{
+	struct node *s = &nodes[j];
+
+	if (s->best_free_round != cur_round) {
+		s->best_free = 0;
+		for (uint32_t m = 0; m < s->g.count; m++) {
+			const struct gossip_member *e = &s->g.members[m];
+
+			if (e->state == NSWAP_MEMBER_ALIVE && e->free > s->best_free)
+				s->best_free = e->free;
+		}
+		s->best_free_round = cur_round;
+	}
+	return s->best_free;
+}
+
+/* nswapd's overflow (src/nswapd/server.c set_overflow): a full server j
+ * still takes a client's page when it was not squeezed lately (its memory
+ * made it punt within ELASTIC_HOLD_TICKS rounds) and its table knows a
+ * member with room: at most min(--overflow, half that member's free pages)
+ * over its capacity; the round's shrink check punts the excess on. */
+#define ELASTIC_HOLD_ROUNDS	10
+
+static int overflow_takes(uint32_t j)
+{
+	struct node *s = &nodes[j];
+	uint64_t allow;
+
+	if (!o.overflow || !s->up || s->capacity <= 0 ||
+	    (s->punted_round && cur_round - s->punted_round < ELASTIC_HOLD_ROUNDS))
+		return 0;
+	allow = best_free(j) / 2;
+	if (allow > o.overflow)
+		allow = o.overflow;
+	return s->used < s->capacity + (int64_t)allow;
+}
+
+/* One server for a page of `self` (a client's own page, may_overflow, or one
+ * it punts): gossip's server set and the placement rule, as nswapd and
+ * nswap.ko do; a server that answers ENOSPC is left out of the next choice.
+ * With --overflow a full server may take a client's page instead. */
+static int64_t place(uint32_t self, int may_overflow)
 {
 	struct node *c = &nodes[self];
 	struct nswap_place_cand cand[SET_MAX];
@@ -258,11 +303,15 @@ static int64_t place(uint32_t self, uint64_t *cluster_room_cache)
 			gossip_note_free(&c->g, c->set[i], cand[i].free - 1);
 			return j;
 		}
+		if (j != self && may_overflow && overflow_takes(j)) {
+			gossip_note_free(&c->g, c->set[i], 0);	/* it answered OK, but is full */
+			st.overflows++;
+			return j;
+		}
 		st.enospc++;
 		full[i] = 1;
 		gossip_note_free(&c->g, c->set[i], 0);
 	}
-	(void)cluster_room_cache;
 	return -1;
 }
 
@@ -292,7 +341,7 @@ static void punt(uint32_t s, int64_t n)
 	while (n > 0 && srv->stored.n) {
 		struct hold h = srv->stored.h[srv->stored.n - 1];
 		uint32_t owner = h.peer;
-		int64_t j = place(s, NULL);
+		int64_t j = place(s, 0);	/* a PUNTPAGE never overflows */
 
 		holds_add(&srv->stored, owner, -1);
 		holds_add(&nodes[owner].mine, s, -1);
@@ -323,7 +372,7 @@ static void swap_out(uint32_t i, int64_t n)
 	struct node *c = &nodes[i];
 
 	for (; n > 0; n--) {
-		int64_t j = place(i, NULL);
+		int64_t j = place(i, 1);
 
 		if (j >= 0) {
 			store(i, (uint32_t)j, 1);
@@ -541,7 +590,7 @@ static void usage(void)
 		"usage: nswap-sim [--nodes N] [--warmup W] [--settle F] [--rounds R] [--seed S]\n"
 		"                 [--loss P] [--fanout F] [--entries E] [--suspect-rounds R] [--set K]\n"
 		"                 [--busy-rate P] [--mem PAGES] [--placement gossip|oracle]\n"
-		"                 [--join R] [--leave R] [--crash R]\n");
+		"                 [--join R] [--leave R] [--crash R] [--overflow PAGES]\n");
 	exit(2);
 }
 
@@ -552,7 +601,8 @@ int main(int argc, char **argv)
 		{ "seed", 1, 0, 's' }, { "loss", 1, 0, 'l' }, { "fanout", 1, 0, 'f' },
 		{ "entries", 1, 0, 'e' }, { "suspect-rounds", 1, 0, 'S' }, { "set", 1, 0, 'k' },
 		{ "busy-rate", 1, 0, 'b' }, { "mem", 1, 0, 'm' }, { "placement", 1, 0, 'p' },
-		{ "join", 1, 0, 'J' }, { "leave", 1, 0, 'L' }, { "crash", 1, 0, 'C' }, { 0 }
+		{ "join", 1, 0, 'J' }, { "leave", 1, 0, 'L' }, { "crash", 1, 0, 'C' },
+		{ "overflow", 1, 0, 'O' }, { 0 }
 	};
 	int c;
 
@@ -581,6 +631,7 @@ int main(int argc, char **argv)
 		case 'J': o.join = strtoll(optarg, NULL, 0); break;
 		case 'L': o.leave = strtoll(optarg, NULL, 0); break;
 		case 'C': o.crash = strtoll(optarg, NULL, 0); break;
+		case 'O': o.overflow = (uint32_t)strtoul(optarg, NULL, 0); break;
 		default: usage();
 		}
 	}
@@ -720,7 +771,7 @@ int main(int argc, char **argv)
 	       "\"disk\": %llu, \"disk_with_room\": %llu, \"migrations\": %llu, \"punted_home\": %llu, \"returned_home\": %llu, "
 	       "\"migrations_per_page\": %.5f, \"lost_in_crash\": %llu, \"join_seen99_rounds\": %lld, "
 	       "\"leave_seen99_rounds\": %lld, \"crash_seen99_rounds\": %lld, \"rejected\": %llu, "
-	       "\"suspected\": %llu, \"declared_dead\": %llu, \"refuted\": %llu}}\n",
+	       "\"suspected\": %llu, \"declared_dead\": %llu, \"refuted\": %llu, \"overflows\": %llu}}\n",
 	       (unsigned long long)warm_end, known_at_warmup, secs > 0 ? (double)(bytes - bytes0) / o.nodes / secs : 0,
 	       st.imb_samples ? st.imb_sum / st.imb_samples : 1.0, st.imb_max,
 	       st.imb_samples ? st.imbp_sum / st.imb_samples : 1.0, st.imbp_max,
@@ -731,6 +782,7 @@ int main(int argc, char **argv)
 	       st.placed ? (double)st.migrations / st.placed : 0, (unsigned long long)st.lost,
 	       (long long)join_seen99, (long long)leave_seen99, (long long)crash_seen99,
 	       (unsigned long long)rejected, (unsigned long long)suspected,
-	       (unsigned long long)dead, (unsigned long long)refuted);
+	       (unsigned long long)dead, (unsigned long long)refuted,
+	       (unsigned long long)st.overflows);
 	return 0;
 }
