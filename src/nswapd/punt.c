@@ -18,6 +18,7 @@
 
 #define PUNT_IO_TIMEOUT_S	5
 #define PUNT_BATCH		256	/* pages per round before looking at `want` again */
+#define PUNT_WINDOW		32	/* PUNTPAGEs sent before the first reply is read */
 
 /* The whole buffer, sent (`out`) or received; -1 on an error, EOF or the
  * socket's timeout. */
@@ -38,11 +39,10 @@ static int io_all(int fd, void *buf, size_t len, int out)
 	return 0;
 }
 
-/* One request and its reply (header only kept); the reply's status, or -1. */
-static int exchange(int fd, struct frame_hdr *h, const void *payload, unsigned char *rbuf)
+/* Send one request (with its payload, if any).  0, or -1. */
+static int send_req(int fd, struct frame_hdr *h, const void *payload)
 {
 	unsigned char hdr[NSWAP_HDR_SIZE];
-	struct frame_hdr r;
 
 	h->length = payload ? (h->type == NSWAP_HELLO ? HELLO_SIZE : NSWAP_PAGE_SIZE) : 0;
 	h->crc = payload ? crc32c(payload, h->length) : 0;
@@ -50,9 +50,28 @@ static int exchange(int fd, struct frame_hdr *h, const void *payload, unsigned c
 	if (io_all(fd, hdr, sizeof(hdr), 1) ||
 	    (payload && io_all(fd, (void *)payload, h->length, 1)))
 		return -1;
-	if (io_all(fd, hdr, sizeof(hdr), 0) || !frame_hdr_decode(&r, hdr) ||
-	    r.type != (h->type | NSWAP_REPLY) || r.tag != h->tag || r.length > NSWAP_MAX_PAYLOAD ||
-	    (r.length && io_all(fd, rbuf, r.length, 0)))
+	return 0;
+}
+
+/* Read the reply to h (the next one: replies come in order); its status, or
+ * -1.  Its payload lands in rbuf, its header in *r. */
+static int recv_reply(int fd, const struct frame_hdr *h, unsigned char *rbuf, struct frame_hdr *r)
+{
+	unsigned char hdr[NSWAP_HDR_SIZE];
+
+	if (io_all(fd, hdr, sizeof(hdr), 0) || !frame_hdr_decode(r, hdr) ||
+	    r->type != (h->type | NSWAP_REPLY) || r->tag != h->tag ||
+	    r->length > NSWAP_MAX_PAYLOAD || (r->length && io_all(fd, rbuf, r->length, 0)))
+		return -1;
+	return r->status;
+}
+
+/* One request and its reply (header only kept); the reply's status, or -1. */
+static int exchange(int fd, struct frame_hdr *h, const void *payload, unsigned char *rbuf)
+{
+	struct frame_hdr r;
+
+	if (send_req(fd, h, payload) || recv_reply(fd, h, rbuf, &r) < 0)
 		return -1;
 	if (h->type == NSWAP_HELLO && r.status == NSWAP_OK) {
 		struct hello o;
@@ -157,6 +176,24 @@ static uint64_t over_limit(struct cache *c)
 	return used > limit && used - limit > moving ? used - limit - moving : 0;
 }
 
+struct sent {
+	struct cache_meta m;
+	struct frame_hdr h;
+};
+
+/* Whether m's page is already on its way (one of the nout from head). */
+static int in_flight(const struct sent *out, uint32_t head, uint32_t nout,
+		     const struct cache_meta *m)
+{
+	for (uint32_t i = 0; i < nout; i++) {
+		const struct cache_meta *o = &out[(head + i) % PUNT_WINDOW].m;
+
+		if (o->client_id == m->client_id && o->slot == m->slot)
+			return 1;
+	}
+	return 0;
+}
+
 /* Move up to `want` pages to addr:port; returns how many were taken. */
 static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint64_t want,
 			   unsigned char *page, unsigned char *rbuf)
@@ -165,8 +202,9 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 	struct in_addr a = { .s_addr = htonl(addr) };
 	uint64_t moved = 0, tag = 2;
 	struct cache_meta m;
-	uint32_t cursor = p->cursor;
-	int fd, st = NSWAP_OK;
+	struct sent out[PUNT_WINDOW];
+	uint32_t cursor = p->cursor, head = 0, nout = 0;
+	int fd, st = NSWAP_OK, sending = 1;
 
 	inet_ntop(AF_INET, &a, name, sizeof(name));
 	p->nfollowers = followers_snapshot(&p->srv->followers, p->followers);
@@ -191,26 +229,65 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 			"migration failed); trying again at the next check", name, port);
 		return 0;
 	}
-	while (moved < want && !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
-	       over_limit(&p->srv->cache) && next_page(p, &m, page)) {
-		struct frame_hdr h = { .magic = NSWAP_MAGIC, .version = NSWAP_PROTO_VERSION,
-				       .type = NSWAP_PUNTPAGE, .tag = tag++,
-				       .client_id = m.client_id, .slot = m.slot,
-				       .generation = m.generation,
-				       .hop_count = (uint8_t)(m.hop_count + 1) };
+	/* Up to PUNT_WINDOW pages on their way before the first reply is read
+	 * (replies come in order): a drain then moves at the link's rate, not
+	 * at one page per round trip.  Every reply is read, also after a
+	 * refusal, so that each page the target took is marked. */
+	while (sending || nout) {
+		while (sending && nout < PUNT_WINDOW && moved + nout < want &&
+		       !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
+		       over_limit(&p->srv->cache) > nout && next_page(p, &m, page)) {
+			struct sent *s = &out[(head + nout) % PUNT_WINDOW];
 
-		st = exchange(fd, &h, page, rbuf);
-		if (st == NSWAP_ENOENT && p->nskipped < PUNT_SKIP_MAX) {
+			if (in_flight(out, head, nout, &m))
+				break;	/* the scan came round to a page on its way */
+			s->m = m;
+			s->h = (struct frame_hdr){ .magic = NSWAP_MAGIC,
+						   .version = NSWAP_PROTO_VERSION,
+						   .type = NSWAP_PUNTPAGE, .tag = tag++,
+						   .client_id = m.client_id, .slot = m.slot,
+						   .generation = m.generation,
+						   .hop_count = (uint8_t)(m.hop_count + 1) };
+			if (send_req(fd, &s->h, page)) {
+				st = -1;
+				sending = 0;
+				break;
+			}
+			nout++;
+		}
+		if (!nout)
+			break;
+		if (st < 0) {
+			/* the connection failed: the replies still due are lost
+			 * too; those pages stay here, unmarked */
+			nout = 0;
+			break;
+		}
+		struct sent *s = &out[head];
+		struct frame_hdr r;
+		int rs = recv_reply(fd, &s->h, rbuf, &r);
+
+		head = (head + 1) % PUNT_WINDOW;
+		nout--;
+		if (rs == NSWAP_OK) {
+			mark_moving(p, &s->m);
+			moved++;
+		} else if (rs == NSWAP_ENOENT) {
 			/* the target has no migration connection of this owner:
 			 * its other pages wait for the next round (or target) */
-			p->skipped[p->nskipped++] = m.client_id;
-			st = NSWAP_OK;
-			continue;
+			if (!skipped(p, s->m.client_id) && p->nskipped < PUNT_SKIP_MAX)
+				p->skipped[p->nskipped++] = s->m.client_id;
+			else if (!skipped(p, s->m.client_id) && st == NSWAP_OK)
+				st = rs;	/* too many owners to leave out */
+		} else {
+			if (st == NSWAP_OK)
+				st = rs;
+			sending = 0;
+			if (rs < 0)
+				nout = 0;	/* nothing more can be read */
 		}
 		if (st != NSWAP_OK)
-			break;
-		mark_moving(p, &m);
-		moved++;
+			sending = 0;
 	}
 	close(fd);
 	atomic_fetch_add(&p->punted, moved);

@@ -618,3 +618,42 @@ def test_an_elastic_server_short_of_memory_takes_no_overflow(nswapd_bin, tmp_pat
         next_update(to_c, timeout=20)  # the pages move: C has room, the mover works
         time.sleep(0.3)  # several gossip rounds while squeezed
         assert {to_b.put(100 + s, 1, page(100 + s, 1)) for s in range(5)} == {proto.ENOSPC}
+
+
+def test_a_target_that_fills_mid_window_gets_only_what_it_took_marked(nswapd_bin):
+    """B sends up to 32 PUNTPAGEs before it reads the first reply.  C has room for 16: it
+    takes 16 and refuses the rest (ENOSPC).  B reads every reply: exactly the 16 taken are
+    on their way (their owner hears 16 UPDATEs), B still serves all 50, and the pages C
+    refused move once C has room again."""
+    pages = 50
+    with servers_b_and_c(nswapd_bin, ["--cache-size", "1M"], SIXTEEN_PAGES) as (
+        b_srv,
+        c_srv,
+        to_b,
+        to_c,
+    ):
+        for s in range(pages):
+            assert to_b.put(s, 1, page(s, 1)) == proto.OK
+        with b_srv.client() as ctl:
+            assert ctl.set_cache_limit(0)[0] == proto.OK
+        moved = {next_update(to_c, timeout=20)[1] for _ in range(16)}
+        assert len(moved) == 16
+        assert b_srv.wait_log(r"stopped taking pages \(refused\) after 16", 10)
+        to_c.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            to_c.recv()
+        for s in range(pages):
+            assert to_b.get(s, 1) == (proto.OK, page(s, 1)), s
+        assert c_srv.status()["used_pages"] == 16
+        assert b_srv.status()["punts_sent"] == 16
+        # C empties (the owner drops those copies there): the rest follows
+        for s in moved:
+            assert to_c.request(proto.INVALIDATE, slot=s, generation=1).status == proto.OK
+            assert (
+                to_b.request(
+                    proto.INVALIDATE, slot=s, generation=1, hop_count=0, flags=proto.F_HOP
+                ).status
+                == proto.OK
+            )
+        later = {next_update(to_c, timeout=20)[1] for _ in range(16)}
+        assert not later & moved
