@@ -231,6 +231,7 @@ status:
     used_pages: 1200
     state_flags: 0
     over_limit: false
+    draining: false
     clients: 2
     puts: 5000
     gets: 3800
@@ -240,6 +241,10 @@ status:
     bytes_in: 20971520
     bytes_out: 15728640
     uptime_s: 3600
+    punts_received: 0
+    punts_sent: 0
+    updates_sent: 0
+    overflows: 0
     capacity_bytes: 268435456
     limit_bytes: 67108864
     used_bytes: 4915200

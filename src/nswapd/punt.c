@@ -229,10 +229,13 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 			"migration failed); trying again at the next check", name, port);
 		return 0;
 	}
-	/* Up to PUNT_WINDOW pages on their way before the first reply is read
-	 * (replies come in order): a drain then moves at the link's rate, not
-	 * at one page per round trip.  Every reply is read, also after a
-	 * refusal, so that each page the target took is marked. */
+	/* Up to PUNT_WINDOW pages on their way before the first reply is read:
+	 * a drain then moves at the link's rate, not at one page per round
+	 * trip.  This needs the target to answer in order, as nswapd does
+	 * (docs/protocol.md 11.1): a reply out of order reads as a lost
+	 * connection, and nothing is marked wrongly.  Every reply is read,
+	 * also after a refusal or a failed send, so that each page the target
+	 * took is marked. */
 	while (sending || nout) {
 		while (sending && nout < PUNT_WINDOW && moved + nout < want &&
 		       !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
@@ -249,6 +252,8 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 						   .generation = m.generation,
 						   .hop_count = (uint8_t)(m.hop_count + 1) };
 			if (send_req(fd, &s->h, page)) {
+				/* the replies to what went out may still be
+				 * here: read them (the OKs are marked) */
 				st = -1;
 				sending = 0;
 				break;
@@ -257,12 +262,6 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 		}
 		if (!nout)
 			break;
-		if (st < 0) {
-			/* the connection failed: the replies still due are lost
-			 * too; those pages stay here, unmarked */
-			nout = 0;
-			break;
-		}
 		struct sent *s = &out[head];
 		struct frame_hdr r;
 		int rs = recv_reply(fd, &s->h, rbuf, &r);
@@ -280,11 +279,12 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 			else if (!skipped(p, s->m.client_id) && st == NSWAP_OK)
 				st = rs;	/* too many owners to leave out */
 		} else {
-			if (st == NSWAP_OK)
-				st = rs;
+			if (st == NSWAP_OK || rs < 0)
+				st = rs;	/* a lost connection counts as a failure */
 			sending = 0;
 			if (rs < 0)
-				nout = 0;	/* nothing more can be read */
+				nout = 0;	/* nothing more can be read: those pages
+						 * stay here, unmarked */
 		}
 		if (st != NSWAP_OK)
 			sending = 0;

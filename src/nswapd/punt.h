@@ -6,8 +6,9 @@
  * Every elastic tick the main thread says how many pages are over the limit
  * and which member of the gossip table takes them (ALIVE, the most free
  * pages).  The thread connects to it (HELLO with NSWAP_FEAT_MIGRATION, as
- * this node), and sends PUNTPAGE for pages it holds, one at a time, each
- * with its hop count + 1: only pages of clients that follow moves
+ * this node), and sends PUNTPAGE for pages it holds, up to 32 before it
+ * reads the first reply (nswapd answers in order), each with its hop
+ * count + 1: only pages of clients that follow moves
  * (followers.h), whose owner will hear the target's UPDATE.  A page the target took is marked `moving`: it
  * stays here, readable, until its owner, told by the target (UPDATE),
  * invalidates this copy; it is not sent again.  A refusal (ENOSPC, ESTALE),

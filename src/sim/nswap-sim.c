@@ -67,6 +67,7 @@ struct node {
 	struct holds mine;	/* my pages on servers */
 	struct holds stored;	/* pages I store, per owner */
 	uint64_t punted_round;	/* last round it shrank below its pages */
+	uint64_t squeezed_round;	/* last round its own demand shrank it below its pages */
 	uint64_t best_free_round;	/* overflow: best_free is this round's */
 	uint64_t best_free;
 	uint64_t set[SET_MAX];
@@ -242,10 +243,16 @@ static uint64_t best_free(uint32_t j)
 }
 
 /* nswapd's overflow (src/nswapd/server.c set_overflow): a full server j
- * still takes a client's page when it was not squeezed lately (its memory
- * made it punt within ELASTIC_HOLD_TICKS rounds) and its table knows a
- * member with room: at most min(--overflow, half that member's free pages)
- * over its capacity; the round's shrink check punts the excess on. */
+ * still takes a client's page when it was not squeezed lately (its own
+ * memory shrank it below its pages within ELASTIC_HOLD_ROUNDS rounds) and
+ * its table knows a member with room: at most min(--overflow, half that
+ * member's free pages) over its capacity; the round's shrink check punts
+ * the excess on.  Not modelled: the stuck rule (a target refusing owners
+ * not connected to it: the simulator has no connections), and punt()
+ * places over the server's own set where nswapd sends to the member with
+ * the most free pages; pages that find no room go home to the owner's disk
+ * here, where nswapd keeps them over its limit.  The oracle never
+ * overflows, so imbalance ratios with --overflow compare unlike runs. */
 #define ELASTIC_HOLD_ROUNDS	10
 
 static int overflow_takes(uint32_t j)
@@ -254,7 +261,7 @@ static int overflow_takes(uint32_t j)
 	uint64_t allow;
 
 	if (!o.overflow || !s->up || s->capacity <= 0 ||
-	    (s->punted_round && cur_round - s->punted_round < ELASTIC_HOLD_ROUNDS))
+	    (s->squeezed_round && cur_round - s->squeezed_round < ELASTIC_HOLD_ROUNDS))
 		return 0;
 	allow = best_free(j) / 2;
 	if (allow > o.overflow)
@@ -416,8 +423,13 @@ static void memory_round(void)
 			continue;
 		trace_step(n);
 		int64_t lend = (int64_t)(0.9 * o.mem) - n->demand;
+		int64_t was = n->capacity;
 
 		n->capacity = lend > 0 ? lend : 0;
+		/* nswapd's elastic_squeezed(): its memory shrank it below its use
+		 * (not pages it took by overflow, which only punt) */
+		if (n->capacity < was && n->used > n->capacity)
+			n->squeezed_round = cur_round;
 		oracle_update(i);
 		if (n->used > n->capacity) {
 			n->punted_round = cur_round;
@@ -631,7 +643,11 @@ int main(int argc, char **argv)
 		case 'J': o.join = strtoll(optarg, NULL, 0); break;
 		case 'L': o.leave = strtoll(optarg, NULL, 0); break;
 		case 'C': o.crash = strtoll(optarg, NULL, 0); break;
-		case 'O': o.overflow = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'O':
+			if (optarg[0] == '-')
+				usage();
+			o.overflow = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
 		default: usage();
 		}
 	}
