@@ -606,8 +606,14 @@ def test_a_rolling_re_deploy_under_a_workload_loses_no_byte(client):
         ready = wait_for_file(client, FILL_READY, "the workload's %d KiB out" % FILL_KIB)
         assert ready.startswith("done "), ready
         # done: nswap0's swap in use grew by FILL_KIB at least, each of those pages written
-        # to a server; each server got some of them (placement spreads the writes)
-        held = {name: server_status(name)["used_pages"] for name in SERVERS}
+        # to a server; each server got some of them (placement spreads the writes).  Swap
+        # counts a slot as used when it is allocated, before its write ends: the last
+        # writes may still be on their way (a cold run saw 4,007 of 4,096 held at "done").
+        for _attempt in range(30):
+            held = {name: server_status(name)["used_pages"] for name in SERVERS}
+            if sum(held.values()) >= FILL_KIB // 4:
+                break
+            time.sleep(2)
         assert sum(held.values()) >= FILL_KIB // 4, (before, held)
         assert all(held[name] > before[name] for name in SERVERS), (before, held)
         rc, out = playbook(
