@@ -70,6 +70,7 @@ FEAT_AUTH = 1 << 2  # reserved
 FEAT_ENCRYPTION = 1 << 3  # reserved
 FEAT_CACHE_LIMIT = 1 << 4
 FEAT_SWEEP = 1 << 5
+FEAT_PUNTHOME = 1 << 6  # the client takes pages sent home (PUNTPAGE from the server)
 
 # STATUS state_flags bits
 STATE_OVER_LIMIT = 1 << 0  # more pages stored than the limit: new slots get ENOSPC
@@ -160,6 +161,8 @@ STATUS_FIELDS = (
     "punts_sent",
     "updates_sent",
     "overflows",
+    # appended with punting home (docs/protocol.md 11.1); None from a 136-byte STATUS
+    "punts_home",
 )
 STATUS_STRUCT = struct.Struct("<%dQ" % len(STATUS_FIELDS))
 STATUS_SIZE = STATUS_STRUCT.size

@@ -216,6 +216,10 @@ status:
       description: New pages stored over the cache limit (nswapd's C(overflow)), to be moved
         on; null from an older nswapd.
       type: int
+    punts_home:
+      description: Pages sent back to their owners, which wrote them to their local backing
+        device (no server had room for them); null from an older nswapd.
+      type: int
     capacity_bytes:
       description: RV(status.capacity_pages) in bytes.
       type: int
@@ -245,6 +249,7 @@ status:
     punts_sent: 0
     updates_sent: 0
     overflows: 0
+    punts_home: 0
     capacity_bytes: 268435456
     limit_bytes: 67108864
     used_bytes: 4915200

@@ -89,6 +89,9 @@ enum nswap_features {
 	NSWAP_FEAT_ENCRYPTION		= 1U << 3,	/* reserved: page encryption */
 	NSWAP_FEAT_CACHE_LIMIT		= 1U << 4,	/* server takes SET_CACHE_LIMIT (from loopback) */
 	NSWAP_FEAT_SWEEP		= 1U << 5,	/* INVALIDATE takes NSWAP_F_SWEEP */
+	/* the client takes PUNTPAGE from the server (a page sent home to its
+	 * local disk when no server has room) and answers it (section 11.1) */
+	NSWAP_FEAT_PUNTHOME		= 1U << 6,
 };
 
 /* Bits of nswap_status_reply.state_flags. */
@@ -152,6 +155,8 @@ struct nswap_status_reply {
 	__le64 punts_sent;	/* pages this server moved to another that took them */
 	__le64 updates_sent;	/* UPDATE frames queued to owners */
 	__le64 overflows;	/* PUTPAGE stored over the limit (overflow) */
+	/* appended with punting home (section 11.1): readers accept 136 bytes */
+	__le64 punts_home;	/* pages sent back to their owners, who took them */
 } __attribute__((packed));
 
 /*
@@ -193,7 +198,7 @@ static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE);
 #else
 static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE, "header size");
 static_assert(sizeof(struct nswap_hello) == 48, "hello size");
-static_assert(sizeof(struct nswap_status_reply) == 136, "status size");
+static_assert(sizeof(struct nswap_status_reply) == 144, "status size");
 static_assert(sizeof(struct nswap_gossip_entry) == 48, "gossip entry size");
 #endif
 

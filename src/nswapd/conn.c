@@ -301,6 +301,7 @@ void conn_close(struct loop *l, struct conn *c, const char *why)
 		atomic_fetch_sub(&l->srv->nclients, 1);
 	if (c->hello_done && (c->features & NSWAP_FEAT_MIGRATION))
 		followers_del(&l->srv->followers, c->client_id);
+	home_conn_closed(l, c);
 	atomic_fetch_sub(&l->nconns, 1);
 	atomic_fetch_sub(&l->srv->nconns, 1);
 	if (c->prev)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "frame.h"
+#include "home.h"
 #include "nswapd.h"
 
 #define CONN_RBUF	(128U * 1024)	/* >= NSWAP_HDR_SIZE + NSWAP_MAX_PAYLOAD */
@@ -43,6 +44,12 @@ struct conn {
 	size_t rpos, rlen;	/* unparsed bytes are rbuf[rpos..rlen) */
 	int have_hdr;		/* hdr holds the validated header at rpos */
 	struct frame_hdr hdr;
+
+	/* pages on their way home on this connection (home.h) */
+	struct home_sent home[HOME_WINDOW];
+	uint32_t nhome;
+	uint64_t home_tag;
+	int64_t home_pause_until_ms;
 
 	uint64_t ohead, otail;	/* ring: bytes [ohead, otail) are queued */
 	unsigned char *rbuf;

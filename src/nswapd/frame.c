@@ -79,7 +79,7 @@ void hello_encode(unsigned char *b, const struct hello *o)
 
 void status_encode(unsigned char *b, const uint64_t v[STATUS_FIELDS])
 {
-	static_assert(sizeof(struct nswap_status_reply) == 17 * 8, "status layout");
+	static_assert(sizeof(struct nswap_status_reply) == 18 * 8, "status layout");
 	static_assert(offsetof(struct nswap_status_reply, limit_pages) == NSWAP_STATUS_V1_SIZE,
 		      "fields appended after the first release start at its size");
 	for (size_t i = 0; i < STATUS_FIELDS; i++)

@@ -37,7 +37,7 @@
 
 /* Feature bits this server implements (see enum nswap_features). */
 #define NSWAPD_FEATURES		(NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_CACHE_LIMIT | \
-				 NSWAP_FEAT_MIGRATION | NSWAP_FEAT_SWEEP)
+				 NSWAP_FEAT_MIGRATION | NSWAP_FEAT_SWEEP | NSWAP_FEAT_PUNTHOME)
 /* Drain after SIGTERM/SIGINT: a connection is read until it has been quiet
  * for NSWAPD_DRAIN_QUIET_MS with no partial frame buffered, so requests
  * already in flight get answered; the whole drain ends after NSWAPD_DRAIN_MS
@@ -62,12 +62,14 @@ struct stats {
 	_Atomic uint64_t updates_sent;	/* UPDATE frames queued to owners */
 	_Atomic uint64_t updates_dropped;	/* mailbox or output ring full */
 	_Atomic uint64_t overflows;	/* PUTPAGE stored over the limit (overflow) */
+	_Atomic uint64_t punts_home;	/* pages sent home that their owners took */
+	_Atomic uint64_t punts_home_refused;	/* ... that they could not take (ENOSPC) */
 };
 
 /* Plain (non-atomic) totals of every loop's struct stats. */
 struct stats_sum {
 	uint64_t puts, gets, invalidates, get_misses, errors, bytes_in, bytes_out;
-	uint64_t punts, updates_sent, updates_dropped, overflows;
+	uint64_t punts, updates_sent, updates_dropped, overflows, punts_home, punts_home_refused;
 };
 
 /* Only the owning loop writes its counters: a relaxed load and store, no
@@ -118,6 +120,11 @@ struct loop {
 	int64_t drain_deadline_ms;
 	struct conn *conns;		/* open connections of this loop */
 	struct conn *dead;		/* closed during this event batch, freed after it */
+	/* punting home (home.c): the next arena page to look at; a fill is
+	 * due (woken, or a window slot freed); a fill left work for later */
+	uint32_t home_cursor;
+	int home_due, home_waiting;
+	int64_t home_last_ms;
 	int failed;			/* epoll_wait failed: the server exits 1 */
 	struct stats st __attribute__((aligned(64)));
 } __attribute__((aligned(64)));
@@ -149,6 +156,13 @@ struct server {
 	 * or not, until a SET_CACHE_LIMIT above 0 ends the drain */
 	_Atomic int emptying;
 	int emptied_logged;		/* main thread: "drained" said once */
+	/* pages over the limit may go back to their owners (home.c): no
+	 * gossip member can take them, or gossip is off; the main thread sets
+	 * it, loops read it.  home_lock: the check of what is over the limit
+	 * and the `moving` mark of a page sent home happen together */
+	_Atomic int home_ok;
+	int home_logged;		/* main thread */
+	pthread_mutex_t home_lock;
 	int elastic_tfd;		/* its timerfd, -1 without */
 };
 
@@ -162,5 +176,7 @@ struct frame_hdr;
 /* A page of h->client_id was stored by PUNTPAGE: tell its owner (any loop).
  * Called by loop `from`, whose counters it may raise. */
 void server_post_update(struct server *s, struct loop *from, const struct frame_hdr *h);
+/* Wake every loop (from any thread): e.g. pages may go home now (home.h). */
+void server_wake_loops(struct server *s);
 
 #endif

@@ -162,20 +162,6 @@ static void mark_moving(struct punter *p, const struct cache_meta *m)
 	cache_unlock(sh);
 }
 
-/* Pages over the limit that are not on their way yet.  Read before each
- * page by the thread that marks them, so it never moves one too many. */
-static uint64_t over_limit(struct cache *c)
-{
-	/* `moving` first: an owner's INVALIDATE of a moving page lowers both
-	 * counts; read in this order, one landing between the loads makes the
-	 * result smaller, never larger (read the other way round, it moved the
-	 * page the limit keeps: seen once in a full suite run) */
-	uint32_t moving = atomic_load_explicit(&c->moving, memory_order_acquire);
-	uint32_t used = cache_used(c), limit = cache_limit(c);
-
-	return used > limit && used - limit > moving ? used - limit - moving : 0;
-}
-
 struct sent {
 	struct cache_meta m;
 	struct frame_hdr h;
@@ -210,13 +196,13 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 	p->nfollowers = followers_snapshot(&p->srv->followers, p->followers);
 	p->nskipped = 0;
 	/* a probe: is there a page to move at all?  (then connect) */
-	if (!over_limit(&p->srv->cache) || !next_page(p, &m, page)) {
+	if (!cache_over_limit(&p->srv->cache) || !next_page(p, &m, page)) {
 		if (!p->stuck_logged)
 			log_msg(L_WARN, "migration: the pages over the limit cannot move: their "
 				"owners do not follow moves (nswap.ko migration = 0, or not "
 				"connected) or went %d hops; they stay here", NSWAP_MAX_HOPS);
 		p->stuck_logged = 1;
-		if (over_limit(&p->srv->cache))
+		if (cache_over_limit(&p->srv->cache))
 			atomic_store(&p->stuck, 1);
 		return 0;
 	}
@@ -239,7 +225,7 @@ static uint64_t punt_round(struct punter *p, uint32_t addr, uint16_t port, uint6
 	while (sending || nout) {
 		while (sending && nout < PUNT_WINDOW && moved + nout < want &&
 		       !__atomic_load_n(&p->stop, __ATOMIC_RELAXED) &&
-		       over_limit(&p->srv->cache) > nout && next_page(p, &m, page)) {
+		       cache_over_limit(&p->srv->cache) > nout && next_page(p, &m, page)) {
 			struct sent *s = &out[(head + nout) % PUNT_WINDOW];
 
 			if (in_flight(out, head, nout, &m))

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+#include "home.h"
 #include "punt.h"
 #include "request.h"
 
@@ -27,6 +28,23 @@ static int allowed_before_hello(unsigned int type)
 
 #define FAIL(...) do { snprintf(buf, buflen, __VA_ARGS__); return buf; } while (0)
 
+/* An owner's answer to a page sent home (home.h), on a connection that
+ * negotiated NSWAP_FEAT_PUNTHOME (so past HELLO). */
+static const char *home_answer_check(const struct conn *c, const struct frame_hdr *h,
+				     char *buf, size_t buflen)
+{
+	if (h->version != c->version)
+		FAIL("frame version %u, negotiated version %u", h->version, c->version);
+	if (h->length || h->crc || h->flags || h->reserved)
+		FAIL("PUNTPAGE reply with a payload, crc, flags or reserved byte, must be none");
+	if (h->client_id != c->client_id)
+		FAIL("PUNTPAGE reply for client_id 0x%llx on a connection of 0x%llx",
+		     (unsigned long long)h->client_id, (unsigned long long)c->client_id);
+	if (h->status != NSWAP_OK && h->status != NSWAP_ESTALE && h->status != NSWAP_ENOSPC)
+		FAIL("PUNTPAGE reply status %u, must be OK, ESTALE or ENOSPC", h->status);
+	return NULL;
+}
+
 const char *request_check(const struct conn *c, const struct frame_hdr *h, int hdr_ok,
 			  char *buf, size_t buflen, int *trusted)
 {
@@ -39,6 +57,8 @@ const char *request_check(const struct conn *c, const struct frame_hdr *h, int h
 	if (!hdr_ok)
 		FAIL("bad header crc");
 	*trusted = 1;
+	if (h->type == (NSWAP_PUNTPAGE | NSWAP_REPLY) && (c->features & NSWAP_FEAT_PUNTHOME))
+		return home_answer_check(c, h, buf, buflen);
 	if (h->type & NSWAP_REPLY)
 		FAIL("reply-type frame (type 0x%02x) from a client", h->type);
 	if (!known_request(h->type))
@@ -191,6 +211,8 @@ static void do_hello(struct loop *l, struct conn *c, const struct frame_hdr *h,
 	atomic_fetch_add(&l->srv->nclients, 1);
 	if (c->features & NSWAP_FEAT_MIGRATION)
 		followers_add(&l->srv->followers, c->client_id);
+	if (c->features & NSWAP_FEAT_PUNTHOME)
+		l->home_due = 1;	/* pages over the limit may go home here */
 
 	out.min_version = out.max_version = (uint16_t)hi;
 	out.features = c->features;
@@ -378,7 +400,7 @@ static void reply_with_status(struct loop *l, struct conn *c, struct frame_hdr *
 		t.errors, t.bytes_in, t.bytes_out, server_uptime(s),
 		limit, flags,
 		t.punts, s->punter ? atomic_load(&s->punter->punted) : 0, t.updates_sent,
-		t.overflows,
+		t.overflows, t.punts_home,
 	};
 
 	r->status = (uint16_t)status;
@@ -401,11 +423,13 @@ static void start_page_drain(struct loop *l, struct conn *c, struct frame_hdr *r
 	 * overflow from here on (set_overflow keeps it 0 while emptying) */
 	atomic_store_explicit(&s->cache.overflow, 0, memory_order_relaxed);
 	cache_set_limit(&s->cache, 0);
+	server_wake_loops(s);	/* pages may go home (home.h) */
 	if (!was)
 		log_msg(L_INFO, "%s: drain: cache limit %u -> 0 pages, %u held%s", c->peer, old,
 			cache_used(&s->cache),
 			s->punter ? "; they move to other servers of the gossip table" :
-			"; gossip is off, so they stay until their owners drop them");
+			"; gossip is off, so they go back to owners that take them (home.h), the "
+			"others stay until their owners drop them");
 	reply_with_status(l, c, r, NSWAP_OK);
 }
 
@@ -458,6 +482,8 @@ static void do_set_cache_limit(struct loop *l, struct conn *c, const unsigned ch
 		return;
 	}
 	cache_set_limit(&l->srv->cache, pages);
+	if (pages < old)
+		server_wake_loops(l->srv);	/* pages may go home (home.h) */
 	if (pages != old)
 		log_msg(L_INFO, "%s: cache limit %u -> %u pages (maximum %u, %u in use)%s",
 			c->peer, old, (unsigned int)pages, l->srv->cache.capacity,
@@ -481,6 +507,13 @@ void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 			 msg_type_name(h->type), (unsigned long long)h->tag);
 		if (!(h->type == NSWAP_INVALIDATE && (h->flags & NSWAP_F_NOREPLY)))
 			reply_status(c, &r, NSWAP_EBADCRC);
+		return;
+	}
+	if (h->type == (NSWAP_PUNTPAGE | NSWAP_REPLY)) {
+		/* checked by request_check(): an owner answers a page sent home */
+		if (home_answer(l, c, h) != 0)
+			conn_violation(l, c, NULL, "PUNTPAGE reply for no page sent home on this "
+				       "connection");
 		return;
 	}
 	switch (h->type) {

@@ -103,6 +103,7 @@ void server_stats(const struct server *s, struct stats_sum *sum)
 		ADD(puts); ADD(gets); ADD(invalidates); ADD(get_misses);
 		ADD(errors); ADD(bytes_in); ADD(bytes_out);
 		ADD(punts); ADD(updates_sent); ADD(updates_dropped); ADD(overflows);
+		ADD(punts_home); ADD(punts_home_refused);
 #undef ADD
 	}
 }
@@ -117,7 +118,7 @@ void server_log_status(const struct server *s)
 		"status: capacity_pages %u used_pages %u clients %u connections %u limit_pages %u%s "
 		"puts %llu gets %llu invalidates %llu get_misses %llu errors %llu "
 		"bytes_in %llu bytes_out %llu punts %llu updates_sent %llu updates_dropped %llu "
-		"overflows %llu uptime_s %llu loops %u%s",
+		"overflows %llu punts_home %llu punts_home_refused %llu uptime_s %llu loops %u%s",
 		s->cache.capacity, used, atomic_load(&s->nclients), atomic_load(&s->nconns), limit,
 		used > limit ? " (over limit: new slots refused, but for overflow)" : "",
 		(unsigned long long)t.puts, (unsigned long long)t.gets,
@@ -125,7 +126,8 @@ void server_log_status(const struct server *s)
 		(unsigned long long)t.errors, (unsigned long long)t.bytes_in,
 		(unsigned long long)t.bytes_out, (unsigned long long)t.punts,
 		(unsigned long long)t.updates_sent, (unsigned long long)t.updates_dropped,
-		(unsigned long long)t.overflows, (unsigned long long)server_uptime(s), s->nloops,
+		(unsigned long long)t.overflows, (unsigned long long)t.punts_home,
+		(unsigned long long)t.punts_home_refused, (unsigned long long)server_uptime(s), s->nloops,
 		atomic_load(&s->draining) ? " (draining)" : "");
 }
 
@@ -166,6 +168,12 @@ static void take_queue(struct loop *l, int attach)
 			conn_discard(l, c);
 		}
 	}
+}
+
+void server_wake_loops(struct server *s)
+{
+	for (unsigned int i = 0; i < s->nloops; i++)
+		wake(s->loops[i].evfd);
 }
 
 void server_post_update(struct server *s, struct loop *from, const struct frame_hdr *h)
@@ -271,6 +279,8 @@ static int loop_wake(struct loop *l)
 		return 1;
 	take_queue(l, 1);
 	deliver_updates(l);
+	if (atomic_load(&l->srv->home_ok))
+		l->home_due = 1;	/* maybe pages to send home (move_over_limit) */
 	if (!l->draining && atomic_load_explicit(&l->srv->draining, memory_order_acquire))
 		loop_start_drain(l);
 	return 0;
@@ -296,6 +306,8 @@ static void *loop_main(void *arg)
 				break;
 			}
 			timeout = left < 20 ? (int)left : 20;
+		} else if (l->home_waiting) {
+			timeout = HOME_RETRY_MS;
 		}
 		n = epoll_wait(l->epfd, evs, 64, timeout);
 		if (n < 0) {
@@ -315,6 +327,10 @@ static void *loop_main(void *arg)
 		}
 		if (stop)
 			break;
+		if (l->home_due || (l->home_waiting && now_ms() - l->home_last_ms >= HOME_RETRY_MS)) {
+			l->home_last_ms = now_ms();
+			home_fill(l);
+		}
 		if (l->draining) {
 			/* Keep sweeping: a connection that has not yet seen EAGAIN
 			 * may have no readiness event left to report. */
@@ -450,6 +466,7 @@ int server_init(struct server *s, const struct config *cfg)
 			(unsigned long long)cfg->cache_bytes, strerror(errno));
 		return -1;
 	}
+	pthread_mutex_init(&s->home_lock, NULL);
 	if (followers_init(&s->followers, cfg->max_clients) != 0) {
 		log_msg(L_ERR, "out of memory");
 		return -1;
@@ -525,9 +542,13 @@ int server_init(struct server *s, const struct config *cfg)
 			return -1;
 		}
 	} else if (cfg->elastic) {
-		log_msg(L_INFO, "elastic: gossip is off: pages over a shrunk limit stay here "
-			"(with gossip on they move to the member with the most room)");
+		log_msg(L_INFO, "elastic: gossip is off: pages over a shrunk limit go back to "
+			"owners that take them, the others stay here (with gossip on they move "
+			"to the member with the most room)");
 	}
+	/* gossip off: no other server is known, so pages over the limit can only
+	 * go home; with gossip, move_over_limit() decides each round */
+	atomic_store(&s->home_ok, s->punter == NULL);
 	if (cfg->client_device[0]) {
 		s->feed = malloc(sizeof(*s->feed));
 		if (!s->feed) {
@@ -677,24 +698,29 @@ static void move_over_limit(struct server *s)
 	uint32_t used, limit, moving;
 	const struct gossip_member *t;
 
-	if (!s->punter)
-		return;
 	used = cache_used(&s->cache);
 	limit = cache_limit(&s->cache);
 	moving = atomic_load_explicit(&s->cache.moving, memory_order_relaxed);
 	if (used <= limit || used - limit <= moving)
 		return;
-	t = punt_target(&s->gossip->g);
-	if (!t) {
-		if (!s->punt_no_target_logged)
-			log_msg(L_WARN, "migration: %u pages over the limit and no member of the "
-				"gossip table with free pages to take them; they stay here",
-				used - limit - moving);
-		s->punt_no_target_logged = 1;
+	t = s->punter ? punt_target(&s->gossip->g) : NULL;
+	if (t) {
+		atomic_store(&s->home_ok, 0);
+		s->punt_no_target_logged = 0;
+		punter_ask(s->punter, t->addr, t->port, used - limit - moving);
 		return;
 	}
-	s->punt_no_target_logged = 0;
-	punter_ask(s->punter, t->addr, t->port, used - limit - moving);
+	/* no server can take them: back to owners that have a disk for them
+	 * (home.h); the pages of the others stay here */
+	if (!s->punt_no_target_logged)
+		log_msg(L_WARN, "migration: %u pages over the limit and %s; they go back to "
+			"their owners that take them (nswap.ko with a backing device), the others "
+			"stay here", used - limit - moving,
+			s->punter ? "no member of the gossip table with free pages to take them" :
+			"gossip is off");
+	s->punt_no_target_logged = 1;
+	atomic_store(&s->home_ok, 1);
+	server_wake_loops(s);
 }
 
 static void elastic_timer(struct server *s)

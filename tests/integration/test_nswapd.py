@@ -161,6 +161,7 @@ def test_hello_put_get_invalidate_roundtrip(server):
             | proto.FEAT_CACHE_LIMIT
             | proto.FEAT_MIGRATION
             | proto.FEAT_SWEEP
+            | proto.FEAT_PUNTHOME
         )
         assert reply.capacity_pages == 1024
         assert reply.name == "pytest-srv"

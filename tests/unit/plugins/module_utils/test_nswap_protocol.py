@@ -200,11 +200,11 @@ def test_hello_errors():
 def test_status_roundtrip():
     values = {name: (i + 1) * 1000003 for i, name in enumerate(proto.STATUS_FIELDS)}
     raw = proto.encode_status(**values)
-    assert len(raw) == proto.STATUS_SIZE == 136
+    assert len(raw) == proto.STATUS_SIZE == 144
     status = proto.decode_status(raw)
     assert status._asdict() == values
     assert proto.decode_status(raw + bytes(16)) == status  # appended fields ignored
-    with pytest.raises(proto.ProtocolError, match="needs 136 \\(or 88 or more, a multiple of 8"):
+    with pytest.raises(proto.ProtocolError, match="needs 144 \\(or 88 or more, a multiple of 8"):
         proto.decode_status(raw[:80])
     with pytest.raises(proto.ProtocolError, match="is 91 bytes"):
         proto.decode_status(raw[:91])
@@ -223,6 +223,9 @@ def test_status_from_an_older_server_has_no_limit_fields():
     assert before.state_flags == values["state_flags"]
     assert (before.punts_received, before.punts_sent, before.updates_sent) == (None,) * 3
     assert before.overflows is None
+    # from an nswapd that predates punting home: 136 bytes
+    migration = proto.decode_status(proto.encode_status(**values)[:136])
+    assert (migration.overflows, migration.punts_home) == (values["overflows"], None)
 
 
 def test_cache_limit_payload():
@@ -382,7 +385,7 @@ def test_struct_layouts_match_the_c_header():
 
     status = c_struct("nswap_status_reply")
     assert [f[0] for f in status] == list(proto.STATUS_FIELDS)
-    assert sum(f[1] for f in status) == proto.STATUS_STRUCT.size == 136
+    assert sum(f[1] for f in status) == proto.STATUS_STRUCT.size == 144
     v1 = [n for n, _size, _offset in status][: proto.STATUS_V1_SIZE // 8]
     assert v1[-1] == "uptime_s"  # the first release ended there
 
