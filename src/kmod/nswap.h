@@ -111,6 +111,8 @@ struct nswap_stats {
 	u64 disk_errors;		/* backing device I/O errors (retried) */
 	u64 sweeps;			/* dead-page sweeps done (whole slot map) */
 	u64 sweep_invalidates;		/* their NSWAP_F_SWEEP INVALIDATE frames */
+	u64 punts_home;			/* pages servers sent home, now on the disk */
+	u64 punts_home_refused;		/* ... answered ENOSPC or ESTALE, or bad */
 	u64 lat[NSWAP_LAT_BUCKETS];	/* PUT/GET round trips */
 };
 
@@ -122,6 +124,17 @@ enum nswap_conn_state {
 	NSWAP_CONN_DOWN = 0,		/* connecting, handshaking or backing off */
 	NSWAP_CONN_UP,			/* usable for requests */
 };
+
+/* An answer to a page a server sent home (nswap_home.c), waiting to go. */
+struct nswap_home_answer {
+	u64 tag;
+	u64 slot;
+	u64 gen;
+	u8 hop;
+	u16 status;
+};
+
+#define NSWAP_HOME_ANSWERS	32	/* nswapd waits for at most 16 */
 
 struct nswap_conn {
 	struct nswap_server *srv;
@@ -165,6 +178,13 @@ struct nswap_conn {
 	struct bio_vec txvec[2 * NSWAP_TX_BATCH];
 	u8 version;			/* negotiated protocol version */
 	u32 features;			/* negotiated features */
+
+	/* answers to pages sent home: the receive thread adds, home_work
+	 * sends them (nswap_home.c) */
+	spinlock_t home_lock;
+	struct nswap_home_answer home_ans[NSWAP_HOME_ANSWERS];
+	unsigned int home_head, home_count;
+	struct work_struct home_work;
 };
 
 struct nswap_server {
@@ -238,6 +258,11 @@ struct nswap_dev {
 	void *backing_handle;
 	struct bio_set backing_bs;	/* its own bios: see nswap_backing.c */
 	atomic64_t disk_pages;		/* slot map entries on the backing device */
+	/* pages sent home (nswap_home.c): writes of a page sent home hold it
+	 * for writing, the backing device's writes for reading; it also
+	 * covers opening and closing the backing device */
+	struct rw_semaphore home_rwsem;
+	struct page *home_page;		/* the page being written home */
 	/* dead-page sweep (nswap_sweep.c): every sweep_interval_s, 0 = off */
 	unsigned int sweep_interval_s;
 	bool sweep_stop;
@@ -401,6 +426,11 @@ void nswap_dev_set_timeout(struct nswap_dev *dev);
 int nswap_disk_open(struct gendisk *disk);
 void nswap_disk_release(struct gendisk *disk);
 void nswap_migrate_update(struct nswap_conn *conn, const struct nswap_hdr *hdr);
+
+/* nswap_home.c: pages servers send home */
+void nswap_home_receive(struct nswap_conn *conn, const struct nswap_hdr *hdr,
+			const void *data);
+void nswap_home_workfn(struct work_struct *work);
 void nswap_dev_handle_reply(struct nswap_conn *conn,
 			    const struct nswap_hdr *hdr, const void *payload,
 			    bool payload_ok);

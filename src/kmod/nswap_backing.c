@@ -69,8 +69,17 @@ int nswap_backing_open(struct nswap_dev *dev)
 		nswap_bdev_close(handle, dev);
 		return err;
 	}
+	/* for pages servers send home (nswap_home.c), one at a time */
+	dev->home_page = alloc_page(GFP_KERNEL);
+	if (!dev->home_page) {
+		bioset_exit(&dev->backing_bs);
+		nswap_bdev_close(handle, dev);
+		return -ENOMEM;
+	}
+	down_write(&dev->home_rwsem);
 	dev->backing = bdev;
 	dev->backing_handle = handle;
+	up_write(&dev->home_rwsem);
 	pr_info("nswap%d: backing device %s: pages go there when no server has room\n",
 		dev->index, dev->backing_path);
 	return 0;
@@ -79,12 +88,19 @@ int nswap_backing_open(struct nswap_dev *dev)
 /* Power off or a failed power on, no request left (cfg_lock held). */
 void nswap_backing_close(struct nswap_dev *dev)
 {
+	void *handle = dev->backing_handle;
+
 	if (!dev->backing)
 		return;
-	bioset_exit(&dev->backing_bs);
-	nswap_bdev_close(dev->backing_handle, dev);
+	/* a page being written home finishes first; later ones see NULL */
+	down_write(&dev->home_rwsem);
 	dev->backing = NULL;
 	dev->backing_handle = NULL;
+	up_write(&dev->home_rwsem);
+	bioset_exit(&dev->backing_bs);
+	nswap_bdev_close(handle, dev);
+	__free_page(dev->home_page);
+	dev->home_page = NULL;
 }
 
 /* Write or read frames [first, end) of @cmd, neighbouring slots, in one bio. */
@@ -142,7 +158,12 @@ void nswap_backing_workfn(struct work_struct *work)
 	/*
 	 * The frames stay tx_busy until nswap_dev_backing_done(): the request
 	 * cannot settle, so its pages stay put, and a timeout only flags them.
+	 * Writes and their slot map commits hold home_rwsem for reading: a page
+	 * a server sends home is written and recorded before or after them,
+	 * never between (nswap_home.c).
 	 */
+	if (write)
+		down_read(&dev->home_rwsem);
 	for (i = 0; i < n; i = j) {
 		j = i + 1;
 		if (!(todo & BIT(i)))
@@ -160,4 +181,6 @@ void nswap_backing_workfn(struct work_struct *work)
 		}
 		nswap_dev_backing_done(cmd, i, j, cookie, err);
 	}
+	if (write)
+		up_read(&dev->home_rwsem);
 }

@@ -505,7 +505,9 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 	 * the server that sends it, which nothing authenticates yet */
 	hello.features = cpu_to_le32(NSWAP_FEAT_RANGE_INVALIDATE |
 				     NSWAP_FEAT_SWEEP |
-				     (dev->migration ? NSWAP_FEAT_MIGRATION : 0));
+				     (dev->migration ? NSWAP_FEAT_MIGRATION : 0) |
+				     /* pages sent home go to the disk */
+				     (dev->backing ? NSWAP_FEAT_PUNTHOME : 0));
 	strscpy(hello.name, init_utsname()->nodename, sizeof(hello.name));
 	nswap_hdr_init(&hdr, NSWAP_PROTO_VERSION, NSWAP_HELLO, 0, 0,
 		       dev->client_id, 0, 0, sizeof(hello),
@@ -535,7 +537,8 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 	conn->version = ver;
 	conn->features = le32_to_cpu(rep->features) &
 			 (NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_MIGRATION |
-			  NSWAP_FEAT_SWEEP);
+			  NSWAP_FEAT_SWEEP |
+			  (dev->backing ? NSWAP_FEAT_PUNTHOME : 0));
 	WRITE_ONCE(srv->capacity_pages, le64_to_cpu(rep->capacity_pages));
 	return 0;
 }
@@ -752,8 +755,13 @@ static int nswap_conn_rx_loop(struct nswap_conn *conn)
 			if (ok)
 				nswap_migrate_update(conn, &hdr);
 			break;
+		case NSWAP_PUNTPAGE:
+			/* a page sent home (no room on any server) */
+			if (ok)
+				nswap_home_receive(conn, &hdr, conn->rxbuf);
+			break;
 		default:
-			/* PUNTPAGE is between servers; ignore what we do not know */
+			/* ignore what we do not know */
 			pr_debug("nswap%d: ignoring frame type 0x%02x from %s\n",
 				 dev->index, hdr.type, conn->srv->name);
 			break;
@@ -898,6 +906,8 @@ static int nswap_server_alloc_conns(struct nswap_server *srv,
 		init_waitqueue_head(&conn->tx_wait);
 		init_waitqueue_head(&conn->backoff_wait);
 		init_waitqueue_head(&conn->state_wait);
+		spin_lock_init(&conn->home_lock);
+		INIT_WORK(&conn->home_work, nswap_home_workfn);
 		conn->rxbuf = kmalloc(NSWAP_MAX_PAYLOAD, GFP_KERNEL);
 		conn->txhdr_page = alloc_page(GFP_KERNEL);
 		if (!conn->rxbuf || !conn->txhdr_page) {
@@ -934,6 +944,8 @@ static void nswap_conn_stop(struct nswap_conn *conn, unsigned long deadline)
 		kthread_stop(conn->tx_thread);
 		conn->tx_thread = NULL;
 	}
+	/* the receive thread is gone: no answer is queued any more */
+	cancel_work_sync(&conn->home_work);
 	/* abandon_conn emptied the queue when the connection went down */
 	WARN_ON_ONCE(!list_empty(&conn->txq));
 }

@@ -681,6 +681,7 @@ static struct config_item *nswap_make_item(struct config_group *group,
 	dev->index = index;
 	mutex_init(&dev->cfg_lock);
 	spin_lock_init(&dev->open_lock);
+	init_rwsem(&dev->home_rwsem);
 	spin_lock_init(&dev->inval_lock);
 	dev->conns_per_server = nswap_conns_per_server;
 	dev->timeout_ms = nswap_timeout_ms;

@@ -13,6 +13,7 @@ opening a block device by path differs between them (nswap_compat.h).
 import re
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -318,3 +319,123 @@ def test_a_backing_device_that_fails_writes_costs_only_the_page_that_never_lands
     assert counters["disk_writes"] == FAULT_PAGES - 1, counters
     assert counters["lost_pages"] == 0, counters
     assert "UNLOADED clean" in out
+
+
+# --- pages a server sends home (docs/protocol.md 11.1, "home") ------------------------------
+
+HOME_PAGES = 1024
+
+GUEST_HOME = r"""
+n=/sys/block/nswap0/nswap
+load
+mkdir $cfg && echo 64M > $cfg/size && echo /dev/vda > $cfg/backing || fail "mkdir, backing"
+echo "add %(host)s:%(port)d" > $cfg/servers && echo 1 > $cfg/power || fail "add, power on"
+dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
+dd if=/tmp/data of=/dev/nswap0 bs=64K oflag=direct conv=notrunc 2>/dev/null || fail "write"
+echo "written_disk_pages=$(cat $n/disk_pages)"
+i=0
+while [ $(cat $n/punts_home) -lt %(pages)d ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
+echo "waited_s=$i"
+sed 's/^/server /' $cfg/servers
+dd if=/dev/nswap0 of=/tmp/back bs=64K count=%(count_64k)d iflag=direct 2>/dev/null || fail "read"
+cmp -s /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
+counters
+teardown
+"""
+
+
+def drain_when_holding(server, pages, seen, errors, timeout=500):
+    """Once the server holds `pages` pages: drain it (SET_CACHE_LIMIT 0, what nswap_server
+    state=drained sends); with gossip off they can only go home.  Then watch it empty."""
+    try:
+        deadline = time.monotonic() + timeout
+        server.wait_status("used_pages", pages, timeout=timeout)
+        with server.client() as ctl:
+            status, st = ctl.set_cache_limit(0)
+        assert status == 0 and st.used_pages >= pages, (status, st)
+        seen["drained_from"] = st.used_pages
+        while time.monotonic() < deadline and not seen.get("stop"):
+            st = server.status(check=False)
+            if st and st["used_pages"] == 0:
+                seen["emptied"] = True
+                return
+            time.sleep(0.3)
+    except Exception as exc:  # noqa: BLE001 -- reported by the test
+        errors.append(repr(exc))
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_a_drained_server_with_no_room_elsewhere_sends_the_pages_home(
+    kit, nswap_ko, nswapd_bin, tmp_path
+):
+    """The paper's last resort: the only server is drained (gossip off, so it knows no
+    other server); it sends each page back to the client, which writes it to its backing
+    device and records it there; the server drops it.  Every byte reads back, from disk."""
+    port = free_tcp_port("0.0.0.0")
+    disks = [sparse_image(tmp_path / "backing.img", "64M")]
+    seen, errors = {}, []
+    with nswapd.running(nswapd_bin, "--cache-size", "16M", listen="0.0.0.0:%d" % port) as srv:
+        thread = threading.Thread(
+            target=drain_when_holding, args=(srv, HOME_PAGES, seen, errors), daemon=True
+        )
+        thread.start()
+        result = boot_user_net(
+            kit,
+            nswap_ko,
+            GUEST_HOME % dict(host=HOST, port=port, pages=HOME_PAGES, count_64k=HOME_PAGES // 16),
+            disks=disks,
+        )
+        seen["stop"] = True
+        thread.join(timeout=30)
+        status, log = srv.status(), srv.log_text()
+    assert not errors, errors
+    counters, values, _ = passed(result)
+    assert values["written_disk_pages"] == 0, result.output[-3000:]  # all on the server first
+    assert values["verified"] == 1, result.output[-3000:]
+    assert counters["punts_home"] == HOME_PAGES and counters["punts_home_refused"] == 0
+    assert counters["disk_pages"] == HOME_PAGES and counters["disk_reads"] >= HOME_PAGES
+    assert counters["gets"] == 0, counters  # read from disk, none from the server
+    assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
+    assert seen.get("emptied"), (seen, log[-3000:])
+    assert status["used_pages"] == 0 and status["punts_home"] == HOME_PAGES, status
+    # HELLO offered RANGE_INVALIDATE, SWEEP and, with a backing device, PUNTHOME
+    assert re.search(r"HELLO client_id 0x[0-9a-f]+ name '\S+' version 1 features 0x61\b", log)
+    assert re.search(r"^server \S+:%d \S+ pages=0\b" % port, result.output, re.M), result.output
+    assert "UNLOADED clean" in result.output
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_pages_sent_home_while_a_workload_swaps_lose_nothing(
+    kit, nswap_ko, nswapd_bin, workload, tmp_path
+):
+    """The same while W1 swaps: the server is drained mid-run, so pages come home while
+    the device writes other pages to the same backing device (and rewrites slots), and
+    every later write goes to disk; every byte verifies and the server ends empty."""
+    port = free_tcp_port("0.0.0.0")
+    disks = [sparse_image(tmp_path / "backing.img", "512M")]
+    seen, errors = {}, []
+    with nswapd.running(nswapd_bin, "--cache-size", "256M", listen="0.0.0.0:%d" % port) as srv:
+        thread = threading.Thread(
+            target=drain_when_holding, args=(srv, 2000, seen, errors), daemon=True
+        )
+        thread.start()
+        result = boot_user_net(
+            kit,
+            nswap_ko,
+            GUEST_SWAP % dict(host=HOST, port=port),
+            files={"/bin/nswap-workload": WORKLOAD},
+            memory_mib=VM_MEMORY_MIB,
+            disks=disks,
+        )
+        seen["stop"] = True
+        thread.join(timeout=30)
+        status, log = srv.status(), srv.log_text()
+    assert not errors, errors
+    counters, values, runs = passed(result)
+    assert values["workload_exit"] == 0, result.output[-3000:]
+    assert [r["mismatched_pages"] for r in runs] == [0], runs
+    assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
+    assert seen.get("drained_from", 0) >= 2000 and seen.get("emptied"), (seen, log[-3000:])
+    assert counters["punts_home"] > 0 and counters["disk_errors"] == 0, counters
+    assert status["used_pages"] == 0 and status["punts_home"] == counters["punts_home"], status
+    assert "UNLOADED clean" in result.output
