@@ -456,6 +456,8 @@ void nswap_sweep_stop(struct nswap_dev *dev);
 int nswap_backing_open(struct nswap_dev *dev);
 void nswap_backing_close(struct nswap_dev *dev);
 void nswap_backing_workfn(struct work_struct *work);
+int nswap_backing_io(struct nswap_dev *dev, u64 slot, struct page **pages,
+		     const unsigned int *offsets, unsigned int nr, bool write);
 
 /* nswap_conn.c: servers, connections, sockets */
 int nswap_parse_addr(const char *s, struct sockaddr_storage *ss, int *len,

@@ -103,23 +103,21 @@ void nswap_backing_close(struct nswap_dev *dev)
 	dev->home_page = NULL;
 }
 
-/* Write or read frames [first, end) of @cmd, neighbouring slots, in one bio. */
-static int nswap_backing_rw(struct nswap_dev *dev, struct nswap_cmd *cmd,
-			    unsigned int first, unsigned int end, bool write)
+/* Write or read @nr pages at @slot and on (@pages[i] at @offsets[i]) in one
+ * bio from the device's own reserve; also for pages sent home (nswap_home.c). */
+int nswap_backing_io(struct nswap_dev *dev, u64 slot, struct page **pages,
+		     const unsigned int *offsets, unsigned int nr, bool write)
 {
 	struct bio *bio;
 	unsigned int i;
 	int err;
 
-	bio = bio_alloc_bioset(dev->backing, end - first,
+	bio = bio_alloc_bioset(dev->backing, nr,
 			       write ? REQ_OP_WRITE : REQ_OP_READ, GFP_NOIO,
 			       &dev->backing_bs);
-	bio->bi_iter.bi_sector = cmd->frames[first].slot *
-				 NSWAP_SECTORS_PER_PAGE;
-	for (i = first; i < end; i++) {
-		struct nswap_frame *fr = &cmd->frames[i];
-
-		if (bio_add_page(bio, fr->page, NSWAP_PAGE_SIZE, fr->offset) !=
+	bio->bi_iter.bi_sector = slot * NSWAP_SECTORS_PER_PAGE;
+	for (i = 0; i < nr; i++) {
+		if (bio_add_page(bio, pages[i], NSWAP_PAGE_SIZE, offsets[i]) !=
 		    NSWAP_PAGE_SIZE) {
 			bio_put(bio);
 			return -EIO;
@@ -128,6 +126,22 @@ static int nswap_backing_rw(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	err = submit_bio_wait(bio);
 	bio_put(bio);
 	return err;
+}
+
+/* Write or read frames [first, end) of @cmd, neighbouring slots, in one bio. */
+static int nswap_backing_rw(struct nswap_dev *dev, struct nswap_cmd *cmd,
+			    unsigned int first, unsigned int end, bool write)
+{
+	struct page *pages[NSWAP_MAX_FRAMES];
+	unsigned int offsets[NSWAP_MAX_FRAMES];
+	unsigned int i;
+
+	for (i = first; i < end; i++) {
+		pages[i - first] = cmd->frames[i].page;
+		offsets[i - first] = cmd->frames[i].offset;
+	}
+	return nswap_backing_io(dev, cmd->frames[first].slot, pages, offsets,
+				end - first, write);
 }
 
 void nswap_backing_workfn(struct work_struct *work)

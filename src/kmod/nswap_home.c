@@ -42,9 +42,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/bio.h>
-#include <linux/blkdev.h>
-#include <linux/highmem.h>
+#include <linux/mm.h>
 
 #include "nswap.h"
 #include "nswap_slotmap.h"
@@ -52,21 +50,10 @@
 /* Write @data at @slot of the backing device (home_rwsem held). */
 static int nswap_home_write(struct nswap_dev *dev, u64 slot, const void *data)
 {
-	struct bio *bio;
-	int err;
+	static const unsigned int offset;
 
 	memcpy(page_address(dev->home_page), data, NSWAP_PAGE_SIZE);
-	bio = bio_alloc_bioset(dev->backing, 1, REQ_OP_WRITE, GFP_NOIO,
-			       &dev->backing_bs);
-	bio->bi_iter.bi_sector = slot * NSWAP_SECTORS_PER_PAGE;
-	if (bio_add_page(bio, dev->home_page, NSWAP_PAGE_SIZE, 0) !=
-	    NSWAP_PAGE_SIZE) {
-		bio_put(bio);
-		return -EIO;
-	}
-	err = submit_bio_wait(bio);
-	bio_put(bio);
-	return err;
+	return nswap_backing_io(dev, slot, &dev->home_page, &offset, 1, true);
 }
 
 /* Store the page sent home by server @idx; the status to answer. */

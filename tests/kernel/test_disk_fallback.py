@@ -13,12 +13,12 @@ opening a block device by path differs between them (nswap_compat.h).
 import re
 import subprocess
 import threading
-import time
 
 import pytest
 
 from harness import minivm, nswapd
 from tests.integration.test_nswapd_gossip import free_tcp_port
+from tests.kernel.test_migration import drain_when_holding
 from tests.kernel.test_nswap_kmod import (
     FREED_MEMORY_CHECKS,
     HOST_SUITE,
@@ -342,26 +342,6 @@ cmp -s /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
 counters
 teardown
 """
-
-
-def drain_when_holding(server, pages, seen, errors, timeout=500):
-    """Once the server holds `pages` pages: drain it (SET_CACHE_LIMIT 0, what nswap_server
-    state=drained sends); with gossip off they can only go home.  Then watch it empty."""
-    try:
-        deadline = time.monotonic() + timeout
-        server.wait_status("used_pages", pages, timeout=timeout)
-        with server.client() as ctl:
-            status, st = ctl.set_cache_limit(0)
-        assert status == 0 and st.used_pages >= pages, (status, st)
-        seen["drained_from"] = st.used_pages
-        while time.monotonic() < deadline and not seen.get("stop"):
-            st = server.status(check=False)
-            if st and st["used_pages"] == 0:
-                seen["emptied"] = True
-                return
-            time.sleep(0.3)
-    except Exception as exc:  # noqa: BLE001 -- reported by the test
-        errors.append(repr(exc))
 
 
 @pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
