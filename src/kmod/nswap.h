@@ -132,6 +132,7 @@ struct nswap_home_answer {
 	u64 gen;
 	u8 hop;
 	u16 status;
+	unsigned int epoch;	/* conn->epoch of the socket the page came on */
 };
 
 #define NSWAP_HOME_ANSWERS	32	/* nswapd waits for at most 16 */
@@ -483,6 +484,9 @@ void nswap_conn_kill(struct nswap_conn *conn);
 void nswap_conn_kill_epoch(struct nswap_conn *conn, unsigned int epoch);
 int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
 		    const void *buf);
+#define NSWAP_ANY_EPOCH	UINT_MAX
+int nswap_conn_send_epoch(struct nswap_conn *conn, struct nswap_hdr *hdr,
+			  const void *buf, unsigned int want);
 int nswap_server_send_invalidate(struct nswap_server *srv, u64 slot,
 				 u64 count, u64 gen, u8 hop, bool noreply);
 

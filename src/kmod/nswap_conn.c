@@ -287,13 +287,21 @@ void nswap_conn_kill_epoch(struct nswap_conn *conn, unsigned int epoch)
 int nswap_conn_send(struct nswap_conn *conn, struct nswap_hdr *hdr,
 		    const void *buf)
 {
+	return nswap_conn_send_epoch(conn, hdr, buf, NSWAP_ANY_EPOCH);
+}
+
+/* nswap_conn_send() on the socket of @want (a conn->epoch) only, or any. */
+int nswap_conn_send_epoch(struct nswap_conn *conn, struct nswap_hdr *hdr,
+			  const void *buf, unsigned int want)
+{
 	unsigned int epoch;
 	int err;
 
 	mutex_lock(&conn->tx_lock);
 	epoch = conn->epoch;
 	/* acquire: pairs with the release in nswap_conn_up(), handshake done */
-	if (smp_load_acquire(&conn->state) != NSWAP_CONN_UP || !conn->sock)
+	if (smp_load_acquire(&conn->state) != NSWAP_CONN_UP || !conn->sock ||
+	    (want != NSWAP_ANY_EPOCH && want != epoch))
 		err = -ENOTCONN;
 	else
 		err = nswap_sock_send_frame(conn, hdr, buf);

@@ -36,7 +36,7 @@
  * word names the disk only once the page is on it, and the server keeps its
  * copy until our answer.
  *
- * The answer is sent by a work item (conn->home_work on nswap_backing_wq),
+ * The answer is sent by a work item (conn->home_work on nswap_wq),
  * not by the receive thread: a send may block until the server reads, and
  * a server stops reading while its replies to us wait to be read.
  */
@@ -56,11 +56,31 @@ static int nswap_home_write(struct nswap_dev *dev, u64 slot, const void *data)
 	return nswap_backing_io(dev, slot, &dev->home_page, &offset, 1, true);
 }
 
+/*
+ * The answer for a copy (@gen, stored hop count @hop - 1, at server @idx)
+ * that word @cur does not name: ESTALE (the server drops it) only when the
+ * copy is certainly dead -- a newer write is recorded, or the same write
+ * was freed, is on disk already, or moved on to another server since.
+ * Otherwise the word may just not know the copy yet: its PUTPAGE reply or
+ * the UPDATE that names it is still on its way (and a slot freed since is
+ * invalidated at that server anyway).  Then ENOSPC: the server keeps it.
+ */
+static unsigned int nswap_home_unnamed(u64 cur, u8 idx, u64 gen, u8 hop)
+{
+	if (nswap_se_gen(cur) > gen)
+		return NSWAP_ESTALE;
+	if (nswap_se_gen(cur) == gen && nswap_se_in_use(cur) &&
+	    (nswap_se_freed(cur) || nswap_se_local(cur) ||
+	     (nswap_se_srv(cur) != idx && nswap_se_hop(cur) >= hop - 1)))
+		return NSWAP_ESTALE;
+	return NSWAP_ENOSPC;
+}
+
 /* Store the page sent home by server @idx; the status to answer. */
 static unsigned int nswap_home_store(struct nswap_dev *dev, u8 idx, u64 slot,
 				     u64 gen, u8 hop, const void *data)
 {
-	unsigned int status = NSWAP_ESTALE;
+	unsigned int status;
 	u64 cur, local;
 	int err;
 
@@ -71,8 +91,10 @@ static unsigned int nswap_home_store(struct nswap_dev *dev, u8 idx, u64 slot,
 	}
 	cur = nswap_slotmap_get(&dev->map, slot);
 	if (!nswap_se_live(cur) || nswap_se_local(cur) ||
-	    nswap_se_srv(cur) != idx || nswap_se_gen(cur) != gen)
+	    nswap_se_srv(cur) != idx || nswap_se_gen(cur) != gen) {
+		status = nswap_home_unnamed(cur, idx, gen, hop);
 		goto out;
+	}
 	err = nswap_home_write(dev, slot, data);
 	if (err) {
 		nswap_stat_inc(dev, disk_errors);
@@ -83,8 +105,13 @@ static unsigned int nswap_home_store(struct nswap_dev *dev, u8 idx, u64 slot,
 	}
 	local = nswap_se_make(NSWAP_SE_SRV_LOCAL, hop,
 			      NSWAP_SE_IN_USE | NSWAP_SE_LOCAL, gen);
-	if (!nswap_slotmap_cmpxchg(&dev->map, slot, cur, local))
-		goto out;	/* rewritten or freed during the write */
+	if (!nswap_slotmap_cmpxchg(&dev->map, slot, cur, local)) {
+		/* rewritten or freed during the write: the disk copy is
+		 * unused (a disk write of the slot waits for us) */
+		status = nswap_home_unnamed(nswap_slotmap_get(&dev->map, slot),
+					    idx, gen, hop);
+		goto out;
+	}
 	nswap_holder_add(dev, idx, -1);
 	nswap_holder_add(dev, NSWAP_SE_SRV_LOCAL, 1);
 	nswap_stat_inc(dev, disk_writes);
@@ -132,12 +159,14 @@ void nswap_home_receive(struct nswap_conn *conn, const struct nswap_hdr *hdr,
 		a->gen = gen;
 		a->hop = hop;
 		a->status = status;
+		/* this receive thread's socket: not a later one's */
+		a->epoch = READ_ONCE(conn->epoch);
 		conn->home_count++;
 		queued = true;
 	}
 	spin_unlock(&conn->home_lock);
 	if (queued)
-		queue_work(nswap_backing_wq, &conn->home_work);
+		queue_work(nswap_wq, &conn->home_work);
 	else
 		/* more on their way than any server's window: it sees no
 		 * answer, keeps the page, and resends after reconnecting */
@@ -171,7 +200,8 @@ void nswap_home_workfn(struct work_struct *work)
 		hdr.hop_count = a.hop;
 		hdr.status = cpu_to_le16(a.status);
 		nswap_hdr_seal(&hdr);
-		/* lost with the connection: the server keeps the page then */
-		nswap_conn_send(conn, &hdr, NULL);
+		/* lost with the connection (or skipped on a socket connected
+		 * since, which never saw the page): the server keeps it then */
+		nswap_conn_send_epoch(conn, &hdr, NULL, a.epoch);
 	}
 }

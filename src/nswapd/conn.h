@@ -48,6 +48,7 @@ struct conn {
 	/* pages on their way home on this connection (home.h) */
 	struct home_sent home[HOME_WINDOW];
 	uint32_t nhome;
+	int home_ready;		/* a request past HELLO came: pages may go home */
 	uint64_t home_tag;
 	int64_t home_pause_until_ms;
 

@@ -211,8 +211,6 @@ static void do_hello(struct loop *l, struct conn *c, const struct frame_hdr *h,
 	atomic_fetch_add(&l->srv->nclients, 1);
 	if (c->features & NSWAP_FEAT_MIGRATION)
 		followers_add(&l->srv->followers, c->client_id);
-	if (c->features & NSWAP_FEAT_PUNTHOME)
-		l->home_due = 1;	/* pages over the limit may go home here */
 
 	out.min_version = out.max_version = (uint16_t)hi;
 	out.features = c->features;
@@ -508,6 +506,13 @@ void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		if (!(h->type == NSWAP_INVALIDATE && (h->flags & NSWAP_F_NOREPLY)))
 			reply_status(c, &r, NSWAP_EBADCRC);
 		return;
+	}
+	if (!c->home_ready && c->hello_done && (c->features & NSWAP_FEAT_PUNTHOME)) {
+		/* pages go home only after the client's first request past
+		 * HELLO: until then it may read replies one by one (nswap.ko's
+		 * purge INVALIDATE of a first connection) */
+		c->home_ready = 1;
+		l->home_due = 1;
 	}
 	if (h->type == (NSWAP_PUNTPAGE | NSWAP_REPLY)) {
 		/* checked by request_check(): an owner answers a page sent home */
