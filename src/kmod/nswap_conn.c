@@ -505,17 +505,17 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 	struct nswap_hello *rep;
 	struct nswap_hdr hdr;
 	unsigned int status, ver;
+	/* migration only when asked: an UPDATE moves a page on the word of
+	 * the server that sends it, which nothing authenticates yet; pages
+	 * sent home only with a disk for them */
+	u32 offer = NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_SWEEP |
+		    (dev->migration ? NSWAP_FEAT_MIGRATION : 0) |
+		    (dev->backing ? NSWAP_FEAT_PUNTHOME : 0);
 	int err;
 
 	hello.min_version = cpu_to_le16(NSWAP_PROTO_MIN_VERSION);
 	hello.max_version = cpu_to_le16(NSWAP_PROTO_VERSION);
-	/* migration only when asked: an UPDATE moves a page on the word of
-	 * the server that sends it, which nothing authenticates yet */
-	hello.features = cpu_to_le32(NSWAP_FEAT_RANGE_INVALIDATE |
-				     NSWAP_FEAT_SWEEP |
-				     (dev->migration ? NSWAP_FEAT_MIGRATION : 0) |
-				     /* pages sent home go to the disk */
-				     (dev->backing ? NSWAP_FEAT_PUNTHOME : 0));
+	hello.features = cpu_to_le32(offer);
 	strscpy(hello.name, init_utsname()->nodename, sizeof(hello.name));
 	nswap_hdr_init(&hdr, NSWAP_PROTO_VERSION, NSWAP_HELLO, 0, 0,
 		       dev->client_id, 0, 0, sizeof(hello),
@@ -543,10 +543,7 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 		return -EPROTO;
 	}
 	conn->version = ver;
-	conn->features = le32_to_cpu(rep->features) &
-			 (NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_MIGRATION |
-			  NSWAP_FEAT_SWEEP |
-			  (dev->backing ? NSWAP_FEAT_PUNTHOME : 0));
+	conn->features = le32_to_cpu(rep->features) & offer;
 	WRITE_ONCE(srv->capacity_pages, le64_to_cpu(rep->capacity_pages));
 	return 0;
 }

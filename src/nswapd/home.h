@@ -6,11 +6,12 @@
  * to their owners on the owners' own connections that negotiated
  * NSWAP_FEAT_PUNTHOME (a client offers it only when it has a local disk
  * for them): a PUNTPAGE frame, no REPLY bit, the stored (generation,
- * hop_count + 1) and the page.  The owner answers on that connection with a
- * PUNTPAGE reply: OK (the page is on its disk now) or ESTALE (its slot no
- * longer names this copy): the copy here is dropped; ENOSPC (it could not
- * take it: no room or an I/O error on its disk): the copy stays, readable, and that connection gets
- * no home punt for HOME_PAUSE_MS.  Until the answer the page is marked
+ * hop_count + 1) and the page, once the connection has sent a request past
+ * HELLO.  The owner answers on that connection with a PUNTPAGE reply: OK
+ * (the page is on its disk now) or ESTALE (the copy is dead: rewritten,
+ * freed, or moved on): the copy here is dropped; ENOSPC (not taken: no room,
+ * a disk error, or the owner does not know the copy yet): the copy stays,
+ * readable, and that connection gets no page home for HOME_PAUSE_MS.  Until the answer the page is marked
  * `moving` (cache.h), so it counts as on its way and stays readable.
  * At most HOME_WINDOW pages are on their way per connection; the loop that
  * owns the connection does all of it, so nothing here is shared but the

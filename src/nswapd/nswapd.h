@@ -161,7 +161,6 @@ struct server {
 	 * it, loops read it.  home_lock: the check of what is over the limit
 	 * and the `moving` mark of a page sent home happen together */
 	_Atomic int home_ok;
-	int home_logged;		/* main thread */
 	pthread_mutex_t home_lock;
 	int elastic_tfd;		/* its timerfd, -1 without */
 };

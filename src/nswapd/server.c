@@ -695,19 +695,16 @@ static const struct gossip_member *punt_target(const struct gossip *g)
  * and not on their way yet: move them (punt.h). */
 static void move_over_limit(struct server *s)
 {
-	uint32_t used, limit, moving;
+	uint32_t over = cache_over_limit(&s->cache);
 	const struct gossip_member *t;
 
-	used = cache_used(&s->cache);
-	limit = cache_limit(&s->cache);
-	moving = atomic_load_explicit(&s->cache.moving, memory_order_relaxed);
-	if (used <= limit || used - limit <= moving)
+	if (!over)
 		return;
 	t = s->punter ? punt_target(&s->gossip->g) : NULL;
 	if (t) {
 		atomic_store(&s->home_ok, 0);
 		s->punt_no_target_logged = 0;
-		punter_ask(s->punter, t->addr, t->port, used - limit - moving);
+		punter_ask(s->punter, t->addr, t->port, over);
 		return;
 	}
 	/* no server can take them: back to owners that have a disk for them
@@ -715,7 +712,7 @@ static void move_over_limit(struct server *s)
 	if (!s->punt_no_target_logged)
 		log_msg(L_WARN, "migration: %u pages over the limit and %s; they go back to "
 			"their owners that take them (nswap.ko with a backing device), the others "
-			"stay here", used - limit - moving,
+			"stay here", over,
 			s->punter ? "no member of the gossip table with free pages to take them" :
 			"gossip is off");
 	s->punt_no_target_logged = 1;

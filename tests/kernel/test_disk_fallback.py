@@ -18,7 +18,7 @@ import pytest
 
 from harness import minivm, nswapd
 from tests.integration.test_nswapd_gossip import free_tcp_port
-from tests.kernel.test_migration import drain_when_holding
+from tests.kernel.test_migration import boot_while_draining
 from tests.kernel.test_nswap_kmod import (
     FREED_MEMORY_CHECKS,
     HOST_SUITE,
@@ -353,22 +353,12 @@ def test_a_drained_server_with_no_room_elsewhere_sends_the_pages_home(
     device and records it there; the server drops it.  Every byte reads back, from disk."""
     port = free_tcp_port("0.0.0.0")
     disks = [sparse_image(tmp_path / "backing.img", "64M")]
-    seen, errors = {}, []
+    guest = GUEST_HOME % dict(host=HOST, port=port, pages=HOME_PAGES, count_64k=HOME_PAGES // 16)
     with nswapd.running(nswapd_bin, "--cache-size", "16M", listen="0.0.0.0:%d" % port) as srv:
-        thread = threading.Thread(
-            target=drain_when_holding, args=(srv, HOME_PAGES, seen, errors), daemon=True
+        result, seen = boot_while_draining(
+            srv, HOME_PAGES, lambda: boot_user_net(kit, nswap_ko, guest, disks=disks)
         )
-        thread.start()
-        result = boot_user_net(
-            kit,
-            nswap_ko,
-            GUEST_HOME % dict(host=HOST, port=port, pages=HOME_PAGES, count_64k=HOME_PAGES // 16),
-            disks=disks,
-        )
-        seen["stop"] = True
-        thread.join(timeout=30)
         status, log = srv.status(), srv.log_text()
-    assert not errors, errors
     counters, values, _ = passed(result)
     assert values["written_disk_pages"] == 0, result.output[-3000:]  # all on the server first
     assert values["verified"] == 1, result.output[-3000:]
@@ -393,24 +383,20 @@ def test_pages_sent_home_while_a_workload_swaps_lose_nothing(
     every later write goes to disk; every byte verifies and the server ends empty."""
     port = free_tcp_port("0.0.0.0")
     disks = [sparse_image(tmp_path / "backing.img", "512M")]
-    seen, errors = {}, []
     with nswapd.running(nswapd_bin, "--cache-size", "256M", listen="0.0.0.0:%d" % port) as srv:
-        thread = threading.Thread(
-            target=drain_when_holding, args=(srv, 2000, seen, errors), daemon=True
+        result, seen = boot_while_draining(
+            srv,
+            2000,
+            lambda: boot_user_net(
+                kit,
+                nswap_ko,
+                GUEST_SWAP % dict(host=HOST, port=port),
+                files={"/bin/nswap-workload": WORKLOAD},
+                memory_mib=VM_MEMORY_MIB,
+                disks=disks,
+            ),
         )
-        thread.start()
-        result = boot_user_net(
-            kit,
-            nswap_ko,
-            GUEST_SWAP % dict(host=HOST, port=port),
-            files={"/bin/nswap-workload": WORKLOAD},
-            memory_mib=VM_MEMORY_MIB,
-            disks=disks,
-        )
-        seen["stop"] = True
-        thread.join(timeout=30)
         status, log = srv.status(), srv.log_text()
-    assert not errors, errors
     counters, values, runs = passed(result)
     assert values["workload_exit"] == 0, result.output[-3000:]
     assert [r["mismatched_pages"] for r in runs] == [0], runs

@@ -399,31 +399,44 @@ def drain_when_holding(b, pages, seen, errors):
         errors.append(repr(exc))
 
 
+def boot_while_draining(server, pages, boot):
+    """boot() (a mini-VM run) while drain_when_holding(server, pages) watches beside it:
+    returns (boot()'s result, what the drain saw); the drain's errors fail the test."""
+    seen, errors = {}, []
+    thread = threading.Thread(
+        target=drain_when_holding, args=(server, pages, seen, errors), daemon=True
+    )
+    thread.start()
+    try:
+        result = boot()
+    finally:
+        seen["stop"] = True
+        thread.join(timeout=30)
+    assert not errors, errors
+    return result, seen
+
+
 @pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
 def test_a_server_drained_while_a_workload_swaps_loses_nothing(kit, nswap_ko, nswapd_bin, workload):
     """The issue's drain test: a W1 run swaps to B and C (gossiping, migration on); B is
     drained mid-run (SET_CACHE_LIMIT 0); its pages move to C, whose UPDATEs the client
     follows while it keeps swapping; every byte verifies and B ends holding no page."""
-    seen, errors = {}, []
     size = ["--cache-size", "256M"]
     with gossiping_b_and_c(nswapd_bin, size, size) as (b, c):
         b_port, c_port = b.port, c.port
-        thread = threading.Thread(
-            target=drain_when_holding, args=(b, 2000, seen, errors), daemon=True
+        result, seen = boot_while_draining(
+            b,
+            2000,
+            lambda: boot_user_net(
+                kit,
+                nswap_ko,
+                GUEST_DRAIN % dict(host=HOST, b=b_port, c=c_port),
+                files={"/bin/nswap-workload": WORKLOAD},
+                memory_mib=VM_MEMORY_MIB,
+            ),
         )
-        thread.start()
-        result = boot_user_net(
-            kit,
-            nswap_ko,
-            GUEST_DRAIN % dict(host=HOST, b=b_port, c=c_port),
-            files={"/bin/nswap-workload": WORKLOAD},
-            memory_mib=VM_MEMORY_MIB,
-        )
-        seen["stop"] = True
-        thread.join(timeout=30)
         b_status, c_status = b.status(), c.status()
         b_log = b.log_text()
-    assert not errors, errors
     counters, values, runs = passed(result)
     assert values["workload_exit"] == 0, result.output[-3000:]
     assert [r["mismatched_pages"] for r in runs] == [0], runs
