@@ -214,6 +214,19 @@ teardown
 """
 
 
+def boot_w1_with_backing(kit, nswap_ko, port, tmp_path):
+    """GUEST_SWAP in a mini VM: W1 swaps to the nswapd at `port` with a 512 MiB backing
+    device (a sparse image in tmp_path)."""
+    return boot_user_net(
+        kit,
+        nswap_ko,
+        GUEST_SWAP % dict(host=HOST, port=port),
+        files={"/bin/nswap-workload": WORKLOAD},
+        memory_mib=VM_MEMORY_MIB,
+        disks=[sparse_image(tmp_path / "backing.img", "512M")],
+    )
+
+
 @pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
 def test_swapping_past_a_full_server_goes_to_disk_and_every_byte_verifies(
     kit, nswap_ko, nswapd_bin, workload, tmp_path
@@ -222,16 +235,8 @@ def test_swapping_past_a_full_server_goes_to_disk_and_every_byte_verifies(
     server has room for 16 MiB; the rest is written (from nswap's work item, GFP_NOIO) to
     the backing device and read back from it, every byte verified."""
     port = free_tcp_port("0.0.0.0")
-    disks = [sparse_image(tmp_path / "backing.img", "512M")]
     with nswapd.running(nswapd_bin, "--cache-size", "16M", listen="0.0.0.0:%d" % port):
-        result = boot_user_net(
-            kit,
-            nswap_ko,
-            GUEST_SWAP % dict(host=HOST, port=port),
-            files={"/bin/nswap-workload": WORKLOAD},
-            memory_mib=VM_MEMORY_MIB,
-            disks=disks,
-        )
+        result = boot_w1_with_backing(kit, nswap_ko, port, tmp_path)
     counters, values, runs = passed(result)
     assert values["workload_exit"] == 0, result.output[-3000:]
     assert [r["mismatched_pages"] for r in runs] == [0], runs
@@ -382,19 +387,9 @@ def test_pages_sent_home_while_a_workload_swaps_lose_nothing(
     the device writes other pages to the same backing device (and rewrites slots), and
     every later write goes to disk; every byte verifies and the server ends empty."""
     port = free_tcp_port("0.0.0.0")
-    disks = [sparse_image(tmp_path / "backing.img", "512M")]
     with nswapd.running(nswapd_bin, "--cache-size", "256M", listen="0.0.0.0:%d" % port) as srv:
         result, seen = boot_while_draining(
-            srv,
-            2000,
-            lambda: boot_user_net(
-                kit,
-                nswap_ko,
-                GUEST_SWAP % dict(host=HOST, port=port),
-                files={"/bin/nswap-workload": WORKLOAD},
-                memory_mib=VM_MEMORY_MIB,
-                disks=disks,
-            ),
+            srv, 2000, lambda: boot_w1_with_backing(kit, nswap_ko, port, tmp_path)
         )
         status, log = srv.status(), srv.log_text()
     counters, values, runs = passed(result)
