@@ -1,11 +1,13 @@
 """A scripted nswap server for the migration tests: it stores pages like nswapd (in a dict),
-grants NSWAP_FEAT_MIGRATION in HELLO, records every frame it receives, and sends frames the
-test composes (UPDATE) on a client's connection.
+grants NSWAP_FEAT_MIGRATION (and, if asked, NSWAP_FEAT_PUNTHOME) in HELLO, records every
+frame it receives, and sends frames the test composes (UPDATE, PUNTPAGE home) on a client's
+connection.
 
-nswapd does not punt pages yet, so this peer stands in for "server C" of docs/protocol.md
-11.1: the test copies a page into it (``store``) and makes it tell the client that it holds
-the page (``send_update``), in any order, duplicated or stale.  It runs in the test's own
-process on loopback; a mini VM with ``net="user"`` reaches it at 10.0.2.2.
+It stands in for "server C" of docs/protocol.md 11.1: the test copies a page into it
+(``store``) and makes it tell the client that it holds the page (``send_update``), in any
+order, duplicated or stale; or it sends a page home (``send_home``), well-formed or not.  It
+runs in the test's own process on loopback; a mini VM with ``net="user"`` reaches it at
+10.0.2.2.
 
 Only what nswap.ko sends is served: HELLO, PUTPAGE, GETPAGE, INVALIDATE (single and range,
 NOREPLY and HOP honoured), STATUS.  Anything else is recorded and not answered.
@@ -26,8 +28,10 @@ class Peer:
     ``close()``.  ``pages[(client_id, slot)] = (generation, data)``; ``frames`` is every
     frame received, as Frame objects, in order."""
 
-    def __init__(self, grant_migration=True, capacity_pages=65536):
+    def __init__(self, grant_migration=True, capacity_pages=65536, grant_home=False):
         self.features = FEATURES if grant_migration else proto.FEAT_RANGE_INVALIDATE
+        if grant_home:
+            self.features |= proto.FEAT_PUNTHOME
         self.capacity = capacity_pages
         self.lock = threading.Lock()
         self.pages = {}
@@ -54,17 +58,37 @@ class Peer:
 
     def send_update(self, client_id, slot, generation, hop_count):
         """An UPDATE frame on the first client connection that said HELLO."""
-        frame = proto.encode_frame(
-            proto.UPDATE,
-            client_id=client_id,
-            slot=slot,
-            generation=generation,
-            hop_count=hop_count,
+        self._send_first(
+            proto.encode_frame(
+                proto.UPDATE,
+                client_id=client_id,
+                slot=slot,
+                generation=generation,
+                hop_count=hop_count,
+            )
         )
+
+    def send_home(self, client_id, slot, generation, hop_count, data, tag, **fields):
+        """A page sent home: PUNTPAGE (no REPLY bit) on the first client connection; the
+        client's answer is recorded among ``frames`` (type PUNTPAGE | REPLY)."""
+        self._send_first(
+            proto.encode_frame(
+                proto.PUNTPAGE,
+                data,
+                tag=tag,
+                client_id=client_id,
+                slot=slot,
+                generation=generation,
+                hop_count=hop_count,
+                **fields,
+            )
+        )
+
+    def _send_first(self, frame):
         with self.lock:
             conns = list(self.conns)
         if not conns:
-            raise AssertionError("no client is connected to send an UPDATE to")
+            raise AssertionError("no client is connected to send a frame to")
         sock, send_lock = conns[0]
         with send_lock:
             sock.sendall(frame)

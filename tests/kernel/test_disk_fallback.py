@@ -13,12 +13,14 @@ opening a block device by path differs between them (nswap_compat.h).
 import re
 import subprocess
 import threading
+import time
 
 import pytest
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
 
-from harness import minivm, nswapd
+from harness import migrationpeer, minivm, nswapd
 from tests.integration.test_nswapd_gossip import free_tcp_port
-from tests.kernel.test_migration import boot_while_draining
+from tests.kernel.test_migration import PAGE_IO, boot_while_draining
 from tests.kernel.test_nswap_kmod import (
     FREED_MEMORY_CHECKS,
     HOST_SUITE,
@@ -399,4 +401,95 @@ def test_pages_sent_home_while_a_workload_swaps_lose_nothing(
     assert seen.get("drained_from", 0) >= 2000 and seen.get("emptied"), (seen, log[-3000:])
     assert counters["punts_home"] > 0 and counters["disk_errors"] == 0, counters
     assert status["used_pages"] == 0 and status["punts_home"] == counters["punts_home"], status
+    assert "UNLOADED clean" in result.output
+
+
+# --- a server that sends pages home wrongly ---------------------------------------------------
+
+HOME_OK = range(8)  # sent home at their current generation: taken
+STALE, NOT_YET = 8, 9  # an older generation (dead: ESTALE); a newer one (not known yet: kept)
+# malformed, ignored: generation 0, hop count 0, another client_id, flags, a short page,
+# a slot past the device
+BAD_GEN, BAD_HOP, BAD_CLIENT, BAD_FLAGS, BAD_LENGTH, BAD_SLOT = 10, 11, 12, 13, 14, 1 << 20
+PEER_PAGES = 64
+
+GUEST_ROGUE_HOME = r"""
+n=/sys/block/nswap0/nswap
+load
+mkdir $cfg && echo 64M > $cfg/size && echo /dev/vda > $cfg/backing || fail "mkdir, backing"
+echo "add %(host)s:%(port)d" > $cfg/servers && echo 1 > $cfg/power || fail "add, power on"
+write_pages %(pages)d
+i=0
+while { [ $(cat $n/punts_home) -lt %(taken)d ] \
+        || [ $(cat $n/punts_home_refused) -lt %(refused)d ]; } \
+    && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
+echo "waited_s=$i"
+sleep 2
+read_back_and_unload %(pages)d
+"""
+
+
+def send_home_wrongly(peer, done, errors):
+    """Once the peer holds every page: send pages home, right and wrong."""
+    try:
+        deadline = time.monotonic() + 600
+        while len(peer.pages) < PEER_PAGES:
+            if time.monotonic() > deadline:
+                raise AssertionError("the peer never held %d pages" % PEER_PAGES)
+            time.sleep(0.2)
+        (cid,) = {key[0] for key in peer.pages}
+        gen = {slot: peer.pages[(cid, slot)][0] for (_, slot) in peer.pages}
+        data = {slot: peer.pages[(cid, slot)][1] for (_, slot) in peer.pages}
+        tag = iter(range(1, 100))
+        for slot in HOME_OK:
+            peer.send_home(cid, slot, gen[slot], 1, data[slot], next(tag))
+        peer.send_home(cid, STALE, gen[STALE] - 1, 1, data[STALE], next(tag))
+        peer.send_home(cid, NOT_YET, gen[NOT_YET] + 1, 1, bytes(4096), next(tag))
+        peer.send_home(cid, BAD_GEN, 0, 1, data[BAD_GEN], next(tag))
+        peer.send_home(cid, BAD_HOP, gen[BAD_HOP], 0, data[BAD_HOP], next(tag))
+        peer.send_home(cid ^ 1, BAD_CLIENT, gen[BAD_CLIENT], 1, bytes(4096), next(tag))
+        peer.send_home(cid, BAD_FLAGS, gen[BAD_FLAGS], 1, data[BAD_FLAGS], next(tag), flags=1)
+        peer.send_home(cid, BAD_LENGTH, gen[BAD_LENGTH], 1, bytes(100), next(tag))
+        peer.send_home(cid, BAD_SLOT, 1, 1, bytes(4096), next(tag))
+        done.update(cid=cid, gen=gen)
+    except Exception as exc:  # noqa: BLE001 -- reported by the test
+        errors.append(repr(exc))
+
+
+@pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
+def test_pages_sent_home_wrongly_change_nothing(kit, nswap_ko, tmp_path):
+    """A scripted server sends pages home: current ones are taken (OK, read from disk since);
+    an older generation is dead (ESTALE); a newer one than the client knows is kept where
+    it is (ENOSPC: its PUTPAGE reply could still be on its way); malformed frames are
+    ignored and counted.  Every byte still reads back, from disk or from the server."""
+    done, errors = {}, []
+    with migrationpeer.Peer(grant_home=True) as peer:
+        thread = threading.Thread(target=send_home_wrongly, args=(peer, done, errors), daemon=True)
+        thread.start()
+        result = boot_user_net(
+            kit,
+            nswap_ko,
+            PAGE_IO
+            + GUEST_ROGUE_HOME
+            % dict(host=HOST, port=peer.port, pages=PEER_PAGES, taken=len(HOME_OK), refused=8),
+            disks=[sparse_image(tmp_path / "backing.img", "64M")],
+        )
+        thread.join(timeout=30)
+        answers = {f.slot: f for f in peer.received(proto.PUNTPAGE | proto.REPLY)}
+        gets = {f.slot for f in peer.received(proto.GETPAGE)}
+    assert not errors and not peer.errors, (errors, peer.errors)
+    counters, values, _ = passed(result)
+    assert values["verified"] == 1, result.output[-3000:]
+    assert counters["punts_home"] == len(HOME_OK) and counters["punts_home_refused"] == 8
+    assert counters["disk_pages"] == len(HOME_OK), counters
+    assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
+    status = {slot: f.status for slot, f in answers.items()}
+    expect = {slot: proto.OK for slot in HOME_OK}
+    expect.update({STALE: proto.ESTALE, NOT_YET: proto.ENOSPC})
+    assert status == expect, status  # and no answer to a malformed frame
+    for slot in HOME_OK:  # each answer echoes what it answers
+        f = answers[slot]
+        assert (f.client_id, f.generation, f.hop_count) == (done["cid"], done["gen"][slot], 1)
+    # read back: the pages taken from the disk, every other one from the server
+    assert gets == set(range(PEER_PAGES)) - set(HOME_OK), sorted(gets)
     assert "UNLOADED clean" in result.output
