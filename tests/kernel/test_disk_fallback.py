@@ -49,6 +49,7 @@ echo 1 > $cfg/power 2>/dev/null && fail "powered on with a backing device smalle
 echo /dev/vda > $cfg/backing && echo 1 > $cfg/power || fail "power on with /dev/vda"
 [ "$(cat $cfg/backing)" = /dev/vda ] || fail "backing reads back wrong"
 echo /dev/vdb > $cfg/backing 2>/dev/null && fail "backing changed while powered on"
+servers_up 1
 
 # the server has room for 64 pages: the rest of the 256 go to disk
 dd if=/dev/urandom of=/tmp/first bs=4096 count=%(first)d 2>/dev/null
@@ -204,6 +205,7 @@ GUEST_SWAP = r"""
 load
 mkdir $cfg && echo 512M > $cfg/size && echo /dev/vda > $cfg/backing || fail "mkdir, backing"
 echo "add %(host)s:%(port)d" > $cfg/servers && echo 1 > $cfg/power || fail "add, power on"
+servers_up 1
 swap_on
 limit_memory 48M
 run_limited nswap-workload --workload W1 --ratio 2 --passes 1 --seed 11
@@ -337,6 +339,7 @@ n=/sys/block/nswap0/nswap
 load
 mkdir $cfg && echo 64M > $cfg/size && echo /dev/vda > $cfg/backing || fail "mkdir, backing"
 echo "add %(host)s:%(port)d" > $cfg/servers && echo 1 > $cfg/power || fail "add, power on"
+servers_up 1
 dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
 dd if=/tmp/data of=/dev/nswap0 bs=64K oflag=direct conv=notrunc 2>/dev/null || fail "write"
 echo "written_disk_pages=$(cat $n/disk_pages)"
@@ -418,6 +421,7 @@ n=/sys/block/nswap0/nswap
 load
 mkdir $cfg && echo 64M > $cfg/size && echo /dev/vda > $cfg/backing || fail "mkdir, backing"
 echo "add %(host)s:%(port)d" > $cfg/servers && echo 1 > $cfg/power || fail "add, power on"
+servers_up 1
 write_pages %(pages)d
 i=0
 while { [ $(cat $n/punts_home) -lt %(taken)d ] \

@@ -61,6 +61,15 @@ create() {  # size server[,server...] [timeout_ms retries]
     echo 1 > "$cfg/power" || fail "power on"
     [ -b /dev/nswap0 ] || fail "no /dev/nswap0"
 }
+# n: wait (30 s at most) until n servers are up: with a backing device a write issued
+# before that goes to disk
+servers_up() {
+    i=0
+    while [ "$(grep -c ' up ' "$cfg/servers")" -lt "$1" ] && [ $i -lt 30 ]; do
+        sleep 1; i=$((i+1))
+    done
+    [ "$(grep -c ' up ' "$cfg/servers")" -ge "$1" ] || fail "fewer than $1 server(s) up"
+}
 swap_on() {
     mkswap /dev/nswap0 >/dev/null || fail mkswap
     swapon /dev/nswap0 || fail swapon
