@@ -409,10 +409,11 @@ def test_a_target_that_stops_answering_mid_drain_costs_no_page(nswapd_bin):
     """B drains into C, and C stops (SIGSTOP) after its first page, then dies: B's mover
     gives up on C within its I/O timeout, B keeps answering, and every page is still
     readable at B (B drops a copy only when its owner says so), including those C took
-    before it stopped; B still stops cleanly."""
-    eight_mib = ["--cache-size", "8M"]
-    pages = 2000
-    with servers_b_and_c(nswapd_bin, eight_mib, eight_mib) as (b_srv, c_srv, to_b, to_c):
+    before it stopped; B still stops cleanly.  16,000 pages: the mover sends 32 at a time, and
+    2,000 could all be moved before the SIGSTOP landed on a loaded host."""
+    size = ["--cache-size", "64M"]
+    pages = 16000
+    with servers_b_and_c(nswapd_bin, size, size) as (b_srv, c_srv, to_b, to_c):
         for s in range(pages):
             assert to_b.put(s, 3, page(s, 3)) == proto.OK
         with b_srv.client() as ctl:
