@@ -67,6 +67,13 @@ def parse_args(argv):
         help="nswapd's overflow in pages (a full server takes a page and punts it on); 0: off",
     )
     p.add_argument(
+        "--reply-hints",
+        type=int,
+        default=2,
+        help="rounds a client places by a PUTPAGE reply's room (nswap.ko's reply_hint_ms);"
+        " 0: by gossip's figures only",
+    )
+    p.add_argument(
         "--seeds",
         type=int,
         default=5,
@@ -83,6 +90,8 @@ def parse_args(argv):
         p.error("--sizes: each size must be 4 to 100000 nodes")
     if args.overflow < 0:
         p.error("--overflow takes pages, 0 or more")
+    if args.reply_hints < 0:
+        p.error("--reply-hints takes rounds, 0 or more")
     if not 0 <= args.loss < 1 or not 0 <= args.busy_rate <= 1:
         p.error("--loss takes 0 to <1 and --busy-rate 0 to 1, e.g. --loss 0.01")
     return args
@@ -94,7 +103,7 @@ def run_size(n, args, placement, runs_dir, seed):
         "--rounds", args.rounds, "--set", args.set, "--seed", seed,
         "--placement", placement, "--loss", args.loss, "--busy-rate", args.busy_rate,
         "--join", EVENTS["join"], "--leave", EVENTS["leave"], "--crash", EVENTS["crash"],
-        "--overflow", args.overflow,
+        "--overflow", args.overflow, "--reply-hints", args.reply_hints,
     ]  # fmt: skip
     start = time.monotonic()
     out = sim.run(*cmd)

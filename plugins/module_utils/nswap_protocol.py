@@ -71,6 +71,7 @@ FEAT_ENCRYPTION = 1 << 3  # reserved
 FEAT_CACHE_LIMIT = 1 << 4
 FEAT_SWEEP = 1 << 5
 FEAT_PUNTHOME = 1 << 6  # the client takes pages sent home (PUNTPAGE from the server)
+FEAT_FREE_HINT = 1 << 7  # a PUTPAGE reply (OK, ENOSPC) carries the server's room
 
 # STATUS state_flags bits
 STATE_OVER_LIMIT = 1 << 0  # more pages stored than the limit: new slots get ENOSPC
@@ -188,6 +189,9 @@ Hello = collections.namedtuple(
     "Hello", ("min_version", "max_version", "features", "capacity_pages", "name")
 )
 StatusReply = collections.namedtuple("StatusReply", STATUS_FIELDS)
+PUT_REPLY_FIELDS = ("free_pages", "capacity_pages")
+PUT_REPLY_STRUCT = struct.Struct("<QQ")
+PutReply = collections.namedtuple("PutReply", PUT_REPLY_FIELDS)
 GossipEntry = collections.namedtuple("GossipEntry", GOSSIP_ENTRY_FIELDS)
 
 
@@ -423,6 +427,23 @@ def decode_status(payload):
     count = min(size, STATUS_SIZE) // 8
     values = struct.unpack("<%dQ" % count, bytes(payload[: count * 8]))
     return StatusReply(*(values + (None,) * (len(STATUS_FIELDS) - count)))
+
+
+def encode_put_reply(free_pages, capacity_pages):
+    return PUT_REPLY_STRUCT.pack(free_pages, capacity_pages)
+
+
+def decode_put_reply(payload):
+    """The room a PUTPAGE reply carries with FEAT_FREE_HINT (docs/protocol.md 5.2)."""
+    if len(payload) != PUT_REPLY_STRUCT.size:
+        raise ProtocolError(
+            "PUTPAGE reply payload is %d bytes, needs %d (FEAT_FREE_HINT) or none"
+            % (len(payload), PUT_REPLY_STRUCT.size)
+        )
+    reply = PutReply(*PUT_REPLY_STRUCT.unpack(bytes(payload)))
+    if reply.free_pages > reply.capacity_pages:
+        raise ProtocolError("PUTPAGE reply says %d pages free of %d" % reply)
+    return reply
 
 
 def encode_cache_limit(pages):

@@ -92,6 +92,9 @@ enum nswap_features {
 	/* the client takes PUNTPAGE from the server (a page sent home to its
 	 * local disk when no server has room) and answers it (section 11.1) */
 	NSWAP_FEAT_PUNTHOME		= 1U << 6,
+	/* the server's reply to PUTPAGE (OK or ENOSPC) carries its room just
+	 * after the request, struct nswap_put_reply (section 5.2) */
+	NSWAP_FEAT_FREE_HINT		= 1U << 7,
 };
 
 /* Bits of nswap_status_reply.state_flags. */
@@ -131,6 +134,14 @@ struct nswap_hello {
 	__le32 features;	/* enum nswap_features offered / accepted */
 	__le64 capacity_pages;	/* reply: server cache capacity; request: 0 */
 	char   name[32];	/* NUL-padded node name, for logs and STATUS */
+} __attribute__((packed));
+
+/* PUTPAGE reply payload with NSWAP_FEAT_FREE_HINT (status OK or ENOSPC):
+ * what the server's gossip entry would announce now, for the client's
+ * placement (docs/placement.md). */
+struct nswap_put_reply {
+	__le64 free_pages;	/* of capacity_pages, not in use; <= capacity_pages */
+	__le64 capacity_pages;	/* pages it lends now (its cache limit) */
 } __attribute__((packed));
 
 /* STATUS reply payload.  New fields are only ever appended; readers accept
@@ -199,6 +210,7 @@ static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE);
 static_assert(sizeof(struct nswap_hdr) == NSWAP_HDR_SIZE, "header size");
 static_assert(sizeof(struct nswap_hello) == 48, "hello size");
 static_assert(sizeof(struct nswap_status_reply) == 144, "status size");
+static_assert(sizeof(struct nswap_put_reply) == 16, "put reply size");
 static_assert(sizeof(struct nswap_gossip_entry) == 48, "gossip entry size");
 #endif
 

@@ -79,6 +79,7 @@ extern unsigned int nswap_queue_depth;
 extern unsigned int nswap_hw_queues;
 extern unsigned int nswap_connect_timeout_ms;
 extern unsigned int nswap_reconnect_max_ms;
+extern unsigned int nswap_reply_hint_ms;
 
 extern struct workqueue_struct *nswap_wq;
 extern struct workqueue_struct *nswap_backing_wq;
@@ -113,6 +114,7 @@ struct nswap_stats {
 	u64 sweep_invalidates;		/* their NSWAP_F_SWEEP INVALIDATE frames */
 	u64 punts_home;			/* pages servers sent home, now on the disk */
 	u64 punts_home_refused;		/* ... answered ENOSPC or ESTALE, or bad */
+	u64 free_hints;			/* PUTPAGE replies that carried the room */
 	u64 lat[NSWAP_LAT_BUCKETS];	/* PUT/GET round trips */
 };
 
@@ -211,6 +213,12 @@ struct nswap_server {
 	bool hinted;
 	u64 hint_capacity;
 	u64 hint_free;
+	/* The same from the server's latest PUTPAGE reply (rx threads,
+	 * NSWAP_FEAT_FREE_HINT), placed by instead of the above while
+	 * younger than reply_hint_ms: newer than any gossip figure */
+	u64 reply_capacity;
+	u64 reply_free;
+	unsigned long reply_at;		/* jiffies; 0: none yet */
 	/* INVALIDATEs answering this server's refused UPDATEs (nswap_migrate.c):
 	 * bounded, so a server that keeps sending stale ones cannot fill the
 	 * device's invalidate ring */

@@ -510,7 +510,8 @@ static int nswap_conn_hello(struct nswap_conn *conn)
 	 * sent home only with a disk for them */
 	u32 offer = NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_SWEEP |
 		    (dev->migration ? NSWAP_FEAT_MIGRATION : 0) |
-		    (dev->backing ? NSWAP_FEAT_PUNTHOME : 0);
+		    (dev->backing ? NSWAP_FEAT_PUNTHOME : 0) |
+		    (nswap_reply_hint_ms ? NSWAP_FEAT_FREE_HINT : 0);
 	int err;
 
 	hello.min_version = cpu_to_le16(NSWAP_PROTO_MIN_VERSION);
@@ -714,6 +715,26 @@ static void nswap_conn_down(struct nswap_conn *conn, int err)
 	wake_up(&conn->state_wait);
 }
 
+/*
+ * A PUTPAGE reply's room (NSWAP_FEAT_FREE_HINT, protocol.md 5.2), from the
+ * rx thread.  Lockless: several connections' threads may write at once, and
+ * a reader may pair one reply's free with another's capacity; both are
+ * hints, and nswap_hint_cand() keeps free <= capacity.  An unauthenticated
+ * server can lie here as it can in gossip (issue: authentication).
+ */
+static void nswap_note_put_reply(struct nswap_conn *conn, const void *buf, u32 len)
+{
+	const struct nswap_put_reply *rep = buf;
+	struct nswap_server *srv = conn->srv;
+
+	if (len != sizeof(*rep) || !(conn->features & NSWAP_FEAT_FREE_HINT))
+		return;
+	WRITE_ONCE(srv->reply_free, le64_to_cpu(rep->free_pages));
+	WRITE_ONCE(srv->reply_capacity, le64_to_cpu(rep->capacity_pages));
+	WRITE_ONCE(srv->reply_at, jiffies | 1);	/* never 0 ("none") */
+	nswap_stat_inc(srv->dev, free_hints);
+}
+
 /* Read replies until the connection fails. */
 static int nswap_conn_rx_loop(struct nswap_conn *conn)
 {
@@ -750,6 +771,9 @@ static int nswap_conn_rx_loop(struct nswap_conn *conn)
 			WRITE_ONCE(conn->last_reply, jiffies);
 		switch (hdr.type) {
 		case NSWAP_PUTPAGE | NSWAP_REPLY:
+			if (ok)
+				nswap_note_put_reply(conn, conn->rxbuf, len);
+			fallthrough;
 		case NSWAP_GETPAGE | NSWAP_REPLY:
 			nswap_dev_handle_reply(conn, &hdr, conn->rxbuf, ok);
 			break;
@@ -1072,9 +1096,11 @@ static bool nswap_put_eligible(struct nswap_server *srv, int avoid,
 
 static struct nswap_place_cand nswap_hint_cand(struct nswap_server *srv)
 {
+	unsigned long at = READ_ONCE(srv->reply_at);
+	bool fresh = at && time_before(jiffies, at + msecs_to_jiffies(nswap_reply_hint_ms));
 	struct nswap_place_cand c = {
-		.capacity = READ_ONCE(srv->hint_capacity),
-		.free = READ_ONCE(srv->hint_free),
+		.capacity = fresh ? READ_ONCE(srv->reply_capacity) : READ_ONCE(srv->hint_capacity),
+		.free = fresh ? READ_ONCE(srv->reply_free) : READ_ONCE(srv->hint_free),
 	};
 
 	/* the two are written one after the other: keep free <= capacity */
@@ -1087,11 +1113,14 @@ static struct nswap_place_cand nswap_hint_cand(struct nswap_server *srv)
  * eligible servers that nswapd gave hints for, walking the table twice
  * instead of copying it (no 1 KiB array on a reclaim stack).  NULL when no
  * hinted server has room, or when the table changed between the walks.
+ * The figures may drop between the walks (each PUTPAGE reply rewrites its
+ * server's, nswap_note_put_reply): a draw that falls past the end takes the
+ * last server that still has room, rather than no choice at all.
  */
 static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
 					     unsigned int n, int avoid)
 {
-	struct nswap_server *pick[2] = { NULL, NULL };
+	struct nswap_server *pick[2] = { NULL, NULL }, *last = NULL;
 	struct nswap_place_cand c[2];
 	u64 total = 0, point[2];
 	unsigned int k, j;
@@ -1113,6 +1142,8 @@ static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
 		if (!nswap_put_eligible(srv, avoid, 0) || !READ_ONCE(srv->hinted))
 			continue;
 		free = nswap_hint_cand(srv).free;
+		if (free)
+			last = srv;
 		for (j = 0; j < 2; j++) {
 			if (pick[j])
 				continue;
@@ -1122,7 +1153,10 @@ static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
 				point[j] -= free;
 		}
 	}
-	if (!pick[0] || !pick[1])
+	for (j = 0; j < 2; j++)
+		if (!pick[j])
+			pick[j] = last;
+	if (!pick[0])
 		return NULL;
 	c[0] = nswap_hint_cand(pick[0]);
 	c[1] = nswap_hint_cand(pick[1]);

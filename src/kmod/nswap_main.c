@@ -77,6 +77,17 @@ module_param_named(reconnect_max_ms, nswap_reconnect_max_ms, uint, 0444);
 MODULE_PARM_DESC(reconnect_max_ms,
 		 "Longest back-off between reconnect attempts in ms (100-600000, default 5000)");
 
+/*
+ * A server's room as its last PUTPAGE reply told it (NSWAP_FEAT_FREE_HINT)
+ * is placed by for this long, nswapd's gossip hint after: gossip's figure
+ * is rounds old when it arrives (about 2 at 100 nodes, 1 s rounds), the
+ * reply's counts every page stored up to it (docs/placement.md).
+ */
+unsigned int nswap_reply_hint_ms = 2000;
+module_param_named(reply_hint_ms, nswap_reply_hint_ms, uint, 0444);
+MODULE_PARM_DESC(reply_hint_ms,
+		 "Place by the room a server's PUTPAGE reply reported for this long in ms, by nswapd's hint after (0: never; 0-60000, default 2000)");
+
 struct workqueue_struct *nswap_wq;
 /* disk fallback I/O (nswap_backing.c): apart from nswap_wq, whose invalidate
  * work may wait on a stalled server's socket, so that under memory pressure
@@ -791,6 +802,7 @@ static int __init nswap_init(void)
 			  100, 60000, 3000);
 	nswap_check_param("reconnect_max_ms", &nswap_reconnect_max_ms, 100,
 			  600000, 5000);
+	nswap_check_param("reply_hint_ms", &nswap_reply_hint_ms, 0, 60000, 2000);
 
 	err = nswap_wire_selftest();
 	if (err)

@@ -100,6 +100,8 @@ static struct nswap_stat_attr nswap_stat_attr_list[] = {
 	  offsetof(struct nswap_stats, punts_home) },
 	{ __ATTR(punts_home_refused, 0444, nswap_stat_show, NULL),
 	  offsetof(struct nswap_stats, punts_home_refused) },
+	{ __ATTR(free_hints, 0444, nswap_stat_show, NULL),
+	  offsetof(struct nswap_stats, free_hints) },
 };
 
 static ssize_t inflight_show(struct device *d, struct device_attribute *attr,
@@ -155,6 +157,7 @@ static struct attribute *nswap_stat_attrs[] = {
 	&nswap_stat_attr_list[17].attr.attr,
 	&nswap_stat_attr_list[18].attr.attr,
 	&nswap_stat_attr_list[19].attr.attr,
+	&nswap_stat_attr_list[20].attr.attr,
 	&dev_attr_inflight.attr,
 	&dev_attr_disk_pages.attr,
 	&dev_attr_latency_hist.attr,

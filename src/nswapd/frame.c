@@ -86,6 +86,13 @@ void status_encode(unsigned char *b, const uint64_t v[STATUS_FIELDS])
 		put_le64(b + 8 * i, v[i]);
 }
 
+void put_reply_encode(unsigned char *b, uint64_t free_pages, uint64_t capacity_pages)
+{
+	put_le64(b + offsetof(struct nswap_put_reply, free_pages),
+		 free_pages < capacity_pages ? free_pages : capacity_pages);
+	put_le64(b + offsetof(struct nswap_put_reply, capacity_pages), capacity_pages);
+}
+
 const char *msg_type_name(unsigned int type)
 {
 	switch (type & ~(unsigned int)NSWAP_REPLY) {

@@ -36,6 +36,7 @@ struct hello {
 
 #define HELLO_SIZE	sizeof(struct nswap_hello)
 #define STATUS_SIZE	sizeof(struct nswap_status_reply)
+#define PUT_REPLY_SIZE	sizeof(struct nswap_put_reply)
 
 /* Decode 56 wire bytes.  Returns 1 when hdr_crc matches, 0 when not. */
 int frame_hdr_decode(struct frame_hdr *h, const unsigned char *b);
@@ -48,6 +49,10 @@ void hello_encode(unsigned char *b, const struct hello *o);
 #define STATUS_FIELDS	(STATUS_SIZE / 8)
 /* Encode the STATUS_FIELDS values of struct nswap_status_reply, in field order. */
 void status_encode(unsigned char *b, const uint64_t v[STATUS_FIELDS]);
+
+/* Encode a PUTPAGE reply's room (NSWAP_FEAT_FREE_HINT); free is clamped to
+ * capacity. */
+void put_reply_encode(unsigned char *b, uint64_t free_pages, uint64_t capacity_pages);
 
 const char *msg_type_name(unsigned int type);
 const char *status_name(unsigned int status);

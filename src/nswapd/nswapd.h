@@ -37,7 +37,8 @@
 
 /* Feature bits this server implements (see enum nswap_features). */
 #define NSWAPD_FEATURES		(NSWAP_FEAT_RANGE_INVALIDATE | NSWAP_FEAT_CACHE_LIMIT | \
-				 NSWAP_FEAT_MIGRATION | NSWAP_FEAT_SWEEP | NSWAP_FEAT_PUNTHOME)
+				 NSWAP_FEAT_MIGRATION | NSWAP_FEAT_SWEEP | NSWAP_FEAT_PUNTHOME | \
+				 NSWAP_FEAT_FREE_HINT)
 /* Drain after SIGTERM/SIGINT: a connection is read until it has been quiet
  * for NSWAPD_DRAIN_QUIET_MS with no partial frame buffered, so requests
  * already in flight get answered; the whole drain ends after NSWAPD_DRAIN_MS

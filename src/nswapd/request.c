@@ -165,6 +165,24 @@ static void reply_status(struct conn *c, struct frame_hdr *r, unsigned int statu
 	conn_reply(c, r, NULL, 0, 0);
 }
 
+/* The reply to a client's PUTPAGE, OK or ENOSPC: with NSWAP_FEAT_FREE_HINT it
+ * carries this server's room just after the request -- what its gossip entry
+ * announces (server.c gossip_tick), without the rounds that entry takes to
+ * reach the client -- for the client's placement (protocol.md 5.2). */
+static void reply_put(struct loop *l, struct conn *c, struct frame_hdr *r, unsigned int status)
+{
+	unsigned char buf[PUT_REPLY_SIZE];
+	uint32_t used = cache_used(&l->srv->cache), limit = cache_limit(&l->srv->cache);
+
+	if (!(c->features & NSWAP_FEAT_FREE_HINT)) {
+		reply_status(c, r, status);
+		return;
+	}
+	put_reply_encode(buf, used < limit ? limit - used : 0, limit);
+	r->status = (uint16_t)status;
+	conn_reply(c, r, buf, sizeof(buf), crc32c(buf, sizeof(buf)));
+}
+
 static void do_hello(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		     const unsigned char *payload, struct frame_hdr *r)
 {
@@ -265,7 +283,10 @@ static unsigned int store_page(struct loop *l, struct conn *c, const struct fram
 		if (idx == CACHE_NONE) {
 			cache_unlock(sh);
 			stat_add(&l->st.errors, 1);
-			reply_status(c, r, NSWAP_ENOSPC);
+			if (punt)
+				reply_status(c, r, NSWAP_ENOSPC);
+			else
+				reply_put(l, c, r, NSWAP_ENOSPC);
 			return NSWAP_ENOSPC;
 		}
 	}
@@ -287,7 +308,7 @@ static void do_put(struct loop *l, struct conn *c, const struct frame_hdr *h,
 	if (store_page(l, c, h, payload, r, 0) != NSWAP_OK)
 		return;
 	stat_add(&l->st.puts, 1);
-	reply_status(c, r, NSWAP_OK);
+	reply_put(l, c, r, NSWAP_OK);
 }
 
 /* A page moved here from another server (protocol.md 11.1): stored under

@@ -21,6 +21,9 @@
  *    placement rule among its server set (gossip_server_set, k servers),
  *    after ENOSPC the next choice, after 3 the local disk; pages come back
  *    (freed remotely) when demand falls;
+ *  - a client places by the free pages each PUTPAGE reply carries
+ *    (NSWAP_FEAT_FREE_HINT, as nswap.ko does) while that figure is younger
+ *    than --reply-hints rounds, by its table's (nswapd's hints) after;
  *  - --placement oracle replaces both choices by a central allocator that
  *    knows every server's true fill and picks the least full (the baseline
  *    for placement imbalance); gossip still runs, for equal traffic.
@@ -72,11 +75,16 @@ struct node {
 	uint64_t best_free;
 	uint64_t set[SET_MAX];
 	unsigned int nset;
+	/* nswap.ko's figures from PUTPAGE replies, parallel to set[] */
+	struct reply_hint {
+		uint64_t id, free, capacity, round;	/* round 0: none */
+	} rh[SET_MAX];
 };
 
 static struct opts {
 	uint32_t nodes, rounds, warmup, mem, set_k;
 	uint32_t overflow;	/* nswapd's overflow, pages; 0: off (its default) */
+	uint32_t reply_hints;	/* rounds a PUTPAGE reply's free figure is used; 0: off */
 	double loss, busy_rate, settle;
 	int oracle;
 	int64_t join, leave, crash;
@@ -269,6 +277,36 @@ static int overflow_takes(uint32_t j)
 	return s->used < s->capacity + (int64_t)allow;
 }
 
+/* Keep each reply figure with its server when the set changed (nswap.ko
+ * keeps them per server; the set only names which servers it has). */
+static void reply_hints_follow_set(struct node *c)
+{
+	struct reply_hint old[SET_MAX];
+
+	memcpy(old, c->rh, sizeof(old));
+	for (unsigned int i = 0; i < c->nset; i++) {
+		if (c->rh[i].id == c->set[i])
+			continue;
+		c->rh[i] = (struct reply_hint){ .id = c->set[i] };
+		for (unsigned int j = 0; j < SET_MAX; j++)
+			if (old[j].id == c->set[i]) {
+				c->rh[i] = old[j];
+				break;
+			}
+	}
+}
+
+/* What a server's reply to a client's PUTPAGE tells it: its free pages and
+ * capacity after the request (the page stored or refused). */
+static void reply_hint_note(struct node *c, unsigned int i, const struct node *srv)
+{
+	int64_t f = room(srv);
+
+	c->rh[i].free = f > 0 ? (uint64_t)f : 0;
+	c->rh[i].capacity = srv->capacity > 0 ? (uint64_t)srv->capacity : 0;
+	c->rh[i].round = cur_round;
+}
+
 /* One server for a page of `self` (a client's own page, may_overflow, or one
  * it punts): gossip's server set and the placement rule, as nswapd and
  * nswap.ko do; a server that answers ENOSPC is left out of the next choice.
@@ -278,6 +316,9 @@ static int64_t place(uint32_t self, int may_overflow)
 	struct node *c = &nodes[self];
 	struct nswap_place_cand cand[SET_MAX];
 	unsigned int full[SET_MAX] = { 0 };
+	/* a client's own page goes through nswap.ko, which keeps the replies'
+	 * figures; a punted page is placed by nswapd, from its table */
+	int replies = o.reply_hints && may_overflow;
 
 	if (o.oracle) {
 		int64_t j = oracle_pick(self);
@@ -292,12 +333,19 @@ static int64_t place(uint32_t self, int may_overflow)
 		if (t % PLACE_TRIES == 0) {
 			c->nset = gossip_server_set(&c->g, c->set, c->nset, o.set_k);
 			memset(full, 0, sizeof(full));
+			if (replies)
+				reply_hints_follow_set(c);
 		}
 		for (unsigned int i = 0; i < c->nset; i++) {
 			const struct gossip_member *m = gossip_find(&c->g, c->set[i]);
+			const struct reply_hint *h = &c->rh[i];
 
 			cand[i].capacity = m ? m->capacity : 0;
 			cand[i].free = m && !full[i] ? m->free : 0;
+			if (replies && h->round && h->round + o.reply_hints > cur_round) {
+				cand[i].capacity = h->capacity;
+				cand[i].free = full[i] ? 0 : h->free;
+			}
 		}
 		int i = nswap_place_pick(cand, c->nset, (uint32_t)(urand(&net_rng) * 4294967296.0),
 					 (uint32_t)(urand(&net_rng) * 4294967296.0));
@@ -308,16 +356,25 @@ static int64_t place(uint32_t self, int may_overflow)
 
 		if (j != self && room(&nodes[j])) {
 			gossip_note_free(&c->g, c->set[i], cand[i].free - 1);
+			if (replies) {
+				nodes[j].used++;	/* the reply's figure counts this page */
+				reply_hint_note(c, (unsigned int)i, &nodes[j]);
+				nodes[j].used--;
+			}
 			return j;
 		}
 		if (j != self && may_overflow && overflow_takes(j)) {
 			gossip_note_free(&c->g, c->set[i], 0);	/* it answered OK, but is full */
+			if (replies)
+				reply_hint_note(c, (unsigned int)i, &nodes[j]);
 			st.overflows++;
 			return j;
 		}
 		st.enospc++;
 		full[i] = 1;
 		gossip_note_free(&c->g, c->set[i], 0);
+		if (replies && j != self)
+			reply_hint_note(c, (unsigned int)i, &nodes[j]);
 	}
 	return -1;
 }
@@ -602,7 +659,8 @@ static void usage(void)
 		"usage: nswap-sim [--nodes N] [--warmup W] [--settle F] [--rounds R] [--seed S]\n"
 		"                 [--loss P] [--fanout F] [--entries E] [--suspect-rounds R] [--set K]\n"
 		"                 [--busy-rate P] [--mem PAGES] [--placement gossip|oracle]\n"
-		"                 [--join R] [--leave R] [--crash R] [--overflow PAGES]\n");
+		"                 [--join R] [--leave R] [--crash R] [--overflow PAGES]\n"
+		"                 [--reply-hints ROUNDS]\n");
 	exit(2);
 }
 
@@ -614,12 +672,12 @@ int main(int argc, char **argv)
 		{ "entries", 1, 0, 'e' }, { "suspect-rounds", 1, 0, 'S' }, { "set", 1, 0, 'k' },
 		{ "busy-rate", 1, 0, 'b' }, { "mem", 1, 0, 'm' }, { "placement", 1, 0, 'p' },
 		{ "join", 1, 0, 'J' }, { "leave", 1, 0, 'L' }, { "crash", 1, 0, 'C' },
-		{ "overflow", 1, 0, 'O' }, { 0 }
+		{ "overflow", 1, 0, 'O' }, { "reply-hints", 1, 0, 'R' }, { 0 }
 	};
 	int c;
 
 	o = (struct opts){ .nodes = 100, .rounds = 100, .warmup = 40, .mem = 1000, .set_k = 32,
-			   .busy_rate = 0.01, .join = -1, .leave = -1, .crash = -1, .seed = 1 };
+			   .busy_rate = 0.01, .reply_hints = 2, .join = -1, .leave = -1, .crash = -1, .seed = 1 };
 	gossip_config_defaults(&o.gc);
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -647,6 +705,11 @@ int main(int argc, char **argv)
 			if (optarg[0] == '-')
 				usage();
 			o.overflow = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'R':
+			if (optarg[0] == '-')
+				usage();
+			o.reply_hints = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
 		default: usage();
 		}
@@ -685,9 +748,9 @@ int main(int argc, char **argv)
 	uint64_t bytes0 = 0, rounds_measured = 0;
 	double known_at_warmup = 0;
 
-	printf("{\"nodes\": %u, \"seed\": %llu, \"placement\": \"%s\", \"fanout\": %u, \"entries\": %u, \"loss\": %g,\n \"rounds\": [",
+	printf("{\"nodes\": %u, \"seed\": %llu, \"placement\": \"%s\", \"fanout\": %u, \"entries\": %u, \"loss\": %g, \"reply_hints\": %u,\n \"rounds\": [",
 	       o.nodes, (unsigned long long)o.seed, o.oracle ? "oracle" : "gossip", o.gc.fanout,
-	       o.gc.max_entries, o.loss);
+	       o.gc.max_entries, o.loss, o.reply_hints);
 	for (uint64_t r = 1; !warm_end || r <= warm_end + o.rounds; r++) {
 		uint64_t now = r * o.gc.interval_ms;
 

@@ -162,6 +162,7 @@ def test_hello_put_get_invalidate_roundtrip(server):
             | proto.FEAT_MIGRATION
             | proto.FEAT_SWEEP
             | proto.FEAT_PUNTHOME
+            | proto.FEAT_FREE_HINT
         )
         assert reply.capacity_pages == 1024
         assert reply.name == "pytest-srv"
@@ -329,6 +330,40 @@ def test_enospc_when_full(start_server):
         assert (st.used_pages, st.capacity_pages) == (16, 16)
         for s in range(1, 17):
             assert c.get(s, 2 if s == 3 else 1)[1] == page(cid, s, 2 if s == 3 else 1)
+
+
+def put_reply(c, slot, generation, data):
+    """(status, room) of a PUTPAGE: room is the reply's PutReply, None without payload."""
+    tag = c.put_frame(slot, generation, data)
+    frame = c.wait([tag])[tag]
+    frame.check_crc()  # raises on a damaged payload
+    room = proto.decode_put_reply(frame.payload) if frame.payload else None
+    return frame.header.status, room
+
+
+def test_put_replies_carry_the_room_with_free_hint(start_server):
+    """With FEAT_FREE_HINT every PUTPAGE reply, OK or ENOSPC, says the server's free pages
+    and capacity just after it (what gossip announces, rounds later); without it, nothing."""
+    srv = start_server("--cache-size", "64K")  # 16 pages
+    cid, other = 0x710, 0x711
+    with srv.client() as c, srv.client(other) as plain:
+        c.hello(cid, "hinted", features=proto.FEAT_RANGE_INVALIDATE | proto.FEAT_FREE_HINT)
+        for s in range(10):
+            assert put_reply(c, s, 1, page(cid, s)) == (proto.OK, (15 - s, 16))
+        assert put_reply(c, 3, 2, page(cid, 3, 2)) == (proto.OK, (6, 16))  # re-put: no page
+        # another client's pages count: the figure is the server's, not this client's
+        assert put_reply(plain, 0, 1, page(other, 0)) == (proto.OK, None)
+        assert put_reply(c, 10, 1, page(cid, 10)) == (proto.OK, (4, 16))
+        for s in range(11, 15):
+            assert put_reply(c, s, 1, page(cid, s))[0] == proto.OK
+        assert put_reply(c, 15, 1, page(cid, 15)) == (proto.ENOSPC, (0, 16))
+        assert put_reply(plain, 1, 1, page(other, 1)) == (proto.ENOSPC, None)
+        # a lower limit is the capacity it lends now; over it, nothing is free
+        with srv.client() as ctl:
+            assert ctl.set_cache_limit(8)[0] == proto.OK
+        assert put_reply(c, 3, 3, page(cid, 3, 3)) == (proto.OK, (0, 8))
+        assert c.invalidate(0, proto.GEN_ANY, count=15) == proto.OK
+        assert put_reply(c, 20, 1, page(cid, 20)) == (proto.OK, (6, 8))  # other's page + this
 
 
 def test_bad_payload_crc_is_refused_and_connection_survives(server):

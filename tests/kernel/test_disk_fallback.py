@@ -374,13 +374,14 @@ def test_a_drained_server_with_no_room_elsewhere_sends_the_pages_home(
     # every page went to the server first, and every disk write was a page coming home (the
     # drain may start before the last write returns, so disk_pages then proves nothing)
     assert counters["puts"] == HOME_PAGES and counters["disk_writes"] == HOME_PAGES, counters
+    assert counters["free_hints"] == HOME_PAGES, counters  # each PUTPAGE reply had the room
     assert counters["disk_pages"] == HOME_PAGES and counters["disk_reads"] >= HOME_PAGES
     assert counters["gets"] == 0, counters  # read from disk, none from the server
     assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
     assert seen.get("emptied"), (seen, log[-3000:])
     assert status["used_pages"] == 0 and status["punts_home"] == HOME_PAGES, status
-    # HELLO offered RANGE_INVALIDATE, SWEEP and, with a backing device, PUNTHOME
-    assert re.search(r"HELLO client_id 0x[0-9a-f]+ name '\S+' version 1 features 0x61\b", log)
+    # HELLO offered RANGE_INVALIDATE, SWEEP, FREE_HINT and, with a backing device, PUNTHOME
+    assert re.search(r"HELLO client_id 0x[0-9a-f]+ name '\S+' version 1 features 0xe1\b", log)
     assert re.search(r"^server \S+:%d \S+ pages=0\b" % port, result.output, re.M), result.output
     assert "UNLOADED clean" in result.output
 

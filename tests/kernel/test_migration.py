@@ -259,7 +259,7 @@ def test_pages_punted_to_nswapd_are_found_there_through_its_updates(kit, nswap_k
     # every read went to nswapd, which sent one UPDATE per page on a connection of the client
     assert not b_gets, sorted(b_gets)
     assert status["gets"] >= pages, status
-    assert re.search(r"HELLO client_id 0x[0-9a-f]+ name '\S+' version 1 features 0x23\b", log), log
+    assert re.search(r"HELLO client_id 0x[0-9a-f]+ name '\S+' version 1 features 0xa3\b", log), log
     assert "UNLOADED clean" in result.output
 
 

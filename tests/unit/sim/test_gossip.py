@@ -119,10 +119,32 @@ def test_gossip_placement_is_close_to_the_oracle_on_a_small_cluster(programs):
     assert ours["imbalance_placement_mean"] <= 1.25 * oracle["imbalance_placement_mean"]
 
 
+def test_placing_by_the_replies_figures_brings_100_nodes_within_10_percent_of_the_oracle(
+    programs,
+):
+    # gossip's free counts are about 2 rounds old at 100 nodes; a PUTPAGE reply's room is
+    # current (docs/placement.md): over 10 seeds the ratio to the oracle was 1.131 without
+    # the replies' figures and 1.060 with them (the issue's target: 1.10)
+    ratios = {0: [], 2: []}
+    for seed in range(1, 11):
+        args = ("--nodes", 100, "--warmup", 400, "--settle", 0.95, "--rounds", 60)
+        args += ("--seed", seed, "--join", 10, "--leave", 20, "--crash", 30)
+        oracle = sim.run(*args, "--placement", "oracle", sim=programs[0])["summary"]
+        for rounds, found in ratios.items():
+            ours = sim.run(*args, "--reply-hints", rounds, sim=programs[0])
+            assert ours["reply_hints"] == rounds
+            found.append(
+                ours["summary"]["imbalance_placement_mean"] / oracle["imbalance_placement_mean"]
+            )
+    without, with_replies = (sum(r) / len(r) for r in (ratios[0], ratios[2]))
+    assert with_replies <= 1.10 and with_replies < without - 0.03, (without, with_replies)
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ("--nodes", 1),
+        ("--reply-hints", -1),
         ("--fanout", 0),
         ("--entries", 25),
         ("--placement", "central"),

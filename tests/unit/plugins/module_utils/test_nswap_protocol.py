@@ -228,6 +228,16 @@ def test_status_from_an_older_server_has_no_limit_fields():
     assert (migration.overflows, migration.punts_home) == (values["overflows"], None)
 
 
+def test_put_reply_payload():
+    wire = proto.encode_put_reply(3, 1024)
+    assert wire == bytes.fromhex("03000000000000000004000000000000")  # free, then capacity
+    assert proto.decode_put_reply(wire) == (3, 1024)
+    with pytest.raises(proto.ProtocolError, match="needs 16"):
+        proto.decode_put_reply(wire[:15])
+    with pytest.raises(proto.ProtocolError, match="5 pages free of 4"):
+        proto.decode_put_reply(proto.encode_put_reply(5, 4))
+
+
 def test_cache_limit_payload():
     assert proto.encode_cache_limit(1024) == bytes.fromhex("0004000000000000")
     with pytest.raises(proto.ProtocolError, match="cache limit out of range"):
@@ -389,6 +399,10 @@ def test_struct_layouts_match_the_c_header():
     v1 = [n for n, _size, _offset in status][: proto.STATUS_V1_SIZE // 8]
     assert v1[-1] == "uptime_s"  # the first release ended there
 
+    put = c_struct("nswap_put_reply")
+    assert [f[0] for f in put] == list(proto.PUT_REPLY_FIELDS)
+    assert sum(f[1] for f in put) == proto.PUT_REPLY_STRUCT.size == 16
+
     gossip = c_struct("nswap_gossip_entry")
     assert [f[0] for f in gossip] == list(proto.GOSSIP_ENTRY_FIELDS)
     codes = re.findall(r"\d*[a-zA-Z]", proto.GOSSIP_ENTRY_STRUCT.format.lstrip("<"))
@@ -404,6 +418,7 @@ def test_struct_layouts_match_the_c_header():
         "nswap_hdr": proto.HEADER_STRUCT.size,
         "nswap_hello": proto.HELLO_STRUCT.size,
         "nswap_status_reply": proto.STATUS_STRUCT.size,
+        "nswap_put_reply": proto.PUT_REPLY_STRUCT.size,
         "nswap_gossip_entry": proto.GOSSIP_ENTRY_STRUCT.size,
     }
     assert set(asserted) == set(sizes)
