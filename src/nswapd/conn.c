@@ -329,7 +329,9 @@ void conn_violation(struct loop *l, struct conn *c, const struct frame_hdr *h,
 {
 	stat_add(&l->st.errors, 1);
 	log_peer(L_WARN, "%s: protocol violation: %s; closing connection", c->peer, reason);
-	if (h && CONN_OBUF - conn_out_used(c) >= NSWAP_HDR_SIZE) {
+	/* not even EPROTO to a fire-and-forget INVALIDATE (protocol.md 5.4) */
+	if (h && !(h->type == NSWAP_INVALIDATE && (h->flags & NSWAP_F_NOREPLY)) &&
+	    CONN_OBUF - conn_out_used(c) >= NSWAP_HDR_SIZE) {
 		struct frame_hdr r;
 
 		request_reply_init(c, h, &r);

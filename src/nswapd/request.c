@@ -375,7 +375,10 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 	if (h->flags & NSWAP_F_RANGE) {
 		uint64_t count = get_le64(payload);
 
-		if (count > NSWAP_MAX_RANGE_COUNT || h->slot > UINT64_MAX - count) {
+		/* slot + count may reach 2^64 exactly (protocol.md 5.4): the
+		 * range ends at the last slot there is */
+		if (count > NSWAP_MAX_RANGE_COUNT ||
+		    (count && h->slot && h->slot - 1 > UINT64_MAX - count)) {
 			stat_add(&l->st.errors, 1);
 			if (reply)
 				reply_status(c, r, NSWAP_EINVAL);
@@ -512,9 +515,34 @@ static void do_set_cache_limit(struct loop *l, struct conn *c, const unsigned ch
 	reply_with_status(l, c, r, NSWAP_OK);
 }
 
+/* A value reserved by protocol.md 7 where a page's own is due: generation
+ * UINT64_MAX means "any" and names no page; a client's PUTPAGE and GETPAGE
+ * carry hop count 0; NSWAP_F_HOP's is at most NSWAP_MAX_HOPS.  Well-formed
+ * but wrong (EINVAL, the connection stays).  NULL when none. */
+static const char *reserved_value(const struct frame_hdr *h)
+{
+	switch (h->type) {
+	case NSWAP_PUTPAGE:
+	case NSWAP_GETPAGE:
+		if (h->hop_count)
+			return "hop_count is not 0";
+		/* fall through */
+	case NSWAP_PUNTPAGE:
+		if (h->generation == UINT64_MAX)
+			return "generation UINT64_MAX (\"any\") names no page";
+		break;
+	case NSWAP_INVALIDATE:
+		if ((h->flags & NSWAP_F_HOP) && h->hop_count > NSWAP_MAX_HOPS)
+			return "NSWAP_F_HOP with hop_count above 15";
+		break;
+	}
+	return NULL;
+}
+
 void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		    const unsigned char *payload)
 {
+	const char *reserved;
 	struct frame_hdr r;
 
 	request_reply_init(c, h, &r);
@@ -540,6 +568,15 @@ void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		if (home_answer(l, c, h) != 0)
 			conn_violation(l, c, NULL, "PUNTPAGE reply for no page sent home on this "
 				       "connection");
+		return;
+	}
+	reserved = reserved_value(h);
+	if (reserved) {
+		stat_add(&l->st.errors, 1);
+		log_peer(L_DEBUG, "%s: %s tag %llu refused: %s", c->peer, msg_type_name(h->type),
+			 (unsigned long long)h->tag, reserved);
+		if (!(h->type == NSWAP_INVALIDATE && (h->flags & NSWAP_F_NOREPLY)))
+			reply_status(c, &r, NSWAP_EINVAL);
 		return;
 	}
 	switch (h->type) {

@@ -173,9 +173,9 @@ def test_hello_put_get_invalidate_roundtrip(server):
         assert status == proto.OK and got == data
 
         # overwrite with a newer generation, byte-exact again; a PUTPAGE's copy is the
-        # client's own write: stored with hop count 0 whatever the header says
+        # client's own write: stored with hop count 0
         newer = page(0x1234, 7, 2)
-        assert c.put(7, 2, newer, hop_count=3) == proto.OK
+        assert c.put(7, 2, newer) == proto.OK
         tag = c.get_frame(7, 2)
         frame = c.wait([tag])[tag]
         assert frame.payload == newer
@@ -190,7 +190,7 @@ def test_hello_put_get_invalidate_roundtrip(server):
 
 def test_reply_headers_echo_the_request(server):
     with server.client(0x99) as c:
-        tag = c.put_frame(12345, 77, page(0x99, 12345, 77), hop_count=2)
+        tag = c.put_frame(12345, 77, page(0x99, 12345, 77))
         frame = c.wait([tag])[tag]
         h = frame.header
         assert (h.type, h.tag, h.client_id, h.slot, h.generation, h.hop_count) == (
@@ -199,9 +199,41 @@ def test_reply_headers_echo_the_request(server):
             0x99,
             12345,
             77,
-            2,
+            0,
         )
         assert (h.status, h.length, h.crc, h.reserved, h.version) == (0, 0, 0, 0, 1)
+        # a refused one too: the reply carries the request's hop count back
+        tag = c.put_frame(12345, 78, page(0x99, 12345, 78), hop_count=2)
+        h = c.wait([tag])[tag].header
+        assert (h.status, h.generation, h.hop_count, h.length) == (proto.EINVAL, 78, 2, 0)
+
+
+def test_reserved_values_are_refused_and_change_nothing(server):
+    """protocol.md 7: generation UINT64_MAX means "any" and names no page; a client's
+    PUTPAGE and GETPAGE carry hop count 0; NSWAP_F_HOP's is at most 15.  Each is EINVAL
+    (silent with NOREPLY), nothing changes, and the connection stays."""
+    cid = 0x9A
+    with server.client() as c:
+        c.hello(cid, "reserved", features=proto.FEAT_RANGE_INVALIDATE | proto.FEAT_MIGRATION)
+        assert c.put(1, 5, page(cid, 1, 5)) == proto.OK
+        before = c.status()
+        assert c.put(1, proto.GEN_ANY, page(cid, 1, 6)) == proto.EINVAL  # would never be ESTALE
+        assert c.put(2, proto.GEN_ANY, page(cid, 2)) == proto.EINVAL
+        assert c.put(1, 6, page(cid, 1, 6), hop_count=1) == proto.EINVAL
+        assert c.put(3, 1, page(cid, 3), hop_count=15) == proto.EINVAL
+        assert c.get(1, proto.GEN_ANY) == (proto.EINVAL, None)  # no generation leaked
+        tag = c.get_frame(1, 5, hop_count=1)
+        assert c.wait([tag])[tag].header.status == proto.EINVAL
+        tag = c.send(proto.INVALIDATE, slot=1, generation=5, flags=proto.F_HOP, hop_count=16)
+        assert c.wait([tag])[tag].header.status == proto.EINVAL
+        c.send(proto.INVALIDATE, slot=1, generation=5, flags=proto.F_HOP | proto.F_NOREPLY,
+               hop_count=200)  # fmt: skip
+        # the stored page is untouched and the connection still serves
+        assert c.get(1, 5) == (proto.OK, page(cid, 1, 5))
+        after = c.status()
+        assert after.used_pages == before.used_pages == 1
+        assert after.errors - before.errors == 8, (before, after)
+        assert c.invalidate(1, 5) == proto.OK and c.status().used_pages == 0
 
 
 def test_range_invalidate(server):
@@ -224,6 +256,15 @@ def test_range_invalidate(server):
         assert c.invalidate(0, proto.GEN_ANY, count=0) == proto.OK
         assert c.invalidate(0, proto.GEN_ANY, count=proto.MAX_RANGE_COUNT + 1) == proto.EINVAL
         assert c.invalidate(2**64 - 10, proto.GEN_ANY, count=100) == proto.EINVAL
+        assert c.invalidate(2**64 - 10, proto.GEN_ANY, count=11) == proto.EINVAL  # 2^64 + 1
+        # a range may end exactly at 2^64 (protocol.md 5.4): the last slots there are
+        for s in (2**64 - 3, 2**64 - 1):
+            assert c.put(s, 1, page(cid, s)) == proto.OK
+        assert c.invalidate(2**64 - 10, proto.GEN_ANY, count=10) == proto.OK
+        assert [c.get(s, 1)[0] for s in (2**64 - 3, 2**64 - 1)] == [proto.ENOENT] * 2
+        assert c.put(2**64 - 1, 1, page(cid, 1)) == proto.OK
+        assert c.invalidate(2**64 - 1, proto.GEN_ANY, count=1, noreply=True) is None
+        assert c.get(2**64 - 1, 1) == (proto.ENOENT, None)
         # a range wider than a quarter of the cache takes the full-scan path:
         # the same generation rule applies there (slots 40..69 have generation <= 70)
         assert c.invalidate(0, 70, count=1000) == proto.OK
@@ -244,6 +285,21 @@ def test_invalidate_noreply(server):
         assert (frame.type, frame.tag) == (proto.STATUS | proto.REPLY, tag)
         assert proto.decode_status(frame.payload).used_pages == 0
         assert proto.decode_status(frame.payload).invalidates == 1
+
+
+def test_a_noreply_invalidate_that_breaks_the_protocol_gets_no_reply_either(server):
+    """protocol.md 5.4: with NSWAP_F_NOREPLY the server sends no reply at all, errors
+    included: a violation closes the connection without an EPROTO frame."""
+    with server.client(0x78) as c:
+        # a plain INVALIDATE with a payload is a violation (section 9)
+        c.send(proto.INVALIDATE, b"12345678", slot=1, generation=1, flags=proto.F_NOREPLY)
+        with pytest.raises(proto.ConnectionClosed):
+            frame = c.recv()
+            pytest.fail("got a reply: %r" % (frame,))
+    assert server.wait_log(r"protocol violation: INVALIDATE with a 8-byte payload")
+    with server.client(0x79) as c:  # the same without NOREPLY: EPROTO, then closed
+        tag = c.send(proto.INVALIDATE, b"12345678", slot=1, generation=1)
+        assert c.wait([tag])[tag].header.status == proto.EPROTO
 
 
 def test_pipelining_256_in_flight(server):
