@@ -7,17 +7,13 @@
 #include <sys/mman.h>
 
 /* The low 32 bits pick the position in a shard's table, the high bits the
- * shard (independent bits of the same mix). */
-static inline uint64_t key_hash(uint64_t client_id, uint64_t slot)
+ * shard (independent bits of the same hash).  Keyed with this process's own
+ * random key: a peer that chose slots whose keys collide (an unkeyed mix
+ * can be inverted) would make every probe of theirs walk one long run of the
+ * table, and stall its shard for every client. */
+static inline uint64_t key_hash(const struct cache *c, uint64_t client_id, uint64_t slot)
 {
-	uint64_t h = client_id * 0x9e3779b97f4a7c15ULL ^ slot;
-
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	return siphash_2u64(&c->hash_key, client_id, slot);
 }
 
 static inline struct cache_shard *shard_of(const struct cache *c, uint64_t h)
@@ -36,6 +32,8 @@ int cache_init(struct cache *c, uint64_t cache_pages, uint64_t overflow, int loc
 		errno = EINVAL;
 		return -1;
 	}
+	if (siphash_key_random(&c->hash_key) != 0)
+		return -1;
 	c->nshards = 1;
 	while (c->nshards < CACHE_MAX_SHARDS && c->nshards * 2 <= max_shards &&
 	       pages / (2ULL * c->nshards) >= CACHE_SHARD_MIN_PAGES) {
@@ -49,10 +47,9 @@ int cache_init(struct cache *c, uint64_t cache_pages, uint64_t overflow, int loc
 	 * hash, so a shard can get more than its share, and one that reaches
 	 * 3/4 load refuses new keys (ENOSPC) rather than probe on.  With at
 	 * least CACHE_SHARD_MIN_PAGES per shard that needs a shard to hold
-	 * three times its share, which a fair hash makes vanishingly rare.  A
-	 * peer that crafts keys landing in one shard can fill it with 3/nshards
-	 * of the cache and so refuse new keys of every client there (as any
-	 * peer could already fill the whole cache: protocol v1 has no
+	 * three times its share, which a fair hash makes vanishingly rare; the
+	 * hash is keyed (key_hash), so a peer cannot aim its keys at one shard
+	 * (it can still fill the whole cache: protocol v1 has no
 	 * authentication, see docs/protocol.md).
 	 * Tables cost 16 bytes per page instead of 8. */
 	per = (pages + c->nshards - 1) / c->nshards;
@@ -125,7 +122,7 @@ void cache_destroy(struct cache *c)
 
 struct cache_shard *cache_lock(struct cache *c, uint64_t client_id, uint64_t slot)
 {
-	struct cache_shard *sh = shard_of(c, key_hash(client_id, slot));
+	struct cache_shard *sh = shard_of(c, key_hash(c, client_id, slot));
 
 	pthread_mutex_lock(&sh->lock);
 	return sh;
@@ -135,7 +132,7 @@ struct cache_shard *cache_lock(struct cache *c, uint64_t client_id, uint64_t slo
 static uint32_t probe(const struct cache *c, const struct cache_shard *sh,
 		      uint64_t client_id, uint64_t slot)
 {
-	uint32_t i = (uint32_t)key_hash(client_id, slot) & sh->mask;
+	uint32_t i = (uint32_t)key_hash(c, client_id, slot) & sh->mask;
 
 	for (;;) {
 		uint32_t e = sh->table[i];
@@ -205,7 +202,7 @@ static void remove_at(struct cache *c, struct cache_shard *sh, uint32_t i)
 		e = sh->table[j];
 		if (e == CACHE_NONE)
 			break;
-		k = (uint32_t)key_hash(c->meta[e].client_id, c->meta[e].slot) & sh->mask;
+		k = (uint32_t)key_hash(c, c->meta[e].client_id, c->meta[e].slot) & sh->mask;
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
 		sh->table[i] = e;

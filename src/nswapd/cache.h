@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "nswap_proto.h"
+#include "siphash.h"
 
 #define CACHE_NONE	UINT32_MAX
 /* 8 TiB: keeps page indices and the table mask (2 x capacity) in 32 bits. */
@@ -74,6 +75,7 @@ struct cache {
 	int locked;		/* arena is mlock'ed */
 	int release_freed;	/* MADV_FREE each page freed (elastic cache) */
 	int locks_ready;	/* the mutexes are initialised (cache_destroy) */
+	struct siphash_key hash_key;	/* key_hash(): drawn by cache_init() */
 	/* Written by every insert and remove: a cache line of its own, so that
 	 * the writes do not evict the read-mostly fields above from the other
 	 * cores' caches. */

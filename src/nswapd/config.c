@@ -20,7 +20,7 @@
 	"gossip, gossip_port, gossip_interval, gossip_fanout, gossip_seeds, gossip_address, " \
 	"node_id, gossip_subnet, gossip_table_file, client_device, client_servers, elastic, " \
 	"elastic_reserve, elastic_step, elastic_psi, elastic_interval, meminfo_file, pressure_file, " \
-	"overflow"
+	"overflow, hello_timeout, max_pending, max_pending_per_address"
 
 void config_defaults(struct config *cfg)
 {
@@ -31,6 +31,8 @@ void config_defaults(struct config *cfg)
 		snprintf(cfg->name, sizeof(cfg->name), "nswapd");
 	cfg->name[sizeof(cfg->name) - 1] = '\0';
 	cfg->max_clients = CONFIG_DEFAULT_CLIENTS;
+	cfg->hello_timeout_ms = CONFIG_DEFAULT_HELLO_TIMEOUT;
+	cfg->max_pending_per_address = CONFIG_DEFAULT_PENDING_PER_ADDRESS;
 	cfg->log_level = L_INFO;
 	cfg->lock_memory = 0;
 	cfg->loops = 0;
@@ -353,6 +355,22 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 		if (parse_uint(value, CONFIG_MAX_CLIENTS, &u) != 0 || u == 0)
 			return bad(where, value, "is not a client count; use an integer 1-65536");
 		cfg->max_clients = (unsigned int)u;
+	} else if (!strcmp(key, "hello_timeout")) {
+		if (parse_uint(value, 600000, &u) != 0 || u < 100)
+			return bad(where, value, "is not a number of milliseconds; use 100-600000, "
+				   "e.g. 10000");
+		cfg->hello_timeout_ms = (uint32_t)u;
+	} else if (!strcmp(key, "max_pending")) {
+		if (!strcasecmp(value, "auto"))
+			u = 0;
+		else if (parse_uint(value, CONFIG_MAX_CLIENTS, &u) != 0 || u == 0)
+			return bad(where, value, "is not a connection count; use auto (half of "
+				   "max_clients) or an integer 1-65536");
+		cfg->max_pending = (unsigned int)u;
+	} else if (!strcmp(key, "max_pending_per_address")) {
+		if (parse_uint(value, CONFIG_MAX_CLIENTS, &u) != 0 || u == 0)
+			return bad(where, value, "is not a connection count; use an integer 1-65536");
+		cfg->max_pending_per_address = (unsigned int)u;
 	} else if (!strcmp(key, "log_level")) {
 		int l = log_level_parse(value);
 
@@ -712,6 +730,12 @@ void config_print(const struct config *cfg)
 	print_size("cache_size", cfg->cache_bytes);
 	printf("name = %s\n", cfg->name);
 	printf("max_clients = %u\n", cfg->max_clients);
+	printf("hello_timeout = %u\n", cfg->hello_timeout_ms);
+	if (cfg->max_pending)
+		printf("max_pending = %u\n", cfg->max_pending);
+	else
+		printf("max_pending = auto\n");
+	printf("max_pending_per_address = %u\n", cfg->max_pending_per_address);
 	printf("log_level = %s\n", log_level_name(cfg->log_level));
 	printf("lock_memory = %s\n", cfg->lock_memory ? "yes" : "no");
 	if (cfg->loops)

@@ -13,6 +13,10 @@
 #define CONFIG_DEFAULT_LISTEN	"0.0.0.0:7405"
 #define CONFIG_DEFAULT_CACHE	(256ULL << 20)
 #define CONFIG_DEFAULT_CLIENTS	256
+/* Connections not past HELLO (admission.h): closed this long after accept;
+ * at most this many from one address (a node opens up to 16 per device). */
+#define CONFIG_DEFAULT_HELLO_TIMEOUT	10000
+#define CONFIG_DEFAULT_PENDING_PER_ADDRESS	32
 #define CONFIG_MAX_CLIENTS	65536
 /* loops = auto (0): one event loop per CPU of the affinity, at most CONFIG_AUTO_LOOPS.
  * The cap: the issue's measurements stop at 16 cores; past that the loops
@@ -36,6 +40,9 @@ struct config {
 	uint64_t cache_bytes;
 	char name[32];
 	unsigned int max_clients;
+	uint32_t hello_timeout_ms;	/* a connection not past HELLO is closed then */
+	unsigned int max_pending;	/* connections not past HELLO; 0: max_clients / 2 */
+	unsigned int max_pending_per_address;
 	int log_level;
 	int lock_memory;
 	unsigned int loops;	/* event-loop threads; 0 = auto */

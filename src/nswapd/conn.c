@@ -31,14 +31,23 @@ struct conn *conn_alloc(int fd, const char *peer)
 	c->kind = EV_CONN;
 	c->fd = fd;
 	c->events = EPOLLIN;
+	c->admit_bucket = -1;
 	c->rbuf = (unsigned char *)(c + 1);
 	c->obuf = c->rbuf + CONN_RBUF;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	return c;
 }
 
+/* Once: it said HELLO, or it closes before it did. */
+void conn_admitted(struct loop *l, struct conn *c)
+{
+	admission_release(&l->srv->admission, c->admit_bucket);
+	c->admit_bucket = -1;
+}
+
 void conn_discard(struct loop *l, struct conn *c)
 {
+	conn_admitted(l, c);
 	close(c->fd);
 	free(c);
 	atomic_fetch_sub(&l->nconns, 1);
@@ -58,6 +67,8 @@ int conn_attach(struct loop *l, struct conn *c)
 	if (l->conns)
 		l->conns->prev = c;
 	l->conns = c;
+	if (!l->hello_next_ms || c->hello_deadline_ms < l->hello_next_ms)
+		l->hello_next_ms = c->hello_deadline_ms;
 	log_msg(L_DEBUG, "%s: connected (%u connections)", c->peer,
 		atomic_load_explicit(&l->srv->nconns, memory_order_relaxed));
 	return 0;
@@ -297,6 +308,7 @@ void conn_close(struct loop *l, struct conn *c, const char *why)
 	close(c->fd);
 	c->fd = -1;
 	c->dead = 1;
+	conn_admitted(l, c);
 	if (c->hello_done)
 		atomic_fetch_sub(&l->srv->nclients, 1);
 	if (c->hello_done && (c->features & NSWAP_FEAT_MIGRATION))

@@ -30,6 +30,10 @@ struct conn {
 	struct conn *prev, *next, *next_dead;
 	char peer[64];
 	int local;		/* peer address is loopback: control requests allowed */
+	/* not past HELLO yet: its admission bucket (admission.h), -1 after
+	 * HELLO; closed at hello_deadline_ms (CLOCK_MONOTONIC) if still there */
+	int admit_bucket;
+	int64_t hello_deadline_ms;
 
 	/* negotiated by HELLO */
 	int hello_done;
@@ -67,6 +71,8 @@ int conn_attach(struct loop *l, struct conn *c);
 /* A handed-over connection never attached (stopping, or attach failed):
  * close and free it, and take it off the counts. */
 void conn_discard(struct loop *l, struct conn *c);
+/* It said HELLO (or closes before): its admission counts are released. */
+void conn_admitted(struct loop *l, struct conn *c);
 /* Handle epoll events for c.  May close it. */
 void conn_event(struct loop *l, struct conn *c, uint32_t events);
 /* SIGTERM drain: keep reading c until it is quiet, then stop (see

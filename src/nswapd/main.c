@@ -30,7 +30,8 @@ static void usage(FILE *f)
 		"              [--client-device NAME] [--client-servers N] [--elastic on|off]\n"
 		"              [--elastic-reserve SIZE] [--elastic-step SIZE] [--elastic-psi PCT]\n"
 		"              [--elastic-interval MS] [--meminfo-file PATH] [--pressure-file PATH]\n"
-		"              [--overflow SIZE] [--check-config]\n"
+		"              [--overflow SIZE] [--hello-timeout MS] [--max-pending N]\n"
+		"              [--max-pending-per-address N] [--check-config]\n"
 		"\n"
 		"  -c, --config FILE     read `key = value` settings from FILE (no file is read\n"
 		"                        without -c); command-line options override it\n"
@@ -38,6 +39,11 @@ static void usage(FILE *f)
 		"  -s, --cache-size SIZE   page cache size, bytes or K/M/G suffix (default 256M)\n"
 		"  -n, --name NAME         node name reported in HELLO and STATUS (default hostname)\n"
 		"  -m, --max-clients N     maximum simultaneous connections (default %d)\n"
+		"      --hello-timeout MS  close a connection that has not said HELLO MS ms\n"
+		"                        after it was accepted (default %d, 100-600000)\n"
+		"      --max-pending N     connections not past HELLO at once: auto (default:\n"
+		"                        half of max_clients) or 1-65536\n"
+		"      --max-pending-per-address N  of those, from one address (default %d)\n"
 		"      --loops N           event-loop threads: auto (default: one per CPU nswapd\n"
 		"                        may run on, at most %d) or 1-%d\n"
 		"      --log-level LEVEL   error, warning, info (default) or debug\n"
@@ -76,7 +82,8 @@ static void usage(FILE *f)
 		"Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime error,\n"
 		"2 on a usage or configuration error.  SIGHUP logs the status counters\n"
 		"(and, with gossip on, the membership table).\n",
-		CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_CLIENTS, CONFIG_AUTO_LOOPS, CONFIG_MAX_LOOPS,
+		CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_CLIENTS, CONFIG_DEFAULT_HELLO_TIMEOUT,
+		CONFIG_DEFAULT_PENDING_PER_ADDRESS, CONFIG_AUTO_LOOPS, CONFIG_MAX_LOOPS,
 		GOSSIP_MAX_SEEDS, gc.gossip_port, gc.interval_ms, gc.fanout, GOSSIP_MAX_FANOUT,
 		CONFIG_DEFAULT_CLIENT_SERVERS);
 }
@@ -129,7 +136,8 @@ int main(int argc, char **argv)
 	enum { OPT_CHECK = 256, OPT_LOGLEVEL, OPT_LOOPS, OPT_GOSSIP, OPT_GPORT, OPT_GINTERVAL,
 	       OPT_GFANOUT, OPT_GSEEDS, OPT_GADDRESS, OPT_NODEID, OPT_GSUBNET, OPT_GTABLE,
 	       OPT_CDEVICE, OPT_CSERVERS, OPT_ELASTIC, OPT_ERESERVE, OPT_ESTEP, OPT_EPSI,
-	       OPT_EINTERVAL, OPT_MEMINFO, OPT_PRESSURE, OPT_OVERFLOW };
+	       OPT_EINTERVAL, OPT_MEMINFO, OPT_PRESSURE, OPT_OVERFLOW, OPT_HTIMEOUT,
+	       OPT_PENDING, OPT_PENDADDR };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -157,6 +165,9 @@ int main(int argc, char **argv)
 		{ "meminfo-file", required_argument, NULL, OPT_MEMINFO },
 		{ "pressure-file", required_argument, NULL, OPT_PRESSURE },
 		{ "overflow", required_argument, NULL, OPT_OVERFLOW },
+		{ "hello-timeout", required_argument, NULL, OPT_HTIMEOUT },
+		{ "max-pending", required_argument, NULL, OPT_PENDING },
+		{ "max-pending-per-address", required_argument, NULL, OPT_PENDADDR },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, 'V' },
@@ -199,6 +210,12 @@ int main(int argc, char **argv)
 		case OPT_MEMINFO: key = "meminfo_file"; name = "--meminfo-file"; break;
 		case OPT_PRESSURE: key = "pressure_file"; name = "--pressure-file"; break;
 		case OPT_OVERFLOW: key = "overflow"; name = "--overflow"; break;
+		case OPT_HTIMEOUT: key = "hello_timeout"; name = "--hello-timeout"; break;
+		case OPT_PENDING: key = "max_pending"; name = "--max-pending"; break;
+		case OPT_PENDADDR:
+			key = "max_pending_per_address";
+			name = "--max-pending-per-address";
+			break;
 		case 'f': foreground = 1; break;
 		case OPT_CHECK: check = 1; break;
 		case 'V':

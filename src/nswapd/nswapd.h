@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "admission.h"
 #include "cache.h"
 #include "config.h"
 #include "followers.h"
@@ -126,6 +127,9 @@ struct loop {
 	uint32_t home_cursor;
 	int home_due, home_waiting;
 	int64_t home_last_ms;
+	/* earliest hello_deadline_ms of its connections not past HELLO, or
+	 * later; 0: none (server.c hello_timeouts) */
+	int64_t hello_next_ms;
 	int failed;			/* epoll_wait failed: the server exits 1 */
 	struct stats st __attribute__((aligned(64)));
 } __attribute__((aligned(64)));
@@ -164,6 +168,8 @@ struct server {
 	_Atomic int home_ok;
 	pthread_mutex_t home_lock;
 	int elastic_tfd;		/* its timerfd, -1 without */
+	struct admission admission;	/* connections not past HELLO (admission.h) */
+	_Atomic uint64_t hello_timeouts;	/* of those, closed at hello_timeout */
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */

@@ -178,6 +178,8 @@ static void reply_put(struct loop *l, struct conn *c, struct frame_hdr *r, unsig
 		reply_status(c, r, status);
 		return;
 	}
+	if (atomic_load_explicit(&l->srv->draining, memory_order_relaxed))
+		used = limit = 0;	/* stopping (SIGTERM): lends nothing from now on */
 	put_reply_encode(buf, used < limit ? limit - used : 0, limit);
 	r->status = (uint16_t)status;
 	conn_reply(c, r, buf, sizeof(buf), crc32c(buf, sizeof(buf)));
@@ -221,6 +223,7 @@ static void do_hello(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		return;
 	}
 	c->hello_done = 1;
+	conn_admitted(l, c);
 	c->version = (uint8_t)hi;
 	c->features = in.features & NSWAPD_FEATURES;
 	c->client_id = h->client_id;

@@ -118,7 +118,8 @@ void server_log_status(const struct server *s)
 		"status: capacity_pages %u used_pages %u clients %u connections %u limit_pages %u%s "
 		"puts %llu gets %llu invalidates %llu get_misses %llu errors %llu "
 		"bytes_in %llu bytes_out %llu punts %llu updates_sent %llu updates_dropped %llu "
-		"overflows %llu punts_home %llu punts_home_refused %llu uptime_s %llu loops %u%s",
+		"overflows %llu punts_home %llu punts_home_refused %llu hello_timeouts %llu "
+		"refused_pending %llu uptime_s %llu loops %u%s",
 		s->cache.capacity, used, atomic_load(&s->nclients), atomic_load(&s->nconns), limit,
 		used > limit ? " (over limit: new slots refused, but for overflow)" : "",
 		(unsigned long long)t.puts, (unsigned long long)t.gets,
@@ -127,7 +128,10 @@ void server_log_status(const struct server *s)
 		(unsigned long long)t.bytes_out, (unsigned long long)t.punts,
 		(unsigned long long)t.updates_sent, (unsigned long long)t.updates_dropped,
 		(unsigned long long)t.overflows, (unsigned long long)t.punts_home,
-		(unsigned long long)t.punts_home_refused, (unsigned long long)server_uptime(s), s->nloops,
+		(unsigned long long)t.punts_home_refused,
+		(unsigned long long)atomic_load(&s->hello_timeouts),
+		(unsigned long long)(s->admission.refused_total + s->admission.refused_address),
+		(unsigned long long)server_uptime(s), s->nloops,
 		atomic_load(&s->draining) ? " (draining)" : "");
 }
 
@@ -286,6 +290,40 @@ static int loop_wake(struct loop *l)
 	return 0;
 }
 
+/* Said at the 1st, 2nd, 4th, 8th, ... time: a flood is seen in the log
+ * without filling it. */
+static int power_of_two(uint64_t n)
+{
+	return n && !(n & (n - 1));
+}
+
+/* Close this loop's connections that have not said HELLO by their deadline
+ * (admission.h), and note the next deadline. */
+static void close_silent(struct loop *l)
+{
+	int64_t now = now_ms(), next = 0;
+	struct conn *c, *n;
+
+	for (c = l->conns; c; c = n) {
+		n = c->next;
+		if (c->hello_done || c->dead)
+			continue;
+		if (c->hello_deadline_ms <= now) {
+			uint64_t k = atomic_fetch_add(&l->srv->hello_timeouts, 1) + 1;
+
+			if (power_of_two(k))
+				log_peer(L_WARN, "%s: closed: no HELLO within hello_timeout (%u ms; "
+					 "%llu closed so far)", c->peer, l->srv->cfg.hello_timeout_ms,
+					 (unsigned long long)k);
+			conn_close(l, c, "no HELLO within hello_timeout");
+			continue;
+		}
+		if (!next || c->hello_deadline_ms < next)
+			next = c->hello_deadline_ms;
+	}
+	l->hello_next_ms = next;
+}
+
 static void *loop_main(void *arg)
 {
 	struct loop *l = arg;
@@ -309,6 +347,14 @@ static void *loop_main(void *arg)
 		} else if (l->home_waiting) {
 			timeout = HOME_RETRY_MS;
 		}
+		if (l->hello_next_ms && !l->draining) {
+			int64_t left = l->hello_next_ms - now_ms();
+
+			if (left < 0)
+				left = 0;
+			if (timeout < 0 || left < timeout)
+				timeout = left > 60000 ? 60000 : (int)left;
+		}
 		n = epoll_wait(l->epfd, evs, 64, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -327,6 +373,8 @@ static void *loop_main(void *arg)
 		}
 		if (stop)
 			break;
+		if (l->hello_next_ms && now_ms() >= l->hello_next_ms)
+			close_silent(l);
 		if (l->home_due || (l->home_waiting && now_ms() - l->home_last_ms >= HOME_RETRY_MS)) {
 			l->home_last_ms = now_ms();
 			home_fill(l);
@@ -471,6 +519,13 @@ int server_init(struct server *s, const struct config *cfg)
 		log_msg(L_ERR, "out of memory");
 		return -1;
 	}
+	if (admission_init(&s->admission,
+			   cfg->max_pending ? cfg->max_pending :
+			   (cfg->max_clients > 1 ? cfg->max_clients / 2 : 1),
+			   cfg->max_pending_per_address) != 0) {
+		log_msg(L_ERR, "no random key for the admission hash: %s", strerror(errno));
+		return -1;
+	}
 	long phys = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 
 	if (phys > 0 && psize > 0 && cfg->cache_bytes > (uint64_t)phys * (uint64_t)psize)
@@ -600,6 +655,22 @@ static struct loop *pick_loop(struct server *s)
 	return best;
 }
 
+static void refused_pending(struct server *s, const char *peer, enum admission_verdict v)
+{
+	const struct admission *a = &s->admission;
+
+	if (v == ADMIT_FULL && power_of_two(a->refused_total))
+		log_peer(L_WARN, "%s: refused: %u connections have not said HELLO yet "
+			 "(max_pending; %llu refused so far): a client that connects and stays "
+			 "silent, or a flood; they are closed after hello_timeout (%u ms)",
+			 peer, a->max_pending, (unsigned long long)a->refused_total,
+			 s->cfg.hello_timeout_ms);
+	else if (v == ADMIT_ADDRESS_FULL && power_of_two(a->refused_address))
+		log_peer(L_WARN, "%s: refused: %u connections from this address have not said "
+			 "HELLO yet (max_pending_per_address; %llu refused so far)", peer,
+			 a->max_per_address, (unsigned long long)a->refused_address);
+}
+
 /* Returns 1 when accepting should pause (out of descriptors). */
 static int do_accept(struct server *s)
 {
@@ -609,7 +680,8 @@ static int do_accept(struct server *s)
 		char peer[64];
 		struct conn *c;
 		struct loop *l;
-		int one = 1, fd;
+		int one = 1, fd, bucket = -1;
+		enum admission_verdict verdict;
 
 		fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -630,10 +702,21 @@ static int do_accept(struct server *s)
 			close(fd);
 			continue;
 		}
+		verdict = admission_take(&s->admission, (struct sockaddr *)&ss,
+					 addr_is_loopback((struct sockaddr *)&ss), &bucket);
+		if (verdict != ADMIT) {
+			refused_pending(s, peer, verdict);
+			close(fd);
+			continue;
+		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c = conn_alloc(fd, peer);
-		if (!c)
+		if (!c) {
+			admission_release(&s->admission, bucket);
 			continue;
+		}
+		c->admit_bucket = bucket;
+		c->hello_deadline_ms = now_ms() + s->cfg.hello_timeout_ms;
 		c->local = addr_is_loopback((struct sockaddr *)&ss);
 		l = pick_loop(s);
 		atomic_fetch_add(&s->nconns, 1);

@@ -420,6 +420,32 @@ def test_put_replies_carry_the_room_with_free_hint(start_server):
         assert put_reply(c, 3, 3, page(cid, 3, 3)) == (proto.OK, (0, 8))
         assert c.invalidate(0, proto.GEN_ANY, count=15) == proto.OK
         assert put_reply(c, 20, 1, page(cid, 20)) == (proto.OK, (6, 8))  # other's page + this
+        # other answers carry nothing: ESTALE, EBADCRC
+        assert put_reply(c, 20, 2, page(cid, 20, 2))[0] == proto.OK
+        assert put_reply(c, 20, 1, page(cid, 20)) == (proto.ESTALE, None)
+        tag = c.new_tag()
+        c.send_raw(put_frame(cid, 21, 1, page(cid, 21), tag, crc=1, version=c.version))
+        frame = c.wait([tag])[tag]
+        assert (frame.header.status, frame.payload) == (proto.EBADCRC, b"")
+
+
+def test_a_stopping_server_says_it_has_no_room(start_server):
+    """After SIGTERM nswapd still answers what is in flight, but its PUTPAGE replies say
+    0 of 0 pages: a client stops placing pages on a server that is about to go."""
+    srv = start_server("--cache-size", "64K")
+    cid = 0x712
+    with srv.client() as c:
+        c.hello(cid, "hinted", features=proto.FEAT_FREE_HINT)
+        assert put_reply(c, 0, 1, page(cid, 0)) == (proto.OK, (15, 16))
+        batch = b"".join(put_frame(cid, s, 1, page(cid, s), tag=100 + s) for s in range(1, 9))
+        srv.signal(signal.SIGTERM)
+        assert srv.wait_log(r"SIGTERM: draining 1 connections")
+        c.send_raw(batch)
+        replies = c.wait(range(101, 109))
+        assert {(f.status, proto.decode_put_reply(f.payload)) for f in replies.values()} == {
+            (proto.OK, (0, 0))
+        }
+    assert srv.proc.wait(10) == 0
 
 
 def test_bad_payload_crc_is_refused_and_connection_survives(server):
@@ -1055,6 +1081,12 @@ def run_nswapd(binary, *args, timeout=10):
         ),
         (["max_clients = 0"], "{path}:1: max_clients: '0' is not a client count"),
         (["max_clients = lots"], "{path}:1: max_clients: 'lots' is not a client count"),
+        (["hello_timeout = 50"], "{path}:1: hello_timeout: '50' is not a number of milliseconds"),
+        (["max_pending = 0"], "{path}:1: max_pending: '0' is not a connection count"),
+        (
+            ["max_pending_per_address = -1"],
+            "{path}:1: max_pending_per_address: '-1' is not a connection count",
+        ),
         (["", "listen = 127.0.0.1:99999"], "{path}:2: listen: '127.0.0.1:99999' has no valid port"),
         (["listen = nohost:1"], "{path}:1: listen: 'nohost:1' is not a numeric IP address"),
         (["log_level = chatty"], "{path}:1: log_level: 'chatty' is not a log level"),
@@ -1104,6 +1136,9 @@ def test_check_config_and_cli_overrides_file(nswapd_bin, start_server, tmp_path)
         "cache_size = 2M",
         "name = from-file",
         "max_clients = 7",
+        "hello_timeout = 10000",
+        "max_pending = auto",
+        "max_pending_per_address = 32",
         "log_level = warning",
         "lock_memory = no",
         "loops = auto",

@@ -520,7 +520,7 @@ def test_check_config_prints_gossip_keys_only_when_on(nswapd_bin, tmp_path):
     )
     r = run_nswapd(nswapd_bin, "-c", conf, "--gossip-interval", "250", "--check-config")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[7:] == [
+    assert r.stdout.splitlines()[10:] == [
         "gossip = on",
         "gossip_port = 7405",
         "gossip_interval = 250",
@@ -536,7 +536,7 @@ def test_check_config_prints_gossip_keys_only_when_on(nswapd_bin, tmp_path):
     assert run_nswapd(nswapd_bin, "-c", again, "--check-config").stdout == r.stdout
     # off (the default): the keys are still checked, but not printed
     r = run_nswapd(nswapd_bin, "--gossip-port", "9999", "--check-config")
-    assert r.returncode == 0 and "gossip" not in r.stdout and len(r.stdout.splitlines()) == 7
+    assert r.returncode == 0 and "gossip" not in r.stdout and len(r.stdout.splitlines()) == 10
 
 
 def test_overflow_is_printed_only_when_set(nswapd_bin):
