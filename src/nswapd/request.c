@@ -4,11 +4,14 @@
 #include "request.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crc32c.h"
 #include "log.h"
+#include "peercred.h"
 
 static int known_request(unsigned int type)
 {
@@ -467,12 +470,37 @@ static void do_set_cache_limit(struct loop *l, struct conn *c, const unsigned ch
 {
 	uint64_t pages = get_le64(payload);
 	uint32_t old = cache_limit(&l->srv->cache);
+	uid_t uid = (uid_t)-1;
 
 	if (!c->local) {
 		stat_add(&l->st.errors, 1);
 		log_peer(L_WARN, "%s: SET_CACHE_LIMIT refused: control requests are accepted "
 			 "only from a loopback address (run the tool on the server's node)",
 			 c->peer);
+		reply_status(c, r, NSWAP_EPERM);
+		return;
+	}
+	if (c->hello_done && !(c->features & NSWAP_FEAT_CACHE_LIMIT)) {
+		stat_add(&l->st.errors, 1);
+		log_peer(L_WARN, "%s: SET_CACHE_LIMIT refused: this connection did not negotiate "
+			 "NSWAP_FEAT_CACHE_LIMIT in HELLO (send it before HELLO, or offer the "
+			 "feature)", c->peer);
+		reply_status(c, r, NSWAP_EPERM);
+		return;
+	}
+	if (peer_uid(c->fd, &uid) != 0) {
+		stat_add(&l->st.errors, 1);
+		log_peer(L_WARN, "%s: SET_CACHE_LIMIT refused: cannot tell which user sent it "
+			 "(socket table: %s); only root or nswapd's own user may change the cache "
+			 "limit", c->peer, strerror(errno));
+		reply_status(c, r, NSWAP_EPERM);
+		return;
+	}
+	if (uid != 0 && uid != geteuid()) {
+		stat_add(&l->st.errors, 1);
+		log_peer(L_WARN, "%s: SET_CACHE_LIMIT refused: sent by uid %u; only root or "
+			 "nswapd's own user (uid %u) may change the cache limit", c->peer,
+			 (unsigned int)uid, (unsigned int)geteuid());
 		reply_status(c, r, NSWAP_EPERM);
 		return;
 	}

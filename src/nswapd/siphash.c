@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
 /* SipHash-2-4; see siphash.h.  Checked against the reference test vectors
- * (tests/integration/test_nswapd_admission.py, through nswapd --selftest). */
+ * (tests/integration/test_nswapd_admission.py compiles this file). */
 #include "siphash.h"
 
 #include <errno.h>

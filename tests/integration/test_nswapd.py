@@ -1183,7 +1183,12 @@ def test_set_cache_limit_is_reported_by_status_and_hello(start_server):
         for s in range(10):
             assert c.put(s, 1, page(cid, s)) == proto.OK
         assert c.put(10, 1, page(cid, 10)) == proto.ENOSPC  # full at the limit
-        status, st = c.set_cache_limit(16)  # also allowed after HELLO
+        # after HELLO only where NSWAP_FEAT_CACHE_LIMIT was negotiated
+        assert c.set_cache_limit(16) == (proto.EPERM, None)
+        assert srv.wait_log(r"SET_CACHE_LIMIT refused: this connection did not negotiate")
+        with srv.client() as ctl:
+            ctl.hello(cid + 1, "ctl", features=proto.FEAT_CACHE_LIMIT)
+            status, st = ctl.set_cache_limit(16)
         assert (status, st.limit_pages) == (proto.OK, 16)
         assert c.put(10, 1, page(cid, 10)) == proto.OK
 
@@ -1247,6 +1252,39 @@ for host in ("10.254.77.1", "127.0.0.1"):
         out[host] = [status, st.limit_pages if st else None, c.status().limit_pages]
 print(json.dumps(out))
 """
+
+
+OTHER_USER_CLIENT = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as p
+with p.Client("127.0.0.1", int(sys.argv[2]), timeout=10) as c:
+    status, st = c.set_cache_limit(1)
+    print(json.dumps([status, st, c.status().limit_pages]))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
+    reason="needs root and setpriv (util-linux)",
+)
+def test_set_cache_limit_from_another_local_user_is_refused(start_server):
+    """Loopback is not enough: the cache limit is root's or nswapd's own user's to set
+    (the uid owning the peer's socket, from the kernel's socket table)."""
+    srv = start_server("--cache-size", "64K")
+    r = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+         "-c", OTHER_USER_CLIENT, str(REPO / "build" / "collections"), str(srv.port)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [proto.EPERM, None, 16]  # refused, limit unchanged
+    assert srv.wait_log(
+        r"127\.0\.0\.1:\d+: SET_CACHE_LIMIT refused: sent by uid 65534; only root or "
+        r"nswapd's own user \(uid 0\)"
+    ), srv.log_text()
+    with srv.client() as ctl:  # root still may
+        assert ctl.set_cache_limit(8)[0] == proto.OK
 
 
 @pytest.mark.skipif(not _have_netns(), reason="needs root and ip netns")
