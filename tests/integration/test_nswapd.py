@@ -524,10 +524,11 @@ def test_max_clients(start_server):
         with srv.client() as c:
             try:
                 c.hello(3)
-                assert c.status().clients == 1
-                break
+                if c.status().clients == 1:  # 2: it came in as one of a and b closed
+                    break
             except (proto.NswapError, OSError):
-                time.sleep(0.1)
+                pass
+        time.sleep(0.1)
     else:
         pytest.fail("no connection accepted after the others closed")
 
@@ -1208,7 +1209,8 @@ def test_set_cache_limit_out_of_bounds_is_refused_naming_the_bound(start_server,
 def test_lowering_the_limit_below_usage_keeps_every_page(start_server):
     srv = start_server("--cache-size", "64K")
     cid = 0xB00
-    with srv.client(cid) as c:
+    with srv.client() as c:
+        c.hello(cid, "owner", features=proto.FEAT_RANGE_INVALIDATE | proto.FEAT_CACHE_LIMIT)
         for s in range(12):
             assert c.put(s, 1, page(cid, s)) == proto.OK
         status, st = c.set_cache_limit(4)

@@ -252,8 +252,9 @@ def test_four_nodes_seeded_with_one_each_find_all(cluster):
     assert b.id == 0x1001 and "derived from" in a.srv.log_text()  # a's id is auto
 
     # What a node lends follows its cache limit, used pages and connections.
-    with a.srv.client(0x51) as conn:
-        conn.set_cache_limit(200)
+    with a.srv.client(0x51) as conn:  # a client; the limit from a control connection
+        with a.srv.client() as ctl:
+            assert ctl.set_cache_limit(200)[0] == proto.OK
         conn.put(1, 1, bytes(proto.PAGE_SIZE))
         wait_for(
             lambda: all(

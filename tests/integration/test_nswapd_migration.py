@@ -297,7 +297,8 @@ def test_a_limit_lowered_by_hand_moves_the_pages_over_it(nswapd_bin):
     with servers_b_and_c(nswapd_bin, one_mib, one_mib) as (b_srv, c_srv, to_b, to_c):
         for s in range(50):
             assert to_b.put(s, 1, page(s, 1)) == proto.OK
-        status, st = to_b.set_cache_limit(10)
+        with b_srv.client() as ctl:  # a control connection: no HELLO
+            status, st = ctl.set_cache_limit(10)
         assert status == proto.OK and st.used_pages == 50
         moved = {next_update(to_c, timeout=20)[1] for _ in range(40)}
         assert len(moved) == 40
