@@ -74,6 +74,13 @@ def parse_args(argv):
         " 0: by gossip's figures only",
     )
     p.add_argument(
+        "--reply-lag",
+        type=int,
+        default=32,
+        help="pages a client places before a PUTPAGE reply's room reaches it (requests in"
+        " flight; 0-127)",
+    )
+    p.add_argument(
         "--seeds",
         type=int,
         default=5,
@@ -92,6 +99,8 @@ def parse_args(argv):
         p.error("--overflow takes pages, 0 or more")
     if args.reply_hints < 0:
         p.error("--reply-hints takes rounds, 0 or more")
+    if not 0 <= args.reply_lag < 128:
+        p.error("--reply-lag takes pages, 0 to 127")
     if not 0 <= args.loss < 1 or not 0 <= args.busy_rate <= 1:
         p.error("--loss takes 0 to <1 and --busy-rate 0 to 1, e.g. --loss 0.01")
     return args
@@ -104,6 +113,7 @@ def run_size(n, args, placement, runs_dir, seed):
         "--placement", placement, "--loss", args.loss, "--busy-rate", args.busy_rate,
         "--join", EVENTS["join"], "--leave", EVENTS["leave"], "--crash", EVENTS["crash"],
         "--overflow", args.overflow, "--reply-hints", args.reply_hints,
+        "--reply-lag", args.reply_lag,
     ]  # fmt: skip
     start = time.monotonic()
     out = sim.run(*cmd)

@@ -46,6 +46,9 @@ enum {
 };
 #define NSWAP_BACKING_PATH_MAX	256	/* configfs backing: a block device path */
 #define NSWAP_MAX_CONNS		16	/* per server */
+/* A PUTPAGE reply claiming more is ignored: it keeps the placement rule's
+ * products from wrapping (src/include/nswap_place.h; gossip has the same cap) */
+#define NSWAP_REPLY_MAX_CAPACITY	(1ULL << 40)
 #define NSWAP_MAX_FRAMES	32	/* pages per request (128 KiB) */
 #define NSWAP_MAX_HW_QUEUES	256
 /*
@@ -216,7 +219,7 @@ struct nswap_server {
 	/* The same from the server's latest PUTPAGE reply (rx threads,
 	 * NSWAP_FEAT_FREE_HINT), placed by instead of the above while
 	 * younger than reply_hint_ms: newer than any gossip figure */
-	u64 reply_capacity;
+	u64 reply_capacity;		/* at most NSWAP_REPLY_MAX_CAPACITY */
 	u64 reply_free;
 	unsigned long reply_at;		/* jiffies; 0: none yet */
 	/* INVALIDATEs answering this server's refused UPDATEs (nswap_migrate.c):

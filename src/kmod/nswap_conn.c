@@ -722,16 +722,21 @@ static void nswap_conn_down(struct nswap_conn *conn, int err)
  * hints, and nswap_hint_cand() keeps free <= capacity.  An unauthenticated
  * server can lie here as it can in gossip (issue: authentication).
  */
-static void nswap_note_put_reply(struct nswap_conn *conn, const void *buf, u32 len)
+static void nswap_note_put_reply(struct nswap_conn *conn,
+				 const struct nswap_hdr *hdr, const void *buf, u32 len)
 {
 	const struct nswap_put_reply *rep = buf;
 	struct nswap_server *srv = conn->srv;
+	unsigned int status = le16_to_cpu(hdr->status);
 
-	if (len != sizeof(*rep) || !(conn->features & NSWAP_FEAT_FREE_HINT))
+	if (len != sizeof(*rep) || !(conn->features & NSWAP_FEAT_FREE_HINT) ||
+	    (status != NSWAP_OK && status != NSWAP_ENOSPC) ||
+	    le64_to_cpu(rep->capacity_pages) > NSWAP_REPLY_MAX_CAPACITY)
 		return;
 	WRITE_ONCE(srv->reply_free, le64_to_cpu(rep->free_pages));
 	WRITE_ONCE(srv->reply_capacity, le64_to_cpu(rep->capacity_pages));
-	WRITE_ONCE(srv->reply_at, jiffies | 1);	/* never 0 ("none") */
+	/* release: a reader that sees this time sees the figures above */
+	smp_store_release(&srv->reply_at, jiffies | 1);	/* never 0 ("none") */
 	nswap_stat_inc(srv->dev, free_hints);
 }
 
@@ -772,7 +777,7 @@ static int nswap_conn_rx_loop(struct nswap_conn *conn)
 		switch (hdr.type) {
 		case NSWAP_PUTPAGE | NSWAP_REPLY:
 			if (ok)
-				nswap_note_put_reply(conn, conn->rxbuf, len);
+				nswap_note_put_reply(conn, &hdr, conn->rxbuf, len);
 			fallthrough;
 		case NSWAP_GETPAGE | NSWAP_REPLY:
 			nswap_dev_handle_reply(conn, &hdr, conn->rxbuf, ok);
@@ -1096,13 +1101,17 @@ static bool nswap_put_eligible(struct nswap_server *srv, int avoid,
 
 static struct nswap_place_cand nswap_hint_cand(struct nswap_server *srv)
 {
-	unsigned long at = READ_ONCE(srv->reply_at);
+	unsigned long at = smp_load_acquire(&srv->reply_at);
 	bool fresh = at && time_before(jiffies, at + msecs_to_jiffies(nswap_reply_hint_ms));
 	struct nswap_place_cand c = {
 		.capacity = fresh ? READ_ONCE(srv->reply_capacity) : READ_ONCE(srv->hint_capacity),
 		.free = fresh ? READ_ONCE(srv->reply_free) : READ_ONCE(srv->hint_free),
 	};
 
+	/* expired: forgotten, so that jiffies wrapping round (32-bit) cannot
+	 * make it look fresh again */
+	if (at && !fresh)
+		cmpxchg(&srv->reply_at, at, 0);
 	/* the two are written one after the other: keep free <= capacity */
 	c.free = min(c.free, c.capacity);
 	return c;
@@ -1114,13 +1123,13 @@ static struct nswap_place_cand nswap_hint_cand(struct nswap_server *srv)
  * instead of copying it (no 1 KiB array on a reclaim stack).  NULL when no
  * hinted server has room, or when the table changed between the walks.
  * The figures may drop between the walks (each PUTPAGE reply rewrites its
- * server's, nswap_note_put_reply): a draw that falls past the end takes the
- * last server that still has room, rather than no choice at all.
+ * server's, nswap_note_put_reply): when one draw falls past the end the
+ * other one's server is taken; when both do, NULL (round robin).
  */
 static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
 					     unsigned int n, int avoid)
 {
-	struct nswap_server *pick[2] = { NULL, NULL }, *last = NULL;
+	struct nswap_server *pick[2] = { NULL, NULL };
 	struct nswap_place_cand c[2];
 	u64 total = 0, point[2];
 	unsigned int k, j;
@@ -1142,8 +1151,6 @@ static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
 		if (!nswap_put_eligible(srv, avoid, 0) || !READ_ONCE(srv->hinted))
 			continue;
 		free = nswap_hint_cand(srv).free;
-		if (free)
-			last = srv;
 		for (j = 0; j < 2; j++) {
 			if (pick[j])
 				continue;
@@ -1153,9 +1160,8 @@ static struct nswap_server *nswap_choose_two(struct nswap_dev *dev,
 				point[j] -= free;
 		}
 	}
-	for (j = 0; j < 2; j++)
-		if (!pick[j])
-			pick[j] = last;
+	if (!pick[0] || !pick[1])
+		pick[0] = pick[1] = pick[0] ? pick[0] : pick[1];
 	if (!pick[0])
 		return NULL;
 	c[0] = nswap_hint_cand(pick[0]);

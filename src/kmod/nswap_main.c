@@ -305,6 +305,11 @@ static int nswap_server_hint(struct nswap_dev *dev, const char *name,
 	WRITE_ONCE(srv->hint_free, free);
 	WRITE_ONCE(srv->hint_capacity, cap);
 	WRITE_ONCE(srv->hinted, hinted);
+	/* nswapd says it has no room (full, left or dead): that wins over a
+	 * reply figure, which a server on its way out would otherwise keep
+	 * renewing with every page we send it */
+	if (!free)
+		WRITE_ONCE(srv->reply_at, 0);
 	return 0;
 }
 

@@ -49,6 +49,7 @@
 #define SET_MAX		32
 #define PLACE_TRIES	3
 #define SET_REFRESHES	2
+#define REPLY_LAG_MAX	128	/* --reply-lag: replies a client waits for at most */
 
 struct hold {
 	uint32_t peer;		/* server (in a client's list) or client (in a server's) */
@@ -79,12 +80,19 @@ struct node {
 	struct reply_hint {
 		uint64_t id, free, capacity, round;	/* round 0: none */
 	} rh[SET_MAX];
+	/* replies on their way: each arrives once --reply-lag more pages
+	 * were placed, or at the end of the round (a round is 1 s, a reply
+	 * takes about a millisecond) */
+	struct reply_hint lag[REPLY_LAG_MAX];
+	unsigned int lag_head, lag_n;
+	uint64_t lag_round;
 };
 
 static struct opts {
 	uint32_t nodes, rounds, warmup, mem, set_k;
 	uint32_t overflow;	/* nswapd's overflow, pages; 0: off (its default) */
 	uint32_t reply_hints;	/* rounds a PUTPAGE reply's free figure is used; 0: off */
+	uint32_t reply_lag;	/* pages placed before a reply arrives */
 	double loss, busy_rate, settle;
 	int oracle;
 	int64_t join, leave, crash;
@@ -296,15 +304,49 @@ static void reply_hints_follow_set(struct node *c)
 	}
 }
 
-/* What a server's reply to a client's PUTPAGE tells it: its free pages and
- * capacity after the request (the page stored or refused). */
+/* A reply arrives: its figure replaces the one kept for its server (none
+ * if the server left the set meanwhile). */
+static void reply_arrives(struct node *c, const struct reply_hint *h)
+{
+	for (unsigned int i = 0; i < c->nset; i++)
+		if (c->rh[i].id == h->id) {
+			c->rh[i] = *h;
+			c->rh[i].round = cur_round;
+			return;
+		}
+}
+
+/* Replies that have arrived before the next page is placed: all of them
+ * in a new round, else those --reply-lag pages old. */
+static void replies_arrive(struct node *c, unsigned int keep)
+{
+	if (c->lag_round != cur_round)
+		keep = 0;
+	c->lag_round = cur_round;
+	while (c->lag_n > keep) {
+		reply_arrives(c, &c->lag[c->lag_head]);
+		c->lag_head = (c->lag_head + 1) % REPLY_LAG_MAX;
+		c->lag_n--;
+	}
+}
+
+/* What a server's reply to a client's PUTPAGE will tell it: its free pages
+ * and capacity after the request (the page stored or refused), known to
+ * the client --reply-lag pages later. */
 static void reply_hint_note(struct node *c, unsigned int i, const struct node *srv)
 {
 	int64_t f = room(srv);
+	struct reply_hint h = {
+		.id = c->set[i],
+		.free = f > 0 ? (uint64_t)f : 0,
+		.capacity = srv->capacity > 0 ? (uint64_t)srv->capacity : 0,
+	};
 
-	c->rh[i].free = f > 0 ? (uint64_t)f : 0;
-	c->rh[i].capacity = srv->capacity > 0 ? (uint64_t)srv->capacity : 0;
-	c->rh[i].round = cur_round;
+	if (c->lag_n == REPLY_LAG_MAX)
+		replies_arrive(c, REPLY_LAG_MAX - 1);
+	c->lag[(c->lag_head + c->lag_n) % REPLY_LAG_MAX] = h;
+	c->lag_n++;
+	replies_arrive(c, o.reply_lag);
 }
 
 /* One server for a page of `self` (a client's own page, may_overflow, or one
@@ -333,8 +375,10 @@ static int64_t place(uint32_t self, int may_overflow)
 		if (t % PLACE_TRIES == 0) {
 			c->nset = gossip_server_set(&c->g, c->set, c->nset, o.set_k);
 			memset(full, 0, sizeof(full));
-			if (replies)
+			if (replies) {
 				reply_hints_follow_set(c);
+				replies_arrive(c, o.reply_lag);
+			}
 		}
 		for (unsigned int i = 0; i < c->nset; i++) {
 			const struct gossip_member *m = gossip_find(&c->g, c->set[i]);
@@ -355,7 +399,11 @@ static int64_t place(uint32_t self, int may_overflow)
 		uint32_t j = node_of_id(c->set[i]);
 
 		if (j != self && room(&nodes[j])) {
-			gossip_note_free(&c->g, c->set[i], cand[i].free - 1);
+			/* the table's own figure: nswapd never sees the replies */
+			const struct gossip_member *m = gossip_find(&c->g, c->set[i]);
+
+			if (m && m->free)
+				gossip_note_free(&c->g, c->set[i], m->free - 1);
 			if (replies) {
 				nodes[j].used++;	/* the reply's figure counts this page */
 				reply_hint_note(c, (unsigned int)i, &nodes[j]);
@@ -660,7 +708,7 @@ static void usage(void)
 		"                 [--loss P] [--fanout F] [--entries E] [--suspect-rounds R] [--set K]\n"
 		"                 [--busy-rate P] [--mem PAGES] [--placement gossip|oracle]\n"
 		"                 [--join R] [--leave R] [--crash R] [--overflow PAGES]\n"
-		"                 [--reply-hints ROUNDS]\n");
+		"                 [--reply-hints ROUNDS] [--reply-lag PAGES]\n");
 	exit(2);
 }
 
@@ -672,12 +720,13 @@ int main(int argc, char **argv)
 		{ "entries", 1, 0, 'e' }, { "suspect-rounds", 1, 0, 'S' }, { "set", 1, 0, 'k' },
 		{ "busy-rate", 1, 0, 'b' }, { "mem", 1, 0, 'm' }, { "placement", 1, 0, 'p' },
 		{ "join", 1, 0, 'J' }, { "leave", 1, 0, 'L' }, { "crash", 1, 0, 'C' },
-		{ "overflow", 1, 0, 'O' }, { "reply-hints", 1, 0, 'R' }, { 0 }
+		{ "overflow", 1, 0, 'O' }, { "reply-hints", 1, 0, 'R' },
+		{ "reply-lag", 1, 0, 'G' }, { 0 }
 	};
 	int c;
 
 	o = (struct opts){ .nodes = 100, .rounds = 100, .warmup = 40, .mem = 1000, .set_k = 32,
-			   .busy_rate = 0.01, .reply_hints = 2, .join = -1, .leave = -1, .crash = -1, .seed = 1 };
+			   .busy_rate = 0.01, .reply_hints = 2, .reply_lag = 32, .join = -1, .leave = -1, .crash = -1, .seed = 1 };
 	gossip_config_defaults(&o.gc);
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -710,6 +759,11 @@ int main(int argc, char **argv)
 			if (optarg[0] == '-')
 				usage();
 			o.reply_hints = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'G':
+			if (optarg[0] == '-' || strtoul(optarg, NULL, 0) >= REPLY_LAG_MAX)
+				usage();
+			o.reply_lag = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
 		default: usage();
 		}
@@ -748,9 +802,9 @@ int main(int argc, char **argv)
 	uint64_t bytes0 = 0, rounds_measured = 0;
 	double known_at_warmup = 0;
 
-	printf("{\"nodes\": %u, \"seed\": %llu, \"placement\": \"%s\", \"fanout\": %u, \"entries\": %u, \"loss\": %g, \"reply_hints\": %u,\n \"rounds\": [",
+	printf("{\"nodes\": %u, \"seed\": %llu, \"placement\": \"%s\", \"fanout\": %u, \"entries\": %u, \"loss\": %g, \"reply_hints\": %u, \"reply_lag\": %u,\n \"rounds\": [",
 	       o.nodes, (unsigned long long)o.seed, o.oracle ? "oracle" : "gossip", o.gc.fanout,
-	       o.gc.max_entries, o.loss, o.reply_hints);
+	       o.gc.max_entries, o.loss, o.reply_hints, o.reply_lag);
 	for (uint64_t r = 1; !warm_end || r <= warm_end + o.rounds; r++) {
 		uint64_t now = r * o.gc.interval_ms;
 
