@@ -10,6 +10,8 @@ its back-off ends; with the replies' figures the device learns the true room of 
 from their first replies and fills them alike: A takes a few pages, not one ENOSPC.
 """
 
+import re
+
 import pytest
 
 from harness import minivm, nswapd
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.vm
 
 HOST = minivm.USER_NET_HOST_IP
 PAGES = 1024
+MORE = 32  # written once B is hinted full: all to A, which has room for them
 A_PAGES, B_PAGES = 256, 16384  # the caches: 1 MiB, 64 MiB
 
 GUEST_STALE_HINTS = r"""
@@ -38,6 +41,15 @@ dd if=/dev/urandom of=/tmp/data bs=4096 count=%(pages)d 2>/dev/null
 # one page per request: each placement sees the replies of all before it
 dd if=/tmp/data of=/dev/nswap0 bs=4096 oflag=direct conv=notrunc 2>/dev/null || fail "write"
 sed 's/^/server /' $cfg/servers
+# nswapd says B has no room (full, leaving or dead): that wins over B's fresh reply figure
+echo "hint %(host)s:%(b)d 0 100000" > $cfg/servers || fail "hint B full"
+dd if=/dev/urandom of=/tmp/more bs=4096 count=%(more)d 2>/dev/null
+dd if=/tmp/more of=/dev/nswap0 bs=4096 seek=%(pages)d oflag=direct conv=notrunc 2>/dev/null \
+    || fail "write more"
+sed 's/^/later /' $cfg/servers
+dd if=/dev/nswap0 of=/tmp/back bs=4096 skip=%(pages)d count=%(more)d iflag=direct 2>/dev/null \
+    || fail "read more"
+cmp -s /tmp/more /tmp/back && echo "verified_more=1" || echo "verified_more=0"
 dd if=/dev/nswap0 of=/tmp/back bs=64K count=%(count_64k)d iflag=direct 2>/dev/null || fail "read"
 cmp -s /tmp/data /tmp/back && echo "verified=1" || echo "verified=0"
 counters
@@ -46,13 +58,15 @@ teardown
 
 
 def place_with_stale_hints(kit, nswap_ko, nswapd_bin, reply_hint_ms):
-    """(guest counters, NAME=VALUE lines, A's STATUS, B's STATUS) of the run above."""
+    """(guest counters, A's STATUS, B's STATUS, {"server" / "later": {"A"/"B": pages}})
+    of the run above."""
     ports = free_tcp_port("0.0.0.0"), free_tcp_port("0.0.0.0")
     guest = GUEST_STALE_HINTS % dict(
         host=HOST,
         a=ports[0],
         b=ports[1],
         pages=PAGES,
+        more=MORE,
         count_64k=PAGES // 16,
         reply_hint_ms=reply_hint_ms,
     )
@@ -63,22 +77,36 @@ def place_with_stale_hints(kit, nswap_ko, nswapd_bin, reply_hint_ms):
         result = boot_user_net(kit, nswap_ko, guest)
         a_status, b_status = a.status(), b.status()
     counters, values, _ = passed(result)
-    assert values["verified"] == 1, result.output[-3000:]
+    assert values["verified"] == 1 and values["verified_more"] == 1, result.output[-3000:]
     assert counters["lost_pages"] == 0 and counters["errors"] == 0, counters
     assert "UNLOADED clean" in result.output
-    return counters, a_status, b_status
+    return counters, a_status, b_status, servers_seen(result.output, ports)
 
 
 @pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
 def test_replies_figures_keep_pages_off_a_server_its_stale_hint_calls_empty(
     kit, nswap_ko, nswapd_bin
 ):
-    counters, a, b = place_with_stale_hints(kit, nswap_ko, nswapd_bin, 60000)
+    counters, a, b, seen = place_with_stale_hints(kit, nswap_ko, nswapd_bin, 60000)
     # every reply carried the room and every page went to a server first time
-    assert counters["free_hints"] == counters["puts"] == PAGES, counters
+    assert counters["free_hints"] == counters["puts"] == PAGES + MORE, counters
     assert counters["retries"] == 0, counters
     # placed by the true room both fill alike: A takes about 1,024 x 256 / 16,640 = 16 pages
     # (by the stale hints it took 256 and then answered ENOSPC), B the rest
     assert a["capacity_pages"] == A_PAGES and a["errors"] == 0, a
-    assert 1 <= a["puts"] <= 3 * PAGES * A_PAGES // (A_PAGES + B_PAGES), a
-    assert b["errors"] == 0 and a["puts"] + b["puts"] == PAGES, b
+    assert 1 <= a["puts"] - MORE <= 3 * PAGES * A_PAGES // (A_PAGES + B_PAGES), a
+    assert b["errors"] == 0 and a["puts"] + b["puts"] == PAGES + MORE, b
+    # then nswapd's "no room" for B dropped B's reply figure: the next pages all went to A
+    first, later = seen["server"], seen["later"]
+    assert later["A"] - first["A"] == MORE and later["B"] == first["B"], seen
+
+
+def servers_seen(output, ports):
+    """Pages on A and B in the guest's copies of the servers file, by line prefix."""
+    names = dict(zip(ports, "AB", strict=True))
+    seen = {"server": {}, "later": {}}
+    for prefix, port, pages in re.findall(
+        r"^(server|later) \S+:(\d+) \S+ pages=(\d+)", output, re.M
+    ):
+        seen[prefix][names[int(port)]] = int(pages)
+    return seen
