@@ -10,7 +10,7 @@
 
 #include "gossip.h"
 
-#define CONFIG_DEFAULT_LISTEN	"0.0.0.0:7405"
+#define CONFIG_DEFAULT_LISTEN	"127.0.0.1:7405"
 #define CONFIG_DEFAULT_CACHE	(256ULL << 20)
 #define CONFIG_DEFAULT_CLIENTS	256
 /* Connections not past HELLO (admission.h): closed this long after accept;
