@@ -172,8 +172,9 @@ def set_limit(address, port, timeout, pages):
     if status == proto.EPERM:
         raise ServerError(
             "nswapd on %s refused SET_CACHE_LIMIT: it takes control requests only from a "
-            "loopback address; run the task on the server's node and leave address at "
-            "127.0.0.1 (or ::1)" % where(address, port)
+            "loopback address and from root or nswapd's own user; run the task on the "
+            "server's node as root (become: true) and leave address at 127.0.0.1 (or ::1)"
+            % where(address, port)
         )
     if status == proto.EINVAL and reply is not None:
         raise ServerError(

@@ -50,7 +50,8 @@ enum nswap_msg_type {
 	NSWAP_PUNTPAGE		= 6,
 	NSWAP_UPDATE		= 7,
 	NSWAP_GOSSIP		= 8,
-	/* Runtime control of a server, from its own node only (loopback peers):
+	/* Runtime control of a server, from its own node only (loopback peers,
+	 * root or the server's own user; after HELLO only if negotiated):
 	 * payload __le64 limit in pages; reply payload = struct nswap_status_reply.
 	 * Announced by NSWAP_FEAT_CACHE_LIMIT; allowed before HELLO like STATUS. */
 	NSWAP_SET_CACHE_LIMIT	= 9,
@@ -87,7 +88,7 @@ enum nswap_features {
 	NSWAP_FEAT_MIGRATION		= 1U << 1,	/* reserved: PUNTPAGE/UPDATE */
 	NSWAP_FEAT_AUTH			= 1U << 2,	/* reserved: per-message MAC */
 	NSWAP_FEAT_ENCRYPTION		= 1U << 3,	/* reserved: page encryption */
-	NSWAP_FEAT_CACHE_LIMIT		= 1U << 4,	/* server takes SET_CACHE_LIMIT (from loopback) */
+	NSWAP_FEAT_CACHE_LIMIT		= 1U << 4,	/* server takes SET_CACHE_LIMIT (section 5.7) */
 	NSWAP_FEAT_SWEEP		= 1U << 5,	/* INVALIDATE takes NSWAP_F_SWEEP */
 	/* the client takes PUNTPAGE from the server (a page sent home to its
 	 * local disk when no server has room) and answers it (section 11.1) */

@@ -13,46 +13,46 @@ int admission_init(struct admission *a, uint32_t max_pending, uint32_t max_per_a
 	return siphash_key_random(&a->key);
 }
 
-/* The address alone (not the port: one peer has any number of ports). */
-static unsigned int bucket_of(const struct admission *a, const struct sockaddr *peer)
+/* The address alone (not the port: one peer has any number of ports); an
+ * IPv6 peer by its /64 (but IPv4-mapped ones by their IPv4 address). */
+static unsigned int bucket_of(const struct admission *a, const struct sockaddr *peer, int local)
 {
-	const void *addr = "";
+	const unsigned char *addr = (const unsigned char *)"";
 	size_t len = 0;
 
+	if (local)
+		return ADMISSION_BUCKETS;
 	if (peer->sa_family == AF_INET) {
-		addr = &((const struct sockaddr_in *)peer)->sin_addr;
-		len = sizeof(struct in_addr);
+		addr = (const unsigned char *)&((const struct sockaddr_in *)peer)->sin_addr;
+		len = 4;
 	} else if (peer->sa_family == AF_INET6) {
-		addr = &((const struct sockaddr_in6 *)peer)->sin6_addr;
-		len = sizeof(struct in6_addr);
+		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+
+		addr = in6->s6_addr;
+		len = IN6_IS_ADDR_V4MAPPED(in6) ? 16 : 8;
 	}
 	return (unsigned int)(siphash(&a->key, addr, len) % ADMISSION_BUCKETS);
 }
 
-enum admission_verdict admission_take(struct admission *a, const struct sockaddr *peer,
-				      int local, int *bucket)
+int admission_take(struct admission *a, const struct sockaddr *peer, int local, int *bucket)
 {
-	unsigned int b = bucket_of(a, peer);
+	unsigned int b = bucket_of(a, peer, local);
 
 	/* Only this (main) thread raises the counts: a check here cannot be
 	 * overtaken by another raise before the increment below. */
-	if (!local && atomic_load(&a->pending) >= a->max_pending) {
-		a->refused_total++;
-		return ADMIT_FULL;
-	}
 	if (atomic_load(&a->bucket[b]) >= a->max_per_address) {
 		a->refused_address++;
-		return ADMIT_ADDRESS_FULL;
+		return -1;
 	}
 	atomic_fetch_add(&a->bucket[b], 1);
 	atomic_fetch_add(&a->pending, 1);
 	*bucket = (int)b;
-	return ADMIT;
+	return 0;
 }
 
 void admission_release(struct admission *a, int bucket)
 {
-	if (bucket < 0 || bucket >= ADMISSION_BUCKETS)
+	if (bucket < 0 || bucket > ADMISSION_BUCKETS)
 		return;
 	atomic_fetch_sub(&a->bucket[bucket], 1);
 	atomic_fetch_sub(&a->pending, 1);

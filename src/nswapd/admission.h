@@ -4,14 +4,20 @@
  * guard against cheap denial of service.  A pending connection holds a slot
  * of max_clients and its buffers while it has proved nothing; without a
  * bound, 256 idle sockets locked every client out, STATUS from the node
- * itself included.  Bounds (docs/protocol.md 10):
- *  - at most max_pending pending connections in all (default: half of
- *    max_clients, so clients past HELLO always have the other half); a
- *    loopback peer is not held to it, so that the node's own tools (STATUS,
- *    a drain) still get in while others flood;
- *  - at most max_pending_per_address from one peer address, counted per
- *    bucket of a keyed hash of the address (addresses that share a bucket
- *    share its budget; nobody can aim at another's bucket without the key);
+ * itself included.  The rules (docs/protocol.md 10):
+ *  - the node's own administrators (a loopback peer whose socket belongs to
+ *    root or to nswapd's user, peercred.h) are not counted at all, so their
+ *    tools always get in;
+ *  - at most max_pending_per_address pending connections per address
+ *    bucket: an IPv4 address, an IPv6 /64 (one host can have a whole one),
+ *    or, for every other local user together, loopback.  Buckets are a
+ *    keyed hash of the address: addresses that share one share its budget,
+ *    and nobody can aim at another's without the key;
+ *  - above max_pending pending connections in all (default: half of
+ *    max_clients), a new one is still taken and the loops close their
+ *    oldest pending ones, if at least 500 ms old, instead (server.c): an
+ *    honest client says HELLO within a round trip, so a flood evicts
+ *    itself, not the clients;
  *  - each is closed hello_timeout ms after it was accepted (server.c).
  * The main thread takes (accept); loop threads release (HELLO, close).
  */
@@ -24,30 +30,29 @@
 
 #include "siphash.h"
 
-#define ADMISSION_BUCKETS	4096
+#define ADMISSION_BUCKETS	4096	/* and one more: loopback's */
 
 struct admission {
 	struct siphash_key key;
 	uint32_t max_pending, max_per_address;
 	_Atomic uint32_t pending;
-	_Atomic uint32_t bucket[ADMISSION_BUCKETS];
-	uint64_t refused_total, refused_address;	/* main thread only */
+	_Atomic uint32_t bucket[ADMISSION_BUCKETS + 1];
+	uint64_t refused_address;	/* main thread only */
+	_Atomic uint64_t evicted;	/* closed to make room (loops) */
 };
 
 /* 0, or -1 with errno (no random key). */
 int admission_init(struct admission *a, uint32_t max_pending, uint32_t max_per_address);
 
-enum admission_verdict {
-	ADMIT = 0,
-	ADMIT_FULL,		/* max_pending pending connections already */
-	ADMIT_ADDRESS_FULL,	/* max_per_address of them from this address */
-};
-
-/* Main thread, before a new connection is queued (`local`: from a loopback
- * address): on ADMIT the counts are raised and *bucket names the ones to
- * release. */
-enum admission_verdict admission_take(struct admission *a, const struct sockaddr *peer,
-				      int local, int *bucket);
+/* Main thread, before a new connection (`local`: from a loopback address,
+ * not an administrator) is queued.  0: taken, its counts raised, *bucket
+ * names the ones to release; -1: its bucket is full (refuse it). */
+int admission_take(struct admission *a, const struct sockaddr *peer, int local, int *bucket);
+/* More pending connections than max_pending: the loops evict. */
+static inline int admission_over(struct admission *a)
+{
+	return atomic_load_explicit(&a->pending, memory_order_relaxed) > a->max_pending;
+}
 /* Any thread, once: the connection said HELLO, or closed before it did. */
 void admission_release(struct admission *a, int bucket);
 

@@ -34,6 +34,7 @@ struct conn {
 	 * HELLO; closed at hello_deadline_ms (CLOCK_MONOTONIC) if still there */
 	int admit_bucket;
 	int64_t hello_deadline_ms;
+	uint64_t accept_seq;	/* order of accept: the oldest has the lowest */
 
 	/* negotiated by HELLO */
 	int hello_done;

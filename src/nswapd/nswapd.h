@@ -170,6 +170,7 @@ struct server {
 	int elastic_tfd;		/* its timerfd, -1 without */
 	struct admission admission;	/* connections not past HELLO (admission.h) */
 	_Atomic uint64_t hello_timeouts;	/* of those, closed at hello_timeout */
+	uint64_t accepts;		/* main thread: connections accepted */
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */

@@ -38,6 +38,13 @@ static int fill_id(struct inet_diag_req_v2 *req, const struct sockaddr_storage *
 	return 0;
 }
 
+int peer_is_admin(int fd)
+{
+	uid_t uid;
+
+	return peer_uid(fd, &uid) == 0 && (uid == 0 || uid == geteuid());
+}
+
 int peer_uid(int fd, uid_t *uid)
 {
 	struct sockaddr_storage self, peer;
@@ -97,6 +104,13 @@ int peer_uid(int fd, uid_t *uid)
 		    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
 			const struct inet_diag_msg *m = NLMSG_DATA(h);
 
+			/* No inode: nobody holds that socket any more (closed, or
+			 * a timewait entry, which reports uid 0): whoever sent the
+			 * request cannot be told, so nobody is trusted. */
+			if (!m->idiag_inode) {
+				err = ESRCH;
+				break;
+			}
 			*uid = m->idiag_uid;
 			rc = 0;
 			break;

@@ -27,6 +27,7 @@
 #include "punt.h"
 #include "gossip_net.h"
 #include "log.h"
+#include "peercred.h"
 
 static struct ev_src listen_src = { EV_LISTEN };
 static struct ev_src signal_src = { EV_SIGNAL };
@@ -119,7 +120,7 @@ void server_log_status(const struct server *s)
 		"puts %llu gets %llu invalidates %llu get_misses %llu errors %llu "
 		"bytes_in %llu bytes_out %llu punts %llu updates_sent %llu updates_dropped %llu "
 		"overflows %llu punts_home %llu punts_home_refused %llu hello_timeouts %llu "
-		"refused_pending %llu uptime_s %llu loops %u%s",
+		"pending_refused %llu pending_evicted %llu uptime_s %llu loops %u%s",
 		s->cache.capacity, used, atomic_load(&s->nclients), atomic_load(&s->nconns), limit,
 		used > limit ? " (over limit: new slots refused, but for overflow)" : "",
 		(unsigned long long)t.puts, (unsigned long long)t.gets,
@@ -130,7 +131,8 @@ void server_log_status(const struct server *s)
 		(unsigned long long)t.overflows, (unsigned long long)t.punts_home,
 		(unsigned long long)t.punts_home_refused,
 		(unsigned long long)atomic_load(&s->hello_timeouts),
-		(unsigned long long)(s->admission.refused_total + s->admission.refused_address),
+		(unsigned long long)s->admission.refused_address,
+		(unsigned long long)atomic_load(&s->admission.evicted),
 		(unsigned long long)server_uptime(s), s->nloops,
 		atomic_load(&s->draining) ? " (draining)" : "");
 }
@@ -271,30 +273,41 @@ static void loop_start_drain(struct loop *l)
 
 /* The eventfd fired: new connections, and maybe drain or stop.  Returns 1
  * when the loop should stop now. */
-static int loop_wake(struct loop *l)
-{
-	uint64_t n;
-
-	if (read(l->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_msg(L_ERR, "loop %u: eventfd read: %s", l->id, strerror(errno));
-	/* The acquire loads pair with the main thread's release stores: the
-	 * drain deadlines written before them are visible here. */
-	if (atomic_load_explicit(&l->srv->stop, memory_order_acquire))
-		return 1;
-	take_queue(l, 1);
-	deliver_updates(l);
-	if (atomic_load(&l->srv->home_ok))
-		l->home_due = 1;	/* maybe pages to send home (move_over_limit) */
-	if (!l->draining && atomic_load_explicit(&l->srv->draining, memory_order_acquire))
-		loop_start_drain(l);
-	return 0;
-}
-
 /* Said at the 1st, 2nd, 4th, 8th, ... time: a flood is seen in the log
  * without filling it. */
 static int power_of_two(uint64_t n)
 {
 	return n && !(n & (n - 1));
+}
+
+/* Over max_pending: close this loop's oldest counted pending connection
+ * (admission.h), if it has waited EVICT_MIN_AGE_MS: an honest client says
+ * HELLO within a round trip, so only a silent one is that old, and a loop
+ * holding only a client that has just connected evicts nobody.  Each loop
+ * evicts its own oldest; two loops at once may close one more than needed.
+ * 0 when it has none. */
+#define EVICT_MIN_AGE_MS	500
+
+static int evict_pending(struct loop *l)
+{
+	int64_t old_enough = now_ms() + l->srv->cfg.hello_timeout_ms - EVICT_MIN_AGE_MS;
+	struct conn *c, *oldest = NULL;
+	uint64_t k;
+
+	for (c = l->conns; c; c = c->next)
+		if (!c->hello_done && !c->dead && c->admit_bucket >= 0 &&
+		    (!oldest || c->accept_seq < oldest->accept_seq))
+			oldest = c;
+	if (!oldest || oldest->hello_deadline_ms > old_enough)
+		return 0;
+	k = atomic_fetch_add(&l->srv->admission.evicted, 1) + 1;
+	if (power_of_two(k))
+		log_peer(L_WARN, "%s: closed: more than max_pending (%u) connections have not "
+			 "said HELLO; the oldest goes (%llu closed so far): a client that "
+			 "connects and stays silent, or a flood", oldest->peer,
+			 l->srv->admission.max_pending, (unsigned long long)k);
+	conn_close(l, oldest, "evicted: max_pending");
+	return 1;
 }
 
 /* Close this loop's connections that have not said HELLO by their deadline
@@ -322,6 +335,27 @@ static void close_silent(struct loop *l)
 			next = c->hello_deadline_ms;
 	}
 	l->hello_next_ms = next;
+}
+
+static int loop_wake(struct loop *l)
+{
+	uint64_t n;
+
+	if (read(l->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_msg(L_ERR, "loop %u: eventfd read: %s", l->id, strerror(errno));
+	/* The acquire loads pair with the main thread's release stores: the
+	 * drain deadlines written before them are visible here. */
+	if (atomic_load_explicit(&l->srv->stop, memory_order_acquire))
+		return 1;
+	take_queue(l, 1);
+	while (admission_over(&l->srv->admission) && evict_pending(l))
+		;
+	deliver_updates(l);
+	if (atomic_load(&l->srv->home_ok))
+		l->home_due = 1;	/* maybe pages to send home (move_over_limit) */
+	if (!l->draining && atomic_load_explicit(&l->srv->draining, memory_order_acquire))
+		loop_start_drain(l);
+	return 0;
 }
 
 static void *loop_main(void *arg)
@@ -655,21 +689,8 @@ static struct loop *pick_loop(struct server *s)
 	return best;
 }
 
-static void refused_pending(struct server *s, const char *peer, enum admission_verdict v)
-{
-	const struct admission *a = &s->admission;
-
-	if (v == ADMIT_FULL && power_of_two(a->refused_total))
-		log_peer(L_WARN, "%s: refused: %u connections have not said HELLO yet "
-			 "(max_pending; %llu refused so far): a client that connects and stays "
-			 "silent, or a flood; they are closed after hello_timeout (%u ms)",
-			 peer, a->max_pending, (unsigned long long)a->refused_total,
-			 s->cfg.hello_timeout_ms);
-	else if (v == ADMIT_ADDRESS_FULL && power_of_two(a->refused_address))
-		log_peer(L_WARN, "%s: refused: %u connections from this address have not said "
-			 "HELLO yet (max_pending_per_address; %llu refused so far)", peer,
-			 a->max_per_address, (unsigned long long)a->refused_address);
-}
+/* Connections beyond max_clients only for the node's administrators. */
+#define ADMIN_EXTRA_CONNS	16
 
 /* Returns 1 when accepting should pause (out of descriptors). */
 static int do_accept(struct server *s)
@@ -680,8 +701,7 @@ static int do_accept(struct server *s)
 		char peer[64];
 		struct conn *c;
 		struct loop *l;
-		int one = 1, fd, bucket = -1;
-		enum admission_verdict verdict;
+		int one = 1, fd, bucket = -1, local, admin;
 
 		fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -694,18 +714,26 @@ static int do_accept(struct server *s)
 			return 1;
 		}
 		format_addr((struct sockaddr *)&ss, peer, sizeof(peer));
+		local = addr_is_loopback((struct sockaddr *)&ss);
+		/* the node's own administrators (their tools: STATUS, a drain)
+		 * get in whatever others do (admission.h) */
+		admin = local && peer_is_admin(fd);
 		/* Only this thread raises nconns, so no other accept can slip in
 		 * between this check and the increment below. */
-		if (atomic_load(&s->nconns) >= s->cfg.max_clients) {
+		if (atomic_load(&s->nconns) >= s->cfg.max_clients + (admin ? ADMIN_EXTRA_CONNS : 0)) {
 			log_peer(L_WARN, "%s: refused: max_clients (%u) reached", peer,
 				 s->cfg.max_clients);
 			close(fd);
 			continue;
 		}
-		verdict = admission_take(&s->admission, (struct sockaddr *)&ss,
-					 addr_is_loopback((struct sockaddr *)&ss), &bucket);
-		if (verdict != ADMIT) {
-			refused_pending(s, peer, verdict);
+		if (!admin && admission_take(&s->admission, (struct sockaddr *)&ss, local,
+					     &bucket) != 0) {
+			if (power_of_two(s->admission.refused_address))
+				log_peer(L_WARN, "%s: refused: %u connections from %s have not said "
+					 "HELLO yet (max_pending_per_address; %llu refused so far)",
+					 peer, s->admission.max_per_address,
+					 local ? "other local users" : "this address",
+					 (unsigned long long)s->admission.refused_address);
 			close(fd);
 			continue;
 		}
@@ -717,7 +745,8 @@ static int do_accept(struct server *s)
 		}
 		c->admit_bucket = bucket;
 		c->hello_deadline_ms = now_ms() + s->cfg.hello_timeout_ms;
-		c->local = addr_is_loopback((struct sockaddr *)&ss);
+		c->accept_seq = ++s->accepts;
+		c->local = local;
 		l = pick_loop(s);
 		atomic_fetch_add(&s->nconns, 1);
 		atomic_fetch_add(&l->nconns, 1);
@@ -726,6 +755,8 @@ static int do_accept(struct server *s)
 		l->queue = c;
 		pthread_mutex_unlock(&l->qlock);
 		wake(l->evfd);
+		if (admission_over(&s->admission))
+			server_wake_loops(s);	/* they evict (evict_pending) */
 	}
 	return 0;
 }

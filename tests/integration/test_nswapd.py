@@ -513,11 +513,36 @@ def test_status_probe_before_hello(server):
     assert st.capacity_pages == 1024 and st.clients == 0
 
 
+CONNECT_AND_READ = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.settimeout(5)
+try:
+    print("closed" if s.recv(1) == b"" else "data")
+except socket.timeout:
+    print("open")
+except ConnectionResetError:
+    print("closed")
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
+    reason="needs root and setpriv (util-linux)",
+)
 def test_max_clients(start_server):
     srv = start_server("--max-clients", "2")
-    with srv.client(1) as a, srv.client(2) as b, srv.connect() as third:
-        assert read_until_closed(third) == b""
+    with srv.client(1) as a, srv.client(2) as b:
+        # a third from another user is refused; root on the node itself still gets in
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+             "-c", CONNECT_AND_READ, str(srv.port)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert r.stdout.split() == ["closed"], r.stderr
         assert srv.wait_log(r"refused: max_clients \(2\) reached")
+        with srv.client() as tool:
+            assert tool.status().clients == 2
         assert a.status().clients == 2 and b.put(1, 1, page(2, 1)) == proto.OK
     # slots are free again (once the server has seen both closes)
     for _attempt in range(50):
@@ -1287,6 +1312,40 @@ def test_set_cache_limit_from_another_local_user_is_refused(start_server):
     ), srv.log_text()
     with srv.client() as ctl:  # root still may
         assert ctl.set_cache_limit(8)[0] == proto.OK
+
+
+SEND_AND_CLOSE = r"""
+import socket, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as p
+s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5)
+s.sendall(p.encode_frame(p.SET_CACHE_LIMIT, p.encode_cache_limit(1), tag=1))
+s.close()
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
+    reason="needs root and setpriv (util-linux)",
+)
+def test_set_cache_limit_whose_sender_has_gone_is_refused(start_server):
+    """A request whose socket its owner closed before nswapd read it: the socket table then
+    has only a timewait entry (uid 0), which must not pass for root."""
+    srv = start_server("--cache-size", "64K")
+    srv.signal(signal.SIGSTOP)  # the request waits, unread, while its sender goes away
+    try:
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+             "-c", SEND_AND_CLOSE, str(REPO / "build" / "collections"), str(srv.port)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.3)
+    finally:
+        srv.signal(signal.SIGCONT)
+    assert srv.wait_log(r"SET_CACHE_LIMIT refused: cannot tell which user sent it"), srv.log_text()
+    with srv.client() as tool:
+        assert tool.status().limit_pages == 16  # unchanged
 
 
 @pytest.mark.skipif(not _have_netns(), reason="needs root and ip netns")

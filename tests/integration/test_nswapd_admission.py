@@ -46,13 +46,13 @@ out = {}
 held = [silent(a), silent(a)]            # the per-address budget of a: 2
 out["third_from_a"] = state(silent(a), 3)
 held += [silent(b), silent(b)]           # 4 in all: max_pending
-out["first_from_c"] = state(silent(c), 3)
-with p.Client("127.0.0.1", port, timeout=5) as local:
+time.sleep(0.7)                          # older than 500 ms: may be evicted
+held.append(silent(c))                   # one more: taken, and the oldest goes
+out["oldest"] = state(held[0], 3)
+with p.Client("127.0.0.1", port, timeout=5) as local:  # root on the node itself
     out["local_status_used"] = local.status().used_pages
-out["held_meanwhile"] = [state(s, 0.05) for s in held]
-start = time.monotonic()
-out["held_later"] = [state(s, 20) for s in held]
-out["held_for_s"] = round(time.monotonic() - start, 1)
+out["held_meanwhile"] = [state(s, 0.05) for s in held[1:]]
+out["held_later"] = [state(s, 20) for s in held[1:]]
 with p.Client(a, port, timeout=5, source_address=(c, 0)) as late:
     late.hello(0xC0FFEE, "late")
     page = bytes(range(256)) * 16
@@ -75,7 +75,7 @@ def test_silent_connections_are_bounded_per_address_and_in_all_then_closed(nswap
         srv = nswapd.Nswapd(
             nswapd_bin,
             "--cache-size", "64K", "--max-pending", "4", "--max-pending-per-address", "2",
-            "--hello-timeout", "3000",
+            "--hello-timeout", "3000", "--loops", "1",  # one loop: one oldest
             listen="0.0.0.0:0",
             command=lambda argv: ["ip", "netns", "exec", ns, *argv],
         )  # fmt: skip
@@ -87,14 +87,17 @@ def test_silent_connections_are_bounded_per_address_and_in_all_then_closed(nswap
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout)
         assert out["third_from_a"] == "closed", out  # refused at once: a's budget is spent
-        assert out["first_from_c"] == "closed", out  # 4 pending in all: max_pending
+        assert out["oldest"] == "closed", out  # a fifth pending one evicted the oldest
         assert out["local_status_used"] == 0, out  # the node's own tools still get in
-        assert out["held_meanwhile"] == ["open"] * 4, out
+        assert out["held_meanwhile"] == ["open"] * 4, (out, srv.log_text())
         assert out["held_later"] == ["closed"] * 4, out  # at hello_timeout
         assert (out["late_put"], out["late_get_ok"]) == (0, True), out  # room again
         log = srv.log_text()
         assert srv.wait_log(r"10\.254\.78\.1:\d+: refused: 2 connections from this address"), log
-        assert srv.wait_log(r"10\.254\.78\.3:\d+: refused: 4 connections have not said HELLO"), log
+        assert srv.wait_log(
+            r"10\.254\.78\.1:\d+: closed: more than max_pending \(4\) connections have not "
+            r"said HELLO; the oldest goes \(1 closed so far\)"
+        ), log
         assert srv.wait_log(r"closed: no HELLO within hello_timeout \(3000 ms; 1 closed so far"), (
             log
         )
@@ -103,6 +106,49 @@ def test_silent_connections_are_bounded_per_address_and_in_all_then_closed(nswap
         if srv is not None:
             srv.kill()
         subprocess.run(["ip", "netns", "del", ns], check=False, timeout=10)
+
+
+OTHER_USER_FLOOD = r"""
+import json, socket, sys
+port = int(sys.argv[1])
+socks = [socket.create_connection(("127.0.0.1", port), timeout=5,
+                                  source_address=("127.0.0.%d" % (2 + i), 0)) for i in range(3)]
+out = []
+for s in socks:
+    s.settimeout(1.0)
+    try:
+        out.append("closed" if s.recv(1) == b"" else "data")
+    except socket.timeout:
+        out.append("open")
+    except ConnectionResetError:
+        out.append("closed")
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
+    reason="needs root and setpriv (util-linux)",
+)
+def test_other_local_users_share_one_budget_and_root_still_gets_in(start_server):
+    """Every loopback address is the same host: another local user gets one budget for all
+    of them, and cannot keep root's tools out (root is not counted)."""
+    srv = start_server("--max-pending-per-address", "2", "--max-pending", "2")
+    with srv.connect() as s1, srv.connect() as s2, srv.connect() as s3:  # root: not counted
+        for s in (s1, s2, s3):
+            s.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                s.recv(1)  # all three held open
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+             "-c", OTHER_USER_FLOOD, str(srv.port)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == ["open", "open", "closed"]  # from 127.0.0.2, .3, .4
+        with srv.client() as tool:  # root's STATUS still gets in
+            assert tool.status().capacity_pages > 0
+    assert srv.wait_log(r"127\.0\.0\.4:\d+: refused: 2 connections from other local users")
 
 
 def test_a_client_that_says_hello_is_not_closed_at_the_timeout(start_server):
