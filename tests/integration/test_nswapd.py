@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
 
-from harness import nswapd
+from harness import netns, nobody, nswapd
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = proto.PAGE_SIZE
@@ -526,19 +526,12 @@ except ConnectionResetError:
 """
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
-    reason="needs root and setpriv (util-linux)",
-)
+@pytest.mark.skipif(not nobody.available(), reason="needs root, setpriv and /usr/bin/python3")
 def test_max_clients(start_server):
     srv = start_server("--max-clients", "2")
     with srv.client(1) as a, srv.client(2) as b:
         # a third from another user is refused; root on the node itself still gets in
-        r = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
-             "-c", CONNECT_AND_READ, str(srv.port)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        r = nobody.run(CONNECT_AND_READ, srv.port)
         assert r.stdout.split() == ["closed"], r.stderr
         assert srv.wait_log(r"refused: max_clients \(2\) reached")
         with srv.client() as tool:
@@ -1291,19 +1284,12 @@ with p.Client("127.0.0.1", int(sys.argv[2]), timeout=10) as c:
 """
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
-    reason="needs root and setpriv (util-linux)",
-)
+@pytest.mark.skipif(not nobody.available(), reason="needs root, setpriv and /usr/bin/python3")
 def test_set_cache_limit_from_another_local_user_is_refused(start_server):
     """Loopback is not enough: the cache limit is root's or nswapd's own user's to set
     (the uid owning the peer's socket, from the kernel's socket table)."""
     srv = start_server("--cache-size", "64K")
-    r = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
-         "-c", OTHER_USER_CLIENT, str(REPO / "build" / "collections"), str(srv.port)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    r = nobody.run(OTHER_USER_CLIENT, nobody.COLLECTIONS, srv.port)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [proto.EPERM, None, 16]  # refused, limit unchanged
     assert srv.wait_log(
@@ -1324,21 +1310,14 @@ s.close()
 """
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
-    reason="needs root and setpriv (util-linux)",
-)
+@pytest.mark.skipif(not nobody.available(), reason="needs root, setpriv and /usr/bin/python3")
 def test_set_cache_limit_whose_sender_has_gone_is_refused(start_server):
     """A request whose socket its owner closed before nswapd read it: the socket table then
     has only a timewait entry (uid 0), which must not pass for root."""
     srv = start_server("--cache-size", "64K")
     srv.signal(signal.SIGSTOP)  # the request waits, unread, while its sender goes away
     try:
-        r = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
-             "-c", SEND_AND_CLOSE, str(REPO / "build" / "collections"), str(srv.port)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        r = nobody.run(SEND_AND_CLOSE, nobody.COLLECTIONS, srv.port)
         assert r.returncode == 0, r.stderr
         time.sleep(0.3)
     finally:
@@ -1352,37 +1331,18 @@ def test_set_cache_limit_whose_sender_has_gone_is_refused(start_server):
 def test_set_cache_limit_from_a_non_loopback_address_is_refused(nswapd_bin):
     """nswapd and the client in a private netns whose lo also has 10.254.77.1:
     the same client process is refused from that address, served from 127.0.0.1."""
-    ns = "nswap-test-%d" % os.getpid()
-    ip = ["ip", "-n", ns]
-    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
-    srv = None
-    try:
-        subprocess.run([*ip, "link", "set", "lo", "up"], check=True, timeout=10)
-        subprocess.run([*ip, "addr", "add", "10.254.77.1/32", "dev", "lo"], check=True, timeout=10)
-        srv = nswapd.Nswapd(
-            nswapd_bin,
-            "--cache-size",
-            "64K",
-            listen="0.0.0.0:0",
-            command=lambda argv: ["ip", "netns", "exec", ns, *argv],  # ip execs: same pid
-        )
-        collections_dir = str(REPO / "build" / "collections")
-        r = subprocess.run(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", NETNS_CLIENT]
-            + [collections_dir, str(srv.port)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert r.returncode == 0, r.stderr
-        out = json.loads(r.stdout)
-        assert out["10.254.77.1"] == [proto.EPERM, None, 16]  # refused, limit unchanged
-        assert out["127.0.0.1"] == [proto.OK, 8, 8]
-        m = srv.wait_log(r"10\.254\.77\.1:\d+: SET_CACHE_LIMIT refused: .*only from a loopback")
-        assert m, srv.log_text()
-        assert srv.stop() == 0
-    finally:
-        if srv is not None:
-            srv.kill()
-        subprocess.run(["ip", "netns", "del", ns], check=False, timeout=10)
+    with netns.loopback_only("nswap-test", ["10.254.77.1"]) as (_ns, inside):
+        with nswapd.running(
+            nswapd_bin, "--cache-size", "64K", listen="0.0.0.0:0", command=inside
+        ) as srv:
+            r = subprocess.run(
+                inside([sys.executable, "-c", NETNS_CLIENT, nobody.COLLECTIONS, str(srv.port)]),
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert r.returncode == 0, r.stderr
+            out = json.loads(r.stdout)
+            assert out["10.254.77.1"] == [proto.EPERM, None, 16]  # refused, limit unchanged
+            assert out["127.0.0.1"] == [proto.OK, 8, 8]
+            m = srv.wait_log(r"10\.254\.77\.1:\d+: SET_CACHE_LIMIT refused: .*only from a loopback")
+            assert m, srv.log_text()
+            assert srv.stop() == 0

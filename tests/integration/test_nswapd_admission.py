@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from harness import nswapd
+from harness import netns, nobody, nswapd
 from tests.integration.test_nswapd import _have_netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -64,48 +64,30 @@ print(json.dumps(out))
 
 @pytest.mark.skipif(not _have_netns(), reason="needs root and ip netns")
 def test_silent_connections_are_bounded_per_address_and_in_all_then_closed(nswapd_bin):
-    ns = "nswap-adm-%d" % os.getpid()
-    ip = ["ip", "-n", ns]
-    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
-    srv = None
-    try:
-        subprocess.run([*ip, "link", "set", "lo", "up"], check=True, timeout=10)
-        for peer in PEERS:
-            subprocess.run([*ip, "addr", "add", peer + "/32", "dev", "lo"], check=True, timeout=10)
-        srv = nswapd.Nswapd(
-            nswapd_bin,
-            "--cache-size", "64K", "--max-pending", "4", "--max-pending-per-address", "2",
-            "--hello-timeout", "3000", "--loops", "1",  # one loop: one oldest
-            listen="0.0.0.0:0",
-            command=lambda argv: ["ip", "netns", "exec", ns, *argv],
-        )  # fmt: skip
-        r = subprocess.run(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", FLOOD,
-             os.path.join(REPO, "build", "collections"), str(srv.port), *PEERS],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert r.returncode == 0, r.stderr
-        out = json.loads(r.stdout)
-        assert out["third_from_a"] == "closed", out  # refused at once: a's budget is spent
-        assert out["oldest"] == "closed", out  # a fifth pending one evicted the oldest
-        assert out["local_status_used"] == 0, out  # the node's own tools still get in
-        assert out["held_meanwhile"] == ["open"] * 4, (out, srv.log_text())
-        assert out["held_later"] == ["closed"] * 4, out  # at hello_timeout
-        assert (out["late_put"], out["late_get_ok"]) == (0, True), out  # room again
-        log = srv.log_text()
-        assert srv.wait_log(r"10\.254\.78\.1:\d+: refused: 2 connections from this address"), log
-        assert srv.wait_log(
-            r"10\.254\.78\.1:\d+: closed: more than max_pending \(4\) connections have not "
-            r"said HELLO; the oldest goes \(1 closed so far\)"
-        ), log
-        assert srv.wait_log(r"closed: no HELLO within hello_timeout \(3000 ms; 1 closed so far"), (
-            log
-        )
-        assert srv.stop() == 0
-    finally:
-        if srv is not None:
-            srv.kill()
-        subprocess.run(["ip", "netns", "del", ns], check=False, timeout=10)
+    args = ["--cache-size", "64K", "--max-pending", "4", "--max-pending-per-address", "2"]
+    args += ["--hello-timeout", "3000", "--loops", "1"]  # one loop: one oldest
+    with netns.loopback_only("nswap-adm", PEERS) as (_ns, inside):
+        with nswapd.running(nswapd_bin, *args, listen="0.0.0.0:0", command=inside) as srv:
+            r = subprocess.run(
+                inside([sys.executable, "-c", FLOOD, nobody.COLLECTIONS, str(srv.port), *PEERS]),
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert r.returncode == 0, r.stderr
+            out = json.loads(r.stdout)
+            log = srv.log_text()
+            assert out["third_from_a"] == "closed", out  # refused at once: a's budget is spent
+            assert out["oldest"] == "closed", out  # a fifth pending one evicted the oldest
+            assert out["local_status_used"] == 0, out  # the node's own tools still get in
+            assert out["held_meanwhile"] == ["open"] * 4, (out, log)
+            assert out["held_later"] == ["closed"] * 4, out  # at hello_timeout
+            assert (out["late_put"], out["late_get_ok"]) == (0, True), out  # room again
+            assert srv.wait_log(r"10\.254\.78\.1:\d+: refused: 2 connections from this address")
+            assert srv.wait_log(
+                r"10\.254\.78\.1:\d+: closed: more than max_pending \(4\) connections have not "
+                r"said HELLO; the oldest goes \(1 closed so far\)"
+            ), log
+            assert srv.wait_log(r"closed: no HELLO within hello_timeout \(3000 ms; 1 closed so far")
+            assert srv.stop() == 0
 
 
 OTHER_USER_FLOOD = r"""
@@ -126,10 +108,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
-    reason="needs root and setpriv (util-linux)",
-)
+@pytest.mark.skipif(not nobody.available(), reason="needs root, setpriv and /usr/bin/python3")
 def test_other_local_users_share_one_budget_and_root_still_gets_in(start_server):
     """Every loopback address is the same host: another local user gets one budget for all
     of them, and cannot keep root's tools out (root is not counted)."""
@@ -139,11 +118,7 @@ def test_other_local_users_share_one_budget_and_root_still_gets_in(start_server)
             s.settimeout(0.3)
             with pytest.raises(TimeoutError):
                 s.recv(1)  # all three held open
-        r = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
-             "-c", OTHER_USER_FLOOD, str(srv.port)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        r = nobody.run(OTHER_USER_FLOOD, srv.port)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout) == ["open", "open", "closed"]  # from 127.0.0.2, .3, .4
         with srv.client() as tool:  # root's STATUS still gets in
