@@ -133,15 +133,11 @@ static struct gossip_priv *priv(const struct gossip *g)
 
 /* ---- the member index: id -> dense position ---- */
 
-/* Keyed: ids chosen to collide for one key are spread for another. */
+/* Keyed (SipHash): member ids come from peers, and without the key nobody
+ * can choose ids that collide in the index. */
 static uint32_t hash_id(const struct gossip *g, uint64_t id)
 {
-	uint64_t x = id ^ g->hash_key;
-
-	x ^= x >> 31;
-	x *= 0x9E3779B97F4A7C15ULL;
-	x ^= x >> 29;
-	return (uint32_t)(x >> 32) & g->index_mask;
+	return (uint32_t)(siphash_2u64(&g->hash_key, id, 0) >> 32) & g->index_mask;
 }
 
 static uint32_t index_slot(const struct gossip *g, uint64_t id)
@@ -826,7 +822,8 @@ int gossip_init(struct gossip *g, const struct gossip_config *cfg, uint64_t id,
 	g->self.incarnation = incarnation;
 	g->self.heard_ms = g->self.state_ms = now_ms;
 	g->rng = seed ? seed : 0x9E3779B97F4A7C15ULL;
-	g->hash_key = rnd(g);
+	g->hash_key.k[0] = rnd(g);	/* as random as the seed gossip_net.c draws */
+	g->hash_key.k[1] = rnd(g);
 	g->members_priv = calloc(1, sizeof(struct gossip_priv));
 	if (!g->members_priv || index_rebuild(g, 128)) {
 		gossip_free(g);

@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "nswap_proto.h"
+#include "siphash.h"
 
 #define GOSSIP_DATAGRAM_MAX	(NSWAP_HDR_SIZE + NSWAP_GOSSIP_MAX_ENTRIES * \
 				 sizeof(struct nswap_gossip_entry))
@@ -120,7 +121,7 @@ struct gossip {
 	int seed_answered;		/* a datagram came from a seed address */
 	uint64_t rng;
 	uint64_t round;
-	uint64_t hash_key;		/* keys the member index (from the seed) */
+	struct siphash_key hash_key;	/* keys the member index (from the seed) */
 	void *members_priv;		/* timers and the rumour queue (gossip.c) */
 	struct gossip_stats stats;
 };

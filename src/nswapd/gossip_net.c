@@ -240,6 +240,7 @@ int gossip_net_init(struct gossip_net *n, const struct config *cfg, uint16_t tcp
 	const char *err, *id_source = NULL;
 	uint64_t id = cfg->node_id, now = (uint64_t)now_ms();
 	unsigned int nseeds = 0;
+	struct siphash_key seed;
 
 	memset(n, 0, sizeof(*n));
 	n->fd = n->tfd = -1;
@@ -263,11 +264,18 @@ int gossip_net_init(struct gossip_net *n, const struct config *cfg, uint16_t tcp
 	}
 	if (!id)
 		id = derive_node_id(cfg->gossip_address, tcp_port, &id_source);
+	/* the seed of whom to tell and of the member index's hash key: random,
+	 * or a peer that guessed it (the node id is public) could choose ids
+	 * that collide in the index */
+	if (siphash_key_random(&seed) != 0) {
+		log_msg(L_ERR, "gossip: no random seed: %s", strerror(errno));
+		return -1;
+	}
 	n->out = calloc(GOSSIP_MAX_FANOUT + 1, sizeof(*n->out));
 	n->rbuf = malloc(RECV_BUF);
 	if (!n->out || !n->rbuf ||
 	    gossip_init(&n->g, &gc, id, cfg->gossip_address, tcp_port, (uint32_t)time(NULL),
-			id ^ mix64((uint64_t)getpid() ^ now), now) != 0) {
+			seed.k[0] | 1, now) != 0) {
 		log_msg(L_ERR, "gossip: out of memory");
 		return -1;
 	}
