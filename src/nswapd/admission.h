@@ -18,7 +18,8 @@
  *    oldest pending ones, if at least 500 ms old, instead (server.c): an
  *    honest client says HELLO within a round trip, so a flood evicts
  *    itself, not the clients;
- *  - each is closed hello_timeout ms after it was accepted (server.c).
+ *  - each is closed hello_timeout ms after it was accepted (server.c), but
+ *    an administrator's: a tool may poll STATUS on one connection.
  * The main thread takes (accept); loop threads release (HELLO, close).
  */
 #ifndef NSWAPD_ADMISSION_H

@@ -67,7 +67,7 @@ int conn_attach(struct loop *l, struct conn *c)
 	if (l->conns)
 		l->conns->prev = c;
 	l->conns = c;
-	if (!l->hello_next_ms || c->hello_deadline_ms < l->hello_next_ms)
+	if (!c->admin && (!l->hello_next_ms || c->hello_deadline_ms < l->hello_next_ms))
 		l->hello_next_ms = c->hello_deadline_ms;
 	log_msg(L_DEBUG, "%s: connected (%u connections)", c->peer,
 		atomic_load_explicit(&l->srv->nconns, memory_order_relaxed));

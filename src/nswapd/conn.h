@@ -33,6 +33,7 @@ struct conn {
 	/* not past HELLO yet: its admission bucket (admission.h), -1 after
 	 * HELLO; closed at hello_deadline_ms (CLOCK_MONOTONIC) if still there */
 	int admit_bucket;
+	int admin;		/* root or nswapd's user on this node: no HELLO due */
 	int64_t hello_deadline_ms;
 	uint64_t accept_seq;	/* order of accept: the oldest has the lowest */
 

@@ -319,7 +319,7 @@ static void close_silent(struct loop *l)
 
 	for (c = l->conns; c; c = n) {
 		n = c->next;
-		if (c->hello_done || c->dead)
+		if (c->hello_done || c->dead || c->admin)
 			continue;
 		if (c->hello_deadline_ms <= now) {
 			uint64_t k = atomic_fetch_add(&l->srv->hello_timeouts, 1) + 1;
@@ -747,6 +747,7 @@ static int do_accept(struct server *s)
 		c->hello_deadline_ms = now_ms() + s->cfg.hello_timeout_ms;
 		c->accept_seq = ++s->accepts;
 		c->local = local;
+		c->admin = admin;	/* a tool may hold a control connection */
 		l = pick_loop(s);
 		atomic_fetch_add(&s->nconns, 1);
 		atomic_fetch_add(&l->nconns, 1);

@@ -126,12 +126,24 @@ def test_other_local_users_share_one_budget_and_root_still_gets_in(start_server)
     assert srv.wait_log(r"127\.0\.0\.4:\d+: refused: 2 connections from other local users")
 
 
-def test_a_client_that_says_hello_is_not_closed_at_the_timeout(start_server):
+SILENT = r"""
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+start = time.monotonic()
+print("closed" if s.recv(1) == b"" else "data", time.monotonic() - start >= 0.15)
+"""
+
+
+@pytest.mark.skipif(not nobody.available(), reason="needs root, setpriv and /usr/bin/python3")
+def test_only_silent_connections_are_closed_at_the_timeout(start_server):
+    """A client that said HELLO stays; so does root's tool that polls STATUS without
+    HELLO; another user's silent connection is closed at hello_timeout."""
     srv = start_server("--hello-timeout", "200")
-    with srv.client(0x51) as c, srv.connect() as silent:
-        silent.settimeout(10)
-        assert silent.recv(1) == b""  # closed after 200 ms
+    with srv.client(0x51) as c, srv.client() as tool:
+        r = nobody.run(SILENT, srv.port)
+        assert r.stdout.split() == ["closed", "True"], (r.stdout, r.stderr)
         assert c.put(1, 1, bytes(4096)) == 0 and c.status().clients == 1
+        assert tool.status().used_pages == 1  # held well past 200 ms
     assert srv.wait_log(r"closed: no HELLO within hello_timeout \(200 ms")
 
 
