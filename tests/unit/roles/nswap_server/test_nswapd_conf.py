@@ -49,11 +49,18 @@ def check_config(nswapd_bin, conf):
 
 @pytest.mark.parametrize("loops, shown", [("auto", "auto"), (3, "3"), (1, "1")])
 def test_the_rendered_file_is_what_nswapd_reads(tmp_path, nswapd_bin, loops, shown):
-    conf = render(tmp_path, nswap_server_loops=loops, nswap_server_max_clients=128)
+    conf = render(
+        tmp_path,
+        nswap_server_loops=loops,
+        nswap_server_max_clients=128,
+        nswap_server_hello_timeout_ms=2500,
+        nswap_server_max_pending_per_address=4,
+    )
     rc, out = check_config(nswapd_bin, conf)
     assert rc == 0, out
     assert "loops = %s\n" % shown in out
     assert "max_clients = 128\n" in out
+    assert "hello_timeout = 2500\nmax_pending = auto\nmax_pending_per_address = 4\n" in out
     assert "listen = 127.0.0.1:7405\n" in out
 
 
@@ -70,6 +77,8 @@ def test_gossip_off_renders_the_file_as_before(tmp_path, nswapd_bin):
         "cache_size = 256M",
         "name = node1",
         "max_clients = 256",
+        "hello_timeout = 10000",
+        "max_pending_per_address = 32",
         "loops = auto",
         "log_level = info",
         "lock_memory = no",
