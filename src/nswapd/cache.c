@@ -210,6 +210,7 @@ static void remove_at(struct cache *c, struct cache_shard *sh, uint32_t i)
 	}
 	sh->table[i] = CACHE_NONE;
 	sh->count--;
+	sh->removals++;
 	was_moving = c->meta[idx].moving;
 	c->meta[idx].moving = 0;
 	c->meta[idx].in_use = 0;
@@ -248,49 +249,102 @@ int cache_set_limit(struct cache *c, uint64_t pages)
 	return 0;
 }
 
+void cache_range_begin(const struct cache *c, struct cache_range *r, uint64_t client_id,
+		       uint64_t slot, uint64_t count, uint64_t generation, unsigned int hop)
+{
+	*r = (struct cache_range){
+		.client_id = client_id, .slot = slot, .count = count,
+		.generation = generation, .hop = hop,
+		.wide = count >= c->arena_pages / 4 + 64,
+	};
+}
+
+/* Narrow range: look each slot up (no state kept between steps but the
+ * next slot; a key PUT meanwhile lands before or after, per key). */
+static int range_lookups(struct cache *c, struct cache_range *r, uint64_t budget)
+{
+	for (; r->next < r->count && budget; r->next++, budget--) {
+		uint64_t s = r->slot + r->next;
+		struct cache_shard *sh = cache_lock(c, r->client_id, s);
+		uint32_t idx = cache_lookup(c, sh, r->client_id, s);
+
+		if (idx != CACHE_NONE && cache_older(&c->meta[idx], r->generation, r->hop)) {
+			cache_remove(c, sh, idx);
+			r->dropped++;
+		}
+		cache_unlock(sh);
+	}
+	return r->next == r->count;
+}
+
+/* Wide range: one pass over every shard's table, a shard under its lock
+ * (so PUTs to other shards go on meanwhile).  After a removal at position i
+ * the backward shift may have moved a later entry into i, so i is examined
+ * again; entries only ever move to earlier positions of their cluster, so
+ * none is skipped (one pulled across the table's end was seen at the start
+ * and is seen again).  Between steps the lock is let go: if anyone else
+ * removed a key from the shard meanwhile, an entry not yet seen may have
+ * moved before the position reached, so the shard is scanned again from the
+ * start (what was dropped stays dropped); after RANGE_RESTARTS such restarts
+ * the rest of the shard is done in one go, so a busy shard cannot starve
+ * the range. */
+#define RANGE_RESTARTS	4
+
+static int range_scan(struct cache *c, struct cache_range *r, uint64_t budget)
+{
+	while (r->shard < c->nshards) {
+		struct cache_shard *sh = &c->shards[r->shard];
+		uint64_t left = r->restarts >= RANGE_RESTARTS ? UINT64_MAX : budget;
+
+		pthread_mutex_lock(&sh->lock);
+		if (r->cell && sh->removals != r->removals) {
+			r->cell = 0;
+			r->restarts++;
+			left = r->restarts >= RANGE_RESTARTS ? UINT64_MAX : left;
+		}
+		/* 64-bit index: with one shard of a 4-8 TiB cache the mask is
+		 * 0xffffffff, and a 32-bit i would wrap and never end. */
+		while (r->cell <= (uint64_t)sh->mask && sh->count && left) {
+			uint32_t e = sh->table[r->cell];
+			const struct cache_meta *m = e != CACHE_NONE ? &c->meta[e] : NULL;
+
+			left--;
+			if (m && m->client_id == r->client_id && m->slot - r->slot < r->count &&
+			    cache_older(m, r->generation, r->hop)) {
+				remove_at(c, sh, (uint32_t)r->cell);
+				r->dropped++;
+				continue;
+			}
+			r->cell++;
+		}
+		if (r->cell <= (uint64_t)sh->mask && sh->count) {
+			r->removals = sh->removals;	/* ours included */
+			pthread_mutex_unlock(&sh->lock);
+			return 0;
+		}
+		pthread_mutex_unlock(&sh->lock);
+		r->shard++;
+		r->cell = 0;
+		r->restarts = 0;
+		budget = left == UINT64_MAX ? 0 : left;	/* a forced shard: yield now */
+		if (!budget)
+			return r->shard == c->nshards;
+	}
+	return 1;
+}
+
+int cache_range_step(struct cache *c, struct cache_range *r, uint64_t budget)
+{
+	return r->wide ? range_scan(c, r, budget) : range_lookups(c, r, budget);
+}
+
 uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t slot,
 				uint64_t count, uint64_t generation, unsigned int hop)
 {
-	uint64_t dropped = 0;
+	struct cache_range r;
 
-	if (count < c->arena_pages / 4 + 64) {
-		for (uint64_t s = slot; s - slot < count; s++) {
-			struct cache_shard *sh = cache_lock(c, client_id, s);
-			uint32_t idx = cache_lookup(c, sh, client_id, s);
-
-			if (idx != CACHE_NONE && cache_older(&c->meta[idx], generation, hop)) {
-				cache_remove(c, sh, idx);
-				dropped++;
-			}
-			cache_unlock(sh);
-		}
-		return dropped;
-	}
-	/* Wide range: one pass over every shard's table, each under its lock
-	 * (one at a time, so PUTs to other shards go on meanwhile).  After a
-	 * removal at position i the backward shift may have moved a later
-	 * entry into i, so i is examined again; entries only ever move to
-	 * earlier positions of their cluster, so none is skipped (one pulled
-	 * across the table's end was seen at the start and is seen again). */
-	for (uint32_t n = 0; n < c->nshards; n++) {
-		struct cache_shard *sh = &c->shards[n];
-
-		pthread_mutex_lock(&sh->lock);
-		/* 64-bit index: with one shard of a 4-8 TiB cache the mask is
-		 * 0xffffffff, and a 32-bit i would wrap and never end. */
-		for (uint64_t i = 0; i <= (uint64_t)sh->mask && sh->count;) {
-			uint32_t e = sh->table[i];
-			const struct cache_meta *m = e != CACHE_NONE ? &c->meta[e] : NULL;
-
-			if (m && m->client_id == client_id && m->slot - slot < count &&
-			    cache_older(m, generation, hop)) {
-				remove_at(c, sh, (uint32_t)i);
-				dropped++;
-				continue;
-			}
-			i++;
-		}
-		pthread_mutex_unlock(&sh->lock);
-	}
-	return dropped;
+	cache_range_begin(c, &r, client_id, slot, count, generation, hop);
+	while (!cache_range_step(c, &r, UINT64_MAX))
+		;
+	return r.dropped;
 }

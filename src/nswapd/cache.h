@@ -55,6 +55,7 @@ struct cache_shard {
 	uint32_t mask;		/* table size - 1 */
 	uint32_t count;		/* keys in this shard */
 	uint32_t max;		/* no new key in this shard once count reaches it */
+	uint64_t removals;	/* keys removed (a range scan resuming checks it) */
 } __attribute__((aligned(64)));	/* one cache line each: no false sharing */
 
 struct cache {
@@ -149,6 +150,27 @@ static inline int cache_older(const struct cache_meta *m, uint64_t generation,
 /* Drop pages of client_id in [slot, slot + count) that cache_older() says
  * are older.  Returns the number dropped.  Takes the shard locks itself,
  * one at a time. */
+/* A range INVALIDATE in steps, so that one request costs an event loop at
+ * most `budget` lookups or table cells per turn (request.c).  Semantics as
+ * one cache_invalidate_range(); a key stored meanwhile is dropped or kept,
+ * per key, as if it came before or after the request. */
+struct cache_range {
+	uint64_t client_id, slot, count, generation;
+	unsigned int hop;
+	int wide;		/* scanning the tables, not looking slots up */
+	uint64_t next;		/* narrow: slots done */
+	uint32_t shard;		/* wide: where the scan is */
+	uint64_t cell;
+	uint64_t removals;	/* the shard's count when the scan paused */
+	uint32_t restarts;	/* of this shard, for others' removals */
+	uint64_t dropped;
+};
+
+void cache_range_begin(const struct cache *c, struct cache_range *r, uint64_t client_id,
+		       uint64_t slot, uint64_t count, uint64_t generation, unsigned int hop);
+/* At most `budget` lookups or cells (a wide scan may exceed it to finish a
+ * shard that others keep changing); 1 when the range is done. */
+int cache_range_step(struct cache *c, struct cache_range *r, uint64_t budget);
 uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t slot,
 				uint64_t count, uint64_t generation, unsigned int hop);
 

@@ -136,7 +136,7 @@ static void conn_process(struct loop *l, struct conn *c)
 	char reason[160];
 
 	c->blocked = 0;
-	while (!c->dead) {
+	while (!c->dead && !c->range_busy) {
 		size_t avail = c->rlen - c->rpos, need;
 
 		if (!c->have_hdr) {
@@ -271,13 +271,19 @@ static void conn_pump(struct loop *l, struct conn *c, int readable)
 		if (!progress)
 			break;
 	}
-	if (c->rd_closed && !conn_out_used(c)) {
+	if (c->rd_closed && !conn_out_used(c) && !c->range_busy) {
 		/* Peer finished sending (or the drain sweep is done) and every
 		 * reply is out; a trailing partial frame is dropped. */
 		conn_close(l, c, l->draining ? "drained" : "closed by peer");
 		return;
 	}
 	conn_set_events(l, c);
+}
+
+void conn_resume(struct loop *l, struct conn *c)
+{
+	if (!c->dead)
+		conn_pump(l, c, 0);
 }
 
 void conn_event(struct loop *l, struct conn *c, uint32_t events)
@@ -309,6 +315,10 @@ void conn_close(struct loop *l, struct conn *c, const char *why)
 	c->fd = -1;
 	c->dead = 1;
 	conn_admitted(l, c);
+	if (c->range_busy) {
+		c->range_busy = 0;
+		l->range_jobs--;
+	}
 	if (c->hello_done)
 		atomic_fetch_sub(&l->srv->nclients, 1);
 	if (c->hello_done && (c->features & NSWAP_FEAT_MIGRATION))

@@ -36,6 +36,11 @@ struct conn {
 	int admin;		/* root or nswapd's user on this node: no HELLO due */
 	int64_t hello_deadline_ms;
 	uint64_t accept_seq;	/* order of accept: the oldest has the lowest */
+	/* a range INVALIDATE under way (request.h RANGE_STEP): its reply
+	 * header, and whether one is due */
+	int range_busy, range_noreply;
+	struct cache_range range;
+	struct frame_hdr range_reply;
 
 	/* negotiated by HELLO */
 	int hello_done;
@@ -73,6 +78,8 @@ int conn_attach(struct loop *l, struct conn *c);
 /* A handed-over connection never attached (stopping, or attach failed):
  * close and free it, and take it off the counts. */
 void conn_discard(struct loop *l, struct conn *c);
+/* Go on after a range INVALIDATE ended: the requests that waited. */
+void conn_resume(struct loop *l, struct conn *c);
 /* It said HELLO (or closes before): its admission counts are released. */
 void conn_admitted(struct loop *l, struct conn *c);
 /* Handle epoll events for c.  May close it. */

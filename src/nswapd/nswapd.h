@@ -130,6 +130,7 @@ struct loop {
 	/* earliest hello_deadline_ms of its connections not past HELLO, or
 	 * later; 0: none (server.c hello_timeouts) */
 	int64_t hello_next_ms;
+	unsigned int range_jobs;	/* connections in a range INVALIDATE (request.h) */
 	int failed;			/* epoll_wait failed: the server exits 1 */
 	struct stats st __attribute__((aligned(64)));
 } __attribute__((aligned(64)));

@@ -390,9 +390,20 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 				reply_status(c, r, NSWAP_EINVAL);
 			return;
 		}
-		/* Takes each shard lock in turn: a PUT of the range racing with it
-		 * on another connection lands before or after, per key. */
-		cache_invalidate_range(cache, h->client_id, h->slot, count, h->generation, hop);
+		/* In steps of RANGE_STEP (range_steps() does the rest, one step
+		 * per event-loop turn): a wide range on a large cache took up to
+		 * ~80 ms of the loop at once.  This connection's next requests
+		 * wait for it; a PUT of the range racing with it on another
+		 * connection lands before or after, per key. */
+		cache_range_begin(cache, &c->range, h->client_id, h->slot, count,
+				  h->generation, hop);
+		if (!cache_range_step(cache, &c->range, RANGE_STEP)) {
+			c->range_busy = 1;
+			c->range_reply = *r;
+			c->range_noreply = !reply;
+			l->range_jobs++;
+			return;
+		}
 	} else {
 		struct cache_shard *sh = cache_lock(cache, h->client_id, h->slot);
 		uint32_t idx = cache_lookup(cache, sh, h->client_id, h->slot);
@@ -569,6 +580,25 @@ static const char *reserved_value(const struct frame_hdr *h)
 		break;
 	}
 	return NULL;
+}
+
+void request_range_steps(struct loop *l)
+{
+	struct conn *c, *next;
+
+	for (c = l->conns; c && l->range_jobs; c = next) {
+		next = c->next;
+		if (!c->range_busy || c->dead)
+			continue;
+		if (!cache_range_step(&l->srv->cache, &c->range, RANGE_STEP))
+			continue;
+		c->range_busy = 0;
+		l->range_jobs--;
+		stat_add(&l->st.invalidates, 1);
+		if (!c->range_noreply)
+			reply_status(c, &c->range_reply, NSWAP_OK);
+		conn_resume(l, c);	/* the requests that waited, and the reply */
+	}
 }
 
 void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,

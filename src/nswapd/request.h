@@ -20,5 +20,10 @@ const char *request_check(const struct conn *c, const struct frame_hdr *h, int h
 void request_reply_init(const struct conn *c, const struct frame_hdr *req, struct frame_hdr *r);
 void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		    const unsigned char *payload);
+/* A range INVALIDATE is done RANGE_STEP lookups or table cells at a time:
+ * one step per event-loop turn for each connection waiting on one
+ * (l->range_jobs); the connection reads no further request meanwhile. */
+#define RANGE_STEP	65536
+void request_range_steps(struct loop *l);
 
 #endif

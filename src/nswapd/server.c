@@ -28,6 +28,7 @@
 #include "gossip_net.h"
 #include "log.h"
 #include "peercred.h"
+#include "request.h"
 
 static struct ev_src listen_src = { EV_LISTEN };
 static struct ev_src signal_src = { EV_SIGNAL };
@@ -233,7 +234,9 @@ static void deliver_updates(struct loop *l)
 					break;
 			if (!c)
 				continue;
-			if (CONN_OBUF - conn_out_used(c) < NSWAP_HDR_SIZE) {
+			/* room for the header, and for the reply a range
+			 * INVALIDATE under way still owes (request.h) */
+			if (CONN_OBUF - conn_out_used(c) < NSWAP_HDR_SIZE * (1 + !!c->range_busy)) {
 				stat_add(&l->st.updates_dropped, 1);
 				continue;
 			}
@@ -381,7 +384,9 @@ static void *loop_main(void *arg)
 		} else if (l->home_waiting) {
 			timeout = HOME_RETRY_MS;
 		}
-		if (l->hello_next_ms && !l->draining) {
+		if (l->range_jobs)
+			timeout = 0;	/* steps of range INVALIDATEs are due */
+		else if (l->hello_next_ms && !l->draining) {
 			int64_t left = l->hello_next_ms - now_ms();
 
 			if (left < 0)
@@ -407,6 +412,8 @@ static void *loop_main(void *arg)
 		}
 		if (stop)
 			break;
+		if (l->range_jobs)
+			request_range_steps(l);
 		if (l->hello_next_ms && now_ms() >= l->hello_next_ms)
 			close_silent(l);
 		if (l->home_due || (l->home_waiting && now_ms() - l->home_last_ms >= HOME_RETRY_MS)) {

@@ -275,6 +275,43 @@ def test_range_invalidate(server):
         assert o.get(20, 1) == (proto.OK, page(other, 20))
 
 
+def test_a_range_done_in_steps_drops_exactly_its_pages_and_keeps_the_order(start_server):
+    """A range INVALIDATE runs 65,536 lookups or table cells per event-loop turn (request.h
+    RANGE_STEP): on a 1 GiB cache a range of 65,599 slots takes 2 steps of lookups and one
+    of 2^32 slots 8 steps of the 524,288-cell table.  It drops exactly its pages, and the
+    connection's next requests (pipelined behind it) see it done."""
+    srv = start_server("--cache-size", "1G", "--loops", "1")
+    cid, other = 0xD00, 0xD01
+    narrow_in, narrow_out = [0, 65535, 65536, 65598], [65599, 70000]
+    wide_in, wide_out = [65599, 70000, 2**31, 2**32 - 1], [2**32, 2**40]
+    with srv.client(cid) as c, srv.client(other) as o:
+        for s_ in narrow_in + narrow_out + wide_out:
+            assert c.put(s_, 3, page(cid, s_, 3)) == proto.OK
+        assert o.put(10, 1, page(other, 10)) == proto.OK
+        # narrow, pipelined: INVALIDATE, then a PUT and a GET of a slot in its range
+        tags = [c.invalidate_frame(0, proto.GEN_ANY, count=65599)]
+        tags.append(c.put_frame(65536, 9, page(cid, 65536, 9)))
+        tags.append(c.get_frame(65536, 9))
+        replies = c.wait(tags)
+        assert [replies[t].status for t in tags] == [proto.OK] * 3
+        assert replies[tags[2]].payload == page(cid, 65536, 9)  # after the range, kept
+        for s_ in narrow_in:
+            assert c.get(s_, 3)[0] == proto.ENOENT or s_ == 65536, s_
+        for s_ in narrow_out:
+            assert c.get(s_, 3) == (proto.OK, page(cid, s_, 3)), s_
+        # wide, fire and forget, then STATUS on the same connection: done by then
+        for s_ in wide_in:
+            assert c.put(s_, 4, page(cid, s_, 4)) == proto.OK
+        before = c.status()
+        assert c.invalidate(0, proto.GEN_ANY, count=proto.MAX_RANGE_COUNT, noreply=True) is None
+        after = c.status()
+        assert before.used_pages - after.used_pages == len(set(wide_in) | {65536})
+        assert after.invalidates - before.invalidates == 1
+        for s_ in wide_out:
+            assert c.get(s_, 3) == (proto.OK, page(cid, s_, 3)), s_
+        assert o.get(10, 1) == (proto.OK, page(other, 10))  # another client's: untouched
+
+
 def test_invalidate_noreply(server):
     with server.client(0x77) as c:
         assert c.put(1, 1, page(0x77, 1)) == proto.OK
