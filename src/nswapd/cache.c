@@ -325,8 +325,8 @@ static int range_scan(struct cache *c, struct cache_range *r, uint64_t budget)
 		pthread_mutex_unlock(&sh->lock);
 		r->shard++;
 		r->cell = 0;
+		budget = r->restarts >= RANGE_RESTARTS ? 0 : left;	/* forced: yield */
 		r->restarts = 0;
-		budget = left == UINT64_MAX ? 0 : left;	/* a forced shard: yield now */
 		if (!budget)
 			return r->shard == c->nshards;
 	}
@@ -336,15 +336,4 @@ static int range_scan(struct cache *c, struct cache_range *r, uint64_t budget)
 int cache_range_step(struct cache *c, struct cache_range *r, uint64_t budget)
 {
 	return r->wide ? range_scan(c, r, budget) : range_lookups(c, r, budget);
-}
-
-uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t slot,
-				uint64_t count, uint64_t generation, unsigned int hop)
-{
-	struct cache_range r;
-
-	cache_range_begin(c, &r, client_id, slot, count, generation, hop);
-	while (!cache_range_step(c, &r, UINT64_MAX))
-		;
-	return r.dropped;
 }

@@ -147,13 +147,12 @@ static inline int cache_older(const struct cache_meta *m, uint64_t generation,
 	return m->generation < generation ||
 	       (m->generation == generation && m->hop_count <= hop);
 }
-/* Drop pages of client_id in [slot, slot + count) that cache_older() says
- * are older.  Returns the number dropped.  Takes the shard locks itself,
- * one at a time. */
 /* A range INVALIDATE in steps, so that one request costs an event loop at
- * most `budget` lookups or table cells per turn (request.c).  Semantics as
- * one cache_invalidate_range(); a key stored meanwhile is dropped or kept,
- * per key, as if it came before or after the request. */
+ * most `budget` lookups or table cells per turn (request.c): the pages of
+ * client_id in [slot, slot + count) that cache_older() says are older are
+ * dropped (`dropped` counts them), the shard locks taken one at a time; a
+ * key stored meanwhile is dropped or kept, per key, as if it came before or
+ * after the request. */
 struct cache_range {
 	uint64_t client_id, slot, count, generation;
 	unsigned int hop;
@@ -161,7 +160,7 @@ struct cache_range {
 	uint64_t next;		/* narrow: slots done */
 	uint32_t shard;		/* wide: where the scan is */
 	uint64_t cell;
-	uint64_t removals;	/* the shard's count when the scan paused */
+	uint64_t removals;	/* the shard's `removals` when the scan paused */
 	uint32_t restarts;	/* of this shard, for others' removals */
 	uint64_t dropped;
 };
@@ -171,8 +170,6 @@ void cache_range_begin(const struct cache *c, struct cache_range *r, uint64_t cl
 /* At most `budget` lookups or cells (a wide scan may exceed it to finish a
  * shard that others keep changing); 1 when the range is done. */
 int cache_range_step(struct cache *c, struct cache_range *r, uint64_t budget);
-uint64_t cache_invalidate_range(struct cache *c, uint64_t client_id, uint64_t slot,
-				uint64_t count, uint64_t generation, unsigned int hop);
 
 static inline uint32_t cache_used(const struct cache *c)
 {

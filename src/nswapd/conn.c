@@ -163,6 +163,8 @@ static void conn_process(struct loop *l, struct conn *c)
 		request_handle(l, c, &c->hdr, c->rbuf + c->rpos + NSWAP_HDR_SIZE);
 		if (c->dead)
 			return;
+		if (c->hdr.type != NSWAP_HELLO)
+			request_answered(l, c);
 		c->rpos += need;
 		c->have_hdr = 0;
 	}

@@ -59,7 +59,9 @@ struct conn {
 	/* pages on their way home on this connection (home.h) */
 	struct home_sent home[HOME_WINDOW];
 	uint32_t nhome;
-	int home_ready;		/* a request past HELLO came: pages may go home */
+	/* its first request past HELLO is answered: UPDATEs and pages sent
+	 * home may go (request_answered) */
+	int answered;
 	uint64_t home_tag;
 	int64_t home_pause_until_ms;
 

@@ -18,7 +18,7 @@ static int can_send(const struct conn *c, int64_t now)
 
 static int home_capable(const struct conn *c)
 {
-	return !c->dead && c->home_ready;	/* past HELLO, with NSWAP_FEAT_PUNTHOME */
+	return !c->dead && c->answered && (c->features & NSWAP_FEAT_PUNTHOME);
 }
 
 /* Send page idx of the cache home on c if it is still the copy seen and

@@ -390,7 +390,7 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 				reply_status(c, r, NSWAP_EINVAL);
 			return;
 		}
-		/* In steps of RANGE_STEP (range_steps() does the rest, one step
+		/* In steps of RANGE_STEP (request_range_steps() does the rest, one step
 		 * per event-loop turn): a wide range on a large cache took up to
 		 * ~80 ms of the loop at once.  This connection's next requests
 		 * wait for it; a PUT of the range racing with it on another
@@ -582,6 +582,19 @@ static const char *reserved_value(const struct frame_hdr *h)
 	return NULL;
 }
 
+void request_answered(struct loop *l, struct conn *c)
+{
+	if (c->answered || !c->hello_done || c->range_busy)
+		return;
+	/* Frames the server sends on its own (UPDATE, pages sent home) only
+	 * once the client's first request past HELLO is answered: until then
+	 * it may read replies one by one (nswap.ko's purge INVALIDATE of a
+	 * first connection, itself done in steps) */
+	c->answered = 1;
+	if (c->features & NSWAP_FEAT_PUNTHOME)
+		l->home_due = 1;
+}
+
 void request_range_steps(struct loop *l)
 {
 	struct conn *c, *next;
@@ -597,6 +610,7 @@ void request_range_steps(struct loop *l)
 		stat_add(&l->st.invalidates, 1);
 		if (!c->range_noreply)
 			reply_status(c, &c->range_reply, NSWAP_OK);
+		request_answered(l, c);
 		conn_resume(l, c);	/* the requests that waited, and the reply */
 	}
 }
@@ -617,13 +631,6 @@ void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		if (!(h->type == NSWAP_INVALIDATE && (h->flags & NSWAP_F_NOREPLY)))
 			reply_status(c, &r, NSWAP_EBADCRC);
 		return;
-	}
-	if (!c->home_ready && c->hello_done && (c->features & NSWAP_FEAT_PUNTHOME)) {
-		/* pages go home only after the client's first request past
-		 * HELLO: until then it may read replies one by one (nswap.ko's
-		 * purge INVALIDATE of a first connection) */
-		c->home_ready = 1;
-		l->home_due = 1;
 	}
 	if (h->type == (NSWAP_PUNTPAGE | NSWAP_REPLY)) {
 		/* checked by request_check(): an owner answers a page sent home */

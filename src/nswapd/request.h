@@ -25,5 +25,8 @@ void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
  * (l->range_jobs); the connection reads no further request meanwhile. */
 #define RANGE_STEP	65536
 void request_range_steps(struct loop *l);
+/* After a request: the first one past HELLO answered, the server may send
+ * frames of its own on the connection (conn->answered). */
+void request_answered(struct loop *l, struct conn *c);
 
 #endif

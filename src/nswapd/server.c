@@ -229,14 +229,15 @@ static void deliver_updates(struct loop *l)
 			struct conn *c;
 
 			for (c = l->conns; c; c = c->next)
-				if (!c->dead && c->hello_done && c->client_id == m->client_id &&
+				/* not before its first reply (request_answered), nor
+				 * ahead of the reply a range under way owes */
+				if (!c->dead && c->answered && !c->range_busy &&
+				    c->client_id == m->client_id &&
 				    (c->features & NSWAP_FEAT_MIGRATION))
 					break;
 			if (!c)
 				continue;
-			/* room for the header, and for the reply a range
-			 * INVALIDATE under way still owes (request.h) */
-			if (CONN_OBUF - conn_out_used(c) < NSWAP_HDR_SIZE * (1 + !!c->range_busy)) {
+			if (CONN_OBUF - conn_out_used(c) < NSWAP_HDR_SIZE) {
 				stat_add(&l->st.updates_dropped, 1);
 				continue;
 			}

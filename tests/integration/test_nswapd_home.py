@@ -204,3 +204,27 @@ def test_an_answer_without_punthome_is_a_reply_from_a_client(owner_and_other):
     srv, _a, x = owner_and_other
     x.send(proto.PUNTPAGE | proto.REPLY, slot=0, generation=1, hop_count=1)
     assert srv.wait_log(re.escape("reply-type frame (type 0x86) from a client"))
+
+
+def test_no_page_goes_home_before_the_first_request_is_answered(start_server):
+    """nswap.ko reads the reply to its first request past HELLO (the purge, a range
+    INVALIDATE of every slot) on its own: no page may come home ahead of it, also now that
+    a wide range is done in steps (on this 1 GiB cache: 8 turns of the event loop)."""
+    srv = start_server("--cache-size", "1G", "--loops", "1")
+    with srv.client() as a:
+        a.hello(OWNER, "owner", features=HOME)
+        for s in range(200):
+            assert a.put(s, 1, page(s, 1)) == proto.OK
+    set_limit(srv, 100)  # 100 over the limit, to go home once the owner is back
+    with srv.client() as b:
+        b.hello(OWNER, "owner again", features=HOME)
+        tag = b.invalidate_frame(0, proto.GEN_ANY, count=proto.MAX_RANGE_COUNT)
+        b.settimeout(10)
+        first = b.recv()
+        assert (first.type, first.tag, first.status) == (
+            proto.INVALIDATE | proto.REPLY,
+            tag,
+            proto.OK,
+        ), first
+    with srv.client() as ctl:
+        assert ctl.status().used_pages == 0  # the purge dropped them, none is left to go

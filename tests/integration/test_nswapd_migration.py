@@ -46,12 +46,20 @@ def next_update(a, timeout=5.0):
     return (frame.client_id, frame.slot, frame.generation, frame.hop_count, frame.length)
 
 
+def owner_hello(c, name, features=MIGRATION):
+    """HELLO as the owner, then a first request, as nswap.ko's purge: nswapd sends UPDATEs
+    only on connections whose first request past HELLO is answered (request_answered)."""
+    reply = c.hello(OWNER, name, features=features)
+    c.status()
+    return reply
+
+
 @pytest.fixture
 def pair(start_server):
     """(server, owner A, server B), both said HELLO with migration."""
     srv = start_server("--cache-size", "64K")  # 16 pages
     with srv.client() as a, srv.client() as b:
-        assert a.hello(OWNER, "owner", features=MIGRATION).features & proto.FEAT_MIGRATION
+        assert owner_hello(a, "owner").features & proto.FEAT_MIGRATION
         b.hello(SERVER_B, "server-b", features=MIGRATION)
         yield srv, a, b
 
@@ -84,6 +92,7 @@ def test_a_punt_for_an_owner_not_connected_with_migration_is_refused(start_serve
     with srv.client() as plain, srv.client() as other, srv.client() as b:
         plain.hello(OWNER, "plain")  # no FEAT_MIGRATION
         other.hello(0xC0C0, "other", features=MIGRATION)
+        other.status()  # a first request: UPDATEs may come from now on
         b.hello(SERVER_B, "server-b", features=MIGRATION)
         assert punt(b, 1, 1, 1) == proto.ENOENT
         assert punt(b, 2, 1, 1, client_id=0xE0E0) == proto.ENOENT  # not connected at all
@@ -241,8 +250,8 @@ def servers_b_and_c(nswapd_bin, b_args, c_args):
         b_srv.client() as to_b,
         c_srv.client() as to_c,
     ):  # fmt: skip
-        to_b.hello(OWNER, "owner", features=MIGRATION)
-        to_c.hello(OWNER, "owner", features=MIGRATION)
+        owner_hello(to_b, "owner")
+        owner_hello(to_c, "owner")
         yield b_srv, c_srv, to_b, to_c
 
 
