@@ -229,9 +229,12 @@ static void deliver_updates(struct loop *l)
 			struct conn *c;
 
 			for (c = l->conns; c; c = c->next)
-				/* not before its first reply (request_answered), nor
-				 * ahead of the reply a range under way owes */
-				if (!c->dead && c->answered && !c->range_busy &&
+				/* not ahead of the reply a range under way owes
+				 * (nswap.ko reads its purge's reply on its own); a
+				 * connection with no request yet does take it: after a
+				 * server restart an idle owner's connections may have
+				 * none, and without UPDATEs no drain ends */
+				if (!c->dead && !c->range_busy &&
 				    c->client_id == m->client_id &&
 				    (c->features & NSWAP_FEAT_MIGRATION))
 					break;
