@@ -38,11 +38,16 @@ static int fill_id(struct inet_diag_req_v2 *req, const struct sockaddr_storage *
 	return 0;
 }
 
+int uid_is_admin(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
 int peer_is_admin(int fd)
 {
 	uid_t uid;
 
-	return peer_uid(fd, &uid) == 0 && (uid == 0 || uid == geteuid());
+	return peer_uid(fd, &uid) == 0 && uid_is_admin(uid);
 }
 
 int peer_uid(int fd, uid_t *uid)

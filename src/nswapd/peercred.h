@@ -14,7 +14,9 @@
 /* 0 with *uid set, or -1 with errno (ENOENT: no such socket here, e.g. the
  * peer is on another host; ESRCH: its owner closed it already). */
 int peer_uid(int fd, uid_t *uid);
-/* The peer is root or this process's own user (1), or not or unknown (0). */
+/* root or this process's own user: the node's administrators (1), or not. */
+int uid_is_admin(uid_t uid);
+/* The peer is an administrator (1), or not or unknown (0). */
 int peer_is_admin(int fd);
 
 #endif /* NSWAPD_PEERCRED_H */

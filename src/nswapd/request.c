@@ -499,7 +499,7 @@ static void do_set_cache_limit(struct loop *l, struct conn *c, const unsigned ch
 		reply_status(c, r, NSWAP_EPERM);
 		return;
 	}
-	/* the same rule as peer_is_admin(), with the reason for the log */
+	/* peer_is_admin(), with the reason for the log */
 	if (peer_uid(c->fd, &uid) != 0) {
 		stat_add(&l->st.errors, 1);
 		log_peer(L_WARN, "%s: SET_CACHE_LIMIT refused: cannot tell which user sent it "
@@ -508,7 +508,7 @@ static void do_set_cache_limit(struct loop *l, struct conn *c, const unsigned ch
 		reply_status(c, r, NSWAP_EPERM);
 		return;
 	}
-	if (uid != 0 && uid != geteuid()) {
+	if (!uid_is_admin(uid)) {
 		stat_add(&l->st.errors, 1);
 		log_peer(L_WARN, "%s: SET_CACHE_LIMIT refused: sent by uid %u; only root or "
 			 "nswapd's own user (uid %u) may change the cache limit", c->peer,
