@@ -416,7 +416,7 @@ def test_an_owner_that_does_not_follow_at_the_target_keeps_its_pages_here(nswapd
 
 
 def test_a_target_that_stops_answering_mid_drain_costs_no_page(nswapd_bin):
-    """B drains into C, and C stops (SIGSTOP) after its first page, then dies: B's mover
+    """B drains into C, and C stops (SIGSTOP) once it took a page, then dies: B's mover
     gives up on C within its I/O timeout, B keeps answering, and every page is still
     readable at B (B drops a copy only when its owner says so), including those C took
     before it stopped; B still stops cleanly.  16,000 pages: the mover sends 32 at a time, and
@@ -432,13 +432,17 @@ def test_a_target_that_stops_answering_mid_drain_costs_no_page(nswapd_bin):
         c_srv.signal(signal.SIGSTOP)
         try:
             assert b_srv.wait_log(r"stopped taking pages \(connection lost\) after \d+", 30)
-            taken = int(
+            lost_round = int(
                 re.findall(
                     r"stopped taking pages \(connection lost\) after (\d+)", b_srv.log_text()
                 )[0]
             )
-            assert 0 < taken < pages  # it stopped mid-drain, as meant
+            # C took a page (its UPDATE above) and B stopped before the end: mid-drain.
+            # The log's figure counts only the round that failed (an earlier round may have
+            # ended well, and C may have sent its UPDATE before its reply to B), so the whole
+            # drain is judged by B's counter of pages moved.
             st = b_srv.status()
+            assert lost_round <= st["punts_sent"] < pages
             assert (st["used_pages"], st["limit_pages"]) == (pages, 0)
         finally:
             c_srv.kill()
