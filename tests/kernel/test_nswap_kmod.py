@@ -252,9 +252,9 @@ def parse(output):
 SECOND_RUN = r"""
 echo "cpus=$(nproc)"
 echo "hw_queues=$(ls /sys/block/nswap0/mq | wc -l)"
-taskset -c 0 nswap-workload --workload W2 --size 192M --seed 8 > /tmp/w2a.json &
+taskset -c 0 nswap-workload --workload W2 --size 144M --seed 8 > /tmp/w2a.json &
 a=$!
-taskset -c 1 nswap-workload --workload W2 --size 192M --seed 9 > /tmp/w2b.json &
+taskset -c 1 nswap-workload --workload W2 --size 144M --seed 9 > /tmp/w2b.json &
 b=$!
 wait $a; echo "workload2_exit=$?"
 wait $b; echo "workload3_exit=$?"
