@@ -14,7 +14,8 @@ the disk once; the records follow the report's schema; the report has Table 1 an
 with a fit; every node's /proc/swaps (areas, types, priorities, in order) after the
 benchmark is the one the deploy left and nswap-client.service is still active and enabled.
 
-Cost: 6 runs of 32 MiB (memory.max; the role's smallest), 3 link measurements and one disk measurement of 3 s each.
+Cost: 6 runs of 32 MiB (memory.max; the role's smallest), 3 link measurements and one disk
+measurement of 3 s each.
 """
 
 import csv
