@@ -15,8 +15,15 @@
 
 #define OMASK		(CONN_OBUF - 1)
 #define MAX_FRAME	(NSWAP_HDR_SIZE + NSWAP_MAX_PAYLOAD)
-/* Reads per wakeup before other connections get their turn. */
+/* Reads per turn before other connections get theirs. */
 #define READS_PER_WAKEUP 16
+/* Requests executed per turn.  A turn ends there, and the connection waits
+ * until every other connection of its loop with requests ready had a turn:
+ * a client that pipelines thousands of requests delays a client with one
+ * request by at most one turn per connection of the loop, not by its whole
+ * backlog.  32 fills the output ring with page replies (CONN_OBUF / 4 KiB),
+ * so a turn still sends full writes. */
+#define FRAMES_PER_TURN 32
 
 struct conn *conn_alloc(int fd, const char *peer)
 {
@@ -136,7 +143,7 @@ static void conn_process(struct loop *l, struct conn *c)
 	char reason[160];
 
 	c->blocked = 0;
-	while (!c->dead && !c->range_busy) {
+	while (!c->dead && !c->range_busy && c->turn_frames < FRAMES_PER_TURN) {
 		size_t avail = c->rlen - c->rpos, need;
 
 		if (!c->have_hdr) {
@@ -163,6 +170,7 @@ static void conn_process(struct loop *l, struct conn *c)
 		request_handle(l, c, &c->hdr, c->rbuf + c->rpos + NSWAP_HDR_SIZE);
 		if (c->dead)
 			return;
+		c->turn_frames++;
 		if (c->hdr.type != NSWAP_HELLO)
 			request_answered(l, c);
 		c->rpos += need;
@@ -234,11 +242,22 @@ static void conn_set_events(struct loop *l, struct conn *c)
 	}
 }
 
-/* Move data in both directions until nothing more can be done now. */
+static int conn_turn_over(const struct conn *c)
+{
+	return c->turn_frames >= FRAMES_PER_TURN;
+}
+
+/* Move data in both directions until nothing more can be done now, or this
+ * connection's turn is over. */
 static void conn_pump(struct loop *l, struct conn *c, int readable)
 {
 	int reads = 0;
 
+	if (c->yielded) {	/* an event came first: this is its owed turn */
+		c->yielded = 0;
+		l->yielded--;
+	}
+	c->turn_frames = 0;
 	for (;;) {
 		int progress = 0;
 		ssize_t wrote;
@@ -250,6 +269,14 @@ static void conn_pump(struct loop *l, struct conn *c, int readable)
 		if (wrote < 0) {
 			conn_close(l, c, "write error");
 			return;
+		}
+		if (conn_turn_over(c)) {
+			/* requests may be left in rbuf or the socket: the next
+			 * turn comes after the other connections' (and a
+			 * frame boundary is never waited on here) */
+			c->yielded = 1;
+			l->yielded++;
+			break;
 		}
 		if (wrote > 0 && c->blocked)
 			progress = 1;	/* room for the waiting frame, maybe */
@@ -273,7 +300,7 @@ static void conn_pump(struct loop *l, struct conn *c, int readable)
 		if (!progress)
 			break;
 	}
-	if (c->rd_closed && !conn_out_used(c) && !c->range_busy) {
+	if (c->rd_closed && !conn_out_used(c) && !c->range_busy && !c->yielded) {
 		/* Peer finished sending (or the drain sweep is done) and every
 		 * reply is out; a trailing partial frame is dropped. */
 		conn_close(l, c, l->draining ? "drained" : "closed by peer");
@@ -286,6 +313,22 @@ void conn_resume(struct loop *l, struct conn *c)
 {
 	if (!c->dead)
 		conn_pump(l, c, 0);
+}
+
+void conn_run_yielded(struct loop *l)
+{
+	struct conn *c, *next;
+	unsigned int owed = l->yielded;
+
+	/* Only those that yielded before this walk: one that yields again
+	 * waits for the next round (after the next epoll_wait). */
+	for (c = l->conns; c && owed; c = next) {
+		next = c->next;
+		if (!c->yielded || c->dead)
+			continue;
+		owed--;
+		conn_pump(l, c, 1);
+	}
 }
 
 void conn_event(struct loop *l, struct conn *c, uint32_t events)
@@ -320,6 +363,10 @@ void conn_close(struct loop *l, struct conn *c, const char *why)
 	if (c->range_busy) {
 		c->range_busy = 0;
 		l->range_jobs--;
+	}
+	if (c->yielded) {
+		c->yielded = 0;
+		l->yielded--;
 	}
 	if (c->hello_done)
 		atomic_fetch_sub(&l->srv->nclients, 1);

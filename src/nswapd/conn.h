@@ -52,6 +52,11 @@ struct conn {
 	int rd_closed;		/* EOF, or read sweep done while draining */
 	int64_t last_rx_ms;	/* while draining: when bytes last arrived */
 	int blocked;		/* a complete frame waits for ring space */
+	/* frames executed in this turn (conn_pump); at FRAMES_PER_TURN the
+	 * connection yields: it is on its loop's yielded count and gets its
+	 * next turn after every other ready connection had one */
+	unsigned int turn_frames;
+	int yielded;
 	size_t rpos, rlen;	/* unparsed bytes are rbuf[rpos..rlen) */
 	int have_hdr;		/* hdr holds the validated header at rpos */
 	struct frame_hdr hdr;
@@ -82,6 +87,9 @@ int conn_attach(struct loop *l, struct conn *c);
 void conn_discard(struct loop *l, struct conn *c);
 /* Go on after a range INVALIDATE ended: the requests that waited. */
 void conn_resume(struct loop *l, struct conn *c);
+/* One more turn for each connection that yielded with requests left
+ * (FRAMES_PER_TURN); called once per event-loop round, after the events. */
+void conn_run_yielded(struct loop *l);
 /* It said HELLO (or closes before): its admission counts are released. */
 void conn_admitted(struct loop *l, struct conn *c);
 /* Handle epoll events for c.  May close it. */

@@ -131,6 +131,7 @@ struct loop {
 	 * later; 0: none (server.c hello_timeouts) */
 	int64_t hello_next_ms;
 	unsigned int range_jobs;	/* connections in a range INVALIDATE (request.h) */
+	unsigned int yielded;		/* connections owed a turn (conn.h turn_frames) */
 	int failed;			/* epoll_wait failed: the server exits 1 */
 	struct stats st __attribute__((aligned(64)));
 } __attribute__((aligned(64)));

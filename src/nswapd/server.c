@@ -388,8 +388,8 @@ static void *loop_main(void *arg)
 		} else if (l->home_waiting) {
 			timeout = HOME_RETRY_MS;
 		}
-		if (l->range_jobs)
-			timeout = 0;	/* steps of range INVALIDATEs are due */
+		if (l->range_jobs || l->yielded)
+			timeout = 0;	/* range steps or owed turns are due */
 		else if (l->hello_next_ms && !l->draining) {
 			int64_t left = l->hello_next_ms - now_ms();
 
@@ -418,6 +418,8 @@ static void *loop_main(void *arg)
 			break;
 		if (l->range_jobs)
 			request_range_steps(l);
+		if (l->yielded)
+			conn_run_yielded(l);
 		if (l->hello_next_ms && now_ms() >= l->hello_next_ms)
 			close_silent(l);
 		if (l->home_due || (l->home_waiting && now_ms() - l->home_last_ms >= HOME_RETRY_MS)) {

@@ -355,3 +355,38 @@ def test_auto_counts_the_cpus_nswapd_may_run_on(nswapd_bin):
         assert srv.wait_log(r"loops 1,"), srv.log_text()
     finally:
         assert srv.stop() == 0, srv.log_text()
+
+
+def test_a_client_with_one_request_is_not_served_behind_anothers_backlog(start_server):
+    """Fair turns (conn.c FRAMES_PER_TURN): with one event loop, connection A has 2,000
+    pipelined GETPAGEs waiting and connection B one STATUS, both sent while nswapd is stopped
+    (SIGSTOP), A's first.  Once nswapd runs again, B's STATUS must come back before A's
+    backlog is half done (its `gets` counter tells how far A was), and then every one of A's
+    2,000 replies still comes, in order.  Before the turns, A's whole backlog ran first."""
+    srv = start_server("--loops", "1", "--cache-size", "1M")
+    backlog = 2000
+    with srv.client(0x7A000, "backlog") as a, srv.client(0x7A001, "one-request") as b:
+        assert a.put(1, 1, page(0x7A000, 1)) == proto.OK
+        base = srv.status()["gets"]
+        frames = b"".join(
+            proto.encode_frame(
+                proto.GETPAGE, tag=1000 + i, client_id=0x7A000, slot=1000 + i, generation=1
+            )
+            for i in range(backlog)
+        )  # misses: 32-byte replies, so A's replies never fill its socket and stop it
+        srv.signal(signal.SIGSTOP)
+        try:
+            a.send_raw(frames)
+            time.sleep(0.2)  # A's bytes are queued before B's
+            tag = b.send(proto.STATUS)
+        finally:
+            srv.signal(signal.SIGCONT)
+        reply = b.wait([tag])[tag]
+        assert reply.header.status == proto.OK
+        served_before_b = proto.decode_status(reply.payload).gets - base
+        assert served_before_b < backlog // 2, served_before_b
+        for i in range(backlog):
+            frame = a.recv()
+            assert (frame.header.tag, frame.header.status) == (1000 + i, proto.ENOENT), i
+    status = srv.status()
+    assert status["gets"] - base == backlog and status["get_misses"] >= backlog, status
