@@ -131,6 +131,41 @@ class Pipeline:
         self.send_more(done)
 
 
+def flood_requests(kind, cid, rng):
+    """(requests kept in flight, the size of every reply, make(n) -> the n-th request) of
+    one connection of an attack."""
+
+    def frame(msg_type, n, payload=b"", **fields):
+        return proto.encode_frame(msg_type, payload, tag=n, client_id=cid, **fields)
+
+    def get(n):
+        return frame(proto.GETPAGE, n, slot=n % 256, generation=1)
+
+    def miss(n):
+        return frame(proto.GETPAGE, n, slot=rng.getrandbits(62) + 1024, generation=1)
+
+    def put(n):
+        return frame(proto.PUTPAGE, n, PUT_DATA, slot=n % 256, generation=2 + n)
+
+    def put_then_range(n):
+        # a page, then the widest range (nswap.ko's purge of [0, 2^32)) that drops it,
+        # over and over: each range walks the whole table
+        if n % 2 == 0:
+            return put(n)
+        count = proto.MAX_RANGE_COUNT.to_bytes(8, "little")
+        return frame(
+            proto.INVALIDATE, n, count, slot=0, generation=proto.GEN_ANY, flags=proto.F_RANGE
+        )
+
+    header_only = proto.HDR_SIZE
+    return {
+        "get-flood": (256, proto.HDR_SIZE + proto.PAGE_SIZE, get),
+        "miss-flood": (256, header_only, miss),
+        "put-flood": (64, header_only, put),
+        "range-invalidate": (8, header_only, put_then_range),
+    }[kind]
+
+
 def flood(port, kind, stop, stop_at, ready):
     """Pipelined requests on ATTACK_CONNS connections until told to stop, or stop_at."""
     sel = selectors.DefaultSelector()
@@ -142,57 +177,7 @@ def flood(port, kind, stop, stop_at, ready):
         if kind in ("get-flood", "put-flood"):
             for slot in range(256):
                 assert client.put(slot, 1, bytes([slot]) * proto.PAGE_SIZE) == proto.OK
-        if kind == "get-flood":
-            pipe = Pipeline(
-                client,
-                256,
-                proto.HDR_SIZE + proto.PAGE_SIZE,
-                lambda n, cid=cid: proto.encode_frame(
-                    proto.GETPAGE, tag=n, client_id=cid, slot=n % 256, generation=1
-                ),
-            )
-        elif kind == "miss-flood":
-            pipe = Pipeline(
-                client,
-                256,
-                proto.HDR_SIZE,
-                lambda n, cid=cid: proto.encode_frame(
-                    proto.GETPAGE,
-                    tag=n,
-                    client_id=cid,
-                    slot=rng.getrandbits(62) + 1024,
-                    generation=1,
-                ),
-            )
-        elif kind == "put-flood":
-            pipe = Pipeline(
-                client,
-                64,
-                proto.HDR_SIZE,
-                lambda n, cid=cid: proto.encode_frame(
-                    proto.PUTPAGE, PUT_DATA, tag=n, client_id=cid, slot=n % 256, generation=2 + n
-                ),
-            )
-        else:  # range-invalidate: a page, then the widest range (nswap.ko's purge of
-            # [0, 2^32)) that drops it, over and over: each range walks the whole table
-
-            def make_range(n, cid=cid):
-                if n % 2 == 0:
-                    return proto.encode_frame(
-                        proto.PUTPAGE, PUT_DATA, tag=n, client_id=cid, slot=n % 256,
-                        generation=2 + n,
-                    )  # fmt: skip
-                return proto.encode_frame(
-                    proto.INVALIDATE,
-                    proto.MAX_RANGE_COUNT.to_bytes(8, "little"),
-                    tag=n,
-                    client_id=cid,
-                    slot=0,
-                    generation=proto.GEN_ANY,
-                    flags=proto.F_RANGE,
-                )
-
-            pipe = Pipeline(client, 8, proto.HDR_SIZE, make_range)
+        pipe = Pipeline(client, *flood_requests(kind, cid, rng))
         sel.register(pipe.sock, selectors.EVENT_READ, pipe)
         pipes.append(pipe)
     ready.set()
