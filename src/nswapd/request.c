@@ -390,14 +390,14 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 				reply_status(c, r, NSWAP_EINVAL);
 			return;
 		}
-		/* In steps of RANGE_STEP (request_range_steps() does the rest, one step
-		 * per event-loop turn): a wide range on a large cache took up to
+		/* In steps (request.h range_share; request_range_steps() does the
+		 * rest, one step per event-loop round): a wide range on a large cache took up to
 		 * ~80 ms of the loop at once.  This connection's next requests
 		 * wait for it; a PUT of the range racing with it on another
 		 * connection lands before or after, per key. */
 		cache_range_begin(cache, &c->range, h->client_id, h->slot, count,
 				  h->generation, hop);
-		if (!cache_range_step(cache, &c->range, RANGE_STEP)) {
+		if (!cache_range_step(cache, &c->range, range_share(l->range_jobs + 1))) {
 			c->range_busy = 1;
 			c->range_reply = *r;
 			c->range_noreply = !reply;
@@ -597,13 +597,14 @@ void request_answered(struct loop *l, struct conn *c)
 
 void request_range_steps(struct loop *l)
 {
+	const uint64_t share = range_share(l->range_jobs);
 	struct conn *c, *next;
 
 	for (c = l->conns; c && l->range_jobs; c = next) {
 		next = c->next;
 		if (!c->range_busy || c->dead)
 			continue;
-		if (!cache_range_step(&l->srv->cache, &c->range, RANGE_STEP))
+		if (!cache_range_step(&l->srv->cache, &c->range, share))
 			continue;
 		c->range_busy = 0;
 		l->range_jobs--;
