@@ -16,7 +16,7 @@
 #define OMASK		(CONN_OBUF - 1)
 #define MAX_FRAME	(NSWAP_HDR_SIZE + NSWAP_MAX_PAYLOAD)
 /* Reads per turn before other connections get theirs. */
-#define READS_PER_WAKEUP 16
+#define READS_PER_TURN	16
 /* Requests executed per turn.  A turn ends there, and the connection waits
  * until every other connection of its loop with requests ready had a turn:
  * a client that pipelines thousands of requests delays a client with one
@@ -136,14 +136,19 @@ static ssize_t conn_flush(struct loop *l, struct conn *c)
 	return total;
 }
 
+static int conn_turn_over(const struct conn *c)
+{
+	return c->turn_frames >= FRAMES_PER_TURN;
+}
+
 /* Cut complete frames out of rbuf and execute them while the ring has room
- * for a reply. */
+ * for a reply and the turn lasts. */
 static void conn_process(struct loop *l, struct conn *c)
 {
 	char reason[160];
 
 	c->blocked = 0;
-	while (!c->dead && !c->range_busy && c->turn_frames < FRAMES_PER_TURN) {
+	while (!c->dead && !c->range_busy && !conn_turn_over(c)) {
 		size_t avail = c->rlen - c->rpos, need;
 
 		if (!c->have_hdr) {
@@ -242,11 +247,6 @@ static void conn_set_events(struct loop *l, struct conn *c)
 	}
 }
 
-static int conn_turn_over(const struct conn *c)
-{
-	return c->turn_frames >= FRAMES_PER_TURN;
-}
-
 /* Move data in both directions until nothing more can be done now, or this
  * connection's turn is over. */
 static void conn_pump(struct loop *l, struct conn *c, int readable)
@@ -281,7 +281,7 @@ static void conn_pump(struct loop *l, struct conn *c, int readable)
 		if (wrote > 0 && c->blocked)
 			progress = 1;	/* room for the waiting frame, maybe */
 		if (!c->rd_closed && !c->blocked && c->rlen < CONN_RBUF &&
-		    (readable || l->draining) && reads < READS_PER_WAKEUP) {
+		    (readable || l->draining) && reads < READS_PER_TURN) {
 			int r = conn_read(l, c);
 
 			reads++;

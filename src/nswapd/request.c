@@ -390,9 +390,9 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 				reply_status(c, r, NSWAP_EINVAL);
 			return;
 		}
-		/* In steps (request.h range_share; request_range_steps() does the
-		 * rest, one step per event-loop round): a wide range on a large cache took up to
-		 * ~80 ms of the loop at once.  This connection's next requests
+		/* In steps (request.h range_share; request_range_steps() does
+		 * the rest, one step per event-loop round): a wide range on a
+		 * large cache took up to ~80 ms of the loop at once.  This connection's next requests
 		 * wait for it; a PUT of the range racing with it on another
 		 * connection lands before or after, per key. */
 		cache_range_begin(cache, &c->range, h->client_id, h->slot, count,

@@ -83,10 +83,10 @@ limit_memory() {  # memory.max of the cgroup
     echo +memory > /sys/fs/cgroup/cgroup.subtree_control || fail "memory controller"
     mkdir /sys/fs/cgroup/wl && echo "$1" > /sys/fs/cgroup/wl/memory.max || fail "memory.max"
 }
+# command...: run in the cgroup
+in_wl() { sh -c 'echo $$ > /sys/fs/cgroup/wl/cgroup.procs && exec "$@"' sh "$@"; }
 # command...: in the cgroup, in the background (its pid is $!), stdout to /tmp/wl.json
-run_limited() {
-    sh -c 'echo $$ > /sys/fs/cgroup/wl/cgroup.procs && exec "$@"' sh "$@" > /tmp/wl.json &
-}
+run_limited() { in_wl "$@" > /tmp/wl.json & }
 counters() {
     for f in /sys/block/nswap0/nswap/*; do echo "counter $(basename $f) $(head -n 1 $f)"; done
 }
@@ -258,7 +258,6 @@ echo "cpus=$(nproc)"
 echo "hw_queues=$(ls /sys/block/nswap0/mq | wc -l)"
 limit_memory %dM
 echo "pswpout_second=$(vmstat pswpout)"
-in_wl() { sh -c 'echo $$ > /sys/fs/cgroup/wl/cgroup.procs && exec "$@"' sh "$@"; }
 in_wl taskset -c 0 nswap-workload --workload W2 --size 48M --seed 8 > /tmp/w2a.json &
 a=$!
 in_wl taskset -c 1 nswap-workload --workload W2 --size 48M --seed 9 > /tmp/w2b.json &

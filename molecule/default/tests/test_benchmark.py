@@ -153,7 +153,7 @@ def run_benchmark(outcome, work, env):
             "-e",
             "nswap_benchmark_run_timeout_s=900",
             # the role's smallest size (quick gives 64): the pipeline is what is tested
-            # here, and half the swapping halves the 20 Mbit/s projection run
+            # here (it barely shortened the run: its time is Ansible tasks on TCG nodes)
             "-e",
             "nswap_benchmark_memory_max_mib=32",
             "-e",
