@@ -83,8 +83,11 @@ limit_memory() {  # memory.max of the cgroup
     echo +memory > /sys/fs/cgroup/cgroup.subtree_control || fail "memory controller"
     mkdir /sys/fs/cgroup/wl && echo "$1" > /sys/fs/cgroup/wl/memory.max || fail "memory.max"
 }
-# command...: run in the cgroup
-in_wl() { sh -c 'echo $$ > /sys/fs/cgroup/wl/cgroup.procs && exec "$@"' sh "$@"; }
+# command...: run in the cgroup.  A script, not a shell function: "in_wl CMD &" must leave
+# CMD's own pid in $! (a backgrounded function runs in a subshell whose pid $! would be,
+# and "kill -9 $!" would then kill that subshell and leave CMD running).
+printf '#!/bin/sh\necho $$ > /sys/fs/cgroup/wl/cgroup.procs && exec "$@"\n' > /bin/in_wl
+chmod +x /bin/in_wl || fail "/bin/in_wl"
 # command...: in the cgroup, in the background (its pid is $!), stdout to /tmp/wl.json
 run_limited() { in_wl "$@" > /tmp/wl.json & }
 counters() {
