@@ -26,7 +26,8 @@ addresses: nothing leaves it; every process is bounded in time):
 Rounds interleave the cells (baseline, each attack, baseline, ...), so that each ratio
 compares numbers taken seconds apart; the table shows medians over the rounds.
 
-Run:  benchmarks/nswapd_attack.py [--rounds N] [--samples N] [--nswapd PATH] [--output F]
+Run:  benchmarks/nswapd_attack.py [--rounds N] [--samples N] [--attacks A,B] [--nswapd PATH]
+                                  [--output F]
 Needs root (the namespace), gcc and make (nswapd and nswap-bench are built from src/nswapd),
 and 2 CPUs or more.
 """
@@ -296,7 +297,13 @@ def main():
     parser.add_argument("--samples", type=int, default=20000, help="latency samples a cell")
     parser.add_argument("--nswapd", help="nswapd binary to attack (default: src/nswapd's)")
     parser.add_argument("--output", help="JSON results (default results/nswapd-attack-*.json)")
+    parser.add_argument(
+        "--attacks", default=",".join(ATTACKS), help="comma-separated, of: " + ", ".join(ATTACKS)
+    )
     args = parser.parse_args()
+    attacks = tuple(args.attacks.split(","))
+    if not attacks or not set(attacks) <= set(ATTACKS):
+        parser.error("--attacks: a comma-separated list of " + ", ".join(ATTACKS))
     if args.rounds < 1 or args.samples < 100:
         parser.error("--rounds 1 or more, --samples 100 or more")
     cpus = sorted(os.sched_getaffinity(0))
@@ -315,7 +322,7 @@ def main():
     # the most an attack may last: one latency run at its slowest (5 ms a sample is far
     # out); it normally stops as soon as the latency run ends
     attack_s = min(RUN_TIMEOUT_S, 10 + args.samples * 0.005)
-    cells = ("none",) + ATTACKS
+    cells = ("none",) + attacks
     rows = {kind: [] for kind in cells}
     failures = []
     srv = nswapd.Nswapd(

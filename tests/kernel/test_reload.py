@@ -40,6 +40,14 @@ LEAK_SHARE = 0.8
 # Allocations that follow slab pages, not objects: a memcg-accounted slab page's vector of
 # owners (grows with fragmentation as the workload's cgroup allocates, freed with the page).
 PER_SLAB_PAGE = ("memcg_alloc_slab_cgroups",)
+# Caches that keep freed objects for reuse, as live objects, up to a bound: a function's
+# count there may swing by that bound between two snapshots whatever the cycles do.
+#   skbuff_head_cache: the network stack's per-CPU cache of freed skb heads
+#   (NAPI_SKB_CACHE_SIZE, 64 per CPU; the guest has 1 vCPU).  A 12-cycle run ended with
+#   23 more heads of received packets (__build_skb) than at its warm snapshot (this, most
+#   likely; it failed CI at 78f634c); an 8-cycle run that also listed the sockets ended
+#   with none of those heads, and no socket left once TIME_WAIT had passed.
+REUSE_BOUND = {"skbuff_head_cache": 64}
 
 GUEST = r"""
 mount -t debugfs none /sys/kernel/debug 2>/dev/null
@@ -107,13 +115,15 @@ def growing_sites(sites, measured_cycles):
     return [
         (cache, fn, sites["warm"].get((cache, fn), 0), end)
         for (cache, fn), end in sorted(sites["end"].items())
-        if end - sites["warm"].get((cache, fn), 0) >= floor and fn not in PER_SLAB_PAGE
+        if end - sites["warm"].get((cache, fn), 0) >= floor + REUSE_BOUND.get(cache, 0)
+        and fn not in PER_SLAB_PAGE
     ]
 
 
 def test_growing_sites_finds_one_object_per_cycle_and_ignores_noise():
     """The leak rule on made-up snapshots: +10 in 10 cycles is a leak, +2 is noise, a
-    function seen only at the end counts from 0, and per-slab-page vectors are no objects."""
+    function seen only at the end counts from 0, per-slab-page vectors are no objects, and
+    a cache that keeps freed objects may swing by its bound, not more."""
     sites = {
         "warm": {("kmalloc-64", "a"): 5, ("kmalloc-64", "b"): 7},
         "end": {
@@ -121,9 +131,15 @@ def test_growing_sites_finds_one_object_per_cycle_and_ignores_noise():
             ("kmalloc-64", "b"): 9,
             ("kmalloc-1k", "c"): 8,
             ("kmalloc-96", PER_SLAB_PAGE[0]): 40,
+            ("skbuff_head_cache", "d"): 23,
+            ("skbuff_head_cache", "e"): 64 + 8,
         },
     }
-    assert growing_sites(sites, 10) == [("kmalloc-1k", "c", 0, 8), ("kmalloc-64", "a", 5, 15)]
+    assert growing_sites(sites, 10) == [
+        ("kmalloc-1k", "c", 0, 8),
+        ("kmalloc-64", "a", 5, 15),
+        ("skbuff_head_cache", "e", 0, 72),
+    ]
     assert growing_sites(sites, 100) == []
 
 
