@@ -277,30 +277,41 @@ static int range_lookups(struct cache *c, struct cache_range *r, uint64_t budget
 	return r->next == r->count;
 }
 
+/* Where the run of occupied cells that holds cell - 1 starts (0 at the
+ * earliest: the scan has not been past the table's end). */
+static uint64_t run_start(const struct cache_shard *sh, uint64_t cell)
+{
+	while (cell && sh->table[cell - 1] != CACHE_NONE)
+		cell--;
+	return cell;
+}
+
 /* Wide range: one pass over every shard's table, a shard under its lock
  * (so PUTs to other shards go on meanwhile).  After a removal at position i
  * the backward shift may have moved a later entry into i, so i is examined
- * again; entries only ever move to earlier positions of their cluster, so
- * none is skipped (one pulled across the table's end was seen at the start
- * and is seen again).  Between steps the lock is let go: if anyone else
- * removed a key from the shard meanwhile, an entry not yet seen may have
- * moved before the position reached, so the shard is scanned again from the
- * start (what was dropped stays dropped); after RANGE_RESTARTS such restarts
- * the rest of the shard is done in one go, so a busy shard cannot starve
- * the range. */
-#define RANGE_RESTARTS	4
-
+ * again; entries only ever move to earlier positions of their cluster, never
+ * before their home cell, so none is skipped (one pulled across the table's
+ * end was seen at the start and is seen again).  Between steps the lock is
+ * let go, and if anyone else removed a key from the shard meanwhile, an
+ * entry not yet seen may have moved before the position reached -- but not
+ * before its home, and every unseen entry's home was in the run of occupied
+ * cells that held the position (linear probing: the cells from an entry's
+ * home to the entry are occupied), so the scan goes on from that run's start
+ * (r->run, found when it paused; re-examining that part is not charged to the
+ * budget: under a flood of removals a step still makes `budget` of new cells'
+ * progress, and one step's work stays bounded).  It restarted the whole shard
+ * before, and after 4 restarts scanned the rest in one go: under a flood of
+ * ranges from several connections that was a whole shard at a time. */
 static int range_scan(struct cache *c, struct cache_range *r, uint64_t budget)
 {
 	while (r->shard < c->nshards) {
 		struct cache_shard *sh = &c->shards[r->shard];
-		uint64_t left = r->restarts >= RANGE_RESTARTS ? UINT64_MAX : budget;
+		uint64_t left = budget;
 
 		pthread_mutex_lock(&sh->lock);
 		if (r->cell && sh->removals != r->removals) {
-			r->cell = 0;
-			r->restarts++;
-			left = r->restarts >= RANGE_RESTARTS ? UINT64_MAX : left;
+			left += r->cell - r->run;
+			r->cell = r->run;
 		}
 		/* 64-bit index: with one shard of a 4-8 TiB cache the mask is
 		 * 0xffffffff, and a 32-bit i would wrap and never end. */
@@ -319,14 +330,14 @@ static int range_scan(struct cache *c, struct cache_range *r, uint64_t budget)
 		}
 		if (r->cell <= (uint64_t)sh->mask && sh->count) {
 			r->removals = sh->removals;	/* ours included */
+			r->run = run_start(sh, r->cell);
 			pthread_mutex_unlock(&sh->lock);
 			return 0;
 		}
 		pthread_mutex_unlock(&sh->lock);
 		r->shard++;
 		r->cell = 0;
-		budget = r->restarts >= RANGE_RESTARTS ? 0 : left;	/* forced: yield */
-		r->restarts = 0;
+		budget = left;
 		if (!budget)
 			return r->shard == c->nshards;
 	}

@@ -161,14 +161,15 @@ struct cache_range {
 	uint32_t shard;		/* wide: where the scan is */
 	uint64_t cell;
 	uint64_t removals;	/* the shard's `removals` when the scan paused */
-	uint32_t restarts;	/* of this shard, for others' removals */
+	uint64_t run;		/* where the run of occupied cells before `cell` starts */
 	uint64_t dropped;
 };
 
 void cache_range_begin(const struct cache *c, struct cache_range *r, uint64_t client_id,
 		       uint64_t slot, uint64_t count, uint64_t generation, unsigned int hop);
-/* At most `budget` lookups or cells (a wide scan may exceed it to finish a
- * shard that others keep changing); 1 when the range is done. */
+/* At most `budget` lookups or new cells (a wide scan resuming in a shard
+ * that others changed examines again the run of cells it paused in, not
+ * charged); 1 when the range is done. */
 int cache_range_step(struct cache *c, struct cache_range *r, uint64_t budget);
 
 static inline uint32_t cache_used(const struct cache *c)

@@ -39,6 +39,7 @@ struct conn {
 	/* a range INVALIDATE under way (request.h RANGE_STEP): its reply
 	 * header, and whether one is due */
 	int range_busy, range_noreply;
+	unsigned int range_stepped;	/* the loop's range_round it last stepped in */
 	struct cache_range range;
 	struct frame_hdr range_reply;
 

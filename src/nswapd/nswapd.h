@@ -131,6 +131,8 @@ struct loop {
 	 * later; 0: none (server.c hello_timeouts) */
 	int64_t hello_next_ms;
 	unsigned int range_jobs;	/* connections in a range INVALIDATE (request.h) */
+	uint64_t range_budget;		/* range work left this round (request.h) */
+	unsigned int range_round;	/* rounds that stepped ranges: who goes first */
 	unsigned int yielded;		/* connections owed a turn (conn.h turn_frames) */
 	int failed;			/* epoll_wait failed: the server exits 1 */
 	struct stats st __attribute__((aligned(64)));

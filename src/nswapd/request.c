@@ -395,9 +395,13 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 		 * large cache took up to ~80 ms of the loop at once.  This connection's next requests
 		 * wait for it; a PUT of the range racing with it on another
 		 * connection lands before or after, per key. */
+		uint64_t step = range_share(l->range_jobs + 1, l->range_budget);
+
 		cache_range_begin(cache, &c->range, h->client_id, h->slot, count,
 				  h->generation, hop);
-		if (!cache_range_step(cache, &c->range, range_share(l->range_jobs + 1))) {
+		l->range_budget -= step;
+		c->range_stepped = l->range_round;
+		if (!step || !cache_range_step(cache, &c->range, step)) {
 			c->range_busy = 1;
 			c->range_reply = *r;
 			c->range_noreply = !reply;
@@ -595,24 +599,49 @@ void request_answered(struct loop *l, struct conn *c)
 		l->home_due = 1;
 }
 
+/* One step of c's range (budget permitting); when it is done, the reply and
+ * the requests that waited. */
+static void range_step(struct loop *l, struct conn *c, unsigned int jobs)
+{
+	uint64_t step = range_share(jobs, l->range_budget);
+
+	if (!step)
+		return;
+	l->range_budget -= step;
+	c->range_stepped = l->range_round;
+	if (!cache_range_step(&l->srv->cache, &c->range, step))
+		return;
+	c->range_busy = 0;
+	l->range_jobs--;
+	stat_add(&l->st.invalidates, 1);
+	if (!c->range_noreply)
+		reply_status(c, &c->range_reply, NSWAP_OK);
+	request_answered(l, c);
+	conn_resume(l, c);	/* the requests that waited, and the reply */
+}
+
+/* The round's steps: the ranges under way share what is left of the round's
+ * budget.  When it does not go round, the connections take turns at going
+ * first (the first `skip` of them wait for the second pass); a range begun
+ * meanwhile (conn_resume) had its first step and is not stepped again. */
 void request_range_steps(struct loop *l)
 {
-	const uint64_t share = range_share(l->range_jobs);
+	const unsigned int jobs = l->range_jobs;
+	const unsigned int round = ++l->range_round;
+	unsigned int skip = round % jobs;
 	struct conn *c, *next;
 
-	for (c = l->conns; c && l->range_jobs; c = next) {
-		next = c->next;
-		if (!c->range_busy || c->dead)
-			continue;
-		if (!cache_range_step(&l->srv->cache, &c->range, share))
-			continue;
-		c->range_busy = 0;
-		l->range_jobs--;
-		stat_add(&l->st.invalidates, 1);
-		if (!c->range_noreply)
-			reply_status(c, &c->range_reply, NSWAP_OK);
-		request_answered(l, c);
-		conn_resume(l, c);	/* the requests that waited, and the reply */
+	for (int pass = 0; pass < 2; pass++) {
+		for (c = l->conns; c && l->range_jobs && l->range_budget; c = next) {
+			next = c->next;
+			if (!c->range_busy || c->dead || c->range_stepped == round)
+				continue;
+			if (pass == 0 && skip) {
+				skip--;
+				continue;
+			}
+			range_step(l, c, jobs);
+		}
 	}
 }
 

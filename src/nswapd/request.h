@@ -20,22 +20,28 @@ const char *request_check(const struct conn *c, const struct frame_hdr *h, int h
 void request_reply_init(const struct conn *c, const struct frame_hdr *req, struct frame_hdr *r);
 void request_handle(struct loop *l, struct conn *c, const struct frame_hdr *h,
 		    const unsigned char *payload);
-/* A range INVALIDATE is done in steps of lookups or table cells, one step per
- * event-loop round for each connection waiting on one (l->range_jobs); the
- * connection reads no further request meanwhile.  The ranges under way share
- * RANGE_STEP per round (each at least RANGE_STEP_MIN): a round's range work,
- * which every other client's request waits behind, stays about the same
- * however many connections flood the loop with ranges (a step of 65,536
- * cells for each of 4 such connections cost others' page reads 20x their p99,
- * benchmarks/nswapd_attack.py). */
-#define RANGE_STEP	16384
-#define RANGE_STEP_MIN	1024
+/* A range INVALIDATE is done in steps of lookups or table cells (the first
+ * when the request is read, the others one per event-loop round for each
+ * connection waiting on one, l->range_jobs); the connection reads no further
+ * request meanwhile.  All of a round's range work, which every other client's
+ * request waits behind, is at most RANGE_STEP (l->range_budget, reset each
+ * round), however many connections flood the loop with ranges: the ranges
+ * under way share it, RANGE_STEP_MIN at least each, taking turns at going
+ * first when there are more than RANGE_STEP / RANGE_STEP_MIN.  A step of
+ * 65,536 for each of 4 such connections cost others' page reads 20x their
+ * p99, 16,384 shared 4.65x (benchmarks/nswapd_attack.py). */
+#define RANGE_STEP	4096
+#define RANGE_STEP_MIN	256
 
-static inline uint64_t range_share(unsigned int jobs)
+/* The step for one of `jobs` ranges with `budget` left this round; 0: none
+ * (the range waits for the next round). */
+static inline uint64_t range_share(unsigned int jobs, uint64_t budget)
 {
 	uint64_t share = RANGE_STEP / (jobs ? jobs : 1);
 
-	return share < RANGE_STEP_MIN ? RANGE_STEP_MIN : share;
+	if (share < RANGE_STEP_MIN)
+		share = RANGE_STEP_MIN;
+	return budget < RANGE_STEP_MIN ? 0 : share < budget ? share : budget;
 }
 void request_range_steps(struct loop *l);
 /* After a request: the first one past HELLO answered, the server may send

@@ -373,6 +373,8 @@ static void *loop_main(void *arg)
 	for (;;) {
 		int timeout = -1, n, stop = 0;
 
+		l->range_budget = RANGE_STEP;	/* request.h: one round's range work */
+
 		if (l->draining) {
 			int64_t left = l->drain_deadline_ms - now_ms();
 			unsigned int nc = atomic_load(&l->nconns);
