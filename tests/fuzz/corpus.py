@@ -60,120 +60,63 @@ def frame(msg_type, payload=b"", **kw):
     return rec(p.encode_frame(msg_type, payload, **kw))
 
 
+def invalidate(slot, generation, count=None, flags=0, **kw):
+    """INVALIDATE of one slot, or with count a range (F_RANGE) of them."""
+    if count is None:
+        return frame(p.INVALIDATE, client_id=CID, slot=slot, generation=generation,
+                     flags=flags, **kw)  # fmt: skip
+    return frame(p.INVALIDATE, count.to_bytes(8, "little"), client_id=CID, slot=slot,
+                 generation=generation, flags=flags | p.F_RANGE, **kw)  # fmt: skip
+
+
+def connection(peer, records):
+    return bytes([peer]) + b"".join(records)
+
+
 def seeds():
-    yield (
-        "basic",
-        bytes([PEER])
-        + b"".join(
-            [hello()]
-            + [put(s, tag=10 + s) for s in range(4)]
-            + [frame(p.GETPAGE, client_id=CID, slot=s, generation=1, tag=20 + s) for s in range(5)]
-            + [frame(p.STATUS, tag=30)]
-            + [frame(p.INVALIDATE, client_id=CID, slot=1, generation=1, tag=31)]
-            + [
-                frame(
-                    p.INVALIDATE,
-                    (8).to_bytes(8, "little"),
-                    client_id=CID,
-                    slot=0,
-                    generation=p.GEN_ANY,
-                    flags=p.F_RANGE,
-                    tag=32,
-                )
-            ]  # fmt: skip
-            + [frame(p.GETPAGE, client_id=CID, slot=2, generation=1, tag=33)]
-        ),
-    )
+    yield "basic", connection(PEER, [
+        hello(),
+        *[put(s, tag=10 + s) for s in range(4)],
+        *[frame(p.GETPAGE, client_id=CID, slot=s, generation=1, tag=20 + s) for s in range(5)],
+        frame(p.STATUS, tag=30),
+        invalidate(1, 1, tag=31),
+        invalidate(0, p.GEN_ANY, count=8, tag=32),
+        frame(p.GETPAGE, client_id=CID, slot=2, generation=1, tag=33),
+    ])  # fmt: skip
     # more pages than the harness's cache: ENOSPC, free hints; then a wide range
-    yield (
-        "full",
-        bytes([PEER])
-        + b"".join(
-            [hello()]
-            + [put(s, tag=s) for s in range(80)]
-            + [
-                frame(
-                    p.INVALIDATE,
-                    (1 << 32).to_bytes(8, "little"),
-                    client_id=CID,
-                    slot=0,
-                    generation=p.GEN_ANY,
-                    flags=p.F_RANGE | p.F_NOREPLY,
-                )
-            ]  # fmt: skip
-            + [put(s, 2, tag=100 + s) for s in range(8)]
-        ),
-    )
-    # the node's own tools: STATUS and SET_CACHE_LIMIT without HELLO, then with it
-    yield (
-        "admin",
-        bytes([LOOPBACK | ADMIN])
-        + b"".join(
-            [frame(p.STATUS, tag=1), frame(p.SET_CACHE_LIMIT, p.encode_cache_limit(16), tag=2)]
-            + [hello(features=p.FEAT_CACHE_LIMIT | p.FEAT_PUNTHOME, tag=3)]
-            + [put(s, tag=10 + s) for s in range(12)]
-            + [frame(p.SET_CACHE_LIMIT, p.encode_cache_limit(4), tag=4)]
-            + [frame(p.PUNTPAGE | p.REPLY, client_id=CID, slot=s, generation=1) for s in range(4)]
-            + [frame(p.SET_CACHE_LIMIT, p.encode_cache_limit(0), tag=5), frame(p.STATUS, tag=6)]
-            + [frame(p.SET_CACHE_LIMIT, p.encode_cache_limit(64), tag=7)]
-        ),
-    )
-    # a server moving pages here (PUNTPAGE) and its owner's sweep and hop-aware drops
-    yield (
-        "migration",
-        bytes([PEER])
-        + b"".join(
-            [hello(features=p.FEAT_MIGRATION | p.FEAT_SWEEP, cid=0xB0B)]
-            + [
-                rec(
-                    p.encode_frame(
-                        p.PUNTPAGE,
-                        page(s),
-                        client_id=CID,
-                        slot=s,
-                        generation=3,
-                        hop_count=1,
-                        tag=40 + s,
-                    )
-                )
-                for s in range(3)
-            ]  # fmt: skip
-            + [
-                frame(
-                    p.INVALIDATE,
-                    client_id=CID,
-                    slot=0,
-                    generation=3,
-                    hop_count=1,
-                    flags=p.F_HOP,
-                    tag=50,
-                )
-            ]  # fmt: skip
-            + [
-                frame(
-                    p.INVALIDATE,
-                    (4).to_bytes(8, "little"),
-                    client_id=CID,
-                    slot=0,
-                    generation=9,
-                    flags=p.F_RANGE | p.F_SWEEP,
-                    tag=51,
-                )
-            ]  # fmt: skip
-        ),
-    )
-    # damaged on purpose: a payload CRC kept wrong (EBADCRC), then no HELLO at all
-    yield (
-        "damaged",
-        bytes([PEER])
-        + hello()
-        + rec(
-            p.encode_frame(p.PUTPAGE, page(1), crc=0xDEADBEEF, client_id=CID, slot=1, generation=1),
-            keep_crc=True,
-        )
-        + put(2),
-    )
-    yield "no-hello", bytes([PEER]) + put(1) + frame(p.STATUS)
+    yield "full", connection(PEER, [
+        hello(),
+        *[put(s, tag=s) for s in range(80)],
+        invalidate(0, p.GEN_ANY, count=1 << 32, flags=p.F_NOREPLY),
+        *[put(s, 2, tag=100 + s) for s in range(8)],
+    ])  # fmt: skip
+    # the node's own tools: STATUS and SET_CACHE_LIMIT without HELLO, then with it; pages
+    # over the lowered limit sent home and answered
+    limit = p.SET_CACHE_LIMIT
+    yield "admin", connection(LOOPBACK | ADMIN, [
+        frame(p.STATUS, tag=1),
+        frame(limit, p.encode_cache_limit(16), tag=2),
+        hello(features=p.FEAT_CACHE_LIMIT | p.FEAT_PUNTHOME, tag=3),
+        *[put(s, tag=10 + s) for s in range(12)],
+        frame(limit, p.encode_cache_limit(4), tag=4),
+        *[frame(p.PUNTPAGE | p.REPLY, client_id=CID, slot=s, generation=1) for s in range(4)],
+        frame(limit, p.encode_cache_limit(0), tag=5),
+        frame(p.STATUS, tag=6),
+        frame(limit, p.encode_cache_limit(64), tag=7),
+    ])  # fmt: skip
+    # a server moving pages here (PUNTPAGE), and the owner's hop-aware drop and sweep
+    yield "migration", connection(PEER, [
+        hello(features=p.FEAT_MIGRATION | p.FEAT_SWEEP, cid=0xB0B),
+        *[frame(p.PUNTPAGE, page(s), client_id=CID, slot=s, generation=3, hop_count=1,
+                tag=40 + s) for s in range(3)],
+        invalidate(0, 3, hop_count=1, flags=p.F_HOP, tag=50),
+        invalidate(0, 9, count=4, flags=p.F_SWEEP, tag=51),
+    ])  # fmt: skip
+    # damaged on purpose: a payload CRC kept wrong (EBADCRC); and no HELLO at all
+    bad_crc = p.encode_frame(p.PUTPAGE, page(1), crc=0xDEADBEEF, client_id=CID, slot=1,
+                             generation=1)  # fmt: skip
+    yield "damaged", connection(PEER, [hello(), rec(bad_crc, keep_crc=True), put(2)])
+    yield "no-hello", connection(PEER, [put(1), frame(p.STATUS)])
 
 
 def main():
