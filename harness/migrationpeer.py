@@ -153,7 +153,7 @@ class Peer:
                 reply = self._answer(frame, sock, send_lock)
                 if reply is not None:
                     with send_lock:
-                        sock.sendall(reply)
+                        self._send_reply(sock, frame, reply)
         except (ConnectionError, OSError, proto.ProtocolError) as exc:
             if not self.stopping.is_set() and not isinstance(exc, ConnectionError):
                 self.errors.append(repr(exc))
@@ -161,6 +161,10 @@ class Peer:
             with self.lock:
                 self.conns = [c for c in self.conns if c[0] is not sock]
             sock.close()
+
+    def _send_reply(self, sock, frame, reply):
+        """Send `reply` to `frame` (send lock held); a subclass may send something else."""
+        sock.sendall(reply)
 
     def _reply(self, f, status=proto.OK, payload=b""):
         return proto.encode_frame(

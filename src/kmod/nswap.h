@@ -108,6 +108,7 @@ struct nswap_stats {
 	u64 retries;			/* request re-issues after a failure */
 	u64 reconnects;			/* connections re-established */
 	u64 timeouts;			/* requests not answered in time */
+	u64 wrong_pages;		/* GETPAGE pages not the ones written (CRC) */
 	u64 migrations;			/* UPDATEs applied: a page moved */
 	u64 updates_refused;		/* UPDATEs for a copy not current, or bad */
 	u64 disk_writes;		/* pages written to the backing device */
@@ -325,6 +326,7 @@ struct nswap_frame {
 	unsigned int offset;
 	u64 slot;
 	u64 gen;			/* PUT: new generation; GET: expected */
+	u32 crc;			/* PUT: of the page sent; GET: of the page written */
 	u64 start_ns;
 	struct nswap_conn *conn;	/* connection of the current attempt */
 	unsigned int conn_epoch;	/* conn->epoch when it was queued */
@@ -449,7 +451,7 @@ void nswap_dev_handle_reply(struct nswap_conn *conn,
 struct nswap_frame *nswap_rx_page_begin(struct nswap_conn *conn,
 					const struct nswap_hdr *hdr);
 void nswap_rx_page_end(struct nswap_conn *conn, struct nswap_frame *frame,
-		       int err, bool crc_ok);
+		       int err, bool crc_ok, u32 crc);
 void nswap_dev_abandon_conn(struct nswap_conn *conn);
 bool nswap_tx_frame_begin(struct nswap_conn *conn, struct nswap_frame *frame,
 			  u32 cookie, struct nswap_hdr *hdr);

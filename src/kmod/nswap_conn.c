@@ -209,6 +209,7 @@ static int nswap_rx_get_page(struct nswap_conn *conn,
 {
 	struct nswap_frame *fr;
 	bool ok = false;
+	u32 crc = 0;
 	int err;
 
 	if (hdr->type != (NSWAP_GETPAGE | NSWAP_REPLY) ||
@@ -219,10 +220,11 @@ static int nswap_rx_get_page(struct nswap_conn *conn,
 	if (!fr)
 		return 0;
 	err = nswap_sock_recv_page(conn, fr->page, fr->offset);
-	if (!err)
-		ok = nswap_crc32c_page(fr->page, fr->offset) ==
-		     le32_to_cpu(hdr->crc);
-	nswap_rx_page_end(conn, fr, err, ok);
+	if (!err) {
+		crc = nswap_crc32c_page(fr->page, fr->offset);
+		ok = crc == le32_to_cpu(hdr->crc);
+	}
+	nswap_rx_page_end(conn, fr, err, ok, crc);
 	if (err)
 		return err;
 	if (!ok)

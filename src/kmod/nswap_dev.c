@@ -289,6 +289,13 @@ static void nswap_commit_put(struct nswap_dev *dev, struct nswap_frame *fr)
 	u64 old;
 
 	if (nswap_slotmap_commit(&dev->map, fr->slot, new, &old)) {
+		/*
+		 * After the word: a read that sees the new word with the old
+		 * CRC (raw I/O racing its own write; swap never does) reads
+		 * again, and a write whose commit lost keeps its CRC out.
+		 */
+		if (!(flags & NSWAP_SE_LOCAL))
+			nswap_slotmap_set_crc(&dev->map, fr->slot, fr->crc);
 		nswap_holder_add(dev, fr->srv, 1);
 		if (!nswap_se_in_use(old))
 			return;
@@ -385,6 +392,8 @@ static void nswap_put_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 
 /* Not a wire status: a GETPAGE reply said OK but its payload was unusable. */
 #define NSWAP_GET_BAD_PAYLOAD	0xffff
+/* A page whose CRC is not the one written to the slot (nswap_slotmap.h). */
+#define NSWAP_GET_WRONG_PAGE	0xfffe
 
 /*
  * A GETPAGE reply read into the connection's receive buffer (cmd->lock
@@ -394,12 +403,14 @@ static void nswap_put_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
  * is handled).  Returns the status nswap_get_result() acts on.
  */
 static u16 nswap_get_copy(struct nswap_frame *fr, unsigned int status,
-			  u32 len, const void *payload, bool payload_ok)
+			  u32 len, const void *payload, bool payload_ok, u32 crc)
 {
 	if (status != NSWAP_OK)
 		return status;
 	if (len != NSWAP_PAGE_SIZE || !payload_ok)
 		return NSWAP_GET_BAD_PAYLOAD;
+	if (crc != fr->crc)
+		return NSWAP_GET_WRONG_PAGE;
 	memcpy_to_page(fr->page, fr->offset, payload, NSWAP_PAGE_SIZE);
 	return NSWAP_OK;
 }
@@ -427,6 +438,13 @@ static void nswap_get_result(struct nswap_dev *dev, struct nswap_cmd *cmd,
 		return;
 	case NSWAP_GET_BAD_PAYLOAD:
 		pr_warn_ratelimited("%s: GETPAGE slot %llu from %s: bad payload, retrying\n",
+				    dev->disk->disk_name, fr->slot, name);
+		cmd->failed = true;
+		break;
+	case NSWAP_GET_WRONG_PAGE:
+		/* the frame is sound, the page is not the one written */
+		nswap_stat_inc(dev, wrong_pages);
+		pr_warn_ratelimited("%s: GETPAGE slot %llu from %s: not the page written (CRC differs), reading again\n",
 				    dev->disk->disk_name, fr->slot, name);
 		cmd->failed = true;
 		break;
@@ -568,7 +586,7 @@ void nswap_dev_handle_reply(struct nswap_conn *conn,
 		return;
 	if (!write)
 		status = nswap_get_copy(fr, status, le32_to_cpu(hdr->length),
-					payload, payload_ok);
+					payload, payload_ok, le32_to_cpu(hdr->crc));
 	nswap_reply_settle(conn->srv->dev, fr, write, status);
 }
 
@@ -603,11 +621,12 @@ struct nswap_frame *nswap_rx_page_begin(struct nswap_conn *conn,
 
 /*
  * The payload for @fr (from nswap_rx_page_begin) was read into its page
- * (@err 0) with a CRC that matched or not (@crc_ok), or the read failed
- * (@err: the connection is going down and reissues the frame).
+ * (@err 0) with the CRC @crc, which matched the frame's or not (@crc_ok), or
+ * the read failed (@err: the connection is going down and reissues the
+ * frame).
  */
 void nswap_rx_page_end(struct nswap_conn *conn, struct nswap_frame *fr,
-		       int err, bool crc_ok)
+		       int err, bool crc_ok, u32 crc)
 {
 	struct nswap_dev *dev = conn->srv->dev;
 	struct nswap_cmd *cmd = fr->cmd;
@@ -618,7 +637,8 @@ void nswap_rx_page_end(struct nswap_conn *conn, struct nswap_frame *fr,
 	if (!err && fr->state == NSWAP_FR_SENT && fr->conn == conn) {
 		/* a bad page is read again: the retry overwrites it */
 		nswap_reply_settle(dev, fr, false,
-				   crc_ok ? NSWAP_OK : NSWAP_GET_BAD_PAYLOAD);
+				   !crc_ok ? NSWAP_GET_BAD_PAYLOAD :
+				   crc != fr->crc ? NSWAP_GET_WRONG_PAGE : NSWAP_OK);
 		return;
 	}
 	act = nswap_cmd_settle(dev, cmd);
@@ -694,13 +714,17 @@ bool nswap_tx_frame_begin(struct nswap_conn *conn, struct nswap_frame *fr,
 	tag = nswap_make_tag(cookie, blk_mq_unique_tag(rq), fr->idx);
 	spin_unlock(&cmd->lock);
 
-	/* the request cannot complete while tx_busy: its pages are stable */
-	if (write)
+	/*
+	 * The request cannot complete while tx_busy: its pages are stable, and
+	 * the reply that commits fr->crc is settled under cmd->lock after
+	 * nswap_tx_frame_end (or by this thread, if it came first).
+	 */
+	if (write) {
+		fr->crc = nswap_crc32c_page(fr->page, fr->offset);
 		nswap_hdr_init(hdr, conn->version, NSWAP_PUTPAGE, 0, tag,
 			       dev->client_id, fr->slot, fr->gen,
-			       NSWAP_PAGE_SIZE,
-			       nswap_crc32c_page(fr->page, fr->offset));
-	else
+			       NSWAP_PAGE_SIZE, fr->crc);
+	} else
 		nswap_hdr_init(hdr, conn->version, NSWAP_GETPAGE, 0, tag,
 			       dev->client_id, fr->slot, fr->gen, 0, 0);
 	return true;
@@ -869,6 +893,7 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	struct nswap_conn *conn = NULL;
 	bool local = false;
 	u64 gen = 0;
+	u32 crc = 0;
 	u8 idx;
 
 	if (fr->state == NSWAP_FR_DONE)
@@ -901,6 +926,8 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 			return;
 		}
 		gen = nswap_se_gen(e);
+		smp_rmb();	/* the CRC set after this word (nswap_commit_put) */
+		crc = nswap_slotmap_crc(&dev->map, fr->slot);
 		local = nswap_se_local(e) && dev->backing;
 		srv = nswap_dev_server(dev, nswap_se_srv(e));
 		if (!srv && !local) {
@@ -937,6 +964,8 @@ static void nswap_issue_frame(struct nswap_dev *dev, struct nswap_cmd *cmd,
 	fr->conn = local ? NULL : conn;
 	fr->srv = idx;
 	fr->gen = gen;
+	if (!write)
+		fr->crc = crc;
 	fr->start_ns = ktime_get_ns();
 	fr->state = NSWAP_FR_SENT;
 	cmd->pending++;

@@ -19,12 +19,20 @@ int nswap_slotmap_init(struct nswap_slotmap *map, u64 nslots)
 	map->e = kvcalloc(nslots, sizeof(atomic64_t), GFP_KERNEL);
 	if (!map->e)
 		return -ENOMEM;
+	map->crc = kvcalloc(nslots, sizeof(u32), GFP_KERNEL);
+	if (!map->crc) {
+		kvfree(map->e);
+		map->e = NULL;
+		return -ENOMEM;
+	}
 	map->nslots = nslots;
 	return 0;
 }
 
 void nswap_slotmap_free(struct nswap_slotmap *map)
 {
+	kvfree(map->crc);
+	map->crc = NULL;
 	kvfree(map->e);
 	map->e = NULL;
 	map->nslots = 0;

@@ -62,8 +62,18 @@
  */
 #define NSWAP_SE_SRV_LOCAL	0xfeU
 
+/*
+ * Beside the words, the CRC-32C of each slot's page as it was written to a
+ * server (4 bytes per slot), set once the write is acknowledged: a GETPAGE
+ * reply whose page has another CRC is not the page written -- a server's
+ * damage or mix-up, or a hostile server, behind a frame whose own checksum
+ * is fine -- and is read again, then failed, never returned (nswap_dev.c).
+ * Not kept for the backing device's slots; a freed slot keeps its value
+ * (a word put back before its INVALIDATE names the same page).
+ */
 struct nswap_slotmap {
 	atomic64_t *e;
+	u32 *crc;
 	u64 nslots;
 };
 
@@ -121,6 +131,17 @@ static inline bool nswap_se_local(u64 e)
 static inline bool nswap_se_freed(u64 e)
 {
 	return nswap_se_flags(e) & NSWAP_SE_FREED;
+}
+
+static inline u32 nswap_slotmap_crc(struct nswap_slotmap *map, u64 slot)
+{
+	return READ_ONCE(map->crc[slot]);
+}
+
+static inline void nswap_slotmap_set_crc(struct nswap_slotmap *map, u64 slot,
+					 u32 crc)
+{
+	WRITE_ONCE(map->crc[slot], crc);
 }
 
 int nswap_slotmap_init(struct nswap_slotmap *map, u64 nslots);
