@@ -10,8 +10,9 @@ each object; its debugfs alloc_traces list the live objects by allocating functi
     every measured cycle leaks one per cycle.  That covers nswap.ko's own allocations and
     the kernel's on its behalf (a socket, a disk, a tag set never put back);
   - vmalloc: the areas in /proc/vmallocinfo, and VmallocUsed;
-  - pages: MemFree after dropping the page cache is printed, not judged (see the end of
-    the test: its drift over the long run is not explained yet).
+  - pages: MemFree after dropping the page cache is printed, not judged, and in the long
+    run beside a control of the same cycles with the kernel's RAM disk module (brd) in
+    nswap.ko's place (see the end of the test: MemFree moves by megabytes either way).
 
 The test command runs CYCLES (2 warm-up + 10 measured) on the host's kernel; the long run
 (NSWAP_LONG_TESTS=1, README "Long runs") runs LONG_CYCLES.
@@ -24,7 +25,7 @@ import pytest
 
 from harness import minivm, nswapd
 from tests.integration.test_nswapd_gossip import free_tcp_port
-from tests.kernel.test_nswap_kmod import HOST_SUITE, KIT_IDS, WORKLOAD, boot_user_net, passed
+from tests.kernel.test_nswap_kmod import GUEST_PRELUDE, HOST_SUITE, KIT_IDS, WORKLOAD, passed
 
 pytestmark = pytest.mark.vm
 
@@ -77,14 +78,12 @@ snapshot() {  # label: memory figures, and live slab objects by allocating funct
     done
 }
 cycle() {  # n
-    load
-    create 256M %(host)s:%(port)d
-    swap_on
+    dev_up
     run_limited nswap-workload --workload W1 --size 48M --passes 1 --seed $1
     wait $! || fail "workload of cycle $1"
     grep -q '"mismatched_pages":0,' /tmp/wl.json || fail "cycle $1: $(cat /tmp/wl.json)"
-    swapoff /dev/nswap0 || fail "swapoff in cycle $1"
-    teardown
+    swapoff $dev || fail "swapoff in cycle $1"
+    dev_down
     echo "cycle_done=$1"
 }
 n=1
@@ -94,6 +93,24 @@ snapshot warm
 while [ $n -le %(cycles)d ]; do cycle $n; n=$((n+1)); done
 snapshot end
 echo "cycles=%(cycles)d"
+"""
+
+# The swap device of the cycles (dev; dev_up: load, set up, swapon; dev_down: after
+# swapoff, unload): nswap.ko against the host's nswapd, or, for the control, the kernel's
+# own RAM disk module (brd) in its place: the same cycles of module load, swap and unload
+# with no nswap.ko, which tells the kernel's own drift from nswap.ko's.
+NSWAP_DEVICE = r"""
+dev=/dev/nswap0
+dev_up() { load; create 256M %(host)s:%(port)d; swap_on; }
+dev_down() { teardown; }
+"""
+RAM_DISK_DEVICE = r"""
+dev=/dev/ram0
+dev_up() {
+    modprobe brd rd_nr=1 rd_size=262144 || fail "modprobe brd"
+    mkswap $dev > /dev/null && swapon $dev || fail "swapon $dev"
+}
+dev_down() { rmmod brd || fail "rmmod brd"; }
 """
 
 SITE_RE = re.compile(r"^site (warm|end) (\S+) (\d+) (\S+)$", re.M)
@@ -143,28 +160,48 @@ def test_growing_sites_finds_one_object_per_cycle_and_ignores_noise():
     assert growing_sites(sites, 100) == []
 
 
+def run_cycles(kit, device, cycles, modules, net=None, **where):
+    """GUEST_PRELUDE, `device` and GUEST in a mini VM: (NAME=VALUE values, live objects)."""
+    result = minivm.run_script(
+        kit,
+        GUEST_PRELUDE + (device + GUEST) % dict(where, warm_up=WARM_UP, cycles=cycles),
+        modules=modules,
+        files={"/bin/nswap-workload": WORKLOAD},
+        memory_mib=256,
+        net=net,
+        append="slub_debug=U",
+        timeout_s=120 + 30 * cycles,
+    )
+    _counters, values, _ = passed(result)
+    assert values["cycles"] == cycles and values["cycle_done"] == cycles, result.output[-3000:]
+    sites = live_objects(result.output)
+    assert len(sites["warm"]) > 50 and len(sites["end"]) > 50, result.output[-3000:]
+    return values, sites
+
+
+def memfree_loss_kib(values):
+    return values["mem_warm_MemFree"] - values["mem_end_MemFree"]
+
+
 @pytest.mark.parametrize("kit", [HOST_SUITE], ids=KIT_IDS[:1], indirect=True)
 def test_load_swap_unload_cycles_leave_nothing_behind(kit, nswap_ko, nswapd_bin, workload):
-    cycles = LONG_CYCLES if os.environ.get("NSWAP_LONG_TESTS") == "1" else CYCLES
+    long_run = os.environ.get("NSWAP_LONG_TESTS") == "1"
+    cycles = LONG_CYCLES if long_run else CYCLES
     measured = cycles - WARM_UP
     port = free_tcp_port("0.0.0.0")
     with nswapd.running(nswapd_bin, "--cache-size", "256M", listen="0.0.0.0:%d" % port) as srv:
-        result = boot_user_net(
+        values, sites = run_cycles(
             kit,
-            nswap_ko,
-            GUEST % dict(host=minivm.USER_NET_HOST_IP, port=port, warm_up=WARM_UP, cycles=cycles),
-            files={"/bin/nswap-workload": WORKLOAD},
-            memory_mib=256,
-            append="slub_debug=U",
-            timeout_s=120 + 30 * cycles,
+            NSWAP_DEVICE,
+            cycles,
+            [nswap_ko, "crc32c_generic"],
+            net="user",
+            host=minivm.USER_NET_HOST_IP,
+            port=port,
         )
         status = srv.status()
-    _counters, values, _ = passed(result)
-    assert values["cycles"] == cycles and values["cycle_done"] == cycles, result.output[-3000:]
     # every cycle's pages came back to the client and were dropped at its power off
     assert status["used_pages"] == 0 and status["puts"] > 0 and status["gets"] > 0, status
-    sites = live_objects(result.output)
-    assert len(sites["warm"]) > 50 and len(sites["end"]) > 50, result.output[-3000:]
     growing = growing_sites(sites, measured)
     assert growing == [], "objects that grow with the cycles: %s" % growing
     # nswap.ko's own functions hold nothing once it is gone: after rmmod their addresses
@@ -178,8 +215,16 @@ def test_load_swap_unload_cycles_leave_nothing_behind(kit, nswap_ko, nswapd_bin,
     floor = max(3, int(LEAK_SHARE * measured))
     assert mem("end", "vmap_areas") - mem("warm", "vmap_areas") < floor, values
     assert mem("end", "VmallocUsed") - mem("warm", "VmallocUsed") < VMALLOC_SLACK_KIB, values
-    # MemFree is reported, not judged: over 98 cycles it fell by 1,300 KiB (13 KiB a
-    # cycle) while no slab function, vmalloc area or VmallocUsed grew (2026-12-07), and
-    # where those pages went (per-CPU free lists, page tables, swap maps) is not known yet
     for key in ("MemFree", "SUnreclaim", "Percpu", "VmallocUsed", "vmap_areas"):
         print("%s: %d -> %d" % (key, mem("warm", key), mem("end", key)))
+    if not long_run:
+        return
+    # MemFree (after drop_caches) over the long run, beside the control: the same cycles
+    # with the kernel's RAM disk in nswap.ko's place.  Printed, not judged: between two
+    # snapshots it moves by megabytes either way (2026-12-07: nswap.ko's run lost 1,300
+    # KiB over 98 cycles once, then gained 10,524 KiB; the control gained 88), more than
+    # a page a cycle would add up to; the slab and vmalloc checks above are what catch a
+    # leak (a module leaking 200 bytes a load failed them).
+    control, _ = run_cycles(kit, RAM_DISK_DEVICE, cycles, ["brd"])
+    print("MemFree lost over %d cycles: nswap.ko %d KiB, RAM disk control %d KiB"
+          % (measured, memfree_loss_kib(values), memfree_loss_kib(control)))  # fmt: skip
