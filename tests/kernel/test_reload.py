@@ -14,7 +14,7 @@ each object; its debugfs alloc_traces list the live objects by allocating functi
     run beside a control of the same cycles with the kernel's RAM disk module (brd) in
     nswap.ko's place (see the end of the test: MemFree moves by megabytes either way).
 
-The test command runs CYCLES (2 warm-up + 10 measured) on the host's kernel; the long run
+The test command runs CYCLES (2 warm-up + 6 measured) on the host's kernel; the long run
 (NSWAP_LONG_TESTS=1, README "Long runs") runs LONG_CYCLES.
 """
 
@@ -30,7 +30,7 @@ from tests.kernel.test_nswap_kmod import GUEST_PRELUDE, HOST_SUITE, KIT_IDS, WOR
 pytestmark = pytest.mark.vm
 
 WARM_UP = 2
-CYCLES = WARM_UP + 10
+CYCLES = WARM_UP + 6
 LONG_CYCLES = 100
 # vmalloc noise: kernel stacks of kworkers that come and go (16 KiB each); a leaked slot
 # map of the 256 MiB device is 64 KiB or more per cycle.
