@@ -10,13 +10,11 @@ checksums and reaches the checks behind them.
 
 import random
 import socket
-import struct
 
 from ansible_collections.nswap.cluster.plugins.module_utils import nswap_protocol as proto
 
 from harness.migrationpeer import Peer
 
-HEADER = proto.HEADER_STRUCT
 CLOSE = object()  # close the connection instead of sending
 
 
@@ -25,14 +23,13 @@ def _frame(fields, payload, hdr_crc=None, crc=None, length=None):
     computed unless given."""
     fields = dict(fields, length=len(payload) if length is None else length)
     fields["crc"] = (proto.crc32c(payload) if payload else 0) if crc is None else crc
-    head = HEADER.pack(*[fields[name] for name in proto.HEADER_FIELDS[:-1]], 0)
-    head = head[: proto.HDR_CRC_OFFSET]
-    check = proto.crc32c(head) if hdr_crc is None else hdr_crc
-    return head + struct.pack("<I", check) + payload
+    if hdr_crc is None:
+        return proto.Header(**fields).pack() + payload
+    return proto.Header(**dict(fields, hdr_crc=hdr_crc)).pack(fix_crc=False) + payload
 
 
 def _fields(reply):
-    return dict(zip(proto.HEADER_FIELDS, HEADER.unpack(reply[: proto.HDR_SIZE]), strict=True))
+    return proto.decode_header(reply, verify=False).as_dict()
 
 
 class Mangles:

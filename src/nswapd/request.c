@@ -370,6 +370,17 @@ static void do_get(struct loop *l, struct conn *c, const struct frame_hdr *h,
 	cache_unlock(sh);
 }
 
+/* c's share of this round's range budget (request.h), taken: 0 when none is
+ * left (its range waits for the next round). */
+static uint64_t range_take(struct loop *l, struct conn *c, unsigned int jobs)
+{
+	uint64_t step = range_share(jobs, l->range_budget);
+
+	l->range_budget -= step;
+	c->range_stepped = l->range_round;
+	return step;
+}
+
 static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr *h,
 			  const unsigned char *payload, struct frame_hdr *r)
 {
@@ -395,12 +406,10 @@ static void do_invalidate(struct loop *l, struct conn *c, const struct frame_hdr
 		 * large cache took up to ~80 ms of the loop at once.  This connection's next requests
 		 * wait for it; a PUT of the range racing with it on another
 		 * connection lands before or after, per key. */
-		uint64_t step = range_share(l->range_jobs + 1, l->range_budget);
+		uint64_t step = range_take(l, c, l->range_jobs + 1);
 
 		cache_range_begin(cache, &c->range, h->client_id, h->slot, count,
 				  h->generation, hop);
-		l->range_budget -= step;
-		c->range_stepped = l->range_round;
 		if (!step || !cache_range_step(cache, &c->range, step)) {
 			c->range_busy = 1;
 			c->range_reply = *r;
@@ -603,13 +612,9 @@ void request_answered(struct loop *l, struct conn *c)
  * the requests that waited. */
 static void range_step(struct loop *l, struct conn *c, unsigned int jobs)
 {
-	uint64_t step = range_share(jobs, l->range_budget);
+	uint64_t step = range_take(l, c, jobs);
 
-	if (!step)
-		return;
-	l->range_budget -= step;
-	c->range_stepped = l->range_round;
-	if (!cache_range_step(&l->srv->cache, &c->range, step))
+	if (!step || !cache_range_step(&l->srv->cache, &c->range, step))
 		return;
 	c->range_busy = 0;
 	l->range_jobs--;
